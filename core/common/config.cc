@@ -1,0 +1,365 @@
+#include "core/common/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+
+namespace grpo {
+
+extern const char kEmbeddedDemoConfig[];  // generated from configs/demo.yaml
+
+const char* DefaultConfigYaml() { return kEmbeddedDemoConfig; }
+
+namespace {
+
+void AddServe(std::vector<ConfigField>& f, const std::string& s, ServeConfig& c) {
+  f.push_back({s, "serve.host", &c.host, "address the gRPC and metrics servers bind to"});
+  f.push_back({s, "serve.port", &c.port, "gRPC port (0: any free port)"});
+  f.push_back({s, "serve.metrics_port", &c.metrics_port, "Prometheus /metrics port (0: any free port)"});
+}
+
+std::string TypeName(const ConfigField& f) {
+  struct V {
+    std::string operator()(int64_t*) const { return "an integer"; }
+    std::string operator()(double*) const { return "a number"; }
+    std::string operator()(bool*) const { return "true or false"; }
+    std::string operator()(std::string*) const { return "a string"; }
+  };
+  return std::visit(V{}, f.ptr);
+}
+
+// Parses `text` into the field; returns false when it does not fit the type.
+bool SetField(const ConfigField& f, const std::string& text) {
+  struct V {
+    const std::string& t;
+    bool operator()(int64_t* p) const {
+      int64_t v;
+      if (!absl::SimpleAtoi(t, &v)) return false;
+      *p = v;
+      return true;
+    }
+    bool operator()(double* p) const {
+      double v;
+      if (!absl::SimpleAtod(t, &v) || !std::isfinite(v)) return false;
+      *p = v;
+      return true;
+    }
+    bool operator()(bool* p) const {
+      if (t == "true" || t == "True" || t == "1" || t == "yes") { *p = true; return true; }
+      if (t == "false" || t == "False" || t == "0" || t == "no") { *p = false; return true; }
+      return false;
+    }
+    bool operator()(std::string* p) const {
+      *p = t;
+      return true;
+    }
+  };
+  return std::visit(V{text}, f.ptr);
+}
+
+std::string FieldValue(const ConfigField& f) {
+  struct V {
+    std::string operator()(int64_t* p) const { return std::to_string(*p); }
+    std::string operator()(double* p) const {
+      std::ostringstream os;
+      os.precision(17);
+      os << *p;
+      return os.str();
+    }
+    std::string operator()(bool* p) const { return *p ? "true" : "false"; }
+    std::string operator()(std::string* p) const {
+      YAML::Emitter e;
+      e << YAML::DoubleQuoted << *p;
+      return e.c_str();
+    }
+  };
+  return std::visit(V{}, f.ptr);
+}
+
+std::string Where(const std::string& origin, const YAML::Node& n) {
+  if (n.Mark().line >= 0) return absl::StrCat(origin, ":", n.Mark().line + 1);
+  return origin;
+}
+
+// Walks a YAML mapping; fills fields whose dotted path starts with `prefix`.
+absl::Status ApplyMap(const YAML::Node& map, const std::string& prefix,
+                      std::map<std::string, const ConfigField*>& by_path,
+                      const std::set<std::string>& prefixes, const std::string& origin) {
+  for (auto it = map.begin(); it != map.end(); ++it) {
+    std::string key = it->first.as<std::string>();
+    std::string path = prefix.empty() ? key : prefix + "." + key;
+    const YAML::Node& value = it->second;
+    if (value.IsMap()) {
+      if (!prefixes.count(path)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            Where(origin, it->first), ": unknown config section '", path, "'"));
+      }
+      absl::Status s = ApplyMap(value, path, by_path, prefixes, origin);
+      if (!s.ok()) return s;
+      continue;
+    }
+    auto f = by_path.find(path);
+    if (f == by_path.end()) {
+      if (prefixes.count(path)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            Where(origin, it->first), ": '", path, "' is a section and needs a mapping"));
+      }
+      return absl::InvalidArgumentError(
+          absl::StrCat(Where(origin, it->first), ": unknown config key '", path, "'"));
+    }
+    if (value.IsNull()) {
+      // `key:` with nothing after it keeps the default (empty string for strings).
+      if (std::holds_alternative<std::string*>(f->second->ptr)) *std::get<std::string*>(f->second->ptr) = "";
+      continue;
+    }
+    if (!value.IsScalar()) {
+      return absl::InvalidArgumentError(absl::StrCat(Where(origin, value), ": ", path,
+                                                     ": expected ", TypeName(*f->second)));
+    }
+    if (!SetField(*f->second, value.Scalar())) {
+      return absl::InvalidArgumentError(absl::StrCat(Where(origin, value), ": ", path, ": expected ",
+                                                     TypeName(*f->second), ", got '",
+                                                     value.Scalar(), "'"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::vector<ConfigField> ConfigFields(RunConfig& c) {
+  std::vector<ConfigField> f;
+  f.push_back({"run", "name", &c.run.name, "name of the run (logs, metrics labels)"});
+  f.push_back({"run", "dir", &c.run.dir, "run directory: logs, metrics.jsonl, state"});
+  f.push_back({"run", "seed", &c.run.seed, "seed for initial weights, data and sampling"});
+
+  f.push_back({"endpoints", "coordinator", &c.endpoints.coordinator, "host:port of the coordinator"});
+  f.push_back({"endpoints", "reward", &c.endpoints.reward, "host:port of the reward service"});
+  f.push_back({"endpoints", "learner", &c.endpoints.learner, "host:port of the learner"});
+
+  f.push_back({"data", "path", &c.data.path, "dataset JSONL; empty: generate one"});
+  f.push_back({"data", "generator", &c.data.generator, "task generator when path is empty: arithmetic"});
+  f.push_back({"data", "num_tasks", &c.data.num_tasks, "tasks the generator writes"});
+  f.push_back({"data", "max_operand", &c.data.max_operand, "largest operand of generated arithmetic"});
+  f.push_back({"data", "operators", &c.data.operators, "operators of generated arithmetic, from +-*"});
+  f.push_back({"data", "max_epochs", &c.data.max_epochs, "passes over the dataset (0: unbounded)"});
+
+  f.push_back({"model", "arch", &c.model.arch, "llama or qwen2"});
+  f.push_back({"model", "hidden_size", &c.model.hidden_size, "model width"});
+  f.push_back({"model", "intermediate_size", &c.model.intermediate_size, "SwiGLU hidden width"});
+  f.push_back({"model", "num_layers", &c.model.num_layers, "transformer blocks"});
+  f.push_back({"model", "num_heads", &c.model.num_heads, "attention heads"});
+  f.push_back({"model", "num_kv_heads", &c.model.num_kv_heads, "key/value heads (grouped-query attention)"});
+  f.push_back({"model", "max_position_embeddings", &c.model.max_position_embeddings, "longest sequence"});
+  f.push_back({"model", "rope_theta", &c.model.rope_theta, "rotary base"});
+  f.push_back({"model", "rms_norm_eps", &c.model.rms_norm_eps, "RMSNorm epsilon"});
+  f.push_back({"model", "tie_word_embeddings", &c.model.tie_word_embeddings, "share input and output embeddings"});
+  f.push_back({"model", "charset", &c.model.charset, "characters of the demo tokenizer"});
+  f.push_back({"model", "prompt_template", &c.model.prompt_template, "prompt template with {prompt}"});
+  f.push_back({"model", "init_std", &c.model.init_std, "std of the initial weights"});
+
+  AddServe(f, "coordinator", c.coordinator.serve);
+  f.push_back({"coordinator", "state_dir", &c.coordinator.state_dir, "persisted run state (default <run.dir>/coordinator)"});
+  f.push_back({"coordinator", "lease_timeout_ms", &c.coordinator.lease_timeout_ms, "lease lifetime before re-issue"});
+  f.push_back({"coordinator", "heartbeat_timeout_ms", &c.coordinator.heartbeat_timeout_ms, "member dropped after this silence"});
+  f.push_back({"coordinator", "keep_versions", &c.coordinator.keep_versions, "weight versions kept for fetching"});
+
+  AddServe(f, "actor", c.actor.serve);
+  f.push_back({"actor", "group_size", &c.actor.group_size, "G: completions per prompt"});
+  f.push_back({"actor", "prompts_per_request", &c.actor.prompts_per_request, "prompts leased per request"});
+  f.push_back({"actor", "temperature", &c.actor.temperature, "sampling temperature (0: greedy)"});
+  f.push_back({"actor", "top_p", &c.actor.top_p, "nucleus sampling threshold"});
+  f.push_back({"actor", "top_k", &c.actor.top_k, "top-k sampling (0: off)"});
+  f.push_back({"actor", "max_new_tokens", &c.actor.max_new_tokens, "longest completion"});
+  f.push_back({"actor", "threads", &c.actor.threads, "LibTorch threads"});
+
+  AddServe(f, "reward", c.reward.serve);
+  f.push_back({"reward", "accuracy_weight", &c.reward.accuracy_weight, "weight of the accuracy reward"});
+  f.push_back({"reward", "format_weight", &c.reward.format_weight, "weight of the format reward"});
+  f.push_back({"reward", "format_mode", &c.reward.format_mode, "strict: <think>..</think><answer>..</answer> only; lenient: an <answer> block"});
+  f.push_back({"reward", "workers", &c.reward.workers, "scoring threads"});
+
+  AddServe(f, "learner", c.learner.serve);
+  f.push_back({"learner", "prompts_per_step", &c.learner.prompts_per_step, "groups per GRPO step"});
+  f.push_back({"learner", "max_steps", &c.learner.max_steps, "stop after this many steps (0: never)"});
+  f.push_back({"learner", "lr", &c.learner.lr, "AdamW learning rate"});
+  f.push_back({"learner", "weight_decay", &c.learner.weight_decay, "AdamW weight decay"});
+  f.push_back({"learner", "beta", &c.learner.beta, "KL coefficient (k3) against the reference policy"});
+  f.push_back({"learner", "clip_eps", &c.learner.clip_eps, "PPO clip range"});
+  f.push_back({"learner", "adv_eps", &c.learner.adv_eps, "epsilon in (r - mean) / (std + eps)"});
+  f.push_back({"learner", "grad_clip", &c.learner.grad_clip, "max gradient norm (0: off)"});
+  f.push_back({"learner", "max_staleness", &c.learner.max_staleness, "drop groups older than this many versions"});
+  f.push_back({"learner", "buffer_groups", &c.learner.buffer_groups, "groups buffered before backpressure"});
+  f.push_back({"learner", "threads", &c.learner.threads, "LibTorch threads"});
+  f.push_back({"learner", "metrics_path", &c.learner.metrics_path, "per-step JSONL (default <run.dir>/metrics.jsonl)"});
+  return f;
+}
+
+absl::StatusOr<RunConfig> ParseConfig(const std::string& yaml_text, const std::string& origin) {
+  RunConfig cfg;
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(origin, ":", e.mark.line + 1, ": invalid YAML: ", e.msg));
+  }
+  if (root.IsNull()) return cfg;
+  if (!root.IsMap()) {
+    return absl::InvalidArgumentError(absl::StrCat(origin, ": the config must be a mapping of sections"));
+  }
+  std::vector<ConfigField> fields = ConfigFields(cfg);
+  std::map<std::string, const ConfigField*> by_path;
+  std::set<std::string> prefixes;
+  for (const auto& f : fields) {
+    by_path[f.path()] = &f;
+    std::string p = f.path();
+    for (size_t pos = p.rfind('.'); pos != std::string::npos; pos = p.rfind('.', pos - 1)) {
+      prefixes.insert(p.substr(0, pos));
+      if (pos == 0) break;
+    }
+  }
+  try {
+    absl::Status s = ApplyMap(root, "", by_path, prefixes, origin);
+    if (!s.ok()) return s;
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(origin, ":", e.mark.line + 1, ": ", e.msg));
+  }
+  return cfg;
+}
+
+absl::StatusOr<RunConfig> LoadConfig(const std::string& path) {
+  if (path.empty()) return ParseConfig(DefaultConfigYaml(), "<embedded demo config>");
+  std::ifstream in(path);
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat("config file ", path, ": cannot open (", std::strerror(errno), ")"));
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ParseConfig(ss.str(), path);
+}
+
+absl::Status ApplyOverrides(RunConfig& cfg, const std::vector<std::string>& overrides) {
+  std::vector<ConfigField> fields = ConfigFields(cfg);
+  for (const std::string& o : overrides) {
+    size_t eq = o.find('=');
+    if (eq == std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--set ", o, ": expected section.key=value"));
+    }
+    std::string path = o.substr(0, eq);
+    std::string value = o.substr(eq + 1);
+    const ConfigField* found = nullptr;
+    for (const auto& f : fields) {
+      if (f.path() == path) found = &f;
+    }
+    if (!found) return absl::InvalidArgumentError(absl::StrCat("--set ", o, ": unknown config key '", path, "'"));
+    if (!SetField(*found, value)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--set ", o, ": ", path, ": expected ", TypeName(*found), ", got '", value, "'"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateConfig(const RunConfig& c) {
+  auto bad = [](const std::string& key, const std::string& why) {
+    return absl::InvalidArgumentError(absl::StrCat("config: ", key, ": ", why));
+  };
+  auto port_ok = [](int64_t p) { return p >= 0 && p <= 65535; };
+  for (auto [name, s] : {std::pair<const char*, const ServeConfig*>{"coordinator", &c.coordinator.serve},
+                         {"actor", &c.actor.serve}, {"reward", &c.reward.serve}, {"learner", &c.learner.serve}}) {
+    if (!port_ok(s->port)) return bad(absl::StrCat(name, ".serve.port"), "must be in [0, 65535]");
+    if (!port_ok(s->metrics_port)) return bad(absl::StrCat(name, ".serve.metrics_port"), "must be in [0, 65535]");
+  }
+  if (c.data.path.empty() && c.data.generator != "arithmetic")
+    return bad("data.generator", "unknown generator '" + c.data.generator + "' (known: arithmetic)");
+  if (c.data.num_tasks <= 0) return bad("data.num_tasks", "must be positive");
+  if (c.data.max_operand < 1) return bad("data.max_operand", "must be at least 1");
+  if (c.data.operators.empty() || c.data.operators.find_first_not_of("+-*") != std::string::npos)
+    return bad("data.operators", "must be a non-empty subset of +-*");
+  if (c.data.max_epochs < 0) return bad("data.max_epochs", "must be >= 0");
+  if (c.model.arch != "llama" && c.model.arch != "qwen2") return bad("model.arch", "must be llama or qwen2");
+  if (c.model.hidden_size <= 0 || c.model.num_heads <= 0 || c.model.hidden_size % c.model.num_heads != 0)
+    return bad("model.hidden_size", "must be a positive multiple of model.num_heads");
+  if (c.model.num_kv_heads <= 0 || c.model.num_heads % c.model.num_kv_heads != 0)
+    return bad("model.num_kv_heads", "must divide model.num_heads");
+  if ((c.model.hidden_size / c.model.num_heads) % 2 != 0) return bad("model.hidden_size", "head dimension must be even (rotary)");
+  if (c.model.num_layers <= 0) return bad("model.num_layers", "must be positive");
+  if (c.model.intermediate_size <= 0) return bad("model.intermediate_size", "must be positive");
+  if (c.model.prompt_template.find("{prompt}") == std::string::npos)
+    return bad("model.prompt_template", "must contain {prompt}");
+  if (c.actor.group_size < 2) return bad("actor.group_size", "must be at least 2 (advantages are relative to the group)");
+  if (c.actor.prompts_per_request < 1) return bad("actor.prompts_per_request", "must be at least 1");
+  if (c.actor.temperature < 0) return bad("actor.temperature", "must be >= 0");
+  if (!(c.actor.top_p > 0 && c.actor.top_p <= 1)) return bad("actor.top_p", "must be in (0, 1]");
+  if (c.actor.top_k < 0) return bad("actor.top_k", "must be >= 0");
+  if (c.actor.max_new_tokens < 1) return bad("actor.max_new_tokens", "must be at least 1");
+  if (c.reward.format_mode != "strict" && c.reward.format_mode != "lenient")
+    return bad("reward.format_mode", "must be strict or lenient");
+  if (c.reward.workers < 1) return bad("reward.workers", "must be at least 1");
+  if (c.learner.prompts_per_step < 1) return bad("learner.prompts_per_step", "must be at least 1");
+  if (c.learner.max_steps < 0) return bad("learner.max_steps", "must be >= 0");
+  if (!(c.learner.lr > 0)) return bad("learner.lr", "must be positive");
+  if (c.learner.beta < 0) return bad("learner.beta", "must be >= 0");
+  if (c.learner.clip_eps <= 0) return bad("learner.clip_eps", "must be positive");
+  if (c.learner.adv_eps <= 0) return bad("learner.adv_eps", "must be positive");
+  if (c.learner.max_staleness < 0) return bad("learner.max_staleness", "must be >= 0");
+  if (c.learner.buffer_groups < c.learner.prompts_per_step)
+    return bad("learner.buffer_groups", "must be at least learner.prompts_per_step");
+  if (c.model.max_position_embeddings < c.actor.max_new_tokens + 8)
+    return bad("model.max_position_embeddings", "too small for actor.max_new_tokens plus a prompt");
+  return absl::OkStatus();
+}
+
+std::string ConfigToYaml(const RunConfig& cfg_in) {
+  RunConfig cfg = cfg_in;
+  std::ostringstream os;
+  std::string section;
+  std::vector<std::string> open;  // nested prefix within the section
+  for (const ConfigField& f : ConfigFields(cfg)) {
+    if (f.section != section) {
+      section = f.section;
+      open.clear();
+      os << section << ":\n";
+    }
+    std::vector<std::string> parts = absl::StrSplit(f.key, '.');
+    std::vector<std::string> prefix(parts.begin(), parts.end() - 1);
+    size_t common = 0;
+    while (common < open.size() && common < prefix.size() && open[common] == prefix[common]) ++common;
+    open.resize(common);
+    for (size_t i = common; i < prefix.size(); ++i) {
+      os << std::string(2 * (i + 1), ' ') << prefix[i] << ":\n";
+      open.push_back(prefix[i]);
+    }
+    os << std::string(2 * (prefix.size() + 1), ' ') << parts.back() << ": " << FieldValue(f)
+       << "  # " << f.help << "\n";
+  }
+  return os.str();
+}
+
+absl::StatusOr<RunConfig> LoadConfigWithOverrides(const std::string& path,
+                                                  const std::vector<std::string>& overrides) {
+  absl::StatusOr<RunConfig> cfg = LoadConfig(path);
+  if (!cfg.ok()) return cfg.status();
+  absl::Status s = ApplyOverrides(*cfg, overrides);
+  if (!s.ok()) return s;
+  s = ValidateConfig(*cfg);
+  if (!s.ok()) return s;
+  return cfg;
+}
+
+}  // namespace grpo

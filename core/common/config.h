@@ -1,0 +1,150 @@
+// One configuration schema for a whole run. Every service reads the same YAML file and
+// uses its own section; `--set section.key=value` overrides any field. Unknown sections
+// or keys and values of the wrong type are rejected with a message naming the file, the
+// line and the key.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace grpo {
+
+// Addresses (host:port) of the services, shared by every section.
+struct EndpointsConfig {
+  std::string coordinator = "127.0.0.1:50051";
+  std::string reward = "127.0.0.1:50052";
+  std::string learner = "127.0.0.1:50053";
+};
+
+// Where and how a service serves: gRPC (with health checking) and Prometheus metrics.
+struct ServeConfig {
+  std::string host = "127.0.0.1";
+  int64_t port = 0;          // gRPC port; 0 lets the OS choose
+  int64_t metrics_port = 0;  // Prometheus /metrics port; 0 lets the OS choose
+};
+
+struct RunSection {
+  std::string name = "demo";
+  std::string dir;  // run directory (logs, metrics.jsonl, state); set by the launcher
+  int64_t seed = 1;
+};
+
+struct DataConfig {
+  // Dataset JSONL (see docs/ARCHITECTURE.md). When empty, `generator` makes one.
+  std::string path;
+  std::string generator = "arithmetic";  // "arithmetic"
+  int64_t num_tasks = 512;
+  int64_t max_operand = 9;  // operands drawn from [0, max_operand]
+  std::string operators = "+";
+  int64_t max_epochs = 0;  // 0: cycle over the dataset forever
+};
+
+struct ModelSection {
+  std::string arch = "llama";  // llama | qwen2
+  int64_t hidden_size = 64;
+  int64_t intermediate_size = 176;
+  int64_t num_layers = 2;
+  int64_t num_heads = 4;
+  int64_t num_kv_heads = 2;
+  int64_t max_position_embeddings = 256;
+  double rope_theta = 10000.0;
+  double rms_norm_eps = 1e-6;
+  bool tie_word_embeddings = false;
+  // Characters the demo tokenizer knows, besides its special and tag tokens.
+  std::string charset = "0123456789+-*= ";
+  // Prompt template; {prompt} is replaced by the task's prompt.
+  std::string prompt_template = "{prompt}";
+  double init_std = 0.02;
+};
+
+struct CoordinatorConfig {
+  ServeConfig serve;
+  std::string state_dir;  // persisted run state; default <run.dir>/coordinator
+  int64_t lease_timeout_ms = 120000;
+  int64_t heartbeat_timeout_ms = 15000;
+  int64_t keep_versions = 3;  // weight versions kept in memory for fetching
+};
+
+struct ActorConfig {
+  ServeConfig serve;
+  int64_t group_size = 16;          // G completions per prompt
+  int64_t prompts_per_request = 4;  // prompts leased per AcquireWork call
+  double temperature = 1.0;
+  double top_p = 1.0;
+  int64_t top_k = 0;
+  int64_t max_new_tokens = 12;
+  int64_t threads = 1;  // LibTorch intra-op threads
+};
+
+struct RewardConfig {
+  ServeConfig serve;
+  double accuracy_weight = 1.0;
+  double format_weight = 0.2;
+  std::string format_mode = "strict";  // strict | lenient
+  int64_t workers = 2;
+};
+
+struct LearnerConfig {
+  ServeConfig serve;
+  int64_t prompts_per_step = 8;  // groups per GRPO step
+  int64_t max_steps = 0;         // 0: run until stopped
+  double lr = 3e-3;
+  double weight_decay = 0.0;
+  double beta = 0.0;  // KL coefficient against the frozen reference policy
+  double clip_eps = 0.2;
+  double adv_eps = 1e-6;
+  double grad_clip = 1.0;
+  int64_t max_staleness = 4;  // groups sampled more than this many versions ago are dropped
+  int64_t buffer_groups = 64;
+  int64_t threads = 1;
+  std::string metrics_path;  // default <run.dir>/metrics.jsonl
+};
+
+struct RunConfig {
+  RunSection run;
+  EndpointsConfig endpoints;
+  DataConfig data;
+  ModelSection model;
+  CoordinatorConfig coordinator;
+  ActorConfig actor;
+  RewardConfig reward;
+  LearnerConfig learner;
+};
+
+// One field of the schema: where it lives and what it is for.
+struct ConfigField {
+  std::string section;
+  std::string key;  // may contain dots for nested fields, e.g. "serve.port"
+  std::variant<int64_t*, double*, bool*, std::string*> ptr;
+  std::string help;
+  std::string path() const { return section + "." + key; }
+};
+
+// Every field of `cfg`, in schema order.
+std::vector<ConfigField> ConfigFields(RunConfig& cfg);
+
+// Parses YAML text (`origin` names it in errors) on top of the defaults.
+absl::StatusOr<RunConfig> ParseConfig(const std::string& yaml_text, const std::string& origin);
+// Reads a config file. An empty path gives the embedded default (the demo).
+absl::StatusOr<RunConfig> LoadConfig(const std::string& path);
+// Applies "section.key=value" overrides in order.
+absl::Status ApplyOverrides(RunConfig& cfg, const std::vector<std::string>& overrides);
+// Range checks across fields.
+absl::Status ValidateConfig(const RunConfig& cfg);
+// Full YAML of every field (the resolved config a run directory keeps).
+std::string ConfigToYaml(const RunConfig& cfg);
+
+// The embedded default config: the local demo.
+const char* DefaultConfigYaml();
+
+// Loads --config and --set the way every service main does, then validates.
+absl::StatusOr<RunConfig> LoadConfigWithOverrides(const std::string& path,
+                                                  const std::vector<std::string>& overrides);
+
+}  // namespace grpo

@@ -1,0 +1,59 @@
+#include "core/grpo/grpo_loss.h"
+
+#include <torch/torch.h>
+
+namespace grpo::rl {
+
+at::Tensor GroupAdvantages(const at::Tensor& rewards, double eps, bool scale_by_std) {
+  TORCH_CHECK(rewards.dim() == 2, "rewards must be (N, G), got ", rewards.sizes());
+  at::Tensor r = rewards.to(torch::kFloat64);            // (N, G)
+  at::Tensor mean = r.mean(/*dim=*/1, /*keepdim=*/true);  // (N, 1)
+  at::Tensor adv = r - mean;                              // (N, G)
+  if (scale_by_std) {
+    at::Tensor std = r.size(1) > 1 ? r.std(/*dim=*/1, /*unbiased=*/true, /*keepdim=*/true)
+                                   : torch::zeros_like(mean);  // (N, 1)
+    adv = adv / (std + eps);
+  }
+  return adv.to(rewards.scalar_type());
+}
+
+at::Tensor KlK3(const at::Tensor& logp, const at::Tensor& ref_logp) {
+  at::Tensor d = ref_logp - logp;  // (B, T)
+  return torch::exp(d) - d - 1;    // (B, T)
+}
+
+GrpoLossTerms GrpoLoss(const at::Tensor& logp, const at::Tensor& old_logp, const at::Tensor& ref_logp,
+                       const at::Tensor& advantages, const at::Tensor& mask, const GrpoLossConfig& cfg) {
+  TORCH_CHECK(logp.dim() == 2 && logp.sizes() == old_logp.sizes() && logp.sizes() == mask.sizes(),
+              "logp, old_logp and mask must be (B, T) of one shape");
+  TORCH_CHECK(advantages.dim() == 1 && advantages.size(0) == logp.size(0), "advantages must be (B)");
+  at::Tensor m = mask.to(logp.scalar_type());                    // (B, T)
+  at::Tensor adv = advantages.to(logp.scalar_type()).unsqueeze(1);  // (B, 1)
+  at::Tensor ratio = torch::exp(logp - old_logp.detach());       // (B, T)
+  at::Tensor surr1 = ratio * adv;                                 // (B, T)
+  at::Tensor surr2 = torch::clamp(ratio, 1.0 - cfg.clip_eps, 1.0 + cfg.clip_eps) * adv;  // (B, T)
+  at::Tensor pg = -torch::min(surr1, surr2);                      // (B, T)
+  at::Tensor per_token = pg;                                      // (B, T)
+  at::Tensor kl;
+  if (cfg.beta != 0.0) {
+    TORCH_CHECK(ref_logp.defined() && ref_logp.sizes() == logp.sizes(), "ref_logp must be (B, T) when beta != 0");
+    kl = KlK3(logp, ref_logp.detach());  // (B, T)
+    per_token = per_token + cfg.beta * kl;
+  }
+  at::Tensor lengths = m.sum(1).clamp_min(1.0);  // (B)
+  // Mean over each completion's tokens, then mean over completions.
+  auto aggregate = [&](const at::Tensor& t) { return ((t * m).sum(1) / lengths).mean(); };
+
+  GrpoLossTerms out;
+  out.loss = aggregate(per_token);
+  torch::NoGradGuard no_grad;
+  double n_tokens = std::max(1.0, m.sum().item<double>());
+  out.pg_loss = aggregate(pg).item<double>();
+  if (kl.defined()) out.kl_mean = (kl * m).sum().item<double>() / n_tokens;
+  at::Tensor clipped = (surr2 < surr1).to(m.scalar_type());  // (B, T) min took the clipped branch
+  out.clip_fraction = (clipped * m).sum().item<double>() / n_tokens;
+  out.ratio_mean = (ratio * m).sum().item<double>() / n_tokens;
+  return out;
+}
+
+}  // namespace grpo::rl

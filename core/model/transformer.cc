@@ -1,0 +1,302 @@
+#include "core/model/transformer.h"
+
+#include <cmath>
+#include <limits>
+#include <string>
+#include <utility>
+
+#include <torch/torch.h>
+
+namespace grpo::model {
+namespace {
+
+namespace F = torch::nn::functional;
+
+// A bias-free (unless `bias`) linear layer with N(0, 0.02) weights.
+torch::nn::Linear MakeLinear(int64_t in, int64_t out, bool bias) {
+  torch::nn::Linear linear(torch::nn::LinearOptions(in, out).bias(bias));
+  torch::NoGradGuard no_grad;
+  torch::nn::init::normal_(linear->weight, 0.0, 0.02);  // (out, in)
+  if (bias) torch::nn::init::zeros_(linear->bias);      // (out)
+  return linear;
+}
+
+// ---------------------------------------------------------------------------
+// RoPE helpers (Hugging Face "rotate_half" convention: the head dimension is
+// split into two halves rather than interleaved pairs).
+// ---------------------------------------------------------------------------
+
+// inv_freq[i] = 1 / theta^(2i / D), as Hugging Face computes it in float32.
+torch::Tensor RotaryInverseFrequencies(int64_t head_dim, double theta) {
+  torch::Tensor exponents =
+      torch::arange(0, head_dim, 2, torch::kInt64).to(torch::kFloat) /
+      static_cast<double>(head_dim);                        // (D/2)
+  return 1.0 / torch::pow(theta, exponents);                // (D/2)
+}
+
+// cos/sin tables for positions [start_pos, start_pos + T).
+std::pair<torch::Tensor, torch::Tensor> RotaryTables(
+    const torch::Tensor& inv_freq, int64_t start_pos, int64_t T) {
+  torch::Tensor positions =
+      torch::arange(start_pos, start_pos + T, torch::kInt64)
+          .to(torch::kFloat);                               // (T)
+  torch::Tensor freqs = torch::outer(positions, inv_freq);  // (T, D/2)
+  torch::Tensor emb = torch::cat({freqs, freqs}, -1);       // (T, D)
+  return {emb.cos(), emb.sin()};                            // (T, D) each
+}
+
+// [x1, x2] -> [-x2, x1] on the last dimension.
+torch::Tensor RotateHalf(const torch::Tensor& x) {  // (B, h, T, D)
+  const int64_t half = x.size(-1) / 2;
+  torch::Tensor x1 = x.narrow(-1, 0, half);     // (B, h, T, D/2)
+  torch::Tensor x2 = x.narrow(-1, half, half);  // (B, h, T, D/2)
+  return torch::cat({-x2, x1}, -1);             // (B, h, T, D)
+}
+
+torch::Tensor ApplyRotary(const torch::Tensor& x,     // (B, h, T, D)
+                          const torch::Tensor& cos,   // (T, D)
+                          const torch::Tensor& sin) { // (T, D)
+  return x * cos + RotateHalf(x) * sin;  // (B, h, T, D)
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// KVCache
+// ---------------------------------------------------------------------------
+
+KVCache KVCache::Allocate(const ModelConfig& config, int64_t batch,
+                          int64_t max_len, torch::TensorOptions options) {
+  TORCH_CHECK(batch > 0 && max_len > 0, "KVCache::Allocate: batch (", batch,
+              ") and max_len (", max_len, ") must be positive");
+  KVCache cache;
+  for (int64_t i = 0; i < config.num_hidden_layers; ++i) {
+    cache.k.push_back(torch::zeros(
+        {batch, config.num_key_value_heads, max_len, config.head_dim()},
+        options));  // (B, K, max_len, D)
+    cache.v.push_back(torch::zeros(
+        {batch, config.num_key_value_heads, max_len, config.head_dim()},
+        options));  // (B, K, max_len, D)
+  }
+  return cache;
+}
+
+KVCache KVCache::RepeatBatch(int64_t n) const {
+  TORCH_CHECK(n > 0, "KVCache::RepeatBatch: n must be positive, got ", n);
+  TORCH_CHECK(batch() > 0, "KVCache::RepeatBatch: empty cache");
+  KVCache out;
+  out.length = length;
+  for (size_t i = 0; i < k.size(); ++i) {
+    torch::Tensor k_row = k[i].narrow(0, 0, 1);  // (1, K, max_len, D)
+    torch::Tensor v_row = v[i].narrow(0, 0, 1);  // (1, K, max_len, D)
+    out.k.push_back(k_row.expand({n, -1, -1, -1}).clone());  // (n, K, max_len, D)
+    out.v.push_back(v_row.expand({n, -1, -1, -1}).clone());  // (n, K, max_len, D)
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Transformer
+// ---------------------------------------------------------------------------
+
+DecoderStackImpl::DecoderStackImpl(const ModelConfig& config) {
+  embed_tokens = register_module(
+      "embed_tokens",
+      torch::nn::Embedding(config.vocab_size, config.hidden_size));
+  {
+    torch::NoGradGuard no_grad;
+    torch::nn::init::normal_(embed_tokens->weight, 0.0, 0.02);  // (V, C)
+  }
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < config.num_hidden_layers; ++i) {
+    layers->push_back(Block(config, i));
+  }
+  norm = register_module("norm",
+                         RMSNorm(config.hidden_size, config.rms_norm_eps));
+}
+
+TransformerImpl::TransformerImpl(ModelConfig config)
+    : config_(std::move(config)) {
+  const absl::Status valid = config_.Validate();
+  TORCH_CHECK(valid.ok(), "Transformer: ", std::string(valid.message()));
+  model = register_module("model", DecoderStack(config_));
+  if (!config_.tie_word_embeddings) {
+    lm_head = register_module(
+        "lm_head",
+        MakeLinear(config_.hidden_size, config_.vocab_size, /*bias=*/false));
+  }
+  inv_freq_ = RotaryInverseFrequencies(config_.head_dim(),
+                                       config_.rope_theta);  // (D/2)
+}
+
+torch::Tensor TransformerImpl::forward(const torch::Tensor& tokens,
+                                       int64_t start_pos, KVCache* cache) {
+  TORCH_CHECK(tokens.dim() == 2, "Transformer: tokens must be (B, T), got ",
+              tokens.sizes());
+  const int64_t T = tokens.size(1);
+  if (cache == nullptr) {
+    TORCH_CHECK(start_pos == 0,
+                "Transformer: start_pos must be 0 without a KV cache");
+  } else {
+    TORCH_CHECK(cache->k.size() ==
+                    static_cast<size_t>(config_.num_hidden_layers),
+                "Transformer: KV cache has ", cache->k.size(),
+                " layers, model has ", config_.num_hidden_layers);
+    TORCH_CHECK(cache->batch() == tokens.size(0), "Transformer: KV cache batch ",
+                cache->batch(), " != token batch ", tokens.size(0));
+    TORCH_CHECK(start_pos >= 0 && start_pos <= cache->length,
+                "Transformer: start_pos ", start_pos,
+                " must lie in [0, cache length ", cache->length, "]");
+    TORCH_CHECK(start_pos + T <= cache->max_len(), "Transformer: positions up to ",
+                start_pos + T, " exceed the KV cache size ", cache->max_len());
+  }
+
+  auto [cos, sin] = RotaryTables(inv_freq_, start_pos, T);  // (T, D) each
+  torch::Tensor x = model->embed_tokens->forward(tokens);     // (B, T, C)
+  cos = cos.to(x.device(), x.scalar_type());                  // (T, D)
+  sin = sin.to(x.device(), x.scalar_type());                  // (T, D)
+  for (const auto& layer : *model->layers) {
+    x = layer->as<Block>()->forward(x, cos, sin, start_pos, cache);  // (B, T, C)
+  }
+  x = model->norm->forward(x);  // (B, T, C)
+  if (cache != nullptr) cache->length = start_pos + T;
+
+  torch::Tensor logits =
+      config_.tie_word_embeddings
+          ? F::linear(x, model->embed_tokens->weight)  // (B, T, V)
+          : lm_head->forward(x);                       // (B, T, V)
+  return logits.to(torch::kFloat);                     // (B, T, V)
+}
+
+// ---------------------------------------------------------------------------
+// Block
+// ---------------------------------------------------------------------------
+
+BlockImpl::BlockImpl(const ModelConfig& config, int64_t layer_index) {
+  input_layernorm = register_module(
+      "input_layernorm", RMSNorm(config.hidden_size, config.rms_norm_eps));
+  self_attn = register_module("self_attn", Attention(config, layer_index));
+  post_attention_layernorm =
+      register_module("post_attention_layernorm",
+                      RMSNorm(config.hidden_size, config.rms_norm_eps));
+  mlp = register_module("mlp", FeedForward(config));
+}
+
+torch::Tensor BlockImpl::forward(const torch::Tensor& x,
+                                 const torch::Tensor& cos,
+                                 const torch::Tensor& sin, int64_t start_pos,
+                                 KVCache* cache) {
+  torch::Tensor h = x + self_attn->forward(input_layernorm->forward(x), cos,
+                                           sin, start_pos, cache);  // (B, T, C)
+  return h + mlp->forward(post_attention_layernorm->forward(h));    // (B, T, C)
+}
+
+// ---------------------------------------------------------------------------
+// Attention
+// ---------------------------------------------------------------------------
+
+AttentionImpl::AttentionImpl(const ModelConfig& config, int64_t layer_index)
+    : layer_index_(layer_index),
+      n_heads_(config.num_attention_heads),
+      n_kv_heads_(config.num_key_value_heads),
+      head_dim_(config.head_dim()) {
+  const int64_t C = config.hidden_size;
+  const bool bias = config.attention_bias;
+  q_proj = register_module("q_proj", MakeLinear(C, n_heads_ * head_dim_, bias));
+  k_proj = register_module("k_proj", MakeLinear(C, n_kv_heads_ * head_dim_, bias));
+  v_proj = register_module("v_proj", MakeLinear(C, n_kv_heads_ * head_dim_, bias));
+  o_proj = register_module("o_proj", MakeLinear(n_heads_ * head_dim_, C, false));
+}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x,
+                                     const torch::Tensor& cos,
+                                     const torch::Tensor& sin,
+                                     int64_t start_pos, KVCache* cache) {
+  const int64_t B = x.size(0);
+  const int64_t T = x.size(1);
+
+  torch::Tensor q = q_proj->forward(x)
+                        .view({B, T, n_heads_, head_dim_})
+                        .transpose(1, 2);  // (B, H, T, D)
+  torch::Tensor k = k_proj->forward(x)
+                        .view({B, T, n_kv_heads_, head_dim_})
+                        .transpose(1, 2);  // (B, K, T, D)
+  torch::Tensor v = v_proj->forward(x)
+                        .view({B, T, n_kv_heads_, head_dim_})
+                        .transpose(1, 2);  // (B, K, T, D)
+  q = ApplyRotary(q, cos, sin);  // (B, H, T, D)
+  k = ApplyRotary(k, cos, sin);  // (B, K, T, D)
+
+  if (cache != nullptr) {
+    torch::Tensor& k_cache = cache->k[layer_index_];  // (B, K, max_len, D)
+    torch::Tensor& v_cache = cache->v[layer_index_];  // (B, K, max_len, D)
+    k_cache.narrow(2, start_pos, T).copy_(k);
+    v_cache.narrow(2, start_pos, T).copy_(v);
+    k = k_cache.narrow(2, 0, start_pos + T);  // (B, K, S, D)
+    v = v_cache.narrow(2, 0, start_pos + T);  // (B, K, S, D)
+  }
+  const int64_t S = k.size(2);
+
+  // Grouped-query attention: each key/value head serves H / K query heads.
+  const int64_t n_rep = n_heads_ / n_kv_heads_;
+  if (n_rep > 1) {
+    k = k.repeat_interleave(n_rep, /*dim=*/1);  // (B, H, S, D)
+    v = v.repeat_interleave(n_rep, /*dim=*/1);  // (B, H, S, D)
+  }
+
+  // Query i sits at absolute position start_pos + i and sees keys 0..that.
+  torch::Tensor key_pos =
+      torch::arange(S, torch::TensorOptions().device(x.device()));  // (S)
+  torch::Tensor query_pos =
+      torch::arange(start_pos, start_pos + T,
+                    torch::TensorOptions().device(x.device()));  // (T)
+  torch::Tensor allowed =
+      key_pos.unsqueeze(0) <= query_pos.unsqueeze(1);  // (T, S) bool
+
+  torch::Tensor scores =
+      torch::matmul(q, k.transpose(-2, -1)) /
+      std::sqrt(static_cast<double>(head_dim_));  // (B, H, T, S)
+  scores = scores.to(torch::kFloat)
+               .masked_fill(allowed.logical_not(),
+                            -std::numeric_limits<float>::infinity());  // (B, H, T, S)
+  torch::Tensor probs = torch::softmax(scores, -1).to(q.scalar_type());  // (B, H, T, S)
+  torch::Tensor out = torch::matmul(probs, v);  // (B, H, T, D)
+  out = out.transpose(1, 2).contiguous().view(
+      {B, T, n_heads_ * head_dim_});  // (B, T, H * D)
+  return o_proj->forward(out);        // (B, T, C)
+}
+
+// ---------------------------------------------------------------------------
+// FeedForward
+// ---------------------------------------------------------------------------
+
+FeedForwardImpl::FeedForwardImpl(const ModelConfig& config) {
+  const int64_t C = config.hidden_size;
+  const int64_t Fdim = config.intermediate_size;
+  gate_proj = register_module("gate_proj", MakeLinear(C, Fdim, false));
+  up_proj = register_module("up_proj", MakeLinear(C, Fdim, false));
+  down_proj = register_module("down_proj", MakeLinear(Fdim, C, false));
+}
+
+torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
+  torch::Tensor gate = F::silu(gate_proj->forward(x));  // (B, T, F)
+  torch::Tensor up = up_proj->forward(x);               // (B, T, F)
+  return down_proj->forward(gate * up);                 // (B, T, C)
+}
+
+// ---------------------------------------------------------------------------
+// RMSNorm
+// ---------------------------------------------------------------------------
+
+RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
+  weight = register_parameter("weight", torch::ones({dim}));  // (C)
+}
+
+torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
+  torch::Tensor x32 = x.to(torch::kFloat);                      // (..., C)
+  torch::Tensor variance = x32.pow(2).mean(-1, /*keepdim=*/true);  // (..., 1)
+  torch::Tensor normed = x32 * torch::rsqrt(variance + eps_);  // (..., C)
+  return weight * normed.to(x.scalar_type());                  // (..., C)
+}
+
+}  // namespace grpo::model

@@ -1,0 +1,173 @@
+// A Llama / Qwen2 family decoder-only transformer in LibTorch.
+//
+// Layout follows gpt-fast's model.py: KV cache, Transformer, Block, Attention,
+// FeedForward, RMSNorm (rotary helpers live in transformer.cc). Submodules are
+// registered so that named_parameters() yields exactly the Hugging Face tensor
+// names (model.embed_tokens.weight, model.layers.0.self_attn.q_proj.weight,
+// ..., lm_head.weight), which lets safetensors checkpoints load by name.
+//
+// Shape letters: B batch, T new tokens, S attended positions (cache length),
+// C hidden size, H query heads, K key/value heads, D head dim, V vocab size,
+// F intermediate (MLP) size.
+//
+// Threads: a module is not safe to use from several threads at once while its
+// weights are being changed; concurrent forward() calls with distinct caches
+// under NoGradGuard are fine.
+#ifndef GRPO_CORE_MODEL_TRANSFORMER_H_
+#define GRPO_CORE_MODEL_TRANSFORMER_H_
+
+#include <cstdint>
+#include <vector>
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/pimpl.h>
+
+#include "core/model/model_config.h"
+
+namespace grpo::model {
+
+// ---------------------------------------------------------------------------
+// KV cache: per-layer keys and values of the positions seen so far. Kept
+// outside the module so state dicts and weight broadcasts never touch it.
+// ---------------------------------------------------------------------------
+struct KVCache {
+  std::vector<torch::Tensor> k;  // per layer: (B, K, max_len, D)
+  std::vector<torch::Tensor> v;  // per layer: (B, K, max_len, D)
+  int64_t length = 0;            // positions [0, length) hold valid entries
+
+  // Zero-filled cache for `batch` rows and up to `max_len` positions.
+  static KVCache Allocate(const ModelConfig& config, int64_t batch,
+                          int64_t max_len, torch::TensorOptions options);
+
+  // A new cache with `n` rows, each a copy of row 0 of this one. Used to
+  // prefill a prompt once and then decode G completions of it in one batch.
+  KVCache RepeatBatch(int64_t n) const;
+
+  int64_t batch() const { return k.empty() ? 0 : k[0].size(0); }
+  int64_t max_len() const { return k.empty() ? 0 : k[0].size(2); }
+};
+
+// ---------------------------------------------------------------------------
+// RMSNorm: x / sqrt(mean(x^2) + eps) * weight, computed in float32.
+// ---------------------------------------------------------------------------
+class RMSNormImpl : public torch::nn::Module {
+ public:
+  RMSNormImpl(int64_t dim, double eps);
+  torch::Tensor forward(const torch::Tensor& x);  // (..., C) -> (..., C)
+
+  torch::Tensor weight;  // (C)
+
+ private:
+  double eps_;
+};
+TORCH_MODULE(RMSNorm);
+
+// ---------------------------------------------------------------------------
+// FeedForward: SwiGLU MLP, down(silu(gate(x)) * up(x)).
+// ---------------------------------------------------------------------------
+class FeedForwardImpl : public torch::nn::Module {
+ public:
+  explicit FeedForwardImpl(const ModelConfig& config);
+  torch::Tensor forward(const torch::Tensor& x);  // (B, T, C) -> (B, T, C)
+
+  torch::nn::Linear gate_proj{nullptr};  // C -> F
+  torch::nn::Linear up_proj{nullptr};    // C -> F
+  torch::nn::Linear down_proj{nullptr};  // F -> C
+};
+TORCH_MODULE(FeedForward);
+
+// ---------------------------------------------------------------------------
+// Attention: causal grouped-query self-attention with rotary positions.
+// ---------------------------------------------------------------------------
+class AttentionImpl : public torch::nn::Module {
+ public:
+  AttentionImpl(const ModelConfig& config, int64_t layer_index);
+
+  // x: (B, T, C) for positions [start_pos, start_pos + T).
+  // cos, sin: (T, D) rotary tables for those positions.
+  // Without cache: attends causally within x (start_pos must be 0).
+  // With cache: stores this layer's k/v at [start_pos, start_pos + T) and
+  // attends causally over [0, start_pos + T). Returns (B, T, C).
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos,
+                        const torch::Tensor& sin, int64_t start_pos,
+                        KVCache* cache);
+
+  torch::nn::Linear q_proj{nullptr};  // C -> H * D
+  torch::nn::Linear k_proj{nullptr};  // C -> K * D
+  torch::nn::Linear v_proj{nullptr};  // C -> K * D
+  torch::nn::Linear o_proj{nullptr};  // H * D -> C
+
+ private:
+  int64_t layer_index_;
+  int64_t n_heads_;
+  int64_t n_kv_heads_;
+  int64_t head_dim_;
+};
+TORCH_MODULE(Attention);
+
+// ---------------------------------------------------------------------------
+// Block: pre-norm residual block, x + attn(norm(x)), then h + mlp(norm(h)).
+// ---------------------------------------------------------------------------
+class BlockImpl : public torch::nn::Module {
+ public:
+  BlockImpl(const ModelConfig& config, int64_t layer_index);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos,
+                        const torch::Tensor& sin, int64_t start_pos,
+                        KVCache* cache);  // (B, T, C) -> (B, T, C)
+
+  RMSNorm input_layernorm{nullptr};
+  Attention self_attn{nullptr};
+  RMSNorm post_attention_layernorm{nullptr};
+  FeedForward mlp{nullptr};
+};
+TORCH_MODULE(Block);
+
+// ---------------------------------------------------------------------------
+// DecoderStack: embeddings, blocks and final norm; registered as "model" so
+// parameter names get Hugging Face's "model." prefix.
+// ---------------------------------------------------------------------------
+class DecoderStackImpl : public torch::nn::Module {
+ public:
+  explicit DecoderStackImpl(const ModelConfig& config);
+
+  torch::nn::Embedding embed_tokens{nullptr};  // (V, C)
+  torch::nn::ModuleList layers{nullptr};       // of Block
+  RMSNorm norm{nullptr};
+};
+TORCH_MODULE(DecoderStack);
+
+// ---------------------------------------------------------------------------
+// Transformer: the causal language model.
+// ---------------------------------------------------------------------------
+class TransformerImpl : public torch::nn::Module {
+ public:
+  // Crashes (c10::Error) if config.Validate() fails. Weights are drawn from
+  // N(0, 0.02) (norms: ones, biases: zeros) using torch's default generator,
+  // so torch::manual_seed makes them deterministic.
+  explicit TransformerImpl(ModelConfig config);
+
+  // tokens: (B, T) int64. Returns logits (B, T, V) as float32.
+  // Without cache: full causal attention over the T tokens; start_pos must
+  // be 0. With cache: the tokens sit at positions [start_pos, start_pos + T);
+  // requires start_pos <= cache->length and start_pos + T <= max_len; on
+  // return cache->length == start_pos + T.
+  torch::Tensor forward(const torch::Tensor& tokens, int64_t start_pos = 0,
+                        KVCache* cache = nullptr);
+
+  const ModelConfig& config() const { return config_; }
+
+  DecoderStack model{nullptr};
+  torch::nn::Linear lm_head{nullptr};  // C -> V; null when embeddings are tied
+
+ private:
+  ModelConfig config_;
+  torch::Tensor inv_freq_;  // (D / 2) rotary frequencies, float32, not a buffer
+};
+TORCH_MODULE(Transformer);
+
+}  // namespace grpo::model
+
+#endif  // GRPO_CORE_MODEL_TRANSFORMER_H_

@@ -1,0 +1,65 @@
+// gRPC helpers shared by every service: servers with the standard health service,
+// channels, deadlines and retries, status conversion.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace grpo::rpc {
+
+// Largest message any service sends or accepts (weight chunks are far smaller).
+inline constexpr int kMaxMessageBytes = 64 << 20;
+
+struct ServerHandle {
+  std::unique_ptr<grpc::Server> server;
+  int port = 0;  // the bound port (the chosen one when 0 was asked)
+};
+
+// Builds and starts a server on host:port with the standard grpc.health.v1 service
+// (reporting SERVING for "" and every registered service).
+absl::StatusOr<ServerHandle> StartServer(const std::string& host, int port,
+                                         const std::vector<grpc::Service*>& services);
+
+// An insecure channel to host:port with keepalive and the message size limit.
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address);
+
+// Waits until the channel is connected or the timeout passes.
+bool WaitForConnected(const std::shared_ptr<grpc::Channel>& channel, absl::Duration timeout);
+
+// A context whose deadline is `timeout` from now.
+std::unique_ptr<grpc::ClientContext> ContextWithDeadline(absl::Duration timeout);
+
+absl::Status ToAbsl(const grpc::Status& s);
+grpc::Status ToGrpc(const absl::Status& s);
+
+// Whether a failed call may be retried (the server may not have seen it, or it is busy).
+bool IsRetryable(const grpc::Status& s);
+
+struct RetryPolicy {
+  int max_attempts = 8;
+  absl::Duration per_call_timeout = absl::Seconds(10);
+  absl::Duration initial_backoff = absl::Milliseconds(50);
+  absl::Duration max_backoff = absl::Seconds(2);
+};
+
+// Calls `call(ctx)` until it succeeds, fails with a non-retryable status, or attempts run
+// out; each attempt gets a fresh context with the per-call deadline. `stop` (optional)
+// ends the retries early (shutdown). Only for idempotent RPCs.
+grpc::Status CallWithRetry(const std::function<grpc::Status(grpc::ClientContext*)>& call,
+                           const RetryPolicy& policy = {},
+                           const std::function<bool()>& stop = nullptr);
+
+// Health check of one server (service "" = the whole server).
+absl::StatusOr<bool> CheckHealth(const std::string& address, absl::Duration timeout,
+                                 const std::string& service = "");
+
+}  // namespace grpo::rpc

@@ -1,0 +1,77 @@
+#include "core/rpc/service_main.h"
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "core/common/checksum.h"
+#include "core/common/logging.h"
+#include "core/common/metrics_server.h"
+#include "core/rpc/rpc.h"
+
+namespace grpo::rpc {
+
+int ServiceMain(int argc, char** argv, const ServiceMainSpec& spec) {
+  ShutdownSignal& shutdown = ShutdownSignal::Install();
+  CLI::App app{spec.description, "grpo-" + spec.name};
+  std::string config_path, ready_file;
+  std::vector<std::string> overrides;
+  app.add_option("--config", config_path, "run config YAML (default: the embedded demo config)");
+  app.add_option("--set", overrides, "override a config field: section.key=value (repeatable)");
+  app.add_option("--ready-file", ready_file, "write {grpc_port, metrics_port, pid} as JSON here once serving");
+  CLI11_PARSE(app, argc, argv);
+
+  InitLogging(spec.name);
+  absl::StatusOr<RunConfig> cfg = LoadConfigWithOverrides(config_path, overrides);
+  if (!cfg.ok()) {
+    spdlog::error("{}", cfg.status().message());
+    return 2;
+  }
+  ServeConfig serve = spec.serve(*cfg);
+
+  auto registry = std::make_shared<prometheus::Registry>();
+  absl::StatusOr<std::unique_ptr<MetricsServer>> metrics =
+      MetricsServer::Start(registry, serve.host, static_cast<int>(serve.metrics_port));
+  if (!metrics.ok()) {
+    spdlog::error("metrics endpoint: {}", metrics.status().message());
+    return 1;
+  }
+  absl::StatusOr<std::unique_ptr<ServiceRunner>> runner = spec.make(*cfg, registry);
+  if (!runner.ok()) {
+    spdlog::error("{}", runner.status().message());
+    return 1;
+  }
+  absl::StatusOr<ServerHandle> server = StartServer(serve.host, static_cast<int>(serve.port), (*runner)->Services());
+  if (!server.ok()) {
+    spdlog::error("{}", server.status().message());
+    return 1;
+  }
+  spdlog::info("serving gRPC on {}:{}, metrics on http://{}:{}/metrics", serve.host, server->port, serve.host,
+               (*metrics)->port());
+  absl::Status started = (*runner)->Start(shutdown);
+  if (!started.ok()) {
+    spdlog::error("{}", started.message());
+    (*runner)->Stop();
+    server->server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+    return 1;
+  }
+  if (!ready_file.empty()) {
+    nlohmann::json j = {{"grpc_port", server->port}, {"metrics_port", (*metrics)->port()}, {"pid", ::getpid()}};
+    absl::Status s = WriteFileAtomic(ready_file, j.dump());
+    if (!s.ok()) spdlog::warn("ready file: {}", s.message());
+  }
+
+  int sig = shutdown.Wait();
+  spdlog::info("stopping ({})", sig ? absl::StrCat("signal ", sig) : std::string("finished"));
+  if (auto* health = server->server->GetHealthCheckService()) health->SetServingStatus(false);
+  (*runner)->Stop();
+  server->server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  server->server->Wait();
+  runner->reset();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace grpo::rpc

@@ -1,0 +1,438 @@
+#include "services/coordinator/coordinator.h"
+
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "core/common/checksum.h"
+#include "core/common/logging.h"
+#include "prometheus/counter.h"
+#include "prometheus/gauge.h"
+
+namespace grpo {
+namespace fs = std::filesystem;
+
+namespace {
+constexpr uint32_t kMaxChunk = 4 << 20;
+
+prometheus::Counter* MakeCounter(prometheus::Registry& r, const std::string& name, const std::string& help) {
+  return &prometheus::BuildCounter().Name(name).Help(help).Register(r).Add({});
+}
+prometheus::Gauge* MakeGauge(prometheus::Registry& r, const std::string& name, const std::string& help) {
+  return &prometheus::BuildGauge().Name(name).Help(help).Register(r).Add({});
+}
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<CoordinatorService>> CoordinatorService::Create(
+    const RunConfig& cfg, std::shared_ptr<prometheus::Registry> registry) {
+  std::vector<Task> tasks;
+  if (!cfg.data.path.empty()) {
+    absl::StatusOr<std::vector<Task>> loaded = LoadDataset(cfg.data.path);
+    if (!loaded.ok()) return loaded.status();
+    tasks = std::move(*loaded);
+  } else {
+    ArithmeticOptions o;
+    o.num_tasks = cfg.data.num_tasks;
+    o.max_operand = cfg.data.max_operand;
+    o.operators = cfg.data.operators;
+    o.seed = static_cast<uint64_t>(cfg.run.seed);
+    tasks = GenerateArithmetic(o);
+  }
+  std::unique_ptr<CoordinatorService> s(new CoordinatorService(cfg, std::move(tasks), std::move(registry)));
+  if (!s->state_dir_.empty()) {
+    std::error_code ec;
+    fs::create_directories(s->state_dir_, ec);
+    if (ec) return absl::UnavailableError(absl::StrCat("state dir ", s->state_dir_, ": ", ec.message()));
+    if (cfg.data.path.empty()) {
+      // Keep the generated dataset beside the state, so a run is reproducible from its directory.
+      absl::Status w = WriteDataset((fs::path(s->state_dir_) / "dataset.jsonl").string(), s->tasks_);
+      if (!w.ok()) return w;
+    }
+    absl::Status r = s->Restore();
+    if (!r.ok()) return r;
+  }
+  s->sweeper_ = std::thread([p = s.get()] { p->SweepLoop(); });
+  return s;
+}
+
+CoordinatorService::CoordinatorService(const RunConfig& cfg, std::vector<Task> tasks,
+                                       std::shared_ptr<prometheus::Registry> registry)
+    : cfg_(cfg),
+      tasks_(std::move(tasks)),
+      queue_(static_cast<int64_t>(tasks_.size()), cfg.data.max_epochs, absl::Milliseconds(cfg.coordinator.lease_timeout_ms)),
+      registry_(std::move(registry)) {
+  state_dir_ = cfg.coordinator.state_dir;
+  if (state_dir_.empty() && !cfg.run.dir.empty()) state_dir_ = (fs::path(cfg.run.dir) / "coordinator").string();
+  auto& r = *registry_;
+  leases_issued_ = MakeCounter(r, "grpo_coordinator_leases_issued_total", "Prompt leases handed to actors");
+  leases_completed_ = MakeCounter(r, "grpo_coordinator_leases_completed_total", "Leases completed by the learner");
+  leases_expired_ = MakeCounter(r, "grpo_coordinator_leases_expired_total", "Leases expired and re-queued");
+  weight_bytes_in_ = MakeCounter(r, "grpo_coordinator_weight_bytes_received_total", "Weight bytes published");
+  weight_bytes_out_ = MakeCounter(r, "grpo_coordinator_weight_bytes_sent_total", "Weight bytes fetched by actors");
+  leases_outstanding_ = MakeGauge(r, "grpo_coordinator_leases_outstanding", "Leases not yet completed or expired");
+  latest_version_ = MakeGauge(r, "grpo_coordinator_latest_version", "Newest published weight version");
+  members_gauge_ = MakeGauge(r, "grpo_coordinator_members", "Registered live members");
+  step_gauge_ = MakeGauge(r, "grpo_coordinator_step", "Learner step of the newest version");
+  epoch_gauge_ = MakeGauge(r, "grpo_coordinator_epoch", "Current pass over the dataset");
+  latest_version_->Set(-1);
+}
+
+CoordinatorService::~CoordinatorService() {
+  Shutdown();
+  if (sweeper_.joinable()) sweeper_.join();
+}
+
+void CoordinatorService::Shutdown() {
+  absl::MutexLock l(&mu_);
+  shutting_down_ = true;
+}
+
+int64_t CoordinatorService::LatestVersionLocked() const {
+  return versions_.empty() ? -1 : static_cast<int64_t>(versions_.rbegin()->first);
+}
+
+void CoordinatorService::UpdateGaugesLocked() {
+  leases_outstanding_->Set(static_cast<double>(queue_.outstanding()));
+  latest_version_->Set(static_cast<double>(LatestVersionLocked()));
+  members_gauge_->Set(static_cast<double>(members_.size()));
+  step_gauge_->Set(static_cast<double>(step_));
+  epoch_gauge_->Set(queue_.epoch());
+}
+
+void CoordinatorService::SweepLoop() {
+  absl::MutexLock l(&mu_);
+  while (!shutting_down_) {
+    // Wakes every 100 ms, or at once on shutdown.
+    mu_.AwaitWithTimeout(absl::Condition(&shutting_down_), absl::Milliseconds(100));
+    if (shutting_down_) break;
+    absl::Time now = absl::Now();
+    size_t expired = queue_.ExpireDue(now);
+    for (auto it = members_.begin(); it != members_.end();) {
+      if (now - it->second.last_seen > absl::Milliseconds(cfg_.coordinator.heartbeat_timeout_ms)) {
+        size_t n = queue_.ExpireMember(it->first);
+        spdlog::warn("member {} ({}) missed heartbeats for {} ms: dropped, {} lease(s) re-queued", it->first,
+                     it->second.name, cfg_.coordinator.heartbeat_timeout_ms, n);
+        expired += n;
+        it = members_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (expired > 0) {
+      leases_expired_->Increment(static_cast<double>(expired));
+      spdlog::info("{} lease(s) expired and re-queued", expired);
+      PersistLocked(false);
+    }
+    UpdateGaugesLocked();
+  }
+}
+
+grpc::Status CoordinatorService::Register(grpc::ServerContext*, const v1::RegisterRequest* req,
+                                          v1::RegisterResponse* resp) {
+  absl::MutexLock l(&mu_);
+  std::string id = absl::StrCat(v1::Role_Name(req->role()).substr(5), "-", next_member_++);
+  for (char& c : id) c = static_cast<char>(std::tolower(c));
+  members_[id] = Member{req->role(), req->name(), absl::Now(), -1};
+  spdlog::info("registered {} ({}, {})", id, req->name(), req->address());
+  resp->set_member_id(id);
+  resp->set_heartbeat_timeout_ms(cfg_.coordinator.heartbeat_timeout_ms);
+  resp->set_latest_version(LatestVersionLocked());
+  UpdateGaugesLocked();
+  return grpc::Status::OK;
+}
+
+grpc::Status CoordinatorService::Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest* req,
+                                           v1::HeartbeatResponse* resp) {
+  absl::MutexLock l(&mu_);
+  auto it = members_.find(req->member_id());
+  resp->set_known(it != members_.end());
+  if (it != members_.end()) {
+    it->second.last_seen = absl::Now();
+    it->second.policy_version = req->policy_version();
+  }
+  resp->set_latest_version(LatestVersionLocked());
+  resp->set_run_finished(run_finished_);
+  return grpc::Status::OK;
+}
+
+grpc::Status CoordinatorService::AcquireWork(grpc::ServerContext*, const v1::AcquireWorkRequest* req,
+                                             v1::AcquireWorkResponse* resp) {
+  absl::MutexLock l(&mu_);
+  auto m = members_.find(req->member_id());
+  if (m == members_.end()) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        absl::StrCat("unknown member '", req->member_id(), "': register again"));
+  }
+  m->second.last_seen = absl::Now();
+  resp->set_latest_version(LatestVersionLocked());
+  resp->set_run_finished(run_finished_);
+  if (run_finished_ || req->max_items() == 0) return grpc::Status::OK;
+  uint32_t n = std::min<uint32_t>(req->max_items(), 1024);
+  for (const Lease& lease : queue_.Acquire(req->member_id(), n, absl::Now())) {
+    const Task& t = tasks_[static_cast<size_t>(lease.task_index)];
+    v1::WorkItem* item = resp->add_items();
+    item->set_lease_id(lease.id);
+    item->set_prompt_id(t.id);
+    item->set_epoch(lease.epoch);
+    item->set_prompt(t.prompt);
+    item->set_answer(t.answer);
+    item->set_task(t.task);
+    item->set_deadline_unix_ms(absl::ToUnixMillis(lease.deadline));
+  }
+  leases_issued_->Increment(resp->items_size());
+  if (queue_.Exhausted() && queue_.outstanding() == 0 && resp->items_size() == 0) {
+    resp->set_run_finished(true);
+  }
+  UpdateGaugesLocked();
+  return grpc::Status::OK;
+}
+
+grpc::Status CoordinatorService::CompleteWork(grpc::ServerContext*, const v1::CompleteWorkRequest* req,
+                                              v1::CompleteWorkResponse* resp) {
+  absl::MutexLock l(&mu_);
+  std::vector<uint64_t> ids(req->lease_ids().begin(), req->lease_ids().end());
+  CompleteCounts c = queue_.Complete(ids, req->requeue());
+  resp->set_completed(c.completed);
+  resp->set_already_completed(c.already_completed);
+  resp->set_unknown(c.unknown);
+  leases_completed_->Increment(c.completed);
+  if (c.unknown > 0) spdlog::warn("CompleteWork: {} unknown lease id(s)", c.unknown);
+  PersistLocked(false);
+  UpdateGaugesLocked();
+  return grpc::Status::OK;
+}
+
+grpc::Status CoordinatorService::PublishWeights(grpc::ServerContext* ctx, grpc::ServerReader<v1::WeightChunk>* reader,
+                                                v1::PublishWeightsResponse* resp) {
+  auto bytes = std::make_shared<std::string>();
+  v1::WeightChunk chunk;
+  bool first = true;
+  uint64_t version = 0, total = 0, step = 0;
+  uint32_t crc = 0;
+  while (reader->Read(&chunk)) {
+    if (first) {
+      version = chunk.version();
+      total = chunk.total_size();
+      crc = chunk.crc32();
+      step = chunk.step();
+      if (total > (uint64_t{16} << 30)) {
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "weight blob larger than 16 GiB");
+      }
+      bytes->reserve(total);
+      first = false;
+    }
+    if (chunk.version() != version || chunk.offset() != bytes->size() || chunk.total_size() != total) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          absl::StrCat("weight chunk out of order: version ", chunk.version(), " offset ",
+                                       chunk.offset(), ", expected version ", version, " offset ", bytes->size()));
+    }
+    if (bytes->size() + chunk.data().size() > total) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "weight chunks exceed total_size");
+    }
+    bytes->append(chunk.data());
+  }
+  if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "publisher went away");
+  if (first) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no weight chunks received");
+  if (bytes->size() != total) {
+    return grpc::Status(grpc::StatusCode::DATA_LOSS,
+                        absl::StrCat("weights truncated: got ", bytes->size(), " of ", total, " bytes"));
+  }
+  if (Crc32(*bytes) != crc) {
+    return grpc::Status(grpc::StatusCode::DATA_LOSS, absl::StrCat("weights of version ", version, ": CRC mismatch"));
+  }
+  absl::MutexLock l(&mu_);
+  int64_t latest = LatestVersionLocked();
+  if (static_cast<int64_t>(version) <= latest) {
+    // A retry of a version we already have is fine; an older one is refused.
+    if (versions_.count(version) && versions_[version].crc32 == crc) {
+      resp->set_version(version);
+      resp->set_bytes(total);
+      return grpc::Status::OK;
+    }
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        absl::StrCat("version ", version, " is not newer than ", latest));
+  }
+  versions_[version] = Version{version, step, crc, std::move(bytes)};
+  while (static_cast<int64_t>(versions_.size()) > std::max<int64_t>(1, cfg_.coordinator.keep_versions)) {
+    versions_.erase(versions_.begin());
+  }
+  step_ = step;
+  weight_bytes_in_->Increment(static_cast<double>(total));
+  spdlog::info("published version {} (step {}, {} bytes)", version, step, total);
+  PersistLocked(true);
+  UpdateGaugesLocked();
+  resp->set_version(version);
+  resp->set_bytes(total);
+  return grpc::Status::OK;
+}
+
+grpc::Status CoordinatorService::WatchVersions(grpc::ServerContext* ctx, const v1::WatchVersionsRequest* req,
+                                               grpc::ServerWriter<v1::VersionAnnouncement>* writer) {
+  int64_t after = req->after_version();
+  for (;;) {
+    v1::VersionAnnouncement a;
+    {
+      absl::MutexLock l(&mu_);
+      auto newer = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return shutting_down_ || LatestVersionLocked() > after;
+      };
+      // Re-checks cancellation every 200 ms: the sync API has no cancel callback.
+      while (!newer() && !ctx->IsCancelled()) mu_.AwaitWithTimeout(absl::Condition(&newer), absl::Milliseconds(200));
+      if (shutting_down_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "coordinator shutting down");
+      if (ctx->IsCancelled()) return grpc::Status::CANCELLED;
+      const Version& v = versions_.rbegin()->second;
+      a.set_version(v.version);
+      a.set_step(v.step);
+      a.set_total_size(v.bytes->size());
+      a.set_crc32(v.crc32);
+      after = static_cast<int64_t>(v.version);
+    }
+    if (!writer->Write(a)) return grpc::Status::CANCELLED;
+  }
+}
+
+grpc::Status CoordinatorService::FetchWeights(grpc::ServerContext* ctx, const v1::FetchWeightsRequest* req,
+                                              grpc::ServerWriter<v1::WeightChunk>* writer) {
+  Version v;
+  {
+    absl::MutexLock l(&mu_);
+    if (versions_.empty()) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "no weights published yet");
+    if (req->version() < 0) {
+      v = versions_.rbegin()->second;
+    } else {
+      auto it = versions_.find(static_cast<uint64_t>(req->version()));
+      if (it == versions_.end()) {
+        return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                            absl::StrCat("version ", req->version(), " is not kept (newest is ",
+                                         LatestVersionLocked(), ")"));
+      }
+      v = it->second;
+    }
+  }
+  uint32_t chunk = req->chunk_bytes() == 0 ? (1u << 20) : std::min(req->chunk_bytes(), kMaxChunk);
+  const std::string& b = *v.bytes;
+  for (size_t off = 0; off < b.size() || off == 0; off += chunk) {
+    if (ctx->IsCancelled()) return grpc::Status::CANCELLED;
+    v1::WeightChunk c;
+    c.set_version(v.version);
+    c.set_step(v.step);
+    c.set_offset(off);
+    c.set_total_size(b.size());
+    c.set_crc32(v.crc32);
+    c.set_data(b.substr(off, chunk));
+    if (!writer->Write(c)) return grpc::Status::CANCELLED;
+    if (b.empty()) break;
+  }
+  weight_bytes_out_->Increment(static_cast<double>(b.size()));
+  return grpc::Status::OK;
+}
+
+grpc::Status CoordinatorService::GetRunStatus(grpc::ServerContext*, const v1::RunStatusRequest* req,
+                                              v1::RunStatusResponse* resp) {
+  absl::MutexLock l(&mu_);
+  resp->set_step(step_);
+  resp->set_latest_version(LatestVersionLocked());
+  resp->set_epoch(queue_.epoch());
+  resp->set_dataset_size(tasks_.size());
+  resp->set_leases_issued(queue_.issued());
+  resp->set_leases_completed(queue_.completed());
+  resp->set_leases_expired(queue_.expired());
+  resp->set_leases_outstanding(queue_.outstanding());
+  resp->set_duplicate_completions(queue_.duplicates());
+  resp->set_members(static_cast<uint32_t>(members_.size()));
+  resp->set_run_finished(run_finished_);
+  if (req->include_prompts()) {
+    for (const auto& [unit, p] : queue_.progress()) {
+      v1::PromptProgress* pp = resp->add_prompts();
+      pp->set_prompt_id(tasks_[static_cast<size_t>(unit.first)].id);
+      pp->set_epoch(unit.second);
+      pp->set_leases_issued(p.leases_issued);
+      pp->set_completions(p.completions);
+    }
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status CoordinatorService::FinishRun(grpc::ServerContext*, const v1::FinishRunRequest* req,
+                                           v1::FinishRunResponse*) {
+  absl::MutexLock l(&mu_);
+  if (!run_finished_) spdlog::info("run finished: {}", req->reason());
+  run_finished_ = true;
+  PersistLocked(false);
+  return grpc::Status::OK;
+}
+
+void CoordinatorService::PersistLocked(bool with_weights) {
+  if (state_dir_.empty()) return;
+  fs::path dir(state_dir_);
+  if (with_weights && !versions_.empty()) {
+    absl::Status s = WriteFileAtomic((dir / "weights.safetensors").string(), *versions_.rbegin()->second.bytes);
+    if (!s.ok()) spdlog::error("persisting weights: {}", s.message());
+  }
+  WorkQueue::Snapshot snap = queue_.TakeSnapshot();
+  nlohmann::json j;
+  j["step"] = step_;
+  j["run_finished"] = run_finished_;
+  j["epoch"] = snap.epoch;
+  j["cursor"] = snap.cursor;
+  j["next_lease_id"] = snap.next_lease_id;
+  j["pending"] = snap.pending;
+  j["dataset_size"] = tasks_.size();
+  if (!versions_.empty()) {
+    const Version& v = versions_.rbegin()->second;
+    j["version"] = v.version;
+    j["version_step"] = v.step;
+    j["crc32"] = v.crc32;
+  }
+  absl::Status s = WriteFileAtomic((dir / "state.json").string(), j.dump(2));
+  if (!s.ok()) spdlog::error("persisting state: {}", s.message());
+}
+
+absl::Status CoordinatorService::Restore() {
+  fs::path dir(state_dir_);
+  fs::path state = dir / "state.json";
+  if (!fs::exists(state)) return absl::OkStatus();
+  absl::StatusOr<std::string> text = ReadFile(state.string());
+  if (!text.ok()) return text.status();
+  nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    return absl::DataLossError(absl::StrCat(state.string(), ": not valid JSON; move it away to start a new run"));
+  }
+  try {
+    if (j.value("dataset_size", uint64_t{0}) != tasks_.size()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          state.string(), ": saved for a dataset of ", j.value("dataset_size", 0), " tasks, but the dataset has ",
+          tasks_.size(), "; use a new run directory"));
+    }
+    absl::MutexLock l(&mu_);
+    WorkQueue::Snapshot snap;
+    snap.epoch = j.at("epoch").get<uint32_t>();
+    snap.cursor = j.at("cursor").get<int64_t>();
+    snap.next_lease_id = j.at("next_lease_id").get<uint64_t>();
+    snap.pending = j.at("pending").get<std::vector<std::pair<int64_t, uint32_t>>>();
+    queue_.Restore(snap);
+    step_ = j.value("step", uint64_t{0});
+    // run_finished is not restored: starting the services again continues the run.
+    if (j.contains("version")) {
+      absl::StatusOr<std::string> w = ReadFile((dir / "weights.safetensors").string());
+      uint32_t crc = j.at("crc32").get<uint32_t>();
+      if (!w.ok() || Crc32(*w) != crc) {
+        spdlog::warn("{}: weights missing or corrupt; waiting for the learner to publish again",
+                     (dir / "weights.safetensors").string());
+      } else {
+        uint64_t v = j.at("version").get<uint64_t>();
+        versions_[v] = Version{v, j.value("version_step", uint64_t{0}), crc,
+                               std::make_shared<const std::string>(std::move(*w))};
+      }
+    }
+    spdlog::info("resumed from {}: step {}, epoch {}, cursor {}, {} pending unit(s), version {}", state.string(),
+                 step_, snap.epoch, snap.cursor, snap.pending.size(), LatestVersionLocked());
+    UpdateGaugesLocked();
+  } catch (const nlohmann::json::exception& e) {
+    return absl::DataLossError(absl::StrCat(state.string(), ": ", e.what()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace grpo

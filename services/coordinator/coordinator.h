@@ -1,0 +1,100 @@
+// The coordinator: membership, the prompt queue (leases), the weight store and run state,
+// persisted under a state directory so a restarted coordinator resumes the run.
+//
+// Thread-safety: all state sits behind one mutex; gRPC handler threads only take it for
+// short critical sections (weight bytes are shared immutable buffers, copied out of the
+// lock). One sweeper thread expires leases and silent members.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "core/common/config.h"
+#include "core/common/dataset.h"
+#include "grpo/v1/coordinator.grpc.pb.h"
+#include "prometheus/counter.h"
+#include "prometheus/gauge.h"
+#include "prometheus/registry.h"
+#include "services/coordinator/work_queue.h"
+
+namespace grpo {
+
+class CoordinatorService final : public v1::Coordinator::Service {
+ public:
+  // Loads (or generates) the dataset and restores persisted state if any.
+  static absl::StatusOr<std::unique_ptr<CoordinatorService>> Create(
+      const RunConfig& cfg, std::shared_ptr<prometheus::Registry> registry);
+  ~CoordinatorService() override;
+
+  // Ends every open WatchVersions stream (call before grpc::Server::Shutdown).
+  void Shutdown();
+
+  grpc::Status Register(grpc::ServerContext*, const v1::RegisterRequest*, v1::RegisterResponse*) override;
+  grpc::Status Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest*, v1::HeartbeatResponse*) override;
+  grpc::Status AcquireWork(grpc::ServerContext*, const v1::AcquireWorkRequest*, v1::AcquireWorkResponse*) override;
+  grpc::Status CompleteWork(grpc::ServerContext*, const v1::CompleteWorkRequest*, v1::CompleteWorkResponse*) override;
+  grpc::Status PublishWeights(grpc::ServerContext*, grpc::ServerReader<v1::WeightChunk>*,
+                              v1::PublishWeightsResponse*) override;
+  grpc::Status WatchVersions(grpc::ServerContext*, const v1::WatchVersionsRequest*,
+                             grpc::ServerWriter<v1::VersionAnnouncement>*) override;
+  grpc::Status FetchWeights(grpc::ServerContext*, const v1::FetchWeightsRequest*,
+                            grpc::ServerWriter<v1::WeightChunk>*) override;
+  grpc::Status GetRunStatus(grpc::ServerContext*, const v1::RunStatusRequest*, v1::RunStatusResponse*) override;
+  grpc::Status FinishRun(grpc::ServerContext*, const v1::FinishRunRequest*, v1::FinishRunResponse*) override;
+
+ private:
+  struct Version {
+    uint64_t version = 0;
+    uint64_t step = 0;
+    uint32_t crc32 = 0;
+    std::shared_ptr<const std::string> bytes;
+  };
+  struct Member {
+    v1::Role role;
+    std::string name;
+    absl::Time last_seen;
+    int64_t policy_version = -1;
+  };
+
+  CoordinatorService(const RunConfig& cfg, std::vector<Task> tasks, std::shared_ptr<prometheus::Registry> registry);
+  void SweepLoop();
+  absl::Status Restore();
+  // Writes state.json (and the newest weights when `with_weights`); logs on failure.
+  void PersistLocked(bool with_weights) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void UpdateGaugesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int64_t LatestVersionLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const RunConfig cfg_;
+  const std::vector<Task> tasks_;
+  std::string state_dir_;
+
+  mutable absl::Mutex mu_;
+  WorkQueue queue_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, Version> versions_ ABSL_GUARDED_BY(mu_);  // newest keep_versions
+  std::map<std::string, Member> members_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_member_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t step_ ABSL_GUARDED_BY(mu_) = 0;
+  bool run_finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread sweeper_;
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Counter* leases_issued_;
+  prometheus::Counter* leases_completed_;
+  prometheus::Counter* leases_expired_;
+  prometheus::Counter* weight_bytes_in_;
+  prometheus::Counter* weight_bytes_out_;
+  prometheus::Gauge* leases_outstanding_;
+  prometheus::Gauge* latest_version_;
+  prometheus::Gauge* members_gauge_;
+  prometheus::Gauge* step_gauge_;
+  prometheus::Gauge* epoch_gauge_;
+};
+
+}  // namespace grpo

@@ -1,0 +1,130 @@
+#include "services/coordinator/work_queue.h"
+
+namespace grpo {
+
+WorkQueue::WorkQueue(int64_t dataset_size, int64_t max_epochs, absl::Duration lease_timeout)
+    : dataset_size_(dataset_size), max_epochs_(max_epochs), lease_timeout_(lease_timeout) {}
+
+std::optional<WorkQueue::Unit> WorkQueue::NextUnit() {
+  while (!requeued_.empty()) {
+    Unit u = requeued_.front();
+    requeued_.pop_front();
+    if (!done_.count(u)) return u;
+  }
+  if (Exhausted() || dataset_size_ == 0) return std::nullopt;
+  Unit u{cursor_, epoch_};
+  if (++cursor_ == dataset_size_) {
+    cursor_ = 0;
+    ++epoch_;
+  }
+  return u;
+}
+
+bool WorkQueue::Exhausted() const { return max_epochs_ > 0 && epoch_ >= max_epochs_; }
+
+std::vector<Lease> WorkQueue::Acquire(const std::string& member, size_t max_items, absl::Time now) {
+  std::vector<Lease> out;
+  while (out.size() < max_items) {
+    std::optional<Unit> u = NextUnit();
+    if (!u) break;
+    Lease l{next_lease_id_++, u->first, u->second, member, now + lease_timeout_};
+    leases_[l.id] = l;
+    ++progress_[*u].leases_issued;
+    ++issued_;
+    out.push_back(l);
+  }
+  return out;
+}
+
+void WorkQueue::Requeue(const Lease& l) {
+  Unit u{l.task_index, l.epoch};
+  retired_leases_[l.id] = u;
+  if (!done_.count(u)) requeued_.push_back(u);
+}
+
+CompleteCounts WorkQueue::Complete(const std::vector<uint64_t>& lease_ids, bool requeue) {
+  CompleteCounts c;
+  for (uint64_t id : lease_ids) {
+    std::optional<Unit> unit;
+    auto it = leases_.find(id);
+    if (it != leases_.end()) {
+      unit = Unit{it->second.task_index, it->second.epoch};
+      if (requeue) {
+        Requeue(it->second);
+        leases_.erase(it);
+        continue;
+      }
+      leases_.erase(it);
+      retired_leases_[id] = *unit;
+    } else if (auto r = retired_leases_.find(id); r != retired_leases_.end()) {
+      // An expired lease whose group still reached the learner: the unit is done if
+      // nothing completed it yet (its re-issued copy will then be a duplicate).
+      unit = r->second;
+      if (requeue) continue;
+    } else {
+      ++c.unknown;
+      continue;
+    }
+    if (done_.insert(*unit).second) {
+      ++progress_[*unit].completions;
+      ++completed_;
+      ++c.completed;
+    } else {
+      ++duplicates_;
+      ++c.already_completed;
+    }
+  }
+  return c;
+}
+
+size_t WorkQueue::ExpireDue(absl::Time now) {
+  size_t n = 0;
+  for (auto it = leases_.begin(); it != leases_.end();) {
+    if (it->second.deadline <= now) {
+      Requeue(it->second);
+      it = leases_.erase(it);
+      ++n;
+    } else {
+      ++it;
+    }
+  }
+  expired_ += n;
+  return n;
+}
+
+size_t WorkQueue::ExpireMember(const std::string& member) {
+  size_t n = 0;
+  for (auto it = leases_.begin(); it != leases_.end();) {
+    if (it->second.member == member) {
+      Requeue(it->second);
+      it = leases_.erase(it);
+      ++n;
+    } else {
+      ++it;
+    }
+  }
+  expired_ += n;
+  return n;
+}
+
+WorkQueue::Snapshot WorkQueue::TakeSnapshot() const {
+  Snapshot s;
+  s.epoch = epoch_;
+  s.cursor = cursor_;
+  s.next_lease_id = next_lease_id_;
+  for (const Unit& u : requeued_) {
+    if (!done_.count(u)) s.pending.push_back(u);
+  }
+  for (const auto& [id, l] : leases_) s.pending.emplace_back(l.task_index, l.epoch);
+  return s;
+}
+
+void WorkQueue::Restore(const Snapshot& s) {
+  epoch_ = s.epoch;
+  cursor_ = s.cursor;
+  next_lease_id_ = s.next_lease_id;
+  requeued_.assign(s.pending.begin(), s.pending.end());
+  leases_.clear();
+}
+
+}  // namespace grpo

@@ -1,0 +1,95 @@
+// WorkQueue: the prompt queue of a run, handed out as leases.
+//
+// A unit of work is (task index, epoch). Units are issued in dataset order, epoch after
+// epoch; a unit whose lease expires (or is released) goes back to the front of the queue
+// and is issued again under a new lease id. A unit completes once: completing any of its
+// leases again, or a stale lease of a completed unit, is counted but changes nothing.
+// Not thread-safe: the Coordinator serialises access.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/time/time.h"
+
+namespace grpo {
+
+struct Lease {
+  uint64_t id = 0;
+  int64_t task_index = 0;
+  uint32_t epoch = 0;
+  std::string member;
+  absl::Time deadline;
+};
+
+struct CompleteCounts {
+  uint32_t completed = 0;
+  uint32_t already_completed = 0;
+  uint32_t unknown = 0;
+};
+
+struct UnitProgress {
+  uint32_t leases_issued = 0;
+  uint32_t completions = 0;  // times a lease of this unit completed it (0 or 1)
+};
+
+class WorkQueue {
+ public:
+  // max_epochs 0: unbounded.
+  WorkQueue(int64_t dataset_size, int64_t max_epochs, absl::Duration lease_timeout);
+
+  std::vector<Lease> Acquire(const std::string& member, size_t max_items, absl::Time now);
+  // Completes leases (requeue=false) or releases them for re-issue (requeue=true).
+  CompleteCounts Complete(const std::vector<uint64_t>& lease_ids, bool requeue);
+  // Expires leases past their deadline; returns how many.
+  size_t ExpireDue(absl::Time now);
+  // Expires every lease held by `member` (it died); returns how many.
+  size_t ExpireMember(const std::string& member);
+
+  // True once every unit of the last epoch has been issued (max_epochs > 0 only).
+  bool Exhausted() const;
+
+  // Persistence: the cursor and the units that must be issued again.
+  struct Snapshot {
+    uint32_t epoch = 0;
+    int64_t cursor = 0;
+    std::vector<std::pair<int64_t, uint32_t>> pending;  // re-queued and outstanding units
+    uint64_t next_lease_id = 1;
+  };
+  Snapshot TakeSnapshot() const;
+  void Restore(const Snapshot& s);
+
+  uint32_t epoch() const { return epoch_; }
+  uint64_t issued() const { return issued_; }
+  uint64_t completed() const { return completed_; }
+  uint64_t expired() const { return expired_; }
+  uint64_t duplicates() const { return duplicates_; }
+  size_t outstanding() const { return leases_.size(); }
+  const std::map<std::pair<int64_t, uint32_t>, UnitProgress>& progress() const { return progress_; }
+
+ private:
+  using Unit = std::pair<int64_t, uint32_t>;  // (task index, epoch)
+  std::optional<Unit> NextUnit();
+  void Requeue(const Lease& l);
+
+  int64_t dataset_size_;
+  int64_t max_epochs_;
+  absl::Duration lease_timeout_;
+  uint32_t epoch_ = 0;
+  int64_t cursor_ = 0;
+  uint64_t next_lease_id_ = 1;
+  std::deque<Unit> requeued_;
+  std::map<uint64_t, Lease> leases_;           // outstanding leases by id
+  std::map<uint64_t, Unit> retired_leases_;    // expired or released lease ids -> unit
+  std::set<Unit> done_;                        // completed units (pruned per epoch is future work)
+  std::map<Unit, UnitProgress> progress_;
+  uint64_t issued_ = 0, completed_ = 0, expired_ = 0, duplicates_ = 0;
+};
+
+}  // namespace grpo

@@ -1,0 +1,28 @@
+// The reward service: scores streams of rollout groups with the rule-based rewards.
+// Stateless; each stream is served by its own gRPC thread. No LibTorch.
+#pragma once
+
+#include "core/common/config.h"
+#include "grpo/v1/reward.grpc.pb.h"
+#include "prometheus/counter.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+
+namespace grpo {
+
+class RewardService final : public v1::Reward::Service {
+ public:
+  RewardService(const RewardConfig& cfg, prometheus::Registry& registry);
+  grpc::Status Score(grpc::ServerContext* ctx,
+                     grpc::ServerReaderWriter<v1::ScoredGroup, v1::RolloutGroup>* stream) override;
+
+ private:
+  const RewardConfig cfg_;
+  prometheus::Counter* groups_;
+  prometheus::Counter* completions_;
+  prometheus::Counter* errors_;
+  prometheus::Counter* reward_sum_;
+  prometheus::Histogram* score_seconds_;
+};
+
+}  // namespace grpo
