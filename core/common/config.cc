@@ -169,7 +169,6 @@ std::vector<ConfigField> ConfigFields(RunConfig& c) {
   f.push_back({"model", "tie_word_embeddings", &c.model.tie_word_embeddings, "share input and output embeddings"});
   f.push_back({"model", "charset", &c.model.charset, "characters of the demo tokenizer"});
   f.push_back({"model", "prompt_template", &c.model.prompt_template, "prompt template with {prompt}"});
-  f.push_back({"model", "init_std", &c.model.init_std, "std of the initial weights"});
 
   AddServe(f, "coordinator", c.coordinator.serve);
   f.push_back({"coordinator", "state_dir", &c.coordinator.state_dir, "persisted run state (default <run.dir>/coordinator)"});

@@ -60,7 +60,6 @@ struct ModelSection {
   std::string charset = "0123456789+-*= ";
   // Prompt template; {prompt} is replaced by the task's prompt.
   std::string prompt_template = "{prompt}";
-  double init_std = 0.02;
 };
 
 struct CoordinatorConfig {

@@ -1,0 +1,344 @@
+#include "services/actor/actor.h"
+
+#include <torch/torch.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <chrono>
+#include <functional>
+
+#include "absl/strings/str_cat.h"
+#include "core/common/checksum.h"
+#include "core/common/logging.h"
+#include "core/model/sampler.h"
+#include "core/rpc/rpc.h"
+
+namespace grpo {
+
+absl::StatusOr<std::unique_ptr<Actor>> Actor::Create(const RunConfig& cfg,
+                                                     std::shared_ptr<prometheus::Registry> registry) {
+  torch::set_num_threads(static_cast<int>(cfg.actor.threads));
+  absl::StatusOr<std::unique_ptr<Policy>> policy = BuildPolicy(cfg, static_cast<uint64_t>(cfg.run.seed));
+  if (!policy.ok()) return policy.status();
+  return std::unique_ptr<Actor>(new Actor(cfg, std::move(*policy), std::move(registry)));
+}
+
+Actor::Actor(const RunConfig& cfg, std::unique_ptr<Policy> policy, std::shared_ptr<prometheus::Registry> registry)
+    : cfg_(cfg), policy_(std::move(policy)), registry_(std::move(registry)) {
+  coordinator_ = v1::Coordinator::NewStub(rpc::MakeChannel(cfg.endpoints.coordinator));
+  reward_ = v1::Reward::NewStub(rpc::MakeChannel(cfg.endpoints.reward));
+  learner_ = v1::Learner::NewStub(rpc::MakeChannel(cfg.endpoints.learner));
+  policy_->model->eval();
+  auto& r = *registry_;
+  version_gauge_ = &prometheus::BuildGauge().Name("grpo_actor_policy_version").Help("Weight version the actor samples with").Register(r).Add({});
+  tokens_ = &prometheus::BuildCounter().Name("grpo_actor_tokens_generated_total").Help("Completion tokens sampled").Register(r).Add({});
+  groups_ = &prometheus::BuildCounter().Name("grpo_actor_groups_total").Help("Rollout groups handed to the learner").Register(r).Add({});
+  weight_updates_ = &prometheus::BuildCounter().Name("grpo_actor_weight_updates_total").Help("Weight versions loaded").Register(r).Add({});
+  generation_seconds_ = &prometheus::BuildCounter().Name("grpo_actor_generation_seconds_total").Help("Time spent sampling").Register(r).Add({});
+  failed_batches_ = &prometheus::BuildCounter().Name("grpo_actor_failed_batches_total").Help("Batches lost to a reward or learner failure (their leases expire and return)").Register(r).Add({});
+  version_gauge_->Set(-1);
+}
+
+Actor::~Actor() { Stop(); }
+
+absl::Status Actor::Start(ShutdownSignal& shutdown) {
+  shutdown_ = &shutdown;
+  loop_ = std::thread([this] { Loop(); });
+  return absl::OkStatus();
+}
+
+void Actor::Stop() {
+  {
+    absl::MutexLock l(&mu_);
+    stopping_ = true;
+    for (auto& ctx : open_calls_) ctx->TryCancel();
+  }
+  if (loop_.joinable()) loop_.join();
+  if (heartbeat_.joinable()) heartbeat_.join();
+  if (watcher_.joinable()) watcher_.join();
+}
+
+std::shared_ptr<grpc::ClientContext> Actor::NewContext(absl::Duration timeout) {
+  auto ctx = std::make_shared<grpc::ClientContext>();
+  ctx->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  absl::MutexLock l(&mu_);
+  if (stopping_) ctx->TryCancel();
+  open_calls_.push_back(ctx);
+  return ctx;
+}
+
+void Actor::ForgetContext(const std::shared_ptr<grpc::ClientContext>& ctx) {
+  absl::MutexLock l(&mu_);
+  open_calls_.erase(std::remove(open_calls_.begin(), open_calls_.end(), ctx), open_calls_.end());
+}
+
+void Actor::WaitForNews(absl::Duration timeout) {
+  absl::MutexLock l(&mu_);
+  auto news = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || announced_version_ > version_.load(); };
+  mu_.AwaitWithTimeout(absl::Condition(&news), timeout);
+}
+
+bool Actor::RegisterWithRetry() {
+  absl::Duration backoff = absl::Milliseconds(50);
+  for (;;) {
+    {
+      absl::MutexLock l(&mu_);
+      if (stopping_) return false;
+    }
+    v1::RegisterRequest req;
+    req.set_role(v1::ROLE_ACTOR);
+    req.set_name(absl::StrCat("actor-pid-", ::getpid()));
+    v1::RegisterResponse resp;
+    auto ctx = NewContext(absl::Seconds(5));
+    ctx->set_wait_for_ready(true);
+    grpc::Status s = coordinator_->Register(ctx.get(), req, &resp);
+    ForgetContext(ctx);
+    if (s.ok()) {
+      absl::MutexLock l(&mu_);
+      member_id_ = resp.member_id();
+      announced_version_ = std::max(announced_version_, resp.latest_version());
+      rng_seed_ = std::hash<std::string>{}(member_id_) ^ (static_cast<uint64_t>(cfg_.run.seed) * 0x9E3779B97F4A7C15ull);
+      spdlog::info("registered as {}", member_id_);
+      return true;
+    }
+    spdlog::warn("register with coordinator {}: {}", cfg_.endpoints.coordinator, s.error_message());
+    absl::SleepFor(backoff);
+    backoff = std::min(backoff * 2, absl::Seconds(2));
+  }
+}
+
+void Actor::HeartbeatLoop() {
+  for (;;) {
+    std::string id;
+    {
+      absl::MutexLock l(&mu_);
+      // Heartbeat three times per timeout period; Stop() ends the wait at once.
+      mu_.AwaitWithTimeout(absl::Condition(&stopping_), absl::Milliseconds(cfg_.coordinator.heartbeat_timeout_ms / 3));
+      if (stopping_) return;
+      id = member_id_;
+    }
+    v1::HeartbeatRequest req;
+    req.set_member_id(id);
+    req.set_policy_version(version_.load());
+    v1::HeartbeatResponse resp;
+    auto ctx = NewContext(absl::Seconds(5));
+    grpc::Status s = coordinator_->Heartbeat(ctx.get(), req, &resp);
+    ForgetContext(ctx);
+    if (!s.ok()) {
+      spdlog::warn("heartbeat: {}", s.error_message());
+      continue;
+    }
+    if (!resp.known()) {
+      spdlog::warn("coordinator forgot {}; registering again", id);
+      RegisterWithRetry();
+    }
+    absl::MutexLock l(&mu_);
+    announced_version_ = std::max(announced_version_, resp.latest_version());
+  }
+}
+
+void Actor::WatchLoop() {
+  absl::Duration backoff = absl::Milliseconds(50);
+  for (;;) {
+    v1::WatchVersionsRequest req;
+    {
+      absl::MutexLock l(&mu_);
+      if (stopping_) return;
+      req.set_after_version(announced_version_);
+    }
+    auto ctx = NewContext(absl::Hours(24 * 365));
+    ctx->set_wait_for_ready(true);
+    auto reader = coordinator_->WatchVersions(ctx.get(), req);
+    v1::VersionAnnouncement a;
+    while (reader->Read(&a)) {
+      backoff = absl::Milliseconds(50);
+      absl::MutexLock l(&mu_);
+      announced_version_ = std::max<int64_t>(announced_version_, static_cast<int64_t>(a.version()));
+    }
+    grpc::Status s = reader->Finish();
+    ForgetContext(ctx);
+    {
+      absl::MutexLock l(&mu_);
+      if (stopping_) return;
+    }
+    spdlog::warn("version watch ended ({}); reconnecting", s.error_message());
+    absl::SleepFor(backoff);
+    backoff = std::min(backoff * 2, absl::Seconds(2));
+  }
+}
+
+absl::Status Actor::UpdateWeights(int64_t version) {
+  v1::FetchWeightsRequest req;
+  req.set_version(version);
+  req.set_chunk_bytes(1 << 20);
+  auto ctx = NewContext(absl::Seconds(120));
+  auto reader = coordinator_->FetchWeights(ctx.get(), req);
+  std::string blob;
+  v1::WeightChunk c;
+  uint64_t got_version = 0, total = 0;
+  uint32_t crc = 0;
+  while (reader->Read(&c)) {
+    if (c.offset() != blob.size()) return absl::DataLossError("weight chunks out of order");
+    got_version = c.version();
+    total = c.total_size();
+    crc = c.crc32();
+    blob.append(c.data());
+  }
+  grpc::Status s = reader->Finish();
+  ForgetContext(ctx);
+  if (!s.ok()) return rpc::ToAbsl(s);
+  if (blob.size() != total || Crc32(blob) != crc) {
+    return absl::DataLossError(absl::StrCat("weights of version ", got_version, " arrived corrupt"));
+  }
+  absl::Status loaded = LoadWeightsBlob(policy_->model, blob);
+  if (!loaded.ok()) return loaded;
+  version_ = static_cast<int64_t>(got_version);
+  version_gauge_->Set(static_cast<double>(got_version));
+  weight_updates_->Increment();
+  spdlog::info("loaded weights version {} ({} bytes)", got_version, blob.size());
+  return absl::OkStatus();
+}
+
+v1::RolloutGroup Actor::Generate(const v1::WorkItem& item) {
+  v1::RolloutGroup g;
+  *g.mutable_item() = item;
+  g.set_policy_version(static_cast<uint64_t>(version_.load()));
+  g.set_temperature(static_cast<float>(cfg_.actor.temperature));
+  {
+    absl::MutexLock l(&mu_);
+    g.set_actor_id(member_id_);
+  }
+  std::vector<int64_t> prompt = EncodePrompt(*policy_, item.prompt());
+  for (int64_t id : prompt) g.add_prompt_token_ids(static_cast<int32_t>(id));
+  model::SamplingParams p;
+  p.temperature = cfg_.actor.temperature;
+  p.top_p = cfg_.actor.top_p;
+  p.top_k = cfg_.actor.top_k;
+  p.max_new_tokens = cfg_.actor.max_new_tokens;
+  p.stop_token_ids = {policy_->tokenizer.eos_id()};
+  // Seeded by actor, lease and version: a re-issued prompt gets fresh samples.
+  at::Generator gen = at::detail::createCPUGenerator(rng_seed_ ^ (item.lease_id() * 0xBF58476D1CE4E5B9ull));
+  auto t0 = std::chrono::steady_clock::now();
+  std::vector<model::SampledSequence> seqs = model::SampleGroup(policy_->model, prompt, cfg_.actor.group_size, p, gen);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  g.set_generation_ms(secs * 1000);
+  generation_seconds_->Increment(secs);
+  for (const auto& s : seqs) {
+    v1::Completion* c = g.add_completions();
+    for (int64_t t : s.token_ids) c->add_token_ids(static_cast<int32_t>(t));
+    for (float lp : s.logprobs) c->add_logprobs(lp);
+    c->set_text(policy_->tokenizer.Decode(s.token_ids, /*skip_special=*/true));
+    c->set_truncated(s.truncated);
+    tokens_->Increment(static_cast<double>(s.token_ids.size()));
+  }
+  return g;
+}
+
+absl::StatusOr<std::vector<v1::ScoredGroup>> Actor::Score(const std::vector<v1::RolloutGroup>& groups) {
+  auto ctx = NewContext(absl::Seconds(120));
+  auto stream = reward_->Score(ctx.get());
+  for (const auto& g : groups) {
+    if (!stream->Write(g)) break;
+  }
+  stream->WritesDone();
+  std::vector<v1::ScoredGroup> out;
+  v1::ScoredGroup sg;
+  while (stream->Read(&sg)) out.push_back(sg);
+  grpc::Status s = stream->Finish();
+  ForgetContext(ctx);
+  if (!s.ok()) return rpc::ToAbsl(s);
+  if (out.size() != groups.size()) {
+    return absl::DataLossError(absl::StrCat("reward service returned ", out.size(), " of ", groups.size(), " groups"));
+  }
+  return out;
+}
+
+absl::Status Actor::Submit(const std::vector<v1::ScoredGroup>& groups) {
+  // The learner stops reading when its buffer is full, so this call may wait for a
+  // training step: that wait is the backpressure that keeps rollouts fresh.
+  auto ctx = NewContext(absl::Minutes(30));
+  auto stream = learner_->SubmitGroups(ctx.get());
+  for (const auto& g : groups) {
+    if (!stream->Write(g)) break;
+  }
+  stream->WritesDone();
+  v1::SubmitAck ack;
+  size_t acks = 0;
+  while (stream->Read(&ack)) {
+    ++acks;
+    if (ack.outcome() != v1::SubmitAck::ACCEPTED) {
+      spdlog::warn("learner did not accept lease {}: {} {}", ack.lease_id(), v1::SubmitAck::Outcome_Name(ack.outcome()),
+                   ack.detail());
+    }
+    absl::MutexLock l(&mu_);
+    announced_version_ = std::max(announced_version_, ack.latest_version());
+  }
+  grpc::Status s = stream->Finish();
+  ForgetContext(ctx);
+  if (!s.ok()) return rpc::ToAbsl(s);
+  if (acks != groups.size()) return absl::DataLossError(absl::StrCat("learner acked ", acks, " of ", groups.size(), " groups"));
+  groups_->Increment(static_cast<double>(groups.size()));
+  return absl::OkStatus();
+}
+
+void Actor::Loop() {
+  if (!RegisterWithRetry()) return;
+  heartbeat_ = std::thread([this] { HeartbeatLoop(); });
+  watcher_ = std::thread([this] { WatchLoop(); });
+  absl::Duration idle = absl::Milliseconds(20);
+  for (;;) {
+    int64_t announced;
+    std::string member;
+    {
+      absl::MutexLock l(&mu_);
+      if (stopping_) return;
+      announced = announced_version_;
+      member = member_id_;
+    }
+    if (announced > version_.load()) {
+      absl::Status s = UpdateWeights(-1);
+      if (!s.ok()) spdlog::warn("fetching weights: {}", s.message());
+    }
+    if (version_.load() < 0) {
+      WaitForNews(absl::Seconds(1));  // no weights yet: the learner publishes version 0 first
+      continue;
+    }
+    v1::AcquireWorkRequest req;
+    req.set_member_id(member);
+    req.set_max_items(static_cast<uint32_t>(cfg_.actor.prompts_per_request));
+    v1::AcquireWorkResponse resp;
+    auto ctx = NewContext(absl::Seconds(10));
+    grpc::Status s = coordinator_->AcquireWork(ctx.get(), req, &resp);
+    ForgetContext(ctx);
+    if (!s.ok()) {
+      spdlog::warn("acquire work: {}", s.error_message());
+      if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION && !RegisterWithRetry()) return;
+      WaitForNews(idle);
+      idle = std::min(idle * 2, absl::Seconds(1));
+      continue;
+    }
+    if (resp.run_finished()) {
+      spdlog::info("the run is finished; stopping");
+      shutdown_->Trigger();
+      return;
+    }
+    if (resp.items_size() == 0) {
+      WaitForNews(idle);
+      idle = std::min(idle * 2, absl::Seconds(1));
+      continue;
+    }
+    idle = absl::Milliseconds(20);
+    std::vector<v1::RolloutGroup> groups;
+    for (const auto& item : resp.items()) groups.push_back(Generate(item));
+    absl::StatusOr<std::vector<v1::ScoredGroup>> scored = Score(groups);
+    absl::Status submitted = scored.ok() ? Submit(*scored) : scored.status();
+    if (!submitted.ok()) {
+      absl::MutexLock l(&mu_);
+      if (stopping_) return;
+      failed_batches_->Increment();
+      spdlog::warn("batch of {} group(s) lost ({}); their leases will expire and be re-issued", groups.size(),
+                   submitted.message());
+    }
+  }
+}
+
+}  // namespace grpo

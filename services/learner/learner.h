@@ -1,0 +1,86 @@
+// The learner: accepts scored groups from actors, runs GRPO steps, publishes each new
+// weight version through the coordinator, and only then completes the groups' leases
+// (so a crash anywhere before re-issues the prompts; nothing is lost).
+//
+// Threads: gRPC handler threads validate groups and put them in a bounded buffer (a
+// full buffer blocks the handler, which stops reading its stream: backpressure); one
+// trainer thread owns the model and the optimizer.
+#pragma once
+
+#include <cstdio>
+#include <deque>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "core/common/config.h"
+#include "core/policy/policy.h"
+#include "core/rpc/service_main.h"
+#include "grpo/v1/coordinator.grpc.pb.h"
+#include "grpo/v1/learner.grpc.pb.h"
+#include "prometheus/counter.h"
+#include "prometheus/gauge.h"
+#include "prometheus/registry.h"
+#include <torch/optim/optimizer.h>
+
+namespace grpo {
+
+// Why a group cannot be trained on, or "" when it can. Pure: checks lengths, token
+// ranges, scores and the sequence length limit.
+std::string ValidateScoredGroup(const v1::ScoredGroup& g, int64_t vocab_size, int64_t max_positions);
+
+class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
+ public:
+  static absl::StatusOr<std::unique_ptr<Learner>> Create(const RunConfig& cfg,
+                                                         std::shared_ptr<prometheus::Registry> registry);
+  ~Learner() override;
+
+  std::vector<grpc::Service*> Services() override { return {this}; }
+  absl::Status Start(ShutdownSignal& shutdown) override;
+  void Stop() override;
+
+  grpc::Status SubmitGroups(grpc::ServerContext* ctx,
+                            grpc::ServerReaderWriter<v1::SubmitAck, v1::ScoredGroup>* stream) override;
+
+ private:
+  struct StepStats;
+  Learner(const RunConfig& cfg, std::unique_ptr<Policy> policy, std::unique_ptr<Policy> reference,
+          std::shared_ptr<prometheus::Registry> registry);
+  void TrainLoop();
+  StepStats TrainStep(const std::vector<v1::ScoredGroup>& batch);
+  absl::Status Publish(uint64_t version, uint64_t step);
+  void CompleteLeases(const std::vector<uint64_t>& ids, bool requeue);
+  void WriteMetricsLine(const std::string& line);
+
+  const RunConfig cfg_;
+  std::unique_ptr<Policy> policy_;     // trainer thread only
+  std::unique_ptr<Policy> reference_;  // frozen initial policy; null when beta == 0
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::unique_ptr<v1::Coordinator::Stub> coordinator_;
+  ShutdownSignal* shutdown_ = nullptr;
+  std::thread trainer_;
+  FILE* metrics_file_ = nullptr;
+
+  absl::Mutex mu_;
+  std::deque<v1::ScoredGroup> buffer_ ABSL_GUARDED_BY(mu_);
+  std::set<std::pair<std::string, uint32_t>> seen_ ABSL_GUARDED_BY(mu_);  // (prompt id, epoch) accepted
+  int64_t version_ ABSL_GUARDED_BY(mu_) = -1;                              // newest published
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Gauge* step_gauge_;
+  prometheus::Gauge* reward_gauge_;
+  prometheus::Gauge* accuracy_gauge_;
+  prometheus::Gauge* loss_gauge_;
+  prometheus::Gauge* kl_gauge_;
+  prometheus::Gauge* buffer_gauge_;
+  prometheus::Counter* tokens_trained_;
+  prometheus::Family<prometheus::Counter>* groups_family_;
+};
+
+}  // namespace grpo
