@@ -40,6 +40,18 @@ Actor::Actor(const RunConfig& cfg, std::unique_ptr<Policy> policy, std::shared_p
 
 Actor::~Actor() { Stop(); }
 
+grpc::Status Actor::GetStatus(grpc::ServerContext*, const v1::ActorStatusRequest*, v1::ActorStatusResponse* resp) {
+  {
+    absl::MutexLock l(&mu_);
+    resp->set_member_id(member_id_);
+  }
+  resp->set_policy_version(version_.load());
+  resp->set_groups_submitted(groups_submitted_.load());
+  resp->set_tokens_generated(tokens_generated_.load());
+  resp->set_weight_updates(weight_updates_n_.load());
+  return grpc::Status::OK;
+}
+
 absl::Status Actor::Start(ShutdownSignal& shutdown) {
   shutdown_ = &shutdown;
   loop_ = std::thread([this] { Loop(); });
@@ -194,6 +206,7 @@ absl::Status Actor::UpdateWeights(int64_t version) {
   version_ = static_cast<int64_t>(got_version);
   version_gauge_->Set(static_cast<double>(got_version));
   weight_updates_->Increment();
+  ++weight_updates_n_;
   spdlog::info("loaded weights version {} ({} bytes)", got_version, blob.size());
   return absl::OkStatus();
 }
@@ -229,6 +242,7 @@ v1::RolloutGroup Actor::Generate(const v1::WorkItem& item) {
     c->set_text(policy_->tokenizer.Decode(s.token_ids, /*skip_special=*/true));
     c->set_truncated(s.truncated);
     tokens_->Increment(static_cast<double>(s.token_ids.size()));
+    tokens_generated_ += s.token_ids.size();
   }
   return g;
 }
@@ -277,6 +291,7 @@ absl::Status Actor::Submit(const std::vector<v1::ScoredGroup>& groups) {
   if (!s.ok()) return rpc::ToAbsl(s);
   if (acks != groups.size()) return absl::DataLossError(absl::StrCat("learner acked ", acks, " of ", groups.size(), " groups"));
   groups_->Increment(static_cast<double>(groups.size()));
+  groups_submitted_ += groups.size();
   return absl::OkStatus();
 }
 

@@ -17,6 +17,7 @@
 #include "core/common/config.h"
 #include "core/policy/policy.h"
 #include "core/rpc/service_main.h"
+#include "grpo/v1/actor.grpc.pb.h"
 #include "grpo/v1/coordinator.grpc.pb.h"
 #include "grpo/v1/learner.grpc.pb.h"
 #include "grpo/v1/reward.grpc.pb.h"
@@ -26,13 +27,14 @@
 
 namespace grpo {
 
-class Actor final : public rpc::ServiceRunner {
+class Actor final : public rpc::ServiceRunner, public v1::Actor::Service {
  public:
   static absl::StatusOr<std::unique_ptr<Actor>> Create(const RunConfig& cfg,
                                                        std::shared_ptr<prometheus::Registry> registry);
   ~Actor() override;
 
-  std::vector<grpc::Service*> Services() override { return {}; }
+  std::vector<grpc::Service*> Services() override { return {this}; }
+  grpc::Status GetStatus(grpc::ServerContext*, const v1::ActorStatusRequest*, v1::ActorStatusResponse*) override;
   absl::Status Start(ShutdownSignal& shutdown) override;
   void Stop() override;
 
@@ -67,6 +69,7 @@ class Actor final : public rpc::ServiceRunner {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::shared_ptr<grpc::ClientContext>> open_calls_ ABSL_GUARDED_BY(mu_);
   std::atomic<int64_t> version_{-1};  // weights the model holds
+  std::atomic<uint64_t> groups_submitted_{0}, tokens_generated_{0}, weight_updates_n_{0};
   uint64_t rng_seed_ = 0;
 
   std::thread loop_, heartbeat_, watcher_;

@@ -1,0 +1,258 @@
+#include "tools/grpo/launcher.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "core/common/checksum.h"
+#include "core/common/config.h"
+#include "core/common/shutdown.h"
+#include "core/common/subprocess.h"
+
+namespace grpo {
+namespace fs = std::filesystem;
+namespace {
+
+struct Child {
+  std::string name;
+  ChildProcess proc;
+  std::string log;
+  int grpc_port = 0;
+  int metrics_port = 0;
+};
+
+std::string Tail(const std::string& path, int lines) {
+  std::ifstream in(path);
+  std::vector<std::string> all;
+  std::string l;
+  while (std::getline(in, l)) all.push_back(l);
+  std::string out;
+  for (size_t i = all.size() > static_cast<size_t>(lines) ? all.size() - lines : 0; i < all.size(); ++i) {
+    absl::StrAppend(&out, "    ", all[i], "\n");
+  }
+  return out;
+}
+
+void Say(const std::string& msg) { std::fprintf(stderr, "%s\n", msg.c_str()); }
+
+// Starts one service and waits (bounded) until its ready file names its ports.
+std::optional<Child> StartService(const std::string& name, const fs::path& bin, const fs::path& run_dir,
+                                  const std::vector<std::string>& sets, ShutdownSignal& shutdown) {
+  fs::path ready = run_dir / (name + ".ready.json");
+  fs::remove(ready);
+  ProcessSpec spec;
+  spec.argv = {bin.string(), "--config", (run_dir / "config.yaml").string(), "--ready-file", ready.string()};
+  for (const auto& s : sets) {
+    spec.argv.push_back("--set");
+    spec.argv.push_back(s);
+  }
+  spec.log_path = (run_dir / "logs" / (name + ".log")).string();
+  absl::StatusOr<ChildProcess> p = ChildProcess::Spawn(spec);
+  if (!p.ok()) {
+    Say(absl::StrCat("grpo: cannot start ", name, ": ", p.status().message()));
+    return std::nullopt;
+  }
+  Child c{name, *p, spec.log_path};
+  absl::Time deadline = absl::Now() + absl::Seconds(120);
+  while (!fs::exists(ready)) {
+    if (auto st = c.proc.Poll()) {
+      Say(absl::StrCat("grpo: ", name, " ", DescribeWaitStatus(*st), " while starting; last lines of ", c.log, ":\n",
+                       Tail(c.log, 15)));
+      return std::nullopt;
+    }
+    if (absl::Now() > deadline || shutdown.Requested()) {
+      if (!shutdown.Requested()) Say(absl::StrCat("grpo: ", name, " did not become ready within 120 s; see ", c.log));
+      c.proc.Stop(absl::Seconds(5));
+      return std::nullopt;
+    }
+    shutdown.WaitFor(absl::Milliseconds(20));
+  }
+  absl::StatusOr<std::string> text = ReadFile(ready.string());
+  nlohmann::json j = nlohmann::json::parse(text.ok() ? *text : "", nullptr, false);
+  if (j.is_discarded()) {
+    Say(absl::StrCat("grpo: ", name, " wrote an unreadable ready file ", ready.string()));
+    c.proc.Stop(absl::Seconds(5));
+    return std::nullopt;
+  }
+  c.grpc_port = j.value("grpc_port", 0);
+  c.metrics_port = j.value("metrics_port", 0);
+  return c;
+}
+
+// Reads lines appended to metrics.jsonl since the last call.
+class MetricsTail {
+ public:
+  explicit MetricsTail(std::string path) : path_(std::move(path)) {}
+  std::vector<nlohmann::json> Poll() {
+    std::vector<nlohmann::json> out;
+    std::ifstream in(path_);
+    if (!in) return out;
+    in.seekg(static_cast<std::streamoff>(offset_));
+    std::string line;
+    while (std::getline(in, line)) {
+      if (in.eof()) break;  // a partial last line: read it next time
+      offset_ += line.size() + 1;
+      nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+      if (!j.is_discarded()) out.push_back(std::move(j));
+    }
+    return out;
+  }
+  void SkipExisting() { Poll(); }
+
+ private:
+  std::string path_;
+  size_t offset_ = 0;
+};
+
+std::string ProgressLine(const nlohmann::json& m, int64_t max_steps, bool tty) {
+  int64_t step = m.value("step", 0);
+  std::string bar;
+  if (max_steps > 0) {
+    int width = 24, filled = static_cast<int>(width * std::min<double>(1.0, static_cast<double>(step) / max_steps));
+    bar = absl::StrCat("[", std::string(filled, '#'), std::string(width - filled, ' '), "] ");
+  }
+  std::string steps = max_steps > 0 ? absl::StrCat(step, "/", max_steps) : absl::StrCat(step);
+  return absl::StrFormat("%sstep %s  reward %.3f  accuracy %.3f  tokens/s %.0f  version %d", tty ? bar : "", steps,
+                         m.value("reward_mean", 0.0), m.value("accuracy", 0.0), m.value("tokens_per_s", 0.0),
+                         m.value("version", 0));
+}
+
+}  // namespace
+
+int RunLocal(const LaunchOptions& opts) {
+  ShutdownSignal& shutdown = ShutdownSignal::Install();
+  absl::StatusOr<RunConfig> cfg = LoadConfigWithOverrides(opts.config_path, opts.overrides);
+  if (!cfg.ok()) {
+    Say(absl::StrCat("grpo: ", cfg.status().message()));
+    return 2;
+  }
+  if (opts.max_steps >= 0) cfg->learner.max_steps = opts.max_steps;
+  fs::path run_dir = opts.run_dir;
+  if (run_dir.empty()) {
+    run_dir = fs::path("runs") / absl::StrCat(cfg->run.name, "-", absl::FormatTime("%Y%m%d-%H%M%S", absl::Now(), absl::LocalTimeZone()));
+  }
+  std::error_code ec;
+  fs::create_directories(run_dir / "logs", ec);
+  if (ec) {
+    Say(absl::StrCat("grpo: cannot create run directory ", run_dir.string(), ": ", ec.message()));
+    return 2;
+  }
+  run_dir = fs::absolute(run_dir);
+  cfg->run.dir = run_dir.string();
+  for (ServeConfig* s : {&cfg->coordinator.serve, &cfg->reward.serve, &cfg->learner.serve, &cfg->actor.serve}) {
+    s->host = "127.0.0.1";
+    s->port = 0;
+    s->metrics_port = 0;
+  }
+  absl::Status w = WriteFileAtomic((run_dir / "config.yaml").string(), ConfigToYaml(*cfg));
+  if (!w.ok()) {
+    Say(absl::StrCat("grpo: ", w.message()));
+    return 2;
+  }
+  fs::path bin = opts.bin_dir;
+  const int64_t max_steps = cfg->learner.max_steps;
+  const bool tty = ::isatty(STDERR_FILENO) && opts.progress;
+  Say(absl::StrCat("grpo: run directory ", run_dir.string(), " (logs in ", (run_dir / "logs").string(), ")"));
+
+  std::vector<Child> children;
+  auto stop_all = [&](absl::Duration grace) {
+    // Actors first (they stop producing), then learner, reward, coordinator.
+    for (auto it = children.rbegin(); it != children.rend(); ++it) it->proc.Signal(SIGTERM);
+    for (auto it = children.rbegin(); it != children.rend(); ++it) it->proc.Stop(grace);
+  };
+  auto start = [&](const std::string& name, const std::vector<std::string>& sets) {
+    std::optional<Child> c = StartService(name, bin / ("grpo-" + name), run_dir, sets, shutdown);
+    if (c) children.push_back(*c);
+    return c.has_value();
+  };
+  if (!start("coordinator", {})) return 1;
+  std::string coord = absl::StrCat("endpoints.coordinator=127.0.0.1:", children[0].grpc_port);
+  if (!start("reward", {coord}) || !start("learner", {coord})) {
+    stop_all(absl::Seconds(10));
+    return shutdown.Requested() ? 130 : 1;
+  }
+  std::vector<std::string> actor_sets = {coord, absl::StrCat("endpoints.reward=127.0.0.1:", children[1].grpc_port),
+                                         absl::StrCat("endpoints.learner=127.0.0.1:", children[2].grpc_port)};
+  if (!start("actor", actor_sets)) {
+    stop_all(absl::Seconds(10));
+    return shutdown.Requested() ? 130 : 1;
+  }
+  std::string ports;
+  for (const auto& c : children) absl::StrAppend(&ports, " ", c.name, "=", c.grpc_port, "/", c.metrics_port);
+  Say(absl::StrCat("grpo: services up (gRPC/metrics ports:", ports, ")"));
+
+  MetricsTail tail((run_dir / "metrics.jsonl").string());
+  tail.SkipExisting();  // a resumed run directory keeps its earlier steps
+  nlohmann::json last;
+  int exit_code = 0;
+  std::optional<absl::Time> finishing;  // set once a child exited cleanly at the end of the run
+  for (;;) {
+    for (const auto& m : tail.Poll()) {
+      last = m;
+      if (tty) {
+        std::fprintf(stderr, "\r\033[K%s", ProgressLine(m, max_steps, true).c_str());
+      } else {
+        Say(ProgressLine(m, max_steps, false));
+      }
+    }
+    if (shutdown.Requested()) {
+      if (tty) std::fprintf(stderr, "\n");
+      Say("grpo: interrupted; stopping all services");
+      exit_code = 130;
+      break;
+    }
+    bool learner_done = false, failed = false;
+    for (auto& c : children) {
+      std::optional<int> st = c.proc.Poll();
+      if (!st) continue;
+      bool clean = WIFEXITED(*st) && WEXITSTATUS(*st) == 0;
+      bool run_over = max_steps > 0 && last.value("step", int64_t{0}) >= max_steps;
+      if (c.name == "learner" && clean) {
+        learner_done = true;
+      } else if (clean && (run_over || finishing)) {
+        if (!finishing) finishing = absl::Now();
+      } else {
+        if (tty) std::fprintf(stderr, "\n");
+        Say(absl::StrCat("grpo: ", c.name, " ", DescribeWaitStatus(*st), "; stopping the run. Last lines of ", c.log,
+                         ":\n", Tail(c.log, 15)));
+        failed = true;
+        break;
+      }
+    }
+    if (failed) {
+      exit_code = 1;
+      break;
+    }
+    if (learner_done) {
+      if (tty) std::fprintf(stderr, "\n");
+      break;
+    }
+    if (finishing && absl::Now() - *finishing > absl::Seconds(30)) {
+      Say("grpo: a service finished but the learner did not exit within 30 s; stopping");
+      exit_code = 1;
+      break;
+    }
+    shutdown.WaitFor(absl::Milliseconds(100));
+  }
+  stop_all(absl::Seconds(10));
+  for (const auto& m : tail.Poll()) last = m;
+  if (!last.is_null()) {
+    std::printf("grpo: %s after step %lld: reward %.3f, accuracy %.3f (metrics: %s)\n",
+                exit_code == 0 ? "finished" : "stopped", static_cast<long long>(last.value("step", int64_t{0})),
+                last.value("reward_mean", 0.0), last.value("accuracy", 0.0), (run_dir / "metrics.jsonl").c_str());
+  }
+  return exit_code;
+}
+
+}  // namespace grpo

@@ -1,0 +1,23 @@
+// `grpo run`: starts coordinator, reward, learner and actor as child processes on
+// loopback, shows one progress line, and stops them all on Ctrl-C, at the end of the run,
+// or as soon as one of them dies.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace grpo {
+
+struct LaunchOptions {
+  std::string config_path;             // "" = embedded demo config
+  std::vector<std::string> overrides;  // --set section.key=value
+  int64_t max_steps = -1;              // -1: keep the config's learner.max_steps
+  std::string run_dir;                 // "" = runs/<name>-<timestamp>
+  std::string bin_dir;                 // where the grpo-* binaries are
+  bool progress = true;
+};
+
+// Returns the process exit code.
+int RunLocal(const LaunchOptions& opts);
+
+}  // namespace grpo
