@@ -188,7 +188,7 @@ std::vector<ConfigField> ConfigFields(RunConfig& c) {
   AddServe(f, "reward", c.reward.serve);
   f.push_back({"reward", "accuracy_weight", &c.reward.accuracy_weight, "weight of the accuracy reward"});
   f.push_back({"reward", "format_weight", &c.reward.format_weight, "weight of the format reward"});
-  f.push_back({"reward", "format_mode", &c.reward.format_mode, "strict: <think>..</think><answer>..</answer> only; lenient: an <answer> block"});
+  f.push_back({"reward", "format_mode", &c.reward.format_mode, "strict: <think>..</think><answer>..</answer> only; lenient: one <answer> block ending the completion"});
   f.push_back({"reward", "workers", &c.reward.workers, "scoring threads"});
 
   AddServe(f, "learner", c.learner.serve);

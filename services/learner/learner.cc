@@ -390,6 +390,11 @@ void Learner::TrainLoop() {
     loss_gauge_->Set(st.loss);
     kl_gauge_->Set(st.kl);
     tokens_trained_->Increment(static_cast<double>(st.tokens));
+    if (step % 10 == 1) {
+      const auto& g0 = batch.front().group();
+      spdlog::info("sample: prompt {:?} answer {:?} -> {:?} (reward {:.2f})", g0.item().prompt(), g0.item().answer(),
+                   g0.completions(0).text(), batch.front().scores(0).reward());
+    }
     spdlog::info("step {}: reward {:.3f} accuracy {:.3f} loss {:.4f} kl {:.4f} tokens/s {:.0f}", step, st.reward_mean,
                  st.accuracy, st.loss, st.kl, wall_s > 0 ? st.tokens / wall_s : 0.0);
 

@@ -140,7 +140,12 @@ double AccuracyReward(std::string_view completion, std::string_view reference) {
 }
 
 double FormatReward(std::string_view c, const std::string& mode) {
-  if (mode == "lenient") return ExtractAnswer(c).has_value() ? 1.0 : 0.0;
+  if (mode == "lenient") {
+    // One answer block that ends the completion; the think block may be missing.
+    if (Count(c, kAnswerOpen) != 1 || Count(c, kAnswerClose) != 1) return 0.0;
+    size_t ao = c.find(kAnswerOpen), ac = c.find(kAnswerClose);
+    return ao < ac && AllSpace(c.substr(ac + kAnswerClose.size())) ? 1.0 : 0.0;
+  }
   if (Count(c, kThinkOpen) != 1 || Count(c, kThinkClose) != 1 || Count(c, kAnswerOpen) != 1 ||
       Count(c, kAnswerClose) != 1) {
     return 0.0;

@@ -28,7 +28,8 @@ std::optional<std::string> CanonicalNumber(std::string_view text);
 double AccuracyReward(std::string_view completion, std::string_view reference);
 
 // strict: the whole completion is <think>...</think> then <answer>...</answer>, each tag
-// exactly once, only whitespace around. lenient: it contains <answer>...</answer>.
+// exactly once, only whitespace around. lenient: exactly one <answer>...</answer> block,
+// with nothing but whitespace after it (the think block may be missing).
 double FormatReward(std::string_view completion, const std::string& mode);
 
 // Scores every completion of a group with the configured weights. Never throws: a

@@ -18,77 +18,14 @@
 #include "core/common/checksum.h"
 #include "core/common/config.h"
 #include "core/common/shutdown.h"
+#include "core/common/service_process.h"
 #include "core/common/subprocess.h"
 
 namespace grpo {
 namespace fs = std::filesystem;
 namespace {
 
-struct Child {
-  std::string name;
-  ChildProcess proc;
-  std::string log;
-  int grpc_port = 0;
-  int metrics_port = 0;
-};
-
-std::string Tail(const std::string& path, int lines) {
-  std::ifstream in(path);
-  std::vector<std::string> all;
-  std::string l;
-  while (std::getline(in, l)) all.push_back(l);
-  std::string out;
-  for (size_t i = all.size() > static_cast<size_t>(lines) ? all.size() - lines : 0; i < all.size(); ++i) {
-    absl::StrAppend(&out, "    ", all[i], "\n");
-  }
-  return out;
-}
-
 void Say(const std::string& msg) { std::fprintf(stderr, "%s\n", msg.c_str()); }
-
-// Starts one service and waits (bounded) until its ready file names its ports.
-std::optional<Child> StartService(const std::string& name, const fs::path& bin, const fs::path& run_dir,
-                                  const std::vector<std::string>& sets, ShutdownSignal& shutdown) {
-  fs::path ready = run_dir / (name + ".ready.json");
-  fs::remove(ready);
-  ProcessSpec spec;
-  spec.argv = {bin.string(), "--config", (run_dir / "config.yaml").string(), "--ready-file", ready.string()};
-  for (const auto& s : sets) {
-    spec.argv.push_back("--set");
-    spec.argv.push_back(s);
-  }
-  spec.log_path = (run_dir / "logs" / (name + ".log")).string();
-  absl::StatusOr<ChildProcess> p = ChildProcess::Spawn(spec);
-  if (!p.ok()) {
-    Say(absl::StrCat("grpo: cannot start ", name, ": ", p.status().message()));
-    return std::nullopt;
-  }
-  Child c{name, *p, spec.log_path};
-  absl::Time deadline = absl::Now() + absl::Seconds(120);
-  while (!fs::exists(ready)) {
-    if (auto st = c.proc.Poll()) {
-      Say(absl::StrCat("grpo: ", name, " ", DescribeWaitStatus(*st), " while starting; last lines of ", c.log, ":\n",
-                       Tail(c.log, 15)));
-      return std::nullopt;
-    }
-    if (absl::Now() > deadline || shutdown.Requested()) {
-      if (!shutdown.Requested()) Say(absl::StrCat("grpo: ", name, " did not become ready within 120 s; see ", c.log));
-      c.proc.Stop(absl::Seconds(5));
-      return std::nullopt;
-    }
-    shutdown.WaitFor(absl::Milliseconds(20));
-  }
-  absl::StatusOr<std::string> text = ReadFile(ready.string());
-  nlohmann::json j = nlohmann::json::parse(text.ok() ? *text : "", nullptr, false);
-  if (j.is_discarded()) {
-    Say(absl::StrCat("grpo: ", name, " wrote an unreadable ready file ", ready.string()));
-    c.proc.Stop(absl::Seconds(5));
-    return std::nullopt;
-  }
-  c.grpc_port = j.value("grpc_port", 0);
-  c.metrics_port = j.value("metrics_port", 0);
-  return c;
-}
 
 // Reads lines appended to metrics.jsonl since the last call.
 class MetricsTail {
@@ -165,16 +102,22 @@ int RunLocal(const LaunchOptions& opts) {
   const bool tty = ::isatty(STDERR_FILENO) && opts.progress;
   Say(absl::StrCat("grpo: run directory ", run_dir.string(), " (logs in ", (run_dir / "logs").string(), ")"));
 
-  std::vector<Child> children;
+  std::vector<ServiceProcess> children;
   auto stop_all = [&](absl::Duration grace) {
     // Actors first (they stop producing), then learner, reward, coordinator.
     for (auto it = children.rbegin(); it != children.rend(); ++it) it->proc.Signal(SIGTERM);
     for (auto it = children.rbegin(); it != children.rend(); ++it) it->proc.Stop(grace);
   };
   auto start = [&](const std::string& name, const std::vector<std::string>& sets) {
-    std::optional<Child> c = StartService(name, bin / ("grpo-" + name), run_dir, sets, shutdown);
-    if (c) children.push_back(*c);
-    return c.has_value();
+    ServiceLaunch launch{name, (bin / ("grpo-" + name)).string(), (run_dir / "config.yaml").string(), sets,
+                         run_dir.string()};
+    absl::StatusOr<ServiceProcess> c = StartServiceProcess(launch, [&] { return shutdown.Requested(); });
+    if (!c.ok()) {
+      if (!shutdown.Requested()) Say(absl::StrCat("grpo: ", c.status().message()));
+      return false;
+    }
+    children.push_back(*c);
+    return true;
   };
   if (!start("coordinator", {})) return 1;
   std::string coord = absl::StrCat("endpoints.coordinator=127.0.0.1:", children[0].grpc_port);
@@ -224,8 +167,8 @@ int RunLocal(const LaunchOptions& opts) {
         if (!finishing) finishing = absl::Now();
       } else {
         if (tty) std::fprintf(stderr, "\n");
-        Say(absl::StrCat("grpo: ", c.name, " ", DescribeWaitStatus(*st), "; stopping the run. Last lines of ", c.log,
-                         ":\n", Tail(c.log, 15)));
+        Say(absl::StrCat("grpo: ", c.name, " ", DescribeWaitStatus(*st), "; stopping the run. Last lines of ", c.log_path,
+                         ":\n", TailOfFile(c.log_path, 15)));
         failed = true;
         break;
       }
