@@ -1,0 +1,102 @@
+// The run config: one schema, strict parsing, overrides, validation.
+#include "core/common/config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace grpo {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(Config, EmbeddedDemoConfigIsValid) {
+  absl::StatusOr<RunConfig> cfg = LoadConfigWithOverrides("", {});
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  EXPECT_EQ(cfg->run.name, "demo");
+  EXPECT_GT(cfg->learner.max_steps, 0);
+}
+
+TEST(Config, EachSectionReadsItsKeysIncludingNestedOnes) {
+  absl::StatusOr<RunConfig> cfg = ParseConfig(
+      "learner:\n  lr: 0.5\n  serve:\n    port: 1234\nactor:\n  group_size: 7\n  temperature: 0.7\nmodel:\n  tie_word_embeddings: true\n",
+      "t.yaml");
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  EXPECT_EQ(cfg->learner.lr, 0.5);
+  EXPECT_EQ(cfg->learner.serve.port, 1234);
+  EXPECT_EQ(cfg->actor.group_size, 7);
+  EXPECT_DOUBLE_EQ(cfg->actor.temperature, 0.7);
+  EXPECT_TRUE(cfg->model.tie_word_embeddings);
+}
+
+TEST(Config, UnknownKeyIsRejectedWithFileLineAndName) {
+  absl::StatusOr<RunConfig> cfg = ParseConfig("learner:\n  lr: 0.1\n  lrr: 0.2\n", "run.yaml");
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_THAT(std::string(cfg.status().message()), HasSubstr("run.yaml:3"));
+  EXPECT_THAT(std::string(cfg.status().message()), HasSubstr("learner.lrr"));
+}
+
+TEST(Config, UnknownSectionIsRejected) {
+  absl::StatusOr<RunConfig> cfg = ParseConfig("lerner:\n  lr: 0.1\n", "run.yaml");
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_THAT(std::string(cfg.status().message()), HasSubstr("unknown config section 'lerner'"));
+}
+
+TEST(Config, BadValueNamesKeyTypeAndValue) {
+  absl::StatusOr<RunConfig> cfg = ParseConfig("actor:\n  group_size: lots\n", "run.yaml");
+  ASSERT_FALSE(cfg.ok());
+  std::string msg(cfg.status().message());
+  EXPECT_THAT(msg, HasSubstr("run.yaml:2"));
+  EXPECT_THAT(msg, HasSubstr("actor.group_size"));
+  EXPECT_THAT(msg, HasSubstr("an integer"));
+  EXPECT_THAT(msg, HasSubstr("'lots'"));
+}
+
+TEST(Config, InvalidYamlIsReported) {
+  absl::StatusOr<RunConfig> cfg = ParseConfig("learner: [1, 2\n", "broken.yaml");
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_THAT(std::string(cfg.status().message()), HasSubstr("broken.yaml"));
+}
+
+TEST(Config, OverridesApplyInOrderAndAreChecked) {
+  RunConfig cfg;
+  ASSERT_TRUE(ApplyOverrides(cfg, {"learner.lr=0.25", "learner.lr=0.5", "reward.format_mode=lenient"}).ok());
+  EXPECT_EQ(cfg.learner.lr, 0.5);
+  EXPECT_EQ(cfg.reward.format_mode, "lenient");
+  absl::Status s = ApplyOverrides(cfg, {"learner.nope=1"});
+  EXPECT_THAT(std::string(s.message()), HasSubstr("unknown config key 'learner.nope'"));
+  s = ApplyOverrides(cfg, {"learner.lr=fast"});
+  EXPECT_THAT(std::string(s.message()), HasSubstr("learner.lr: expected a number"));
+  s = ApplyOverrides(cfg, {"learner.lr"});
+  EXPECT_THAT(std::string(s.message()), HasSubstr("section.key=value"));
+}
+
+TEST(Config, ValidationNamesTheField) {
+  absl::StatusOr<RunConfig> cfg = LoadConfigWithOverrides("", {"actor.group_size=1"});
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_THAT(std::string(cfg.status().message()), HasSubstr("actor.group_size"));
+  cfg = LoadConfigWithOverrides("", {"model.num_kv_heads=3"});
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_THAT(std::string(cfg.status().message()), HasSubstr("model.num_kv_heads"));
+  cfg = LoadConfigWithOverrides("", {"reward.format_mode=loose"});
+  EXPECT_THAT(std::string(cfg.status().message()), HasSubstr("reward.format_mode"));
+}
+
+TEST(Config, MissingFileIsAClearError) {
+  absl::StatusOr<RunConfig> cfg = LoadConfig("/nonexistent/run.yaml");
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_THAT(std::string(cfg.status().message()), HasSubstr("/nonexistent/run.yaml"));
+}
+
+TEST(Config, YamlDumpParsesBackToTheSameConfig) {
+  absl::StatusOr<RunConfig> a = LoadConfigWithOverrides("", {"learner.lr=0.125", "model.charset=ab\"c: d", "run.dir=/tmp/x y"});
+  ASSERT_TRUE(a.ok());
+  std::string yaml = ConfigToYaml(*a);
+  absl::StatusOr<RunConfig> b = ParseConfig(yaml, "dump");
+  ASSERT_TRUE(b.ok()) << b.status() << "\n" << yaml;
+  EXPECT_EQ(ConfigToYaml(*b), yaml);
+  EXPECT_EQ(b->model.charset, "ab\"c: d");
+  EXPECT_EQ(b->learner.lr, 0.125);
+}
+
+}  // namespace
+}  // namespace grpo

@@ -1,0 +1,104 @@
+// The coordinator's lease queue: issue order, completion once, expiry and re-issue.
+#include "services/coordinator/work_queue.h"
+
+#include <gtest/gtest.h>
+
+namespace grpo {
+namespace {
+
+const absl::Time t0 = absl::FromUnixSeconds(1000);
+
+TEST(WorkQueue, IssuesInOrderAcrossEpochs) {
+  WorkQueue q(3, 0, absl::Seconds(10));
+  std::vector<Lease> a = q.Acquire("a", 4, t0);
+  ASSERT_EQ(a.size(), 4u);
+  EXPECT_EQ(a[0].task_index, 0);
+  EXPECT_EQ(a[2].task_index, 2);
+  EXPECT_EQ(a[3].task_index, 0);
+  EXPECT_EQ(a[3].epoch, 1u);
+  EXPECT_EQ(a[0].deadline, t0 + absl::Seconds(10));
+  EXPECT_NE(a[0].id, a[1].id);
+}
+
+TEST(WorkQueue, BoundedEpochsRunOut) {
+  WorkQueue q(2, 1, absl::Seconds(10));
+  EXPECT_EQ(q.Acquire("a", 5, t0).size(), 2u);
+  EXPECT_TRUE(q.Exhausted());
+  EXPECT_TRUE(q.Acquire("a", 5, t0).empty());
+}
+
+TEST(WorkQueue, CompletingTwiceCountsOnce) {
+  WorkQueue q(2, 0, absl::Seconds(10));
+  auto l = q.Acquire("a", 1, t0);
+  CompleteCounts c = q.Complete({l[0].id}, false);
+  EXPECT_EQ(c.completed, 1u);
+  c = q.Complete({l[0].id}, false);
+  EXPECT_EQ(c.completed, 0u);
+  EXPECT_EQ(c.already_completed, 1u);
+  EXPECT_EQ(q.Complete({999}, false).unknown, 1u);
+  EXPECT_EQ(q.completed(), 1u);
+  EXPECT_EQ(q.progress().at({0, 0}).completions, 1u);
+}
+
+TEST(WorkQueue, ExpiredLeaseIsReissuedFirstUnderANewId) {
+  WorkQueue q(10, 0, absl::Seconds(10));
+  auto first = q.Acquire("a", 2, t0);
+  EXPECT_EQ(q.ExpireDue(t0 + absl::Seconds(5)), 0u);
+  EXPECT_EQ(q.ExpireDue(t0 + absl::Seconds(10)), 2u);
+  auto again = q.Acquire("b", 3, t0 + absl::Seconds(11));
+  ASSERT_EQ(again.size(), 3u);
+  EXPECT_EQ(again[0].task_index, 0);
+  EXPECT_EQ(again[1].task_index, 1);
+  EXPECT_EQ(again[2].task_index, 2);
+  EXPECT_NE(again[0].id, first[0].id);
+  EXPECT_EQ(q.progress().at({0, 0}).leases_issued, 2u);
+}
+
+TEST(WorkQueue, LateCompletionOfAnExpiredLeaseStillCountsOnceForTheUnit) {
+  WorkQueue q(1, 0, absl::Seconds(1));
+  auto old = q.Acquire("a", 1, t0);
+  q.ExpireDue(t0 + absl::Seconds(2));
+  auto fresh = q.Acquire("b", 1, t0 + absl::Seconds(2));
+  ASSERT_EQ(fresh[0].task_index, 0);
+  ASSERT_EQ(fresh[0].epoch, 0u);
+  EXPECT_EQ(q.Complete({old[0].id}, false).completed, 1u);      // the slow group arrived after all
+  EXPECT_EQ(q.Complete({fresh[0].id}, false).already_completed, 1u);
+  EXPECT_EQ(q.progress().at({0, 0}).completions, 1u);
+  EXPECT_EQ(q.duplicates(), 1u);
+}
+
+TEST(WorkQueue, DeadMemberLeasesComeBack) {
+  WorkQueue q(4, 0, absl::Seconds(100));
+  q.Acquire("a", 2, t0);
+  q.Acquire("b", 1, t0);
+  EXPECT_EQ(q.ExpireMember("a"), 2u);
+  EXPECT_EQ(q.outstanding(), 1u);
+  auto l = q.Acquire("c", 1, t0);
+  EXPECT_EQ(l[0].task_index, 0);
+}
+
+TEST(WorkQueue, RequeueReleasesForReissue) {
+  WorkQueue q(4, 0, absl::Seconds(100));
+  auto l = q.Acquire("a", 1, t0);
+  q.Complete({l[0].id}, /*requeue=*/true);
+  EXPECT_EQ(q.completed(), 0u);
+  EXPECT_EQ(q.Acquire("a", 1, t0)[0].task_index, 0);
+}
+
+TEST(WorkQueue, SnapshotKeepsOutstandingAndRequeuedUnits) {
+  WorkQueue q(5, 0, absl::Seconds(1));
+  auto l = q.Acquire("a", 3, t0);
+  q.Complete({l[1].id}, false);
+  WorkQueue::Snapshot s = q.TakeSnapshot();
+  WorkQueue r(5, 0, absl::Seconds(1));
+  r.Restore(s);
+  auto again = r.Acquire("b", 3, t0);
+  ASSERT_EQ(again.size(), 3u);
+  EXPECT_EQ(again[0].task_index, 0);  // outstanding at snapshot time: issued again
+  EXPECT_EQ(again[1].task_index, 2);
+  EXPECT_EQ(again[2].task_index, 3);  // then the cursor goes on
+  EXPECT_GT(again[0].id, l[2].id);    // lease ids never repeat
+}
+
+}  // namespace
+}  // namespace grpo
