@@ -1,0 +1,323 @@
+// The four real services as separate processes on loopback, talking real gRPC.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "core/common/checksum.h"
+#include "core/common/config.h"
+#include "core/common/metrics_server.h"
+#include "core/common/service_process.h"
+#include "core/rpc/rpc.h"
+#include "grpo/v1/actor.grpc.pb.h"
+#include "grpo/v1/coordinator.grpc.pb.h"
+
+namespace grpo {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+std::string BinDir() {
+  const char* d = std::getenv("GRPO_BIN_DIR");
+  return d ? d : "build/bin";
+}
+
+// Keeps a failed test's run directory (logs) for inspection.
+void RemoveUnlessFailed(const fs::path& dir) {
+  if (!::testing::Test::HasFailure()) fs::remove_all(dir);
+}
+
+fs::path FreshDir(const std::string& name) {
+  fs::path p = fs::temp_directory_path() / absl::StrCat("grpo-it-", name, "-", ::getpid());
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p;
+}
+
+// Polls `done` until it holds or `timeout` passes; returns whether it held.
+bool WaitUntil(const std::function<bool()>& done, absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  absl::Duration backoff = absl::Milliseconds(2);
+  while (!done()) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(backoff);
+    backoff = std::min(backoff * 2, absl::Milliseconds(50));
+  }
+  return true;
+}
+
+std::vector<nlohmann::json> ReadJsonl(const fs::path& p) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(p);
+  std::string line;
+  while (std::getline(in, line)) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
+// A small, fast run: 16 tasks, 4 groups of 4 completions per step.
+std::vector<std::string> SmallRun(const fs::path& dir, int64_t max_steps) {
+  return {absl::StrCat("run.dir=", dir.string()), "data.num_tasks=16", "data.max_operand=4",
+          "actor.group_size=4", "actor.prompts_per_request=2", "actor.max_new_tokens=8",
+          "learner.prompts_per_step=4", absl::StrCat("learner.max_steps=", max_steps), "learner.beta=0.04",
+          "model.hidden_size=32", "model.intermediate_size=64", "model.num_layers=1"};
+}
+
+class Cluster {
+ public:
+  Cluster(const fs::path& dir, std::vector<std::string> sets) : dir_(dir) {
+    absl::StatusOr<RunConfig> cfg = LoadConfigWithOverrides("", sets);
+    EXPECT_TRUE(cfg.ok()) << cfg.status();
+    config_ = (dir / "config.yaml").string();
+    EXPECT_TRUE(WriteFileAtomic(config_, ConfigToYaml(*cfg)).ok());
+  }
+  ~Cluster() {
+    for (auto it = procs_.rbegin(); it != procs_.rend(); ++it) it->proc.Stop(absl::Seconds(10));
+    RemoveUnlessFailed(dir_);
+  }
+
+  ServiceProcess& Start(const std::string& name, const std::string& instance = "") {
+    std::vector<std::string> sets;
+    if (name != "coordinator") sets.push_back(absl::StrCat("endpoints.coordinator=127.0.0.1:", Port("coordinator")));
+    if (name == "actor") {
+      sets.push_back(absl::StrCat("endpoints.reward=127.0.0.1:", Port("reward")));
+      sets.push_back(absl::StrCat("endpoints.learner=127.0.0.1:", Port("learner")));
+    }
+    ServiceLaunch launch{instance.empty() ? name : instance, absl::StrCat(BinDir(), "/grpo-", name), config_, sets,
+                         dir_.string()};
+    absl::StatusOr<ServiceProcess> p = StartServiceProcess(launch);
+    EXPECT_TRUE(p.ok()) << p.status();
+    if (!p.ok()) std::abort();
+    procs_.push_back(*p);
+    return procs_.back();
+  }
+  ServiceProcess& Get(const std::string& name) {
+    for (auto& p : procs_) {
+      if (p.name == name) return p;
+    }
+    std::abort();
+  }
+  int Port(const std::string& name) { return Get(name).grpc_port; }
+  std::string Address(const std::string& name) { return absl::StrCat("127.0.0.1:", Port(name)); }
+
+  v1::RunStatusResponse Status(bool prompts = false) {
+    auto stub = v1::Coordinator::NewStub(rpc::MakeChannel(Address("coordinator")));
+    v1::RunStatusRequest req;
+    req.set_include_prompts(prompts);
+    v1::RunStatusResponse resp;
+    auto ctx = rpc::ContextWithDeadline(absl::Seconds(5));
+    grpc::Status s = stub->GetRunStatus(ctx.get(), req, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return resp;
+  }
+
+  const fs::path dir_;
+
+ private:
+  std::string config_;
+  std::vector<ServiceProcess> procs_;
+};
+
+TEST(Integration, FourServicesRunGrpoStepsOnLoopback) {
+  fs::path dir = FreshDir("four");
+  Cluster c(dir, SmallRun(dir, 12));
+  c.Start("coordinator");
+  c.Start("reward");
+  c.Start("learner");  // publishes version 0, then waits for groups: nothing runs before the actor
+
+  // Every service answers the standard health check and serves Prometheus metrics.
+  auto check = [&](const char* name) {
+    absl::StatusOr<bool> serving = rpc::CheckHealth(c.Address(name), absl::Seconds(10));
+    ASSERT_TRUE(serving.ok()) << name << ": " << serving.status();
+    EXPECT_TRUE(*serving) << name;
+    absl::StatusOr<std::string> metrics = HttpGet("127.0.0.1", c.Get(name).metrics_port, "/metrics");
+    ASSERT_TRUE(metrics.ok()) << name << ": " << metrics.status();
+    EXPECT_THAT(*metrics, HasSubstr(absl::StrCat("grpo_", name, "_"))) << name;
+  };
+  for (const char* name : {"coordinator", "reward", "learner"}) check(name);
+  c.Start("actor");
+  check("actor");
+
+  // Watch the weight version the actor samples with while the learner trains.
+  auto actor = v1::Actor::NewStub(rpc::MakeChannel(c.Address("actor")));
+  std::vector<int64_t> seen;
+  ServiceProcess& learner = c.Get("learner");
+  ASSERT_TRUE(WaitUntil([&] {
+    v1::ActorStatusResponse st;
+    auto ctx = rpc::ContextWithDeadline(absl::Seconds(2));
+    if (actor->GetStatus(ctx.get(), v1::ActorStatusRequest(), &st).ok() &&
+        (seen.empty() || seen.back() != st.policy_version())) {
+      seen.push_back(st.policy_version());
+    }
+    return learner.proc.Poll().has_value();
+  }, absl::Seconds(120))) << "the learner did not finish 12 steps";
+  std::optional<int> learner_status = learner.proc.Poll();
+  EXPECT_TRUE(WIFEXITED(*learner_status) && WEXITSTATUS(*learner_status) == 0) << DescribeWaitStatus(*learner_status)
+                                                                               << TailOfFile(learner.log_path, 20);
+  ASSERT_FALSE(seen.empty());
+  for (size_t i = 1; i < seen.size(); ++i) EXPECT_GT(seen[i], seen[i - 1]) << "versions go only forward";
+  // The actor picks up the newer version (it polls on its own; give it a bounded wait).
+  ASSERT_TRUE(WaitUntil([&] {
+    v1::ActorStatusResponse st;
+    auto ctx = rpc::ContextWithDeadline(absl::Seconds(2));
+    return actor->GetStatus(ctx.get(), v1::ActorStatusRequest(), &st).ok() && st.policy_version() >= 2;
+  }, absl::Seconds(30)) || c.Get("actor").proc.Poll().has_value());
+
+  // The learner wrote one metrics line per step; every step published a new version.
+  std::vector<nlohmann::json> m = ReadJsonl(dir / "metrics.jsonl");
+  ASSERT_EQ(m.size(), 12u);
+  for (size_t i = 0; i < m.size(); ++i) {
+    EXPECT_EQ(m[i]["step"], i + 1);
+    EXPECT_EQ(m[i]["version"], i + 1);
+    for (const char* k : {"reward_mean", "accuracy", "loss", "kl", "tokens_per_s", "policy_version_max"}) {
+      EXPECT_TRUE(m[i].contains(k)) << k;
+    }
+    EXPECT_EQ(m[i]["groups"], 4);
+    EXPECT_GE(m[i]["kl"].get<double>(), 0.0);
+  }
+
+  // Every prompt the learner trained on completed exactly once; nothing was trained twice.
+  v1::RunStatusResponse st = c.Status(/*prompts=*/true);
+  EXPECT_EQ(st.step(), 12u);
+  EXPECT_EQ(st.latest_version(), 12);
+  EXPECT_TRUE(st.run_finished());
+  EXPECT_EQ(st.leases_completed(), 48u);
+  EXPECT_EQ(st.duplicate_completions(), 0u);
+  uint32_t completed_units = 0;
+  for (const auto& p : st.prompts()) {
+    EXPECT_LE(p.completions(), 1u) << p.prompt_id() << " epoch " << p.epoch();
+    EXPECT_GE(p.leases_issued(), 1u);
+    completed_units += p.completions();
+  }
+  EXPECT_EQ(completed_units, 48u);
+  EXPECT_EQ(st.leases_issued(), st.leases_completed() + st.leases_outstanding() + st.leases_expired());
+
+  // SIGTERM stops each remaining service cleanly (exit status 0).
+  for (const char* name : {"actor", "reward", "coordinator"}) {
+    ServiceProcess& p = c.Get(name);
+    int status = p.proc.Poll() ? *p.proc.Poll() : p.proc.Stop(absl::Seconds(20));
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << name << " " << DescribeWaitStatus(status) << "\n" << TailOfFile(p.log_path, 20);
+  }
+}
+
+TEST(Integration, ActorKilledMidRunItsLeasesComeBackAndAnotherActorFinishes) {
+  fs::path dir = FreshDir("actor-death");
+  std::vector<std::string> sets = SmallRun(dir, 6);
+  sets.push_back("coordinator.heartbeat_timeout_ms=600");
+  Cluster c(dir, sets);
+  c.Start("coordinator");
+  c.Start("reward");
+  c.Start("learner");
+  ServiceProcess& first = c.Start("actor", "actor-a");
+  ASSERT_TRUE(WaitUntil([&] { return c.Status().step() >= 1; }, absl::Seconds(60)));
+  first.proc.Signal(SIGKILL);
+  first.proc.WaitFor(absl::Seconds(10));
+  // The coordinator notices the silence and drops the member (its leases are re-queued).
+  ASSERT_TRUE(WaitUntil([&] { return c.Status().members() == 0; }, absl::Seconds(30)));
+  uint64_t step_at_death = c.Status().step();
+  c.Start("actor", "actor-b");
+  ServiceProcess& learner = c.Get("learner");
+  ASSERT_TRUE(WaitUntil([&] { return learner.proc.Poll().has_value(); }, absl::Seconds(120)))
+      << TailOfFile(learner.log_path, 20);
+  v1::RunStatusResponse st = c.Status(true);
+  EXPECT_EQ(st.step(), 6u);
+  EXPECT_GT(st.step(), step_at_death);
+  EXPECT_EQ(st.leases_completed(), 24u);
+  for (const auto& p : st.prompts()) EXPECT_LE(p.completions(), 1u) << p.prompt_id();
+  // The learner de-duplicates: it never trained a (prompt, epoch) twice.
+  std::vector<nlohmann::json> m = ReadJsonl(dir / "metrics.jsonl");
+  ASSERT_EQ(m.size(), 6u);
+}
+
+TEST(Integration, LauncherRunsTheLoopForMaxStepsAndStopsCleanly) {
+  fs::path dir = FreshDir("launcher");
+  std::vector<std::string> sets = SmallRun(dir, 0);
+  ProcessSpec spec;
+  spec.argv = {BinDir() + "/grpo", "run", "--max-steps", "2", "--run-dir", dir.string(), "--no-progress"};
+  for (size_t i = 1; i < sets.size(); ++i) {  // run.dir comes from --run-dir
+    if (sets[i].rfind("learner.max_steps", 0) == 0) continue;
+    spec.argv.push_back("--set");
+    spec.argv.push_back(sets[i]);
+  }
+  spec.log_path = (dir / "launcher.out").string();
+  absl::StatusOr<ChildProcess> p = ChildProcess::Spawn(spec);
+  ASSERT_TRUE(p.ok()) << p.status();
+  std::optional<int> st = p->WaitFor(absl::Seconds(120));
+  ASSERT_TRUE(st.has_value()) << "grpo run did not finish";
+  std::string out = TailOfFile(spec.log_path, 40);
+  EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << DescribeWaitStatus(*st) << "\n" << out;
+  EXPECT_THAT(out, HasSubstr("step 2/2"));
+  EXPECT_THAT(out, HasSubstr("finished after step 2"));
+  std::vector<nlohmann::json> m = ReadJsonl(dir / "metrics.jsonl");
+  ASSERT_EQ(m.size(), 2u);
+  EXPECT_EQ(m[1]["version"], 2);
+  for (const char* name : {"coordinator", "reward", "learner", "actor"}) {
+    EXPECT_TRUE(fs::exists(dir / "logs" / absl::StrCat(name, ".log"))) << name;
+  }
+  EXPECT_TRUE(fs::exists(dir / "config.yaml"));
+  RemoveUnlessFailed(dir);
+}
+
+TEST(Integration, LauncherStopsEverythingWhenAChildDiesAndSaysWhich) {
+  fs::path dir = FreshDir("child-death");
+  std::vector<std::string> sets = SmallRun(dir, 0);
+  ProcessSpec spec;
+  spec.argv = {BinDir() + "/grpo", "run", "--run-dir", dir.string(), "--no-progress"};
+  for (size_t i = 1; i < sets.size(); ++i) {
+    spec.argv.push_back("--set");
+    spec.argv.push_back(sets[i]);
+  }
+  spec.log_path = (dir / "launcher.out").string();
+  absl::StatusOr<ChildProcess> p = ChildProcess::Spawn(spec);
+  ASSERT_TRUE(p.ok());
+  // Wait for the first training step, then kill the actor.
+  ASSERT_TRUE(WaitUntil([&] { return fs::exists(dir / "metrics.jsonl") && fs::file_size(dir / "metrics.jsonl") > 0; },
+                        absl::Seconds(120)));
+  absl::StatusOr<std::string> ready = ReadFile((dir / "actor.ready.json").string());
+  ASSERT_TRUE(ready.ok());
+  pid_t actor = nlohmann::json::parse(*ready)["pid"].get<pid_t>();
+  ASSERT_EQ(::kill(actor, SIGKILL), 0);
+  std::optional<int> st = p->WaitFor(absl::Seconds(60));
+  ASSERT_TRUE(st.has_value()) << "the launcher did not stop";
+  EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 1) << DescribeWaitStatus(*st);
+  std::string out = TailOfFile(spec.log_path, 60);
+  EXPECT_THAT(out, HasSubstr("grpo: actor killed by signal 9"));
+  EXPECT_THAT(out, HasSubstr("actor.log"));
+  // The other services are gone too.
+  for (const char* name : {"coordinator", "reward", "learner"}) {
+    absl::StatusOr<std::string> r = ReadFile((dir / absl::StrCat(name, ".ready.json")).string());
+    ASSERT_TRUE(r.ok());
+    pid_t pid = nlohmann::json::parse(*r)["pid"].get<pid_t>();
+    EXPECT_NE(::kill(pid, 0), 0) << name << " still running";
+  }
+  RemoveUnlessFailed(dir);
+}
+
+TEST(Integration, BadConfigIsRejectedByNameBeforeAnythingStarts) {
+  ProcessSpec spec;
+  fs::path dir = FreshDir("badcfg");
+  spec.argv = {BinDir() + "/grpo-learner", "--set", "learner.lrr=1"};
+  spec.log_path = (dir / "out").string();
+  absl::StatusOr<ChildProcess> p = ChildProcess::Spawn(spec);
+  ASSERT_TRUE(p.ok());
+  std::optional<int> st = p->WaitFor(absl::Seconds(30));
+  ASSERT_TRUE(st.has_value());
+  EXPECT_EQ(WEXITSTATUS(*st), 2);
+  EXPECT_THAT(TailOfFile(spec.log_path, 5), HasSubstr("unknown config key 'learner.lrr'"));
+  RemoveUnlessFailed(dir);
+}
+
+}  // namespace
+}  // namespace grpo
