@@ -12,6 +12,7 @@ PACKAGES=(
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev
   bubblewrap libseccomp-dev
   zlib1g-dev
+  yamllint docker-compose prometheus curl python3
 )
 
 missing=()
