@@ -27,7 +27,7 @@ test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS) --timeout 600
 
 bench: build
-	$(BUILD_DIR)/bin/grpo-bench-model
+	$(BUILD_DIR)/bin/grpo-bench-generate
 
 clean:
 	rm -rf $(BUILD_DIR)

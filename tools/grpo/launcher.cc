@@ -80,6 +80,13 @@ int RunLocal(const LaunchOptions& opts) {
     run_dir = fs::path("runs") / absl::StrCat(cfg->run.name, "-", absl::FormatTime("%Y%m%d-%H%M%S", absl::Now(), absl::LocalTimeZone()));
   }
   std::error_code ec;
+  if (fs::exists(run_dir / "coordinator" / "state.json") || fs::exists(run_dir / "metrics.jsonl")) {
+    // The coordinator would resume its queue but the learner would start from scratch;
+    // resuming a whole run needs learner checkpoints, which do not exist yet.
+    Say(absl::StrCat("grpo: ", run_dir.string(),
+                     " already holds a run; resuming is not supported yet, choose a new --run-dir"));
+    return 2;
+  }
   fs::create_directories(run_dir / "logs", ec);
   if (ec) {
     Say(absl::StrCat("grpo: cannot create run directory ", run_dir.string(), ": ", ec.message()));
@@ -104,8 +111,8 @@ int RunLocal(const LaunchOptions& opts) {
 
   std::vector<ServiceProcess> children;
   auto stop_all = [&](absl::Duration grace) {
-    // Actors first (they stop producing), then learner, reward, coordinator.
-    for (auto it = children.rbegin(); it != children.rend(); ++it) it->proc.Signal(SIGTERM);
+    // One at a time in reverse start order: actors stop producing, the learner finishes
+    // talking to a coordinator that is still there, then reward and coordinator.
     for (auto it = children.rbegin(); it != children.rend(); ++it) it->proc.Stop(grace);
   };
   auto start = [&](const std::string& name, const std::vector<std::string>& sets) {
