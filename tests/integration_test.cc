@@ -74,6 +74,21 @@ std::vector<std::string> SmallRun(const fs::path& dir, int64_t max_steps) {
           "model.hidden_size=32", "model.intermediate_size=64", "model.num_layers=1"};
 }
 
+// Starts `grpo run` on a SmallRun config in `dir` (no step limit unless `extra` sets one),
+// its output going to dir/<out>.
+absl::StatusOr<ChildProcess> SpawnGrpoRun(const fs::path& dir, std::vector<std::string> extra, const std::string& out) {
+  ProcessSpec spec;
+  spec.argv = {BinDir() + "/grpo", "run", "--run-dir", dir.string(), "--no-progress"};
+  spec.argv.insert(spec.argv.end(), extra.begin(), extra.end());
+  std::vector<std::string> sets = SmallRun(dir, 0);
+  for (size_t i = 1; i < sets.size(); ++i) {  // sets[0] is run.dir, given by --run-dir
+    spec.argv.push_back("--set");
+    spec.argv.push_back(sets[i]);
+  }
+  spec.log_path = (dir / out).string();
+  return ChildProcess::Spawn(spec);
+}
+
 class Cluster {
  public:
   Cluster(const fs::path& dir, std::vector<std::string> sets) : dir_(dir) {
@@ -238,20 +253,11 @@ TEST(Integration, ActorKilledMidRunItsLeasesComeBackAndAnotherActorFinishes) {
 
 TEST(Integration, LauncherRunsTheLoopForMaxStepsAndStopsCleanly) {
   fs::path dir = FreshDir("launcher");
-  std::vector<std::string> sets = SmallRun(dir, 0);
-  ProcessSpec spec;
-  spec.argv = {BinDir() + "/grpo", "run", "--max-steps", "2", "--run-dir", dir.string(), "--no-progress"};
-  for (size_t i = 1; i < sets.size(); ++i) {  // run.dir comes from --run-dir
-    if (sets[i].rfind("learner.max_steps", 0) == 0) continue;
-    spec.argv.push_back("--set");
-    spec.argv.push_back(sets[i]);
-  }
-  spec.log_path = (dir / "launcher.out").string();
-  absl::StatusOr<ChildProcess> p = ChildProcess::Spawn(spec);
+  absl::StatusOr<ChildProcess> p = SpawnGrpoRun(dir, {"--max-steps", "2"}, "launcher.out");
   ASSERT_TRUE(p.ok()) << p.status();
   std::optional<int> st = p->WaitFor(absl::Seconds(120));
   ASSERT_TRUE(st.has_value()) << "grpo run did not finish";
-  std::string out = TailOfFile(spec.log_path, 40);
+  std::string out = TailOfFile((dir / "launcher.out").string(), 40);
   EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << DescribeWaitStatus(*st) << "\n" << out;
   EXPECT_THAT(out, HasSubstr("step 2/2"));
   EXPECT_THAT(out, HasSubstr("finished after step 2"));
@@ -267,15 +273,7 @@ TEST(Integration, LauncherRunsTheLoopForMaxStepsAndStopsCleanly) {
 
 TEST(Integration, LauncherStopsEverythingWhenAChildDiesAndSaysWhich) {
   fs::path dir = FreshDir("child-death");
-  std::vector<std::string> sets = SmallRun(dir, 0);
-  ProcessSpec spec;
-  spec.argv = {BinDir() + "/grpo", "run", "--run-dir", dir.string(), "--no-progress"};
-  for (size_t i = 1; i < sets.size(); ++i) {
-    spec.argv.push_back("--set");
-    spec.argv.push_back(sets[i]);
-  }
-  spec.log_path = (dir / "launcher.out").string();
-  absl::StatusOr<ChildProcess> p = ChildProcess::Spawn(spec);
+  absl::StatusOr<ChildProcess> p = SpawnGrpoRun(dir, {}, "launcher.out");
   ASSERT_TRUE(p.ok());
   // Wait for the first training step, then kill the actor.
   ASSERT_TRUE(WaitUntil([&] { return fs::exists(dir / "metrics.jsonl") && fs::file_size(dir / "metrics.jsonl") > 0; },
@@ -287,7 +285,7 @@ TEST(Integration, LauncherStopsEverythingWhenAChildDiesAndSaysWhich) {
   std::optional<int> st = p->WaitFor(absl::Seconds(60));
   ASSERT_TRUE(st.has_value()) << "the launcher did not stop";
   EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 1) << DescribeWaitStatus(*st);
-  std::string out = TailOfFile(spec.log_path, 60);
+  std::string out = TailOfFile((dir / "launcher.out").string(), 60);
   EXPECT_THAT(out, HasSubstr("grpo: actor killed by signal 9"));
   EXPECT_THAT(out, HasSubstr("actor.log"));
   // The other services are gone too.
@@ -302,15 +300,7 @@ TEST(Integration, LauncherStopsEverythingWhenAChildDiesAndSaysWhich) {
 
 TEST(Integration, CtrlCStopsTheLauncherAndEveryService) {
   fs::path dir = FreshDir("ctrl-c");
-  std::vector<std::string> sets = SmallRun(dir, 0);
-  ProcessSpec spec;
-  spec.argv = {BinDir() + "/grpo", "run", "--run-dir", dir.string(), "--no-progress"};
-  for (size_t i = 1; i < sets.size(); ++i) {
-    spec.argv.push_back("--set");
-    spec.argv.push_back(sets[i]);
-  }
-  spec.log_path = (dir / "launcher.out").string();
-  absl::StatusOr<ChildProcess> p = ChildProcess::Spawn(spec);
+  absl::StatusOr<ChildProcess> p = SpawnGrpoRun(dir, {}, "launcher.out");
   ASSERT_TRUE(p.ok());
   ASSERT_TRUE(WaitUntil([&] { return fs::exists(dir / "metrics.jsonl") && fs::file_size(dir / "metrics.jsonl") > 0; },
                         absl::Seconds(120)));
@@ -318,7 +308,7 @@ TEST(Integration, CtrlCStopsTheLauncherAndEveryService) {
   std::optional<int> st = p->WaitFor(absl::Seconds(60));
   ASSERT_TRUE(st.has_value()) << "the launcher did not stop";
   EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 130) << DescribeWaitStatus(*st);
-  EXPECT_THAT(TailOfFile(spec.log_path, 20), HasSubstr("interrupted; stopping all services"));
+  EXPECT_THAT(TailOfFile((dir / "launcher.out").string(), 20), HasSubstr("interrupted; stopping all services"));
   for (const char* name : {"coordinator", "reward", "learner", "actor"}) {
     absl::StatusOr<std::string> r = ReadFile((dir / absl::StrCat(name, ".ready.json")).string());
     ASSERT_TRUE(r.ok());
@@ -328,13 +318,12 @@ TEST(Integration, CtrlCStopsTheLauncherAndEveryService) {
     EXPECT_THAT(TailOfFile((dir / "logs" / absl::StrCat(name, ".log")).string(), 3), HasSubstr("stopped")) << name;
   }
   // The same run directory is not silently reused.
-  spec.log_path = (dir / "again.out").string();
-  absl::StatusOr<ChildProcess> again = ChildProcess::Spawn(spec);
+  absl::StatusOr<ChildProcess> again = SpawnGrpoRun(dir, {}, "again.out");
   ASSERT_TRUE(again.ok());
   st = again->WaitFor(absl::Seconds(30));
   ASSERT_TRUE(st.has_value());
   EXPECT_EQ(WEXITSTATUS(*st), 2);
-  EXPECT_THAT(TailOfFile(spec.log_path, 5), HasSubstr("already holds a run"));
+  EXPECT_THAT(TailOfFile((dir / "again.out").string(), 5), HasSubstr("already holds a run"));
   RemoveUnlessFailed(dir);
 }
 
