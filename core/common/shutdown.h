@@ -26,12 +26,19 @@ class ShutdownSignal {
   bool WaitFor(absl::Duration timeout) { return done_.WaitForNotificationWithTimeout(timeout); }
   // Requests shutdown from inside the process (for example: max steps reached).
   void Trigger(int signal = 0);
+  // Requests shutdown because of a fatal error: the process should exit non-zero.
+  void Fail() {
+    failed_ = true;
+    Trigger();
+  }
+  bool Failed() const { return failed_.load(); }
 
  private:
   ShutdownSignal() = default;
   absl::Notification done_;
   std::atomic<int> signal_{0};
   std::atomic<bool> triggered_{false};
+  std::atomic<bool> failed_{false};
 };
 
 }  // namespace grpo

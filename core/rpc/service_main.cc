@@ -70,6 +70,10 @@ int ServiceMain(int argc, char** argv, const ServiceMainSpec& spec) {
   server->server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
   server->server->Wait();
   runner->reset();
+  if (shutdown.Failed()) {
+    spdlog::error("stopped after a fatal error");
+    return 1;
+  }
   spdlog::info("stopped");
   return 0;
 }

@@ -188,8 +188,13 @@ absl::Status Actor::UpdateWeights(int64_t version) {
   v1::WeightChunk c;
   uint64_t got_version = 0, total = 0;
   uint32_t crc = 0;
+  bool in_order = true;
   while (reader->Read(&c)) {
-    if (c.offset() != blob.size()) return absl::DataLossError("weight chunks out of order");
+    if (c.offset() != blob.size()) {
+      in_order = false;
+      ctx->TryCancel();  // a call must be finished before its reader goes away
+      continue;
+    }
     got_version = c.version();
     total = c.total_size();
     crc = c.crc32();
@@ -197,6 +202,7 @@ absl::Status Actor::UpdateWeights(int64_t version) {
   }
   grpc::Status s = reader->Finish();
   ForgetContext(ctx);
+  if (!in_order) return absl::DataLossError("weight chunks arrived out of order");
   if (!s.ok()) return rpc::ToAbsl(s);
   if (blob.size() != total || Crc32(blob) != crc) {
     return absl::DataLossError(absl::StrCat("weights of version ", got_version, " arrived corrupt"));
@@ -226,7 +232,10 @@ v1::RolloutGroup Actor::Generate(const v1::WorkItem& item) {
   p.temperature = cfg_.actor.temperature;
   p.top_p = cfg_.actor.top_p;
   p.top_k = cfg_.actor.top_k;
-  p.max_new_tokens = cfg_.actor.max_new_tokens;
+  // Never past the model's context: prompt + completion must fit max_position_embeddings.
+  p.max_new_tokens = std::max<int64_t>(
+      1, std::min<int64_t>(cfg_.actor.max_new_tokens,
+                           cfg_.model.max_position_embeddings - static_cast<int64_t>(prompt.size())));
   p.stop_token_ids = {policy_->tokenizer.eos_id()};
   // Seeded by actor, lease and version: a re-issued prompt gets fresh samples.
   at::Generator gen = at::detail::createCPUGenerator(rng_seed_ ^ (item.lease_id() * 0xBF58476D1CE4E5B9ull));
@@ -250,12 +259,15 @@ v1::RolloutGroup Actor::Generate(const v1::WorkItem& item) {
 absl::StatusOr<std::vector<v1::ScoredGroup>> Actor::Score(const std::vector<v1::RolloutGroup>& groups) {
   auto ctx = NewContext(absl::Seconds(120));
   auto stream = reward_->Score(ctx.get());
-  for (const auto& g : groups) {
-    if (!stream->Write(g)) break;
-  }
-  stream->WritesDone();
+  // One group in, its scored group out: replies carry the group, so writing a whole large
+  // batch before reading could fill both flow-control windows and stall both sides.
   std::vector<v1::ScoredGroup> out;
   v1::ScoredGroup sg;
+  for (const auto& g : groups) {
+    if (!stream->Write(g) || !stream->Read(&sg)) break;
+    out.push_back(sg);
+  }
+  stream->WritesDone();
   while (stream->Read(&sg)) out.push_back(sg);
   grpc::Status s = stream->Finish();
   ForgetContext(ctx);
@@ -311,7 +323,15 @@ void Actor::Loop() {
     }
     if (announced > version_.load()) {
       absl::Status s = UpdateWeights(-1);
-      if (!s.ok()) spdlog::warn("fetching weights: {}", s.message());
+      if (!s.ok()) {
+        spdlog::warn("fetching weights: {}", s.message());
+        // The announcement stays newer than our weights, so WaitForNews would return at
+        // once: back off on shutdown alone.
+        absl::MutexLock l(&mu_);
+        mu_.AwaitWithTimeout(absl::Condition(&stopping_), idle);
+        idle = std::min(idle * 2, absl::Seconds(1));
+        if (version_.load() < 0) continue;
+      }
     }
     if (version_.load() < 0) {
       WaitForNews(absl::Seconds(1));  // no weights yet: the learner publishes version 0 first

@@ -111,10 +111,16 @@ absl::Status Learner::Start(ShutdownSignal& shutdown) {
   return absl::OkStatus();
 }
 
+bool Learner::Stopping() {
+  absl::MutexLock l(&mu_);
+  return stopping_;
+}
+
 void Learner::Stop() {
   {
     absl::MutexLock l(&mu_);
     stopping_ = true;
+    if (publish_ctx_) publish_ctx_->TryCancel();
   }
   if (trainer_.joinable()) trainer_.join();
 }
@@ -136,7 +142,9 @@ grpc::Status Learner::SubmitGroups(grpc::ServerContext* ctx,
       if (!bad.empty()) {
         ack.set_outcome(v1::SubmitAck::REJECTED);
         ack.set_detail(bad);
-        requeue = true;
+        // Not re-queued: a malformed group would most likely be malformed again, and
+        // circulate for the whole run. The prompt is skipped for this epoch.
+        complete = true;
       } else if (seen_.count(key)) {
         ack.set_outcome(v1::SubmitAck::DUPLICATE);
         ack.set_detail(absl::StrCat("prompt ", key.first, " epoch ", key.second, " was already accepted"));
@@ -153,10 +161,24 @@ grpc::Status Learner::SubmitGroups(grpc::ServerContext* ctx,
         };
         while (!room() && !ctx->IsCancelled()) mu_.AwaitWithTimeout(absl::Condition(&room), absl::Milliseconds(200));
         if (stopping_ || ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "learner stopping");
-        seen_.insert(key);
-        buffer_.push_back(g);
-        buffer_gauge_->Set(static_cast<double>(buffer_.size()));
-        ack.set_outcome(v1::SubmitAck::ACCEPTED);
+        // The wait released the lock: another stream may have brought the same unit, and
+        // new versions may have made this group stale. Decide again.
+        lag = version_ - static_cast<int64_t>(g.group().policy_version());
+        if (seen_.count(key)) {
+          ack.set_outcome(v1::SubmitAck::DUPLICATE);
+          ack.set_detail(absl::StrCat("prompt ", key.first, " epoch ", key.second, " was already accepted"));
+          complete = true;
+        } else if (lag > cfg_.learner.max_staleness) {
+          ack.set_outcome(v1::SubmitAck::STALE);
+          ack.set_detail(absl::StrCat("sampled with version ", g.group().policy_version(), ", ", lag,
+                                      " behind; the bound is ", cfg_.learner.max_staleness));
+          requeue = true;
+        } else {
+          seen_.insert(key);
+          buffer_.push_back(g);
+          buffer_gauge_->Set(static_cast<double>(buffer_.size()));
+          ack.set_outcome(v1::SubmitAck::ACCEPTED);
+        }
       }
       ack.set_latest_version(version_);
     }
@@ -173,7 +195,8 @@ void Learner::CompleteLeases(const std::vector<uint64_t>& ids, bool requeue) {
   for (uint64_t id : ids) req.add_lease_ids(id);
   req.set_requeue(requeue);
   v1::CompleteWorkResponse resp;
-  grpc::Status s = rpc::CallWithRetry([&](grpc::ClientContext* ctx) { return coordinator_->CompleteWork(ctx, req, &resp); });
+  grpc::Status s = rpc::CallWithRetry([&](grpc::ClientContext* ctx) { return coordinator_->CompleteWork(ctx, req, &resp); },
+                                      {}, [this] { return Stopping(); });
   if (!s.ok()) spdlog::error("completing {} lease(s): {} (they will expire and be re-issued)", ids.size(), s.error_message());
 }
 
@@ -183,8 +206,13 @@ absl::Status Learner::Publish(uint64_t version, uint64_t step) {
   constexpr size_t kChunk = 1 << 20;
   absl::Duration backoff = absl::Milliseconds(100);
   for (int attempt = 1;; ++attempt) {
-    auto ctx = rpc::ContextWithDeadline(absl::Seconds(120));
+    auto ctx = std::shared_ptr<grpc::ClientContext>(rpc::ContextWithDeadline(absl::Seconds(120)));
     ctx->set_wait_for_ready(true);
+    {
+      absl::MutexLock l(&mu_);
+      if (stopping_) return absl::CancelledError("learner stopping");
+      publish_ctx_ = ctx;  // Stop() cancels it
+    }
     v1::PublishWeightsResponse resp;
     auto writer = coordinator_->PublishWeights(ctx.get(), &resp);
     for (size_t off = 0; off < blob.size() || off == 0; off += kChunk) {
@@ -200,6 +228,10 @@ absl::Status Learner::Publish(uint64_t version, uint64_t step) {
     }
     writer->WritesDone();
     grpc::Status s = writer->Finish();
+    {
+      absl::MutexLock l(&mu_);
+      publish_ctx_.reset();
+    }
     if (s.ok()) return absl::OkStatus();
     {
       absl::MutexLock l(&mu_);
@@ -331,7 +363,7 @@ void Learner::TrainLoop() {
   absl::Status s = Publish(0, 0);
   if (!s.ok()) {
     spdlog::error("publishing the initial weights: {}", s.message());
-    shutdown_->Trigger();
+    shutdown_->Fail();
     return;
   }
   {
@@ -358,8 +390,9 @@ void Learner::TrainLoop() {
     StepStats st = TrainStep(batch);
     absl::Status pub = Publish(step, step);
     if (!pub.ok()) {
+      if (Stopping()) return;
       spdlog::error("publishing version {}: {}; stopping", step, pub.message());
-      shutdown_->Trigger();
+      shutdown_->Fail();
       return;
     }
     {
@@ -402,7 +435,8 @@ void Learner::TrainLoop() {
       v1::FinishRunRequest req;
       req.set_reason(absl::StrCat("learner reached max_steps = ", cfg_.learner.max_steps));
       v1::FinishRunResponse resp;
-      rpc::CallWithRetry([&](grpc::ClientContext* ctx) { return coordinator_->FinishRun(ctx, req, &resp); });
+      rpc::CallWithRetry([&](grpc::ClientContext* ctx) { return coordinator_->FinishRun(ctx, req, &resp); }, {},
+                         [this] { return Stopping(); });
       spdlog::info("reached max_steps = {}; finishing", cfg_.learner.max_steps);
       shutdown_->Trigger();
       return;

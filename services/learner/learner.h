@@ -56,6 +56,7 @@ class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
   absl::Status Publish(uint64_t version, uint64_t step);
   void CompleteLeases(const std::vector<uint64_t>& ids, bool requeue);
   void WriteMetricsLine(const std::string& line);
+  bool Stopping();
 
   const RunConfig cfg_;
   std::unique_ptr<Policy> policy_;     // trainer thread only
@@ -71,6 +72,7 @@ class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
   std::set<std::pair<std::string, uint32_t>> seen_ ABSL_GUARDED_BY(mu_);  // (prompt id, epoch) accepted
   int64_t version_ ABSL_GUARDED_BY(mu_) = -1;                              // newest published
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::shared_ptr<grpc::ClientContext> publish_ctx_ ABSL_GUARDED_BY(mu_);  // in-flight PublishWeights
 
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Gauge* step_gauge_;
