@@ -74,6 +74,20 @@ std::vector<std::string> SmallRun(const fs::path& dir, int64_t max_steps) {
           "model.hidden_size=32", "model.intermediate_size=64", "model.num_layers=1"};
 }
 
+// Pid a service wrote to its ready file under `dir` (-1 if unreadable).
+pid_t ServicePid(const fs::path& dir, const std::string& name) {
+  absl::StatusOr<std::string> r = ReadFile((dir / absl::StrCat(name, ".ready.json")).string());
+  if (!r.ok()) return -1;
+  nlohmann::json j = nlohmann::json::parse(*r, nullptr, false);
+  return j.is_discarded() ? -1 : j.value("pid", -1);
+}
+
+// Blocks until metrics.jsonl has its first step (bounded).
+bool WaitForFirstStep(const fs::path& dir) {
+  return WaitUntil([&] { return fs::exists(dir / "metrics.jsonl") && fs::file_size(dir / "metrics.jsonl") > 0; },
+                   absl::Seconds(120));
+}
+
 // Starts `grpo run` on a SmallRun config in `dir` (no step limit unless `extra` sets one),
 // its output going to dir/<out>.
 absl::StatusOr<ChildProcess> SpawnGrpoRun(const fs::path& dir, std::vector<std::string> extra, const std::string& out) {
@@ -276,11 +290,9 @@ TEST(Integration, LauncherStopsEverythingWhenAChildDiesAndSaysWhich) {
   absl::StatusOr<ChildProcess> p = SpawnGrpoRun(dir, {}, "launcher.out");
   ASSERT_TRUE(p.ok());
   // Wait for the first training step, then kill the actor.
-  ASSERT_TRUE(WaitUntil([&] { return fs::exists(dir / "metrics.jsonl") && fs::file_size(dir / "metrics.jsonl") > 0; },
-                        absl::Seconds(120)));
-  absl::StatusOr<std::string> ready = ReadFile((dir / "actor.ready.json").string());
-  ASSERT_TRUE(ready.ok());
-  pid_t actor = nlohmann::json::parse(*ready)["pid"].get<pid_t>();
+  ASSERT_TRUE(WaitForFirstStep(dir));
+  pid_t actor = ServicePid(dir, "actor");
+  ASSERT_GT(actor, 0);
   ASSERT_EQ(::kill(actor, SIGKILL), 0);
   std::optional<int> st = p->WaitFor(absl::Seconds(60));
   ASSERT_TRUE(st.has_value()) << "the launcher did not stop";
@@ -290,9 +302,8 @@ TEST(Integration, LauncherStopsEverythingWhenAChildDiesAndSaysWhich) {
   EXPECT_THAT(out, HasSubstr("actor.log"));
   // The other services are gone too.
   for (const char* name : {"coordinator", "reward", "learner"}) {
-    absl::StatusOr<std::string> r = ReadFile((dir / absl::StrCat(name, ".ready.json")).string());
-    ASSERT_TRUE(r.ok());
-    pid_t pid = nlohmann::json::parse(*r)["pid"].get<pid_t>();
+    pid_t pid = ServicePid(dir, name);
+    ASSERT_GT(pid, 0) << name;
     EXPECT_NE(::kill(pid, 0), 0) << name << " still running";
   }
   RemoveUnlessFailed(dir);
@@ -302,17 +313,15 @@ TEST(Integration, CtrlCStopsTheLauncherAndEveryService) {
   fs::path dir = FreshDir("ctrl-c");
   absl::StatusOr<ChildProcess> p = SpawnGrpoRun(dir, {}, "launcher.out");
   ASSERT_TRUE(p.ok());
-  ASSERT_TRUE(WaitUntil([&] { return fs::exists(dir / "metrics.jsonl") && fs::file_size(dir / "metrics.jsonl") > 0; },
-                        absl::Seconds(120)));
+  ASSERT_TRUE(WaitForFirstStep(dir));
   p->Signal(SIGINT);  // what a terminal's Ctrl-C sends to the launcher
   std::optional<int> st = p->WaitFor(absl::Seconds(60));
   ASSERT_TRUE(st.has_value()) << "the launcher did not stop";
   EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 130) << DescribeWaitStatus(*st);
   EXPECT_THAT(TailOfFile((dir / "launcher.out").string(), 20), HasSubstr("interrupted; stopping all services"));
   for (const char* name : {"coordinator", "reward", "learner", "actor"}) {
-    absl::StatusOr<std::string> r = ReadFile((dir / absl::StrCat(name, ".ready.json")).string());
-    ASSERT_TRUE(r.ok());
-    pid_t pid = nlohmann::json::parse(*r)["pid"].get<pid_t>();
+    pid_t pid = ServicePid(dir, name);
+    ASSERT_GT(pid, 0) << name;
     EXPECT_NE(::kill(pid, 0), 0) << name << " still running";
     // Each service logged a clean stop.
     EXPECT_THAT(TailOfFile((dir / "logs" / absl::StrCat(name, ".log")).string(), 3), HasSubstr("stopped")) << name;

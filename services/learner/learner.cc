@@ -138,32 +138,11 @@ grpc::Status Learner::SubmitGroups(grpc::ServerContext* ctx,
     {
       absl::MutexLock l(&mu_);
       std::pair<std::string, uint32_t> key{g.group().item().prompt_id(), g.group().item().epoch()};
-      int64_t lag = version_ - static_cast<int64_t>(g.group().policy_version());
-      if (!bad.empty()) {
-        ack.set_outcome(v1::SubmitAck::REJECTED);
-        ack.set_detail(bad);
-        // Not re-queued: a malformed group would most likely be malformed again, and
-        // circulate for the whole run. The prompt is skipped for this epoch.
-        complete = true;
-      } else if (seen_.count(key)) {
-        ack.set_outcome(v1::SubmitAck::DUPLICATE);
-        ack.set_detail(absl::StrCat("prompt ", key.first, " epoch ", key.second, " was already accepted"));
-        complete = true;
-      } else if (lag > cfg_.learner.max_staleness) {
-        ack.set_outcome(v1::SubmitAck::STALE);
-        ack.set_detail(absl::StrCat("sampled with version ", g.group().policy_version(), ", ", lag,
-                                    " behind; the bound is ", cfg_.learner.max_staleness));
-        requeue = true;
-      } else {
-        // Backpressure: wait for room (the trainer frees it every step) or shutdown.
-        auto room = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-          return stopping_ || static_cast<int64_t>(buffer_.size()) < cfg_.learner.buffer_groups;
-        };
-        while (!room() && !ctx->IsCancelled()) mu_.AwaitWithTimeout(absl::Condition(&room), absl::Milliseconds(200));
-        if (stopping_ || ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "learner stopping");
-        // The wait released the lock: another stream may have brought the same unit, and
-        // new versions may have made this group stale. Decide again.
-        lag = version_ - static_cast<int64_t>(g.group().policy_version());
+      // Duplicate or too stale: sets the ack and returns true. Called again after the
+      // backpressure wait, which releases the lock (another stream may have brought the
+      // same unit, and new versions may have made this group stale).
+      auto turned_away = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        int64_t lag = version_ - static_cast<int64_t>(g.group().policy_version());
         if (seen_.count(key)) {
           ack.set_outcome(v1::SubmitAck::DUPLICATE);
           ack.set_detail(absl::StrCat("prompt ", key.first, " epoch ", key.second, " was already accepted"));
@@ -173,7 +152,23 @@ grpc::Status Learner::SubmitGroups(grpc::ServerContext* ctx,
           ack.set_detail(absl::StrCat("sampled with version ", g.group().policy_version(), ", ", lag,
                                       " behind; the bound is ", cfg_.learner.max_staleness));
           requeue = true;
-        } else {
+        }
+        return complete || requeue;
+      };
+      if (!bad.empty()) {
+        ack.set_outcome(v1::SubmitAck::REJECTED);
+        ack.set_detail(bad);
+        // Not re-queued: a malformed group would most likely be malformed again, and
+        // circulate for the whole run. The prompt is skipped for this epoch.
+        complete = true;
+      } else if (!turned_away()) {
+        // Backpressure: wait for room (the trainer frees it every step) or shutdown.
+        auto room = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return stopping_ || static_cast<int64_t>(buffer_.size()) < cfg_.learner.buffer_groups;
+        };
+        while (!room() && !ctx->IsCancelled()) mu_.AwaitWithTimeout(absl::Condition(&room), absl::Milliseconds(200));
+        if (stopping_ || ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "learner stopping");
+        if (!turned_away()) {
           seen_.insert(key);
           buffer_.push_back(g);
           buffer_gauge_->Set(static_cast<double>(buffer_.size()));
