@@ -12,6 +12,7 @@
 #include "core/common/config.h"
 #include "core/common/dataset.h"
 #include "tools/grpo/launcher.h"
+#include "tools/grpo/subcommands.h"
 
 namespace {
 std::string SelfDir() {
@@ -49,7 +50,14 @@ int main(int argc, char** argv) {
   cfg_cmd->add_option("--config", cfg_path, "run config YAML");
   cfg_cmd->add_option("--set", cfg_sets, "override: section.key=value");
 
+  std::vector<grpo::Subcommand> subcommands;
+  // Subcommands defined in their own files (tools/grpo/*_cmd.cc) register here.
+
   CLI11_PARSE(app, argc, argv);
+
+  for (const grpo::Subcommand& sub : subcommands) {
+    if (*sub.cmd) return sub.run();
+  }
 
   if (*gen_cmd) {
     if (gen.operators.empty() || gen.operators.find_first_not_of("+-*") != std::string::npos || gen.max_operand < 1 ||

@@ -1,0 +1,20 @@
+// Subcommands of the `grpo` tool that live in their own files. Each Add*Command registers
+// its options on `app` and returns the subcommand plus the action main() runs when the
+// user picked it (the action's return value is the process exit status).
+#pragma once
+
+#include <functional>
+
+#include <CLI/CLI.hpp>
+
+namespace grpo {
+
+struct Subcommand {
+  CLI::App* cmd = nullptr;
+  std::function<int()> run;
+};
+
+// grpo tokenize --tokenizer PATH [--decode]
+Subcommand AddTokenizeCommand(CLI::App& app);
+
+}  // namespace grpo
