@@ -15,6 +15,7 @@
 #include "core/model/sampler.h"
 #include "core/model/tokenizer.h"
 #include "core/model/transformer.h"
+#include "tests/reference_model.h"
 
 namespace grpo::model {
 namespace {
@@ -90,6 +91,7 @@ TEST(ModelConfigTest, MissingAndBadFieldsAreNamed) {
   json = TinyConfig().ToJson();
   json["num_attention_heads"] = 5;
   json["num_key_value_heads"] = 5;
+  json.erase("head_dim");  // an explicit head_dim lifts the divisibility rule
   c = ModelConfig::FromJson(json);
   ASSERT_FALSE(c.ok());
   EXPECT_THAT(c.status().message(), HasSubstr("divisible"));
@@ -206,69 +208,8 @@ TEST(TransformerTest, CausalityFutureTokensDoNotChangePastLogits) {
   EXPECT_FALSE(torch::allclose(a.select(1, 3), b.select(1, 3)));
 }
 
-// Independent, loop-based reference of the Hugging Face Llama/Qwen2 forward
-// pass (rotate_half RoPE: pairs (i, i + D/2), not interleaved), written from
-// the HF modeling code and reading weights by their HF names.
-torch::Tensor ReferenceForward(Transformer& model, const std::vector<int64_t>& ids) {
-  const ModelConfig& c = model->config();
-  auto params = model->named_parameters();
-  auto W = [&](const std::string& name) { return params[name].to(torch::kDouble); };
-  auto rms = [&](const torch::Tensor& x, const torch::Tensor& w) {  // (T, C)
-    return x / (x.pow(2).mean(-1, true) + c.rms_norm_eps).sqrt() * w;
-  };
-  const int64_t T = ids.size(), D = c.head_dim(), H = c.num_attention_heads;
-  const int64_t group = H / c.num_key_value_heads;
-  torch::Tensor x = W("model.embed_tokens.weight").index_select(0, torch::tensor(ids));  // (T, C)
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    auto proj = [&](const std::string& name, const torch::Tensor& in) {
-      torch::Tensor y = in.matmul(W(p + name + ".weight").t());
-      if (params.contains(p + name + ".bias")) y = y + W(p + name + ".bias");
-      return y;
-    };
-    torch::Tensor h = rms(x, W(p + "input_layernorm.weight"));  // (T, C)
-    torch::Tensor q = proj("self_attn.q_proj", h);               // (T, H*D)
-    torch::Tensor k = proj("self_attn.k_proj", h);               // (T, K*D)
-    torch::Tensor v = proj("self_attn.v_proj", h);               // (T, K*D)
-    auto rope = [&](torch::Tensor t) {  // (T, n*D), rotated per head and position
-      torch::Tensor out = t.clone();
-      for (int64_t pos = 0; pos < T; ++pos) {
-        for (int64_t head = 0; head < t.size(1) / D; ++head) {
-          for (int64_t i = 0; i < D / 2; ++i) {
-            const double freq = std::pow(c.rope_theta, -2.0 * i / D);
-            const double cs = std::cos(pos * freq), sn = std::sin(pos * freq);
-            const int64_t a = head * D + i, b = a + D / 2;
-            const double xa = t[pos][a].item<double>(), xb = t[pos][b].item<double>();
-            out[pos][a] = xa * cs - xb * sn;
-            out[pos][b] = xb * cs + xa * sn;
-          }
-        }
-      }
-      return out;
-    };
-    q = rope(q);
-    k = rope(k);
-    torch::Tensor attn = torch::zeros({T, H * D}, torch::kDouble);  // (T, H*D)
-    for (int64_t head = 0; head < H; ++head) {
-      const int64_t kv = head / group;
-      torch::Tensor qh = q.narrow(1, head * D, D);  // (T, D)
-      torch::Tensor kh = k.narrow(1, kv * D, D);    // (T, D)
-      torch::Tensor vh = v.narrow(1, kv * D, D);    // (T, D)
-      torch::Tensor s = qh.matmul(kh.t()) / std::sqrt(double(D));  // (T, T)
-      s = s.masked_fill(torch::ones({T, T}).triu(1).to(torch::kBool), -INFINITY);
-      attn.narrow(1, head * D, D).copy_(s.softmax(-1).matmul(vh));
-    }
-    x = x + attn.matmul(W(p + "self_attn.o_proj.weight").t());
-    h = rms(x, W(p + "post_attention_layernorm.weight"));
-    torch::Tensor gate = h.matmul(W(p + "mlp.gate_proj.weight").t());
-    torch::Tensor up = h.matmul(W(p + "mlp.up_proj.weight").t());
-    x = x + (gate * gate.sigmoid() * up).matmul(W(p + "mlp.down_proj.weight").t());
-  }
-  x = rms(x, W("model.norm.weight"));
-  const std::string head = c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
-  return x.matmul(W(head).t()).to(torch::kFloat);  // (T, V)
-}
-
+// The loop-based reference of the Hugging Face forward pass
+// (tests/reference_model.h); hf_model_test covers every architecture.
 TEST(TransformerTest, MatchesLoopReferenceImplementation) {
   for (const ModelConfig& config : {TinyConfig("qwen2"), TinyConfig("llama", true)}) {
     Transformer model = MakeModel(config, 12);
@@ -280,9 +221,13 @@ TEST(TransformerTest, MatchesLoopReferenceImplementation) {
     const std::vector<int64_t> ids = {1, 17, 3, 29, 8, 8};
     torch::NoGradGuard no_grad;
     torch::Tensor ours = model->forward(Tokens(ids))[0];  // (T, V)
-    torch::Tensor reference = ReferenceForward(model, ids);  // (T, V)
-    EXPECT_TRUE(torch::allclose(ours, reference, 1e-4, 1e-4))
-        << (ours - reference).abs().max();
+    const auto reference =
+        testing::ReferenceModel::FromStateDict(config, StateDict(*model)).Forward(ids);  // (T, V)
+    for (size_t t = 0; t < ids.size(); ++t) {
+      torch::Tensor expected = torch::tensor(reference[t]);  // (V)
+      EXPECT_TRUE(torch::allclose(ours[t], expected, 1e-4, 1e-4))
+          << (ours[t] - expected).abs().max();
+    }
   }
 }
 

@@ -26,14 +26,6 @@ torch::nn::Linear MakeLinear(int64_t in, int64_t out, bool bias) {
 // split into two halves rather than interleaved pairs).
 // ---------------------------------------------------------------------------
 
-// inv_freq[i] = 1 / theta^(2i / D), as Hugging Face computes it in float32.
-torch::Tensor RotaryInverseFrequencies(int64_t head_dim, double theta) {
-  torch::Tensor exponents =
-      torch::arange(0, head_dim, 2, torch::kInt64).to(torch::kFloat) /
-      static_cast<double>(head_dim);                        // (D/2)
-  return 1.0 / torch::pow(theta, exponents);                // (D/2)
-}
-
 // cos/sin tables for positions [start_pos, start_pos + T).
 std::pair<torch::Tensor, torch::Tensor> RotaryTables(
     const torch::Tensor& inv_freq, int64_t start_pos, int64_t T) {
@@ -60,6 +52,43 @@ torch::Tensor ApplyRotary(const torch::Tensor& x,     // (B, h, T, D)
 }
 
 }  // namespace
+
+// transformers' _compute_default_rope_parameters, then
+// _compute_linear_scaling_rope_parameters or _compute_llama3_parameters,
+// op for op in float32 so the result matches bit for bit (Python's
+// `scalar / tensor` is tensor.reciprocal() * scalar, hence the reciprocals).
+torch::Tensor RotaryInverseFrequencies(const ModelConfig& config) {
+  const int64_t D = config.head_dim();
+  torch::Tensor exponents =
+      torch::arange(0, D, 2, torch::kInt64).to(torch::kFloat) /
+      static_cast<double>(D);                                      // (D/2)
+  torch::Tensor inv_freq =
+      torch::pow(config.rope_theta, exponents).reciprocal();  // (D/2)
+  if (!config.rope_scaling) return inv_freq;
+
+  const RopeScaling& rs = *config.rope_scaling;
+  if (rs.rope_type == "linear") return inv_freq / rs.factor;  // (D/2)
+  TORCH_CHECK(rs.rope_type == "llama3", "unsupported rope_scaling.rope_type \"",
+              rs.rope_type, "\"");
+  const double old_context_len =
+      static_cast<double>(rs.original_max_position_embeddings);
+  const double low_freq_wavelen = old_context_len / rs.low_freq_factor;
+  const double high_freq_wavelen = old_context_len / rs.high_freq_factor;
+  torch::Tensor wavelen = inv_freq.reciprocal() * (2 * M_PI);  // (D/2)
+  // Long wavelengths (low frequencies) are divided by factor, short ones kept.
+  torch::Tensor inv_freq_llama = torch::where(
+      wavelen > low_freq_wavelen, inv_freq / rs.factor, inv_freq);  // (D/2)
+  // In between: interpolate smoothly.
+  torch::Tensor smooth_factor =
+      (wavelen.reciprocal() * old_context_len - rs.low_freq_factor) /
+      (rs.high_freq_factor - rs.low_freq_factor);  // (D/2)
+  torch::Tensor smoothed_inv_freq =
+      (1 - smooth_factor) * inv_freq_llama / rs.factor +
+      smooth_factor * inv_freq_llama;  // (D/2)
+  torch::Tensor is_medium_freq = (wavelen < high_freq_wavelen).logical_not() *
+                                 (wavelen > low_freq_wavelen).logical_not();  // (D/2)
+  return torch::where(is_medium_freq, smoothed_inv_freq, inv_freq_llama);  // (D/2)
+}
 
 // ---------------------------------------------------------------------------
 // KVCache
@@ -125,8 +154,7 @@ TransformerImpl::TransformerImpl(ModelConfig config)
         "lm_head",
         MakeLinear(config_.hidden_size, config_.vocab_size, /*bias=*/false));
   }
-  inv_freq_ = RotaryInverseFrequencies(config_.head_dim(),
-                                       config_.rope_theta);  // (D/2)
+  inv_freq_ = RotaryInverseFrequencies(config_);  // (D/2)
 }
 
 torch::Tensor TransformerImpl::forward(const torch::Tensor& tokens,
@@ -202,10 +230,17 @@ AttentionImpl::AttentionImpl(const ModelConfig& config, int64_t layer_index)
       head_dim_(config.head_dim()) {
   const int64_t C = config.hidden_size;
   const bool bias = config.attention_bias;
+  // Qwen2 has q/k/v biases but never an o_proj bias; Llama and Qwen3 use
+  // attention_bias for all four projections.
+  const bool o_bias = bias && config.model_type != "qwen2";
   q_proj = register_module("q_proj", MakeLinear(C, n_heads_ * head_dim_, bias));
   k_proj = register_module("k_proj", MakeLinear(C, n_kv_heads_ * head_dim_, bias));
   v_proj = register_module("v_proj", MakeLinear(C, n_kv_heads_ * head_dim_, bias));
-  o_proj = register_module("o_proj", MakeLinear(n_heads_ * head_dim_, C, false));
+  o_proj = register_module("o_proj", MakeLinear(n_heads_ * head_dim_, C, o_bias));
+  if (config.model_type == "qwen3") {
+    q_norm = register_module("q_norm", RMSNorm(head_dim_, config.rms_norm_eps));
+    k_norm = register_module("k_norm", RMSNorm(head_dim_, config.rms_norm_eps));
+  }
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x,
@@ -215,12 +250,14 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x,
   const int64_t B = x.size(0);
   const int64_t T = x.size(1);
 
-  torch::Tensor q = q_proj->forward(x)
-                        .view({B, T, n_heads_, head_dim_})
-                        .transpose(1, 2);  // (B, H, T, D)
-  torch::Tensor k = k_proj->forward(x)
-                        .view({B, T, n_kv_heads_, head_dim_})
-                        .transpose(1, 2);  // (B, K, T, D)
+  torch::Tensor q = q_proj->forward(x).view({B, T, n_heads_, head_dim_});  // (B, T, H, D)
+  torch::Tensor k = k_proj->forward(x).view({B, T, n_kv_heads_, head_dim_});  // (B, T, K, D)
+  if (q_norm) {  // Qwen3: RMSNorm over each head's D values, before RoPE.
+    q = q_norm->forward(q);  // (B, T, H, D)
+    k = k_norm->forward(k);  // (B, T, K, D)
+  }
+  q = q.transpose(1, 2);  // (B, H, T, D)
+  k = k.transpose(1, 2);  // (B, K, T, D)
   torch::Tensor v = v_proj->forward(x)
                         .view({B, T, n_kv_heads_, head_dim_})
                         .transpose(1, 2);  // (B, K, T, D)
@@ -254,8 +291,8 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x,
       key_pos.unsqueeze(0) <= query_pos.unsqueeze(1);  // (T, S) bool
 
   torch::Tensor scores =
-      torch::matmul(q, k.transpose(-2, -1)) /
-      std::sqrt(static_cast<double>(head_dim_));  // (B, H, T, S)
+      torch::matmul(q, k.transpose(-2, -1)) *
+      (1.0 / std::sqrt(static_cast<double>(head_dim_)));  // (B, H, T, S)
   scores = scores.to(torch::kFloat)
                .masked_fill(allowed.logical_not(),
                             -std::numeric_limits<float>::infinity());  // (B, H, T, S)
@@ -273,9 +310,10 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x,
 FeedForwardImpl::FeedForwardImpl(const ModelConfig& config) {
   const int64_t C = config.hidden_size;
   const int64_t Fdim = config.intermediate_size;
-  gate_proj = register_module("gate_proj", MakeLinear(C, Fdim, false));
-  up_proj = register_module("up_proj", MakeLinear(C, Fdim, false));
-  down_proj = register_module("down_proj", MakeLinear(Fdim, C, false));
+  const bool bias = config.mlp_bias;
+  gate_proj = register_module("gate_proj", MakeLinear(C, Fdim, bias));
+  up_proj = register_module("up_proj", MakeLinear(C, Fdim, bias));
+  down_proj = register_module("down_proj", MakeLinear(Fdim, C, bias));
 }
 
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {

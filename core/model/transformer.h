@@ -1,10 +1,15 @@
-// A Llama / Qwen2 family decoder-only transformer in LibTorch.
+// A Llama / Qwen2 / Qwen3 family decoder-only transformer in LibTorch.
 //
 // Layout follows gpt-fast's model.py: KV cache, Transformer, Block, Attention,
 // FeedForward, RMSNorm (rotary helpers live in transformer.cc). Submodules are
 // registered so that named_parameters() yields exactly the Hugging Face tensor
 // names (model.embed_tokens.weight, model.layers.0.self_attn.q_proj.weight,
-// ..., lm_head.weight), which lets safetensors checkpoints load by name.
+// ..., lm_head.weight), which lets safetensors checkpoints load by name. The
+// math follows transformers' modeling_llama / modeling_qwen2 / modeling_qwen3:
+// rotate_half RoPE (with "linear" or "llama3" rope_scaling), grouped-query
+// attention, Qwen3's per-head q_norm / k_norm before RoPE, SwiGLU MLP,
+// RMSNorm computed in float32. tests/reference_model.h is a loop-based
+// reference of the same formulas.
 //
 // Shape letters: B batch, T new tokens, S attended positions (cache length),
 // C hidden size, H query heads, K key/value heads, D head dim, V vocab size,
@@ -50,6 +55,12 @@ struct KVCache {
   int64_t max_len() const { return k.empty() ? 0 : k[0].size(2); }
 };
 
+// Rotary inverse frequencies inv_freq[i] = 1 / rope_theta^(2i / D), i < D/2,
+// then rescaled as config.rope_scaling says ("linear": / factor; "llama3":
+// transformers' _compute_llama3_parameters). (D/2) float32 on the CPU,
+// computed with the same float32 operations as transformers.
+torch::Tensor RotaryInverseFrequencies(const ModelConfig& config);
+
 // ---------------------------------------------------------------------------
 // RMSNorm: x / sqrt(mean(x^2) + eps) * weight, computed in float32.
 // ---------------------------------------------------------------------------
@@ -66,7 +77,8 @@ class RMSNormImpl : public torch::nn::Module {
 TORCH_MODULE(RMSNorm);
 
 // ---------------------------------------------------------------------------
-// FeedForward: SwiGLU MLP, down(silu(gate(x)) * up(x)).
+// FeedForward: SwiGLU MLP, down(silu(gate(x)) * up(x)). Biases only with
+// config.mlp_bias (llama).
 // ---------------------------------------------------------------------------
 class FeedForwardImpl : public torch::nn::Module {
  public:
@@ -81,6 +93,9 @@ TORCH_MODULE(FeedForward);
 
 // ---------------------------------------------------------------------------
 // Attention: causal grouped-query self-attention with rotary positions.
+// q/k/v biases with config.attention_bias (always for qwen2); o_proj bias with
+// attention_bias for llama and qwen3 (never for qwen2). Qwen3 normalizes each
+// head of q and k (RMSNorm over D) after the projection and before RoPE.
 // ---------------------------------------------------------------------------
 class AttentionImpl : public torch::nn::Module {
  public:
@@ -99,6 +114,8 @@ class AttentionImpl : public torch::nn::Module {
   torch::nn::Linear k_proj{nullptr};  // C -> K * D
   torch::nn::Linear v_proj{nullptr};  // C -> K * D
   torch::nn::Linear o_proj{nullptr};  // H * D -> C
+  RMSNorm q_norm{nullptr};  // (D), qwen3 only; null otherwise
+  RMSNorm k_norm{nullptr};  // (D), qwen3 only; null otherwise
 
  private:
   int64_t layer_index_;
@@ -158,6 +175,11 @@ class TransformerImpl : public torch::nn::Module {
                         KVCache* cache = nullptr);
 
   const ModelConfig& config() const { return config_; }
+
+  // (D/2) float32 CPU rotary inverse frequencies, rope_scaling applied
+  // (RotaryInverseFrequencies(config())). Position p of a head is rotated by
+  // angles p * inv_freq, the halves [0, D/2) and [D/2, D) paired.
+  const torch::Tensor& inv_freq() const { return inv_freq_; }
 
   DecoderStack model{nullptr};
   torch::nn::Linear lm_head{nullptr};  // C -> V; null when embeddings are tied
