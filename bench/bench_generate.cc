@@ -1,90 +1,182 @@
-// Generation throughput of the sampler, reported against torch::mm measured in the same
-// run at the same thread count and dtype (a report, not a test).
+// Generation throughput of the Generator (a report, not a test).
 //
-//   build/bin/grpo-bench-generate [--threads N]
+//   build/bin/grpo-bench-generate [--threads N] [--dtype f32|bf16] [--preset small]
+//                                 [--vocab V] [--new-tokens N] [--device cpu|cuda]
 //
-// For each model size: tokens/s when sampling G completions of one prompt (prefix
-// shared), and the achieved FLOP/s (2 x parameters x tokens / time, attention ignored)
-// as a share of the matmul FLOP/s.
+// Every figure is set against torch::mm measured in the same run, at the same
+// thread count, dtype and device: achieved FLOP/s divided by matmul FLOP/s.
+// FLOPs per token = 2 x (non-embedding parameters + the output projection)
+// + the attention's 4 x layers x heads x head_dim x attended positions;
+// prompt (prefill) tokens count as well as generated ones.
+//
+// Cases: decode batches of 1, 16 and 64 distinct 32-token prompts; and one
+// 256-token prompt with G = 16 completions, once prefilled once and shared
+// (one request, 16 samples) and once prefilled for each completion (16
+// requests of the same prompt): the ratio of their times is the gain of
+// prefix sharing.
 #include <torch/torch.h>
-#include <ATen/CPUGeneratorImpl.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
-#include "core/model/sampler.h"
+#include "core/model/generator.h"
+#include "core/model/presets.h"
 #include "core/model/transformer.h"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using grpo::model::GenerationRequest;
 
 double Seconds(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-double MatmulFlops(int64_t n) {
-  torch::Tensor a = torch::randn({n, n}), b = torch::randn({n, n});
+void Sync(const torch::Device& device) {
+  if (device.is_cuda()) torch::zeros({1}, torch::TensorOptions().device(device)).cpu();
+}
+
+double MatmulFlops(int64_t n, torch::TensorOptions options) {
+  torch::Tensor a = torch::randn({n, n}, options), b = torch::randn({n, n}, options);
   torch::mm(a, b);  // warm-up
+  Sync(options.device());
   int iters = 0;
   auto t0 = Clock::now();
-  while (Seconds(t0) < 1.0) {
+  while (Seconds(t0) < 1.5) {
     torch::mm(a, b);
+    Sync(options.device());
     ++iters;
   }
   return 2.0 * n * n * n * iters / Seconds(t0);
 }
 
-struct Case {
-  const char* name;
-  int64_t hidden, layers, heads, kv_heads, ff, vocab;
+struct Result {
+  double seconds = 0;
+  int64_t generated = 0;
+  double flops = 0;
 };
+
+// Runs Generate repeatedly for at least `min_seconds`, returns per-run means.
+Result Measure(grpo::model::Transformer& model, const std::vector<GenerationRequest>& requests,
+               const grpo::model::SamplingParams& params, int64_t max_batch, double min_seconds) {
+  const auto& c = model->config();
+  int64_t non_embedding = 0;
+  for (const auto& p : model->named_parameters()) {
+    if (p.key() != "model.embed_tokens.weight" && p.key() != "lm_head.weight") non_embedding += p.value().numel();
+  }
+  const double per_token = 2.0 * (non_embedding + c.vocab_size * c.hidden_size);
+  const double per_position = 4.0 * c.num_hidden_layers * c.num_attention_heads * c.head_dim();
+
+  grpo::model::GeneratorOptions options;
+  options.max_batch = max_batch;
+  grpo::model::Generator gen(model, options);
+  torch::Device device = model->model->embed_tokens->weight.device();
+  (void)gen.Generate(requests, params, 0);  // warm-up
+  Result total;
+  int runs = 0;
+  auto t0 = Clock::now();
+  while (runs == 0 || Seconds(t0) < min_seconds) {
+    auto out = gen.Generate(requests, params, runs + 1);
+    Sync(device);
+    if (!out.ok()) {
+      std::fprintf(stderr, "generate failed: %s\n", std::string(out.status().message()).c_str());
+      std::exit(1);
+    }
+    for (size_t r = 0; r < requests.size(); ++r) {
+      const double P = requests[r].prompt_ids.size();
+      for (const auto& s : (*out)[r]) {
+        const double N = s.token_ids.size();
+        total.generated += s.token_ids.size();
+        // Decode: each fed token attends to everything before it.
+        total.flops += N * per_token + per_position * (N * P + N * (N - 1) / 2);
+      }
+    }
+    // Prefill: the prompt tokens actually run (every case here uses prompts of
+    // one length P, so prefill_tokens / P prompts), with causal attention.
+    const auto& st = gen.last_stats();
+    const double P = requests[0].prompt_ids.size();
+    total.flops += st.prefill_tokens * per_token + (st.prefill_tokens / P) * per_position * P * (P + 1) / 2;
+    ++runs;
+  }
+  total.seconds = Seconds(t0) / runs;
+  total.generated /= runs;
+  total.flops /= runs;
+  return total;
+}
+
+std::vector<int64_t> Prompt(int64_t length, int64_t salt, int64_t vocab) {
+  std::vector<int64_t> ids(length);
+  for (int64_t i = 0; i < length; ++i) ids[i] = (i * 131 + salt * 977 + 7) % vocab;
+  return ids;
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
   int threads = 1;
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (std::strcmp(argv[i], "--threads") == 0) threads = std::atoi(argv[i + 1]);
+  std::string dtype_name = "f32", preset = "small", device_name = "cpu";
+  int64_t vocab = 4096, new_tokens = 128;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string flag = argv[i];
+    if (flag == "--threads") threads = std::atoi(argv[i + 1]);
+    else if (flag == "--dtype") dtype_name = argv[i + 1];
+    else if (flag == "--preset") preset = argv[i + 1];
+    else if (flag == "--vocab") vocab = std::atoll(argv[i + 1]);
+    else if (flag == "--new-tokens") new_tokens = std::atoll(argv[i + 1]);
+    else if (flag == "--device") device_name = argv[i + 1];
+    else {
+      std::fprintf(stderr, "unknown flag %s\n", argv[i]);
+      return 2;
+    }
   }
   torch::set_num_threads(threads);
   torch::manual_seed(0);
-  double mm = MatmulFlops(1024);
-  std::printf("threads %d, fp32 torch::mm 1024^3: %.1f GFLOP/s\n", threads, mm / 1e9);
-  std::printf("%-8s %10s %6s %6s %12s %12s %10s\n", "model", "params", "G", "new", "tokens/s", "GFLOP/s", "of mm");
-  for (const Case& c : {Case{"demo", 64, 2, 4, 2, 176, 29}, Case{"small", 512, 8, 8, 4, 1408, 32000}}) {
-    grpo::model::ModelConfig mc;
-    mc.vocab_size = c.vocab;
-    mc.hidden_size = c.hidden;
-    mc.intermediate_size = c.ff;
-    mc.num_hidden_layers = c.layers;
-    mc.num_attention_heads = c.heads;
-    mc.num_key_value_heads = c.kv_heads;
-    mc.max_position_embeddings = 512;
-    grpo::model::Transformer model(mc);
-    model->eval();
-    int64_t params = 0;
-    for (const auto& p : model->parameters()) params += p.numel();
-    for (int64_t g : {1, 16, 64}) {
-      std::vector<int64_t> prompt(32, 5);
-      grpo::model::SamplingParams sp;
-      sp.max_new_tokens = 64;
-      at::Generator gen = at::detail::createCPUGenerator(1);
-      grpo::model::SampleGroup(model, prompt, g, sp, gen);  // warm-up
-      int64_t tokens = 0;
-      auto t0 = Clock::now();
-      int reps = 0;
-      while (Seconds(t0) < 2.0 || reps == 0) {
-        for (const auto& s : grpo::model::SampleGroup(model, prompt, g, sp, gen)) tokens += s.token_ids.size();
-        ++reps;
-      }
-      double secs = Seconds(t0);
-      double flops = 2.0 * params * tokens / secs;
-      std::printf("%-8s %10lld %6lld %6lld %12.0f %12.2f %9.1f%%\n", c.name, static_cast<long long>(params),
-                  static_cast<long long>(g), static_cast<long long>(sp.max_new_tokens), tokens / secs, flops / 1e9,
-                  100.0 * flops / mm);
-    }
+  const torch::ScalarType dtype = dtype_name == "bf16" ? torch::kBFloat16 : torch::kFloat;
+  const torch::Device device(device_name);
+  const auto options = torch::TensorOptions().dtype(dtype).device(device);
+
+  auto config = grpo::model::PresetConfig("qwen2", preset, vocab);
+  if (!config.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(config.status().message()).c_str());
+    return 2;
   }
+  grpo::model::Transformer model(*config);
+  model->to(device, dtype);
+  model->eval();
+  int64_t params = 0;
+  for (const auto& p : model->parameters()) params += p.numel();
+
+  const double mm = MatmulFlops(device.is_cuda() ? 8192 : 1024, options);
+  std::printf("device %s, threads %d, dtype %s: torch::mm %.1f GFLOP/s\n", device_name.c_str(), threads,
+              dtype_name.c_str(), mm / 1e9);
+  std::printf("model qwen2 %s: %.1fM parameters (vocab %lld, hidden %lld, %lld layers), temperature 1\n\n",
+              preset.c_str(), params / 1e6, static_cast<long long>(vocab),
+              static_cast<long long>(config->hidden_size), static_cast<long long>(config->num_hidden_layers));
+
+  grpo::model::SamplingParams sp;
+  sp.temperature = 1.0;
+  sp.max_new_tokens = new_tokens;
+
+  std::printf("%-34s %10s %12s %10s %8s\n", "case", "seconds", "tokens/s", "GFLOP/s", "of mm");
+  auto report = [&](const std::string& name, const Result& r) {
+    std::printf("%-34s %10.3f %12.1f %10.2f %7.1f%%\n", name.c_str(), r.seconds, r.generated / r.seconds,
+                r.flops / r.seconds / 1e9, 100.0 * r.flops / r.seconds / mm);
+  };
+  for (int64_t batch : {1, 16, 64}) {
+    std::vector<GenerationRequest> requests;
+    for (int64_t b = 0; b < batch; ++b) requests.push_back({Prompt(32, b, vocab), 1});
+    report("batch " + std::to_string(batch) + " (32-token prompts)", Measure(model, requests, sp, 64, 3.0));
+  }
+  grpo::model::SamplingParams shared_sp = sp;
+  shared_sp.max_new_tokens = 64;
+  const std::vector<int64_t> long_prompt = Prompt(256, 1, vocab);
+  Result shared = Measure(model, {{long_prompt, 16}}, shared_sp, 64, 3.0);
+  Result each = Measure(model, std::vector<GenerationRequest>(16, {long_prompt, 1}), shared_sp, 64, 3.0);
+  report("G=16, 256-token prompt, shared", shared);
+  report("G=16, 256-token prompt, each", each);
+  std::printf("\nprefix sharing: %.2fx faster than prefilling each completion (64 new tokens each)\n",
+              each.seconds / shared.seconds);
   return 0;
 }
