@@ -27,6 +27,7 @@
 #ifndef GRPO_TESTS_REFERENCE_MODEL_H_
 #define GRPO_TESTS_REFERENCE_MODEL_H_
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <map>
