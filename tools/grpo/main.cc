@@ -2,6 +2,7 @@
 //   grpo run [--config FILE] [--set k=v]... [--max-steps N] [--run-dir DIR]
 //   grpo gen-data --out FILE [--num-tasks N] [--max-operand M] [--operators +-*] [--seed S]
 //   grpo config [--config FILE] [--set k=v]...   prints the resolved config
+//   grpo tokenize --tokenizer PATH [--decode]     text <-> token ids (stdin to stdout)
 #include <unistd.h>
 
 #include <filesystem>
@@ -52,6 +53,7 @@ int main(int argc, char** argv) {
 
   std::vector<grpo::Subcommand> subcommands;
   // Subcommands defined in their own files (tools/grpo/*_cmd.cc) register here.
+  subcommands.push_back(grpo::AddTokenizeCommand(app));
 
   CLI11_PARSE(app, argc, argv);
 
