@@ -172,6 +172,37 @@ TEST_P(Golden, DecodeOfEncodeGivesTheNormalizedText) {
 
 INSTANTIATE_TEST_SUITE_P(Tokenizers, Golden, ::testing::Values("qwen3", "llama3", "gpt2", "trained", "added_flags"));
 
+// Normalizer, pre-tokenizer and model options no published tokenizer above uses, applied
+// to the trained tokenizer as make_goldens.js does (variants.json).
+class Variant : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Variant, EncodesLikeHuggingFace) {
+  const json variant = json::parse(ReadFile(TestDir() + "/variants.json"))[GetParam()];
+  json j = json::parse(ReadFile(TestDir() + "/trained_tokenizer.json"));
+  j["normalizer"] = variant["normalizer"];
+  j["pre_tokenizer"] = variant["pre_tokenizer"];
+  if (variant.value("legacy_merges", false)) {
+    for (json& m : j["model"]["merges"]) m = m[0].get<std::string>() + " " + m[1].get<std::string>();
+  }
+  if (variant.value("ignore_merges", false)) j["model"]["ignore_merges"] = true;
+  absl::StatusOr<BpeTokenizer> tok = BpeTokenizer::FromJson(j.dump(), GetParam());
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  std::vector<json> rows = ReadJsonl(TestDir() + "/goldens_" + GetParam() + ".jsonl");
+  ASSERT_GT(rows.size(), 300u);
+  int mismatches = 0;
+  for (const json& row : rows) {
+    const std::string text = row["text"].get<std::string>();
+    const std::vector<int64_t> want = row["ids"].get<std::vector<int64_t>>();
+    std::vector<int64_t> got = tok->Encode(text);
+    if (got != want && ++mismatches <= 10) {
+      ADD_FAILURE() << "text " << Escaped(text) << "\n  want " << json(want).dump() << "\n  got  " << json(got).dump();
+    }
+  }
+  EXPECT_EQ(mismatches, 0) << "of " << rows.size() << " texts";
+}
+
+INSTANTIATE_TEST_SUITE_P(Options, Variant, ::testing::Values("variant_a", "variant_b", "variant_c"));
+
 // ---------------------------------------------------------------------------------------
 // Vocabulary queries, added tokens, decoding edge cases (Qwen3).
 

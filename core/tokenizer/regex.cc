@@ -85,7 +85,7 @@ absl::StatusOr<Regex> Regex::CompileWith(std::string pattern, uint32_t extra_opt
   int error = 0;
   PCRE2_SIZE offset = 0;
   pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-                                   PCRE2_UTF | PCRE2_UCP | extra_options, &error, &offset, nullptr);
+                                   PCRE2_UTF | extra_options, &error, &offset, nullptr);
   if (code == nullptr) {
     return absl::InvalidArgumentError(
         absl::StrCat("bad regex \"", std::string(shown), "\": ", Pcre2Error(error), " at offset ", offset));
@@ -98,11 +98,11 @@ absl::StatusOr<Regex> Regex::CompileWith(std::string pattern, uint32_t extra_opt
 }
 
 absl::StatusOr<Regex> Regex::Compile(std::string_view pattern) {
-  return CompileWith(OnigurumaToPcre2(pattern), 0, pattern);
+  return CompileWith(OnigurumaToPcre2(pattern), PCRE2_UCP, pattern);
 }
 
 absl::StatusOr<Regex> Regex::Literal(std::string_view text) {
-  return CompileWith(std::string(text), PCRE2_LITERAL, text);
+  return CompileWith(std::string(text), PCRE2_LITERAL, text);  // (PCRE2 refuses UCP with LITERAL)
 }
 
 void Regex::FindAll(std::string_view text, absl::FunctionRef<void(size_t, size_t)> f) const {

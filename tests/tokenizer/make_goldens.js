@@ -8,6 +8,8 @@
 //                                decodes of cut-short and random id sequences (which
 //                                split multi-byte characters: HF's lossy UTF-8)
 //   goldens_chat_llama3.jsonl    Llama-3's own chat template rendered by transformers.js
+//   goldens_variant_*.jsonl      encodes with the trained tokenizer's normalizer and
+//                                pre_tokenizer swapped for those in variants.json
 //
 // for name in qwen3, llama3, gpt2, trained (tests/tokenizer/trained_tokenizer.json,
 // written by our TrainByteLevelBpe) and added_flags (the trained one plus added tokens
@@ -73,6 +75,46 @@ function jsonl(rows) {
   return rows.map((r) => JSON.stringify(r)).join('\n') + '\n';
 }
 
+// Options no published tokenizer above uses, each applied to the trained tokenizer (the
+// C++ test patches trained_tokenizer.json the same way from variants.json).
+const VARIANTS = {
+  variant_a: {  // NFKC; MergedWithNext on " "; contiguous digits; GPT-2 regex with a prefix space
+    legacy_merges: true,
+    normalizer: { type: 'NFKC' },
+    pre_tokenizer: { type: 'Sequence', pretokenizers: [
+      { type: 'Split', pattern: { String: ' ' }, behavior: 'MergedWithNext', invert: false },
+      { type: 'Digits', individual_digits: false },
+      { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true }] },
+  },
+  variant_b: {  // NFD then NFC; inverted Contiguous vowels; punctuation removed; single digits
+    legacy_merges: false,
+    normalizer: { type: 'Sequence', normalizers: [{ type: 'NFD' }, { type: 'NFKD' }, { type: 'NFC' }] },
+    pre_tokenizer: { type: 'Sequence', pretokenizers: [
+      { type: 'Split', pattern: { Regex: '[aeiou]' }, behavior: 'Contiguous', invert: true },
+      { type: 'Split', pattern: { Regex: '\\p{P}' }, behavior: 'Removed', invert: false },
+      { type: 'Digits', individual_digits: true },
+      { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false }] },
+  },
+  variant_c: {  // inverted MergedWithPrevious on whitespace, digits removed, ignore_merges
+    legacy_merges: true,
+    ignore_merges: true,
+    normalizer: null,
+    pre_tokenizer: { type: 'Sequence', pretokenizers: [
+      { type: 'Split', pattern: { Regex: '\\s+' }, behavior: 'MergedWithPrevious', invert: true },
+      { type: 'Split', pattern: { Regex: '[0-9]' }, behavior: 'Removed', invert: false },
+      { type: 'ByteLevel', add_prefix_space: true, trim_offsets: false, use_regex: false }] },
+  },
+};
+
+function variantJson(variant) {
+  const j = JSON.parse(fs.readFileSync(TOKENIZERS.trained, 'utf8'));
+  j.normalizer = variant.normalizer;
+  j.pre_tokenizer = variant.pre_tokenizer;
+  if (variant.legacy_merges) j.model.merges = j.model.merges.map(([a, b]) => `${a} ${b}`);
+  if (variant.ignore_merges) j.model.ignore_merges = true;
+  return JSON.stringify(j);
+}
+
 async function main() {
   const corpus = fs.readFileSync(path.join(here, 'corpus.jsonl'), 'utf8')
     .split('\n').filter((l) => l.length > 0).map((l) => JSON.parse(l).text);
@@ -117,6 +159,18 @@ async function main() {
     }
     fs.writeFileSync(path.join(here, `goldens_decode_${name}.jsonl`), jsonl(decoded));
     console.error(`${name}: ${encoded.length} encodes, ${decoded.length} decodes`);
+  }
+
+  fs.writeFileSync(path.join(here, 'variants.json'), JSON.stringify(VARIANTS, null, 2) + '\n');
+  for (const [name, variant] of Object.entries(VARIANTS)) {
+    const tok = Tokenizer.fromString(variantJson(variant));
+    const encoded = [];
+    for (const text of corpus) {
+      const enc = await tok.encode(text, null, { addSpecialTokens: false });
+      encoded.push({ text, ids: Array.from(enc.getIds()) });
+    }
+    fs.writeFileSync(path.join(here, `goldens_${name}.jsonl`), jsonl(encoded));
+    console.error(`${name}: ${encoded.length} encodes`);
   }
 
   // Llama-3's chat template as transformers.js renders it (its Jinja cannot parse
