@@ -157,7 +157,10 @@ std::vector<ConfigField> ConfigFields(RunConfig& c) {
   f.push_back({"data", "operators", &c.data.operators, "operators of generated arithmetic, from +-*"});
   f.push_back({"data", "max_epochs", &c.data.max_epochs, "passes over the dataset (0: unbounded)"});
 
-  f.push_back({"model", "arch", &c.model.arch, "llama or qwen2"});
+  f.push_back({"model", "path", &c.model.path, "Hugging Face model directory; empty: build from the fields below"});
+  f.push_back({"model", "chat_template", &c.model.chat_template, "prompt format: plain (prompt_template), chatml, llama3"});
+  f.push_back({"model", "system_prompt", &c.model.system_prompt, "system message for chatml / llama3"});
+  f.push_back({"model", "arch", &c.model.arch, "llama, qwen2 or qwen3 (without model.path)"});
   f.push_back({"model", "hidden_size", &c.model.hidden_size, "model width"});
   f.push_back({"model", "intermediate_size", &c.model.intermediate_size, "SwiGLU hidden width"});
   f.push_back({"model", "num_layers", &c.model.num_layers, "transformer blocks"});
@@ -183,6 +186,7 @@ std::vector<ConfigField> ConfigFields(RunConfig& c) {
   f.push_back({"actor", "top_p", &c.actor.top_p, "nucleus sampling threshold"});
   f.push_back({"actor", "top_k", &c.actor.top_k, "top-k sampling (0: off)"});
   f.push_back({"actor", "max_new_tokens", &c.actor.max_new_tokens, "longest completion"});
+  f.push_back({"actor", "max_batch", &c.actor.max_batch, "completions decoded together (continuous batching)"});
   f.push_back({"actor", "threads", &c.actor.threads, "LibTorch threads"});
 
   AddServe(f, "reward", c.reward.serve);
@@ -291,7 +295,12 @@ absl::Status ValidateConfig(const RunConfig& c) {
   if (c.data.operators.empty() || c.data.operators.find_first_not_of("+-*") != std::string::npos)
     return bad("data.operators", "must be a non-empty subset of +-*");
   if (c.data.max_epochs < 0) return bad("data.max_epochs", "must be >= 0");
-  if (c.model.arch != "llama" && c.model.arch != "qwen2") return bad("model.arch", "must be llama or qwen2");
+  if (c.model.chat_template != "plain" && c.model.chat_template != "chatml" && c.model.chat_template != "llama3")
+    return bad("model.chat_template", "must be plain, chatml or llama3");
+  if (c.model.path.empty() && c.model.chat_template != "plain")
+    return bad("model.chat_template", "chat formats need a model.path with a tokenizer.json; the demo tokenizer takes plain");
+  if (c.model.arch != "llama" && c.model.arch != "qwen2" && c.model.arch != "qwen3")
+    return bad("model.arch", "must be llama, qwen2 or qwen3");
   if (c.model.hidden_size <= 0 || c.model.num_heads <= 0 || c.model.hidden_size % c.model.num_heads != 0)
     return bad("model.hidden_size", "must be a positive multiple of model.num_heads");
   if (c.model.num_kv_heads <= 0 || c.model.num_heads % c.model.num_kv_heads != 0)
@@ -307,6 +316,7 @@ absl::Status ValidateConfig(const RunConfig& c) {
   if (!(c.actor.top_p > 0 && c.actor.top_p <= 1)) return bad("actor.top_p", "must be in (0, 1]");
   if (c.actor.top_k < 0) return bad("actor.top_k", "must be >= 0");
   if (c.actor.max_new_tokens < 1) return bad("actor.max_new_tokens", "must be at least 1");
+  if (c.actor.max_batch < 1) return bad("actor.max_batch", "must be at least 1");
   if (c.reward.format_mode != "strict" && c.reward.format_mode != "lenient")
     return bad("reward.format_mode", "must be strict or lenient");
   if (c.reward.workers < 1) return bad("reward.workers", "must be at least 1");
@@ -319,7 +329,7 @@ absl::Status ValidateConfig(const RunConfig& c) {
   if (c.learner.max_staleness < 0) return bad("learner.max_staleness", "must be >= 0");
   if (c.learner.buffer_groups < c.learner.prompts_per_step)
     return bad("learner.buffer_groups", "must be at least learner.prompts_per_step");
-  if (c.model.max_position_embeddings < c.actor.max_new_tokens + 8)
+  if (c.model.path.empty() && c.model.max_position_embeddings < c.actor.max_new_tokens + 8)
     return bad("model.max_position_embeddings", "too small for actor.max_new_tokens plus a prompt");
   return absl::OkStatus();
 }

@@ -46,7 +46,13 @@ struct DataConfig {
 };
 
 struct ModelSection {
-  std::string arch = "llama";  // llama | qwen2
+  // A Hugging Face model directory (config.json, safetensors, tokenizer.json). When set,
+  // the model and its tokenizer come from it and the shape fields below are ignored.
+  std::string path;
+  // How a task's prompt becomes the model's input: plain (prompt_template), chatml, llama3.
+  std::string chat_template = "plain";
+  std::string system_prompt;   // system message for chatml / llama3
+  std::string arch = "llama";  // llama | qwen2 | qwen3 (built from the fields below)
   int64_t hidden_size = 64;
   int64_t intermediate_size = 176;
   int64_t num_layers = 2;
@@ -78,7 +84,8 @@ struct ActorConfig {
   double top_p = 1.0;
   int64_t top_k = 0;
   int64_t max_new_tokens = 12;
-  int64_t threads = 1;  // LibTorch intra-op threads
+  int64_t max_batch = 64;  // completions decoded together (continuous batching)
+  int64_t threads = 1;     // LibTorch intra-op threads
 };
 
 struct RewardConfig {

@@ -1,9 +1,12 @@
 #include "core/policy/policy.h"
 
+#include <algorithm>
+
 #include <torch/torch.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "core/model/hf_model.h"
 #include "core/model/safetensors.h"
 
 namespace grpo {
@@ -27,22 +30,89 @@ absl::StatusOr<model::ModelConfig> PolicyModelConfig(const RunConfig& cfg, int64
   return m;
 }
 
+namespace {
+
+absl::StatusOr<std::unique_ptr<Policy>> LoadHfPolicy(const RunConfig& cfg) {
+  auto p = std::make_unique<Policy>();
+  absl::StatusOr<model::Transformer> m = model::LoadPretrained(cfg.model.path);
+  if (!m.ok()) return absl::InvalidArgumentError(absl::StrCat("model.path: ", m.status().message()));
+  p->model = *m;
+  absl::StatusOr<tokenizer::BpeTokenizer> tok = tokenizer::BpeTokenizer::FromFile(cfg.model.path);
+  if (!tok.ok()) return absl::InvalidArgumentError(absl::StrCat("model.path: ", tok.status().message()));
+  absl::StatusOr<tokenizer::ChatTemplate> t = tokenizer::ParseChatTemplate(cfg.model.chat_template);
+  if (!t.ok()) return absl::InvalidArgumentError(absl::StrCat("model.chat_template: ", t.status().message()));
+  p->chat_template = *t;
+  const model::ModelConfig& mc = p->model->config();
+  p->stop_token_ids = mc.eos_token_id;
+  for (const std::string& s : tokenizer::ChatTemplateStopTokens(*t)) {
+    if (auto id = tok->TokenToId(s)) p->stop_token_ids.push_back(*id);
+  }
+  std::sort(p->stop_token_ids.begin(), p->stop_token_ids.end());
+  p->stop_token_ids.erase(std::unique(p->stop_token_ids.begin(), p->stop_token_ids.end()), p->stop_token_ids.end());
+  if (p->stop_token_ids.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("model.path: ", cfg.model.path,
+                                                   "/config.json has no eos_token_id and the template no end token"));
+  }
+  p->pad_id = p->stop_token_ids[0];
+  if (tok->vocab_size() > mc.vocab_size) {
+    return absl::InvalidArgumentError(absl::StrCat("model.path: tokenizer.json has ", tok->vocab_size(),
+                                                   " tokens but the model's vocab_size is ", mc.vocab_size));
+  }
+  if (mc.max_position_embeddings < cfg.actor.max_new_tokens + 8) {
+    return absl::InvalidArgumentError(absl::StrCat("actor.max_new_tokens: ", cfg.actor.max_new_tokens,
+                                                   " does not fit the model's context of ", mc.max_position_embeddings));
+  }
+  p->bpe_tokenizer = std::move(*tok);
+  p->prompt_template = cfg.model.prompt_template;
+  p->system_prompt = cfg.model.system_prompt;
+  return p;
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Policy>> BuildPolicy(const RunConfig& cfg, uint64_t seed) {
+  if (!cfg.model.path.empty()) return LoadHfPolicy(cfg);
   absl::StatusOr<model::CharTokenizer> tok = model::CharTokenizer::Create(cfg.model.charset);
   if (!tok.ok()) return absl::InvalidArgumentError(absl::StrCat("model.charset: ", tok.status().message()));
   absl::StatusOr<model::ModelConfig> mc = PolicyModelConfig(cfg, tok->vocab_size());
   if (!mc.ok()) return mc.status();
   torch::manual_seed(seed);
-  auto p = std::unique_ptr<Policy>(new Policy{std::move(*tok), model::Transformer(*mc), cfg.model.prompt_template});
+  auto p = std::make_unique<Policy>();
+  p->model = model::Transformer(*mc);
+  p->stop_token_ids = {tok->eos_id()};
+  p->pad_id = tok->pad_id();
+  p->char_tokenizer = std::move(*tok);
+  p->prompt_template = cfg.model.prompt_template;
   return p;
 }
 
 std::vector<int64_t> EncodePrompt(const Policy& policy, const std::string& prompt) {
+  if (policy.bpe_tokenizer) {
+    return policy.bpe_tokenizer->Encode(
+        tokenizer::ApplyChatTemplate(policy.chat_template, prompt, policy.prompt_template, policy.system_prompt));
+  }
   std::string text = absl::StrReplaceAll(policy.prompt_template, {{"{prompt}", prompt}});
-  std::vector<int64_t> ids{policy.tokenizer.bos_id()};
-  std::vector<int64_t> body = policy.tokenizer.Encode(text);
+  std::vector<int64_t> ids{policy.char_tokenizer->bos_id()};
+  std::vector<int64_t> body = policy.char_tokenizer->Encode(text);
   ids.insert(ids.end(), body.begin(), body.end());
   return ids;
+}
+
+std::string Policy::Decode(const std::vector<int64_t>& ids) const {
+  if (bpe_tokenizer) return bpe_tokenizer->Decode(ids, /*skip_special_tokens=*/true);
+  return char_tokenizer->Decode(ids, /*skip_special=*/true);
+}
+
+std::vector<std::string> Policy::TokenBytes() const {
+  std::vector<std::string> out(model->config().vocab_size);
+  for (int64_t id = 0; id < static_cast<int64_t>(out.size()); ++id) {
+    if (bpe_tokenizer) {
+      if (bpe_tokenizer->IsValidId(id)) out[id] = bpe_tokenizer->TokenBytes(id);
+    } else {
+      out[id] = char_tokenizer->Decode({id}, /*skip_special=*/false);
+    }
+  }
+  return out;
 }
 
 std::string WeightsToBlob(const model::Transformer& model, uint64_t version) {

@@ -1,8 +1,17 @@
 // The run's policy: the model and tokenizer a run config describes, how prompts become
 // token ids, and how weights travel as safetensors blobs. Shared by actor and learner.
+//
+// Two kinds of policy:
+//   * model.path set: a Hugging Face model directory (config.json, safetensors weights,
+//     tokenizer.json), loaded as is; prompts go through model.chat_template (plain,
+//     chatml or llama3); generation stops at the config's eos_token_id and the
+//     template's end-of-turn token.
+//   * model.path empty: the demo's character tokenizer and a freshly initialised
+//     model shaped by the model.* fields; prompts are <bos> + prompt_template.
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -12,21 +21,37 @@
 #include "core/model/model_config.h"
 #include "core/model/tokenizer.h"
 #include "core/model/transformer.h"
+#include "core/tokenizer/bpe_tokenizer.h"
+#include "core/tokenizer/chat_template.h"
 
 namespace grpo {
 
 struct Policy {
-  model::CharTokenizer tokenizer;
   model::Transformer model{nullptr};
+  // Exactly one of the two is set.
+  std::optional<model::CharTokenizer> char_tokenizer;
+  std::optional<tokenizer::BpeTokenizer> bpe_tokenizer;
+  tokenizer::ChatTemplate chat_template = tokenizer::ChatTemplate::kPlain;
   std::string prompt_template;
+  std::string system_prompt;
+  std::vector<int64_t> stop_token_ids;  // generation ends at any of these
+  int64_t pad_id = 0;                   // fills batches past a sequence's end (masked)
+
+  // Text of completion ids, special tokens dropped.
+  std::string Decode(const std::vector<int64_t>& ids) const;
+  // Bytes of every token id, for stop strings.
+  std::vector<std::string> TokenBytes() const;
+  int64_t max_positions() const { return model->config().max_position_embeddings; }
 };
 
 absl::StatusOr<model::ModelConfig> PolicyModelConfig(const RunConfig& cfg, int64_t vocab_size);
 
-// Builds the tokenizer and a freshly initialised model (seeded by `seed`).
+// Loads model.path, or builds the demo tokenizer and a freshly initialised model
+// (seeded by `seed`). Errors name the file or config field at fault.
 absl::StatusOr<std::unique_ptr<Policy>> BuildPolicy(const RunConfig& cfg, uint64_t seed);
 
-// <bos> + the prompt template applied to `prompt`, as ids.
+// The model input for a task's prompt: the chat template (or <bos> + prompt template
+// for the demo tokenizer) applied and encoded.
 std::vector<int64_t> EncodePrompt(const Policy& policy, const std::string& prompt);
 
 // Weights as a safetensors blob (tensor names as Hugging Face writes them), tagged

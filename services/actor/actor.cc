@@ -28,6 +28,9 @@ Actor::Actor(const RunConfig& cfg, std::unique_ptr<Policy> policy, std::shared_p
   reward_ = v1::Reward::NewStub(rpc::MakeChannel(cfg.endpoints.reward));
   learner_ = v1::Learner::NewStub(rpc::MakeChannel(cfg.endpoints.learner));
   policy_->model->eval();
+  model::GeneratorOptions gen_options;
+  gen_options.max_batch = cfg_.actor.max_batch;
+  generator_ = std::make_unique<model::Generator>(policy_->model, gen_options);
   auto& r = *registry_;
   version_gauge_ = &prometheus::BuildGauge().Name("grpo_actor_policy_version").Help("Weight version the actor samples with").Register(r).Add({});
   tokens_ = &prometheus::BuildCounter().Name("grpo_actor_tokens_generated_total").Help("Completion tokens sampled").Register(r).Add({});
@@ -217,43 +220,65 @@ absl::Status Actor::UpdateWeights(int64_t version) {
   return absl::OkStatus();
 }
 
-v1::RolloutGroup Actor::Generate(const v1::WorkItem& item) {
-  v1::RolloutGroup g;
-  *g.mutable_item() = item;
-  g.set_policy_version(static_cast<uint64_t>(version_.load()));
-  g.set_temperature(static_cast<float>(cfg_.actor.temperature));
+std::vector<v1::RolloutGroup> Actor::Generate(const std::vector<v1::WorkItem>& items) {
+  const uint64_t version = static_cast<uint64_t>(version_.load());
+  std::string actor_id;
   {
     absl::MutexLock l(&mu_);
-    g.set_actor_id(member_id_);
+    actor_id = member_id_;
   }
-  std::vector<int64_t> prompt = EncodePrompt(*policy_, item.prompt());
-  for (int64_t id : prompt) g.add_prompt_token_ids(static_cast<int32_t>(id));
+  // All the items' groups decode together: one prefill per prompt, G rows each,
+  // continuous batching across groups.
+  std::vector<model::GenerationRequest> requests;
+  std::vector<v1::RolloutGroup> groups(items.size());
+  int64_t longest = 0;
+  for (size_t i = 0; i < items.size(); ++i) {
+    v1::RolloutGroup& g = groups[i];
+    *g.mutable_item() = items[i];
+    g.set_policy_version(version);
+    g.set_temperature(static_cast<float>(cfg_.actor.temperature));
+    g.set_actor_id(actor_id);
+    std::vector<int64_t> prompt = EncodePrompt(*policy_, items[i].prompt());
+    // Keep room for at least one new token in the model's context.
+    if (static_cast<int64_t>(prompt.size()) >= policy_->max_positions()) {
+      prompt.erase(prompt.begin(), prompt.end() - (policy_->max_positions() - 1));
+    }
+    for (int64_t id : prompt) g.add_prompt_token_ids(static_cast<int32_t>(id));
+    longest = std::max<int64_t>(longest, prompt.size());
+    requests.push_back({std::move(prompt), cfg_.actor.group_size});
+  }
   model::SamplingParams p;
   p.temperature = cfg_.actor.temperature;
   p.top_p = cfg_.actor.top_p;
   p.top_k = cfg_.actor.top_k;
-  // Never past the model's context: prompt + completion must fit max_position_embeddings.
-  p.max_new_tokens = std::max<int64_t>(
-      1, std::min<int64_t>(cfg_.actor.max_new_tokens,
-                           cfg_.model.max_position_embeddings - static_cast<int64_t>(prompt.size())));
-  p.stop_token_ids = {policy_->tokenizer.eos_id()};
-  // Seeded by actor, lease and version: a re-issued prompt gets fresh samples.
-  at::Generator gen = at::detail::createCPUGenerator(rng_seed_ ^ (item.lease_id() * 0xBF58476D1CE4E5B9ull));
+  // The generator also stops each completion where the model's context ends.
+  p.max_new_tokens = cfg_.actor.max_new_tokens;
+  p.stop_token_ids = policy_->stop_token_ids;
+  // Seeded by actor and the first lease: a re-issued prompt gets fresh samples.
+  const uint64_t seed = rng_seed_ ^ (items.empty() ? 0 : items[0].lease_id() * 0xBF58476D1CE4E5B9ull);
   auto t0 = std::chrono::steady_clock::now();
-  std::vector<model::SampledSequence> seqs = model::SampleGroup(policy_->model, prompt, cfg_.actor.group_size, p, gen);
+  absl::StatusOr<std::vector<std::vector<model::SampledSequence>>> out = generator_->Generate(requests, p, seed);
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  g.set_generation_ms(secs * 1000);
   generation_seconds_->Increment(secs);
-  for (const auto& s : seqs) {
-    v1::Completion* c = g.add_completions();
-    for (int64_t t : s.token_ids) c->add_token_ids(static_cast<int32_t>(t));
-    for (float lp : s.logprobs) c->add_logprobs(lp);
-    c->set_text(policy_->tokenizer.Decode(s.token_ids, /*skip_special=*/true));
-    c->set_truncated(s.truncated);
-    tokens_->Increment(static_cast<double>(s.token_ids.size()));
-    tokens_generated_ += s.token_ids.size();
+  if (!out.ok()) {
+    // Prompts are encoded by our own tokenizer, so this is a bug, not bad input.
+    spdlog::error("generation failed: {}", out.status().message());
+    return {};
   }
-  return g;
+  for (size_t i = 0; i < groups.size(); ++i) {
+    v1::RolloutGroup& g = groups[i];
+    g.set_generation_ms(secs * 1000 / groups.size());
+    for (const auto& s : (*out)[i]) {
+      v1::Completion* c = g.add_completions();
+      for (int64_t t : s.token_ids) c->add_token_ids(static_cast<int32_t>(t));
+      for (float lp : s.logprobs) c->add_logprobs(lp);
+      c->set_text(policy_->Decode(s.token_ids));
+      c->set_truncated(s.truncated);
+      tokens_->Increment(static_cast<double>(s.token_ids.size()));
+      tokens_generated_ += s.token_ids.size();
+    }
+  }
+  return groups;
 }
 
 absl::StatusOr<std::vector<v1::ScoredGroup>> Actor::Score(const std::vector<v1::RolloutGroup>& groups) {
@@ -362,8 +387,9 @@ void Actor::Loop() {
       continue;
     }
     idle = absl::Milliseconds(20);
-    std::vector<v1::RolloutGroup> groups;
-    for (const auto& item : resp.items()) groups.push_back(Generate(item));
+    std::vector<v1::RolloutGroup> groups =
+        Generate(std::vector<v1::WorkItem>(resp.items().begin(), resp.items().end()));
+    if (groups.empty()) continue;  // leases expire and are re-issued
     absl::StatusOr<std::vector<v1::ScoredGroup>> scored = Score(groups);
     absl::Status submitted = scored.ok() ? Submit(*scored) : scored.status();
     if (!submitted.ok()) {

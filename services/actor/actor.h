@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "core/common/config.h"
+#include "core/model/generator.h"
 #include "core/policy/policy.h"
 #include "core/rpc/service_main.h"
 #include "grpo/v1/actor.grpc.pb.h"
@@ -47,7 +48,8 @@ class Actor final : public rpc::ServiceRunner, public v1::Actor::Service {
   bool RegisterWithRetry();
   // Fetches and loads `version` (-1: newest); on failure keeps the current weights.
   absl::Status UpdateWeights(int64_t version);
-  v1::RolloutGroup Generate(const v1::WorkItem& item);
+  // Samples G completions for each item, all items decoding together.
+  std::vector<v1::RolloutGroup> Generate(const std::vector<v1::WorkItem>& items);
   absl::StatusOr<std::vector<v1::ScoredGroup>> Score(const std::vector<v1::RolloutGroup>& groups);
   absl::Status Submit(const std::vector<v1::ScoredGroup>& groups);
   // Waits up to `timeout` or until a newer version is announced or Stop() is called.
@@ -58,6 +60,7 @@ class Actor final : public rpc::ServiceRunner, public v1::Actor::Service {
 
   const RunConfig cfg_;
   std::unique_ptr<Policy> policy_;  // used by the loop thread only
+  std::unique_ptr<model::Generator> generator_;  // over policy_->model; loop thread only
   std::unique_ptr<v1::Coordinator::Stub> coordinator_;
   std::unique_ptr<v1::Reward::Stub> reward_;
   std::unique_ptr<v1::Learner::Stub> learner_;

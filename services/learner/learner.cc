@@ -127,8 +127,8 @@ void Learner::Stop() {
 
 grpc::Status Learner::SubmitGroups(grpc::ServerContext* ctx,
                                    grpc::ServerReaderWriter<v1::SubmitAck, v1::ScoredGroup>* stream) {
-  const int64_t vocab = policy_->tokenizer.vocab_size();
-  const int64_t max_pos = cfg_.model.max_position_embeddings;
+  const int64_t vocab = policy_->model->config().vocab_size;
+  const int64_t max_pos = policy_->max_positions();
   v1::ScoredGroup g;
   while (stream->Read(&g)) {
     v1::SubmitAck ack;
@@ -251,7 +251,7 @@ Learner::StepStats Learner::TrainStep(const std::vector<v1::ScoredGroup>& batch)
     }
   }
   const int64_t L = std::max<int64_t>(max_len, 2);
-  torch::Tensor tokens = torch::full({b_total, L}, policy_->tokenizer.pad_id(), torch::kInt64);  // (B, L)
+  torch::Tensor tokens = torch::full({b_total, L}, policy_->pad_id, torch::kInt64);  // (B, L)
   torch::Tensor old_logp = torch::zeros({b_total, L - 1}, torch::kFloat32);                      // (B, L-1)
   torch::Tensor mask = torch::zeros({b_total, L - 1}, torch::kFloat32);                          // (B, L-1)
   torch::Tensor temps = torch::ones({b_total, 1}, torch::kFloat32);                              // (B, 1)

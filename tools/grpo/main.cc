@@ -3,6 +3,8 @@
 //   grpo gen-data --out FILE [--num-tasks N] [--max-operand M] [--operators +-*] [--seed S]
 //   grpo config [--config FILE] [--set k=v]...   prints the resolved config
 //   grpo tokenize --tokenizer PATH [--decode]     text <-> token ids (stdin to stdout)
+//   grpo generate --model DIR --prompt TEXT [...]  sample completions (see generate_cmd.cc)
+//   grpo init-model --arch A --preset P --out DIR  a random model + tokenizer in the HF layout
 #include <unistd.h>
 
 #include <filesystem>
@@ -54,6 +56,8 @@ int main(int argc, char** argv) {
   std::vector<grpo::Subcommand> subcommands;
   // Subcommands defined in their own files (tools/grpo/*_cmd.cc) register here.
   subcommands.push_back(grpo::AddTokenizeCommand(app));
+  subcommands.push_back(grpo::AddGenerateCommand(app));
+  subcommands.push_back(grpo::AddInitModelCommand(app));
 
   CLI11_PARSE(app, argc, argv);
 

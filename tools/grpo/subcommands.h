@@ -16,5 +16,9 @@ struct Subcommand {
 
 // grpo tokenize --tokenizer PATH [--decode]
 Subcommand AddTokenizeCommand(CLI::App& app);
+// grpo generate --model DIR --prompt TEXT ...
+Subcommand AddGenerateCommand(CLI::App& app);
+// grpo init-model --arch A --preset P --out DIR
+Subcommand AddInitModelCommand(CLI::App& app);
 
 }  // namespace grpo

@@ -1,0 +1,184 @@
+// grpo generate: sample completions from a Hugging Face model directory.
+//
+//   grpo generate --model DIR --prompt TEXT [--template plain|chatml|llama3] [--system S]
+//                 [--temperature T] [--top-p P] [--top-k K] [--max-new-tokens N]
+//                 [--seed S] [-n G] [--stop STR]... [--json] [--prompt-ids 1,2,3]
+//                 [--dtype f32|bf16] [--threads N]
+//
+// Without --json the completion text is printed (streamed as it is generated
+// when n = 1; with n > 1 each completion follows a "=== completion i ===" line).
+// With --json each completion is one JSON line:
+//   {"index": i, "prompt_ids": [...], "completion_ids": [...], "logprobs": [...],
+//    "text": "...", "finish_reason": "stop" | "stop_string" | "length"}
+// Generation stops at the model's end tokens (generation_config.json /
+// config.json eos_token_id, and the chat template's end-of-turn token) and at
+// any --stop string. Temperature 0 is greedy; the same seed gives the same output.
+#include <unistd.h>
+
+#include <fstream>
+#include <iostream>
+#include <memory>
+
+#include <torch/torch.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "core/model/generator.h"
+#include "core/model/hf_model.h"
+#include "core/tokenizer/bpe_tokenizer.h"
+#include "core/tokenizer/chat_template.h"
+#include "nlohmann/json.hpp"
+#include "tools/grpo/subcommands.h"
+
+namespace grpo {
+namespace {
+
+struct GenerateOptions {
+  std::string model_dir;
+  std::string prompt;
+  std::string prompt_ids;
+  std::string template_name = "plain";
+  std::string plain_template = "{prompt}";
+  std::string system;
+  double temperature = 1.0;
+  double top_p = 1.0;
+  int64_t top_k = 0;
+  int64_t max_new_tokens = 256;
+  uint64_t seed = 0;
+  int64_t n = 1;
+  std::vector<std::string> stops;
+  bool json = false;
+  std::string dtype = "f32";
+  int threads = 0;
+};
+
+// The ids a model treats as end of generation: config/generation_config
+// eos_token_id (int or list) plus the template's end-of-turn tokens.
+std::vector<int64_t> EndTokens(const std::string& dir, const tokenizer::BpeTokenizer& tok, tokenizer::ChatTemplate t,
+                               const model::ModelConfig& config) {
+  std::vector<int64_t> ids = config.eos_token_id;
+  std::ifstream in(dir + "/generation_config.json");
+  if (in) {
+    nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+    if (j.is_object() && j.contains("eos_token_id")) {
+      const auto& e = j["eos_token_id"];
+      if (e.is_number_integer()) ids.push_back(e.get<int64_t>());
+      if (e.is_array()) {
+        for (const auto& x : e) {
+          if (x.is_number_integer()) ids.push_back(x.get<int64_t>());
+        }
+      }
+    }
+  }
+  for (const std::string& s : tokenizer::ChatTemplateStopTokens(t)) {
+    if (auto id = tok.TokenToId(s)) ids.push_back(*id);
+  }
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
+}
+
+int RunGenerate(const GenerateOptions& o) {
+  auto fail = [](const std::string& msg) {
+    std::cerr << "grpo generate: " << msg << "\n";
+    return 1;
+  };
+  if (o.prompt.empty() == o.prompt_ids.empty()) return fail("give exactly one of --prompt and --prompt-ids"), 2;
+  if (o.n < 1) return fail("-n must be >= 1"), 2;
+  if (o.threads > 0) torch::set_num_threads(o.threads);
+  auto tmpl = tokenizer::ParseChatTemplate(o.template_name);
+  if (!tmpl.ok()) return fail(std::string(tmpl.status().message())), 2;
+
+  auto tok = tokenizer::BpeTokenizer::FromFile(o.model_dir);
+  if (!tok.ok()) return fail(std::string(tok.status().message()));
+  model::LoadOptions load;
+  load.dtype = o.dtype == "bf16" ? torch::kBFloat16 : torch::kFloat;
+  if (o.dtype != "bf16" && o.dtype != "f32") return fail("--dtype must be f32 or bf16"), 2;
+  auto model = model::LoadPretrained(o.model_dir, load);
+  if (!model.ok()) return fail(std::string(model.status().message()));
+  (*model)->eval();
+
+  std::vector<int64_t> prompt_ids;
+  if (!o.prompt_ids.empty()) {
+    for (absl::string_view part : absl::StrSplit(o.prompt_ids, ',')) {
+      int64_t id = 0;
+      if (!absl::SimpleAtoi(part, &id)) return fail("--prompt-ids: \"" + std::string(part) + "\" is not an integer"), 2;
+      prompt_ids.push_back(id);
+    }
+  } else {
+    prompt_ids = tok->Encode(tokenizer::ApplyChatTemplate(*tmpl, o.prompt, o.plain_template, o.system));
+  }
+
+  model::SamplingParams params;
+  params.temperature = o.temperature;
+  params.top_p = o.top_p;
+  params.top_k = o.top_k;
+  params.max_new_tokens = o.max_new_tokens;
+  params.stop_strings = o.stops;
+  params.stop_token_ids = EndTokens(o.model_dir, *tok, *tmpl, (*model)->config());
+
+  model::GeneratorOptions gopts;
+  gopts.max_batch = std::min<int64_t>(o.n, 64);
+  if (!o.stops.empty()) {
+    for (int64_t id = 0; id < (*model)->config().vocab_size; ++id) gopts.token_bytes.push_back(tok->TokenBytes(id));
+  }
+  model::Generator gen(*model, gopts);
+
+  // n = 1 and text output: print tokens as they come.
+  const bool stream = !o.json && o.n == 1;
+  std::unique_ptr<tokenizer::StreamDecoder> decoder;
+  if (stream) decoder = std::make_unique<tokenizer::StreamDecoder>(*tok);
+  auto on_token = [&](int64_t, int64_t, int64_t token) {
+    std::cout << decoder->Push(token) << std::flush;
+  };
+  auto result = gen.Generate({{prompt_ids, o.n}}, params, o.seed,
+                             stream ? std::function<void(int64_t, int64_t, int64_t)>(on_token) : nullptr);
+  if (!result.ok()) return fail(std::string(result.status().message()));
+  if (stream) {
+    std::cout << decoder->Finish() << "\n";
+    return 0;
+  }
+  const auto& seqs = (*result)[0];
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    const std::string text = tok->Decode(seqs[i].token_ids);
+    if (o.json) {
+      nlohmann::ordered_json j;
+      j["index"] = i;
+      j["prompt_ids"] = prompt_ids;
+      j["completion_ids"] = seqs[i].token_ids;
+      j["logprobs"] = seqs[i].logprobs;
+      j["text"] = text;
+      j["finish_reason"] = model::FinishReasonName(seqs[i].finish_reason);
+      std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    } else {
+      std::cout << "=== completion " << i << " ===\n" << text << "\n";
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+Subcommand AddGenerateCommand(CLI::App& app) {
+  auto o = std::make_shared<GenerateOptions>();
+  CLI::App* cmd = app.add_subcommand("generate", "sample completions from a Hugging Face model directory");
+  cmd->add_option("--model", o->model_dir, "model directory (config.json, safetensors, tokenizer.json)")->required();
+  cmd->add_option("--prompt", o->prompt, "prompt text (the template is applied to it)");
+  cmd->add_option("--prompt-ids", o->prompt_ids, "prompt as comma-separated token ids (no template)");
+  cmd->add_option("--template", o->template_name, "prompt format: plain, chatml or llama3");
+  cmd->add_option("--plain-template", o->plain_template, "the plain template, with {prompt}");
+  cmd->add_option("--system", o->system, "system message (chatml, llama3)");
+  cmd->add_option("--temperature", o->temperature, "sampling temperature; 0 is greedy");
+  cmd->add_option("--top-p", o->top_p, "nucleus sampling mass (1 = off)");
+  cmd->add_option("--top-k", o->top_k, "keep the k most likely tokens (0 = off)");
+  cmd->add_option("--max-new-tokens", o->max_new_tokens, "most tokens per completion");
+  cmd->add_option("--seed", o->seed, "random seed");
+  cmd->add_option("-n", o->n, "completions to draw (G)");
+  cmd->add_option("--stop", o->stops, "stop string (repeatable)");
+  cmd->add_flag("--json", o->json, "one JSON line per completion: ids, logprobs, text");
+  cmd->add_option("--dtype", o->dtype, "compute dtype: f32 or bf16");
+  cmd->add_option("--threads", o->threads, "LibTorch threads (0: LibTorch's default)");
+  return {cmd, [o] { return RunGenerate(*o); }};
+}
+
+}  // namespace grpo
