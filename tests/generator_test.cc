@@ -138,6 +138,28 @@ TEST(GeneratorTest, StepwiseLogprobsMatchFullForward) {
   }
 }
 
+// A bf16 model decodes with bf16 caches and matmuls; its logprobs agree with
+// its own full forward pass within bf16 precision.
+TEST(GeneratorTest, Bf16ModelDecodesLikeItsFullForward) {
+  Transformer model = MakeModel(TinyConfig("qwen3"), 13);
+  model->to(torch::kBFloat16);
+  SamplingParams params;
+  params.max_new_tokens = 16;
+  const std::vector<int64_t> prompt = {1, 2, 3, 4};
+  const auto result = GenerateAll(model, {{prompt, 2}}, params, 5);
+  for (const auto& seq : result[0]) {
+    ASSERT_EQ(seq.token_ids.size(), 16u);
+    std::vector<int64_t> all = prompt;
+    all.insert(all.end(), seq.token_ids.begin(), seq.token_ids.end());
+    torch::NoGradGuard no_grad;
+    torch::Tensor logp =
+        torch::log_softmax(model->forward(torch::tensor(all, torch::kInt64).view({1, -1}))[0], -1);  // (L, V)
+    for (size_t i = 0; i < seq.token_ids.size(); ++i) {
+      EXPECT_NEAR(seq.logprobs[i], logp[prompt.size() - 1 + i][seq.token_ids[i]].item<float>(), 0.05) << i;
+    }
+  }
+}
+
 // Greedy decoding agrees with a naive reference implementation (plain loops
 // written from the Hugging Face modeling code, full recompute each step).
 TEST(GeneratorTest, GreedyMatchesNaiveReference) {

@@ -154,11 +154,16 @@ TEST_P(Golden, DecodesLikeHuggingFace) {
 TEST_P(Golden, DecodeOfEncodeGivesTheNormalizedText) {
   const BpeTokenizer* tok = Load(GetParam());
   ASSERT_NE(tok, nullptr);
-  if (GetParam() == "added_flags") GTEST_SKIP() << "has added tokens that decode lossily on purpose (\"café\")";
-  // Qwen3 and the trained tokenizer normalize to NFC, so "e\u0301" comes back as "é".
-  const bool nfc = GetParam() == "qwen3" || GetParam() == "trained";
+  // added_flags has an added token "café" that decodes lossily on purpose, as in HF;
+  // its other texts must still come back whole.
+  const bool lossy_cafe = GetParam() == "added_flags";
+  // Qwen3 and the trained tokenizers (trained, added_flags) normalize to NFC, so "e\u0301" comes back as "é".
+  const bool nfc = GetParam() == "qwen3" || GetParam() == "trained" || GetParam() == "added_flags";
   const Normalizer normalizer = nfc ? Normalizer({Normalizer::Form::kNFC}) : Normalizer();
+  int checked = 0;
   for (const std::string& text : CorpusTexts()) {
+    if (lossy_cafe && text.find("caf") != std::string::npos) continue;
+    ++checked;
     std::vector<int64_t> ids = tok->Encode(text);
     const std::string want = normalizer.Apply(text);
     EXPECT_EQ(tok->Decode(ids), want) << Escaped(text);
@@ -168,6 +173,7 @@ TEST_P(Golden, DecodeOfEncodeGivesTheNormalizedText) {
     streamed += stream.Finish();
     EXPECT_EQ(streamed, want) << Escaped(text);
   }
+  EXPECT_GT(checked, 300);
 }
 
 INSTANTIATE_TEST_SUITE_P(Tokenizers, Golden, ::testing::Values("qwen3", "llama3", "gpt2", "trained", "added_flags"));
