@@ -195,6 +195,24 @@ TEST(GeneratorTest, PrefixIsPrefilledOncePerRequest) {
   EXPECT_GT(distinct.size(), 8u);
 }
 
+// The prefill budget counts padding: a long prompt is not batched with short
+// ones when the padded batch would pass max_prefill_tokens.
+TEST(GeneratorTest, PrefillBudgetCountsPadding) {
+  Transformer model = MakeModel(TinyConfig("llama"), 14);
+  std::vector<GenerationRequest> requests = {
+      {std::vector<int64_t>(40, 7), 1}, {{1, 2, 3, 4}, 1}, {{5, 6, 7, 8}, 1}};
+  GeneratorOptions options;
+  options.max_prefill_tokens = 64;  // 40 + 4 + 4 fits, 3 x 40 padded does not
+  Generator gen(model, options);
+  auto out = gen.Generate(requests, Greedy(3), 0);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(gen.last_stats().prefill_forwards, 2);  // {40}, then {4, 4}
+  EXPECT_EQ(gen.last_stats().prefill_tokens, 48);
+  for (size_t r = 0; r < requests.size(); ++r) {
+    EXPECT_EQ((*out)[r][0].token_ids, GenerateAll(model, {requests[r]}, Greedy(3), 0)[0][0].token_ids);
+  }
+}
+
 // With fewer rows than completions, finished rows are replaced by waiting
 // ones mid-decode, and the output is the same as with a batch big enough for
 // all: each completion's randomness is its own.

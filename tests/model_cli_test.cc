@@ -114,6 +114,15 @@ TEST(InitModel, WritesAHuggingFaceDirectoryOurLoadersRead) {
     const std::string text = "What is 12 + 7? <think>12+7=19</think> <answer>19</answer> héllo 🙂";
     EXPECT_EQ(tok->Decode(tok->Encode(text)), text);
     EXPECT_TRUE(tok->TokenToId("<think>").has_value());
+    // The R1 tags survive decoding with special tokens skipped (the reward reads the
+    // text the actor decodes that way); the chat format's end token does not.
+    const std::string end = arch == "llama" ? "<|eot_id|>" : "<|im_end|>";
+    EXPECT_EQ(tok->Decode(tok->Encode("<think>1+1=2</think><answer>2</answer>" + end), true),
+              "<think>1+1=2</think><answer>2</answer>");
+    auto tc = nlohmann::json::parse(*ReadFile((dir / "m" / "tokenizer_config.json").string()));
+    for (auto& [id, entry] : tc["added_tokens_decoder"].items()) {
+      EXPECT_EQ(entry["special"].get<bool>(), tok->IsSpecial(std::stoll(id))) << entry["content"];
+    }
     // Same seed, same weights.
     Result again = Grpo({"init-model", "--arch", arch, "--preset", "tiny", "--out", (dir / "m2").string()}, dir);
     ASSERT_EQ(again.status, 0) << again.err;
@@ -189,7 +198,9 @@ TEST(Generate, GreedyFromPromptIdsMatchesTheNaiveReference) {
   // The CLI stops at the model's end tokens; the reference does not.
   ASSERT_LE(got.size(), expected.size());
   EXPECT_EQ(got, std::vector<int64_t>(expected.begin(), expected.begin() + got.size()));
-  if (got.size() < expected.size()) EXPECT_EQ(lines[0]["finish_reason"], "stop");
+  if (got.size() < expected.size()) {
+    EXPECT_EQ(lines[0]["finish_reason"], "stop");
+  }
   fs::remove_all(dir);
 }
 
@@ -235,6 +246,12 @@ TEST(Generate, BadArgumentsAreNamed) {
   r = Grpo({"generate", "--model", m.string(), "--prompt-ids", "1,x"}, dir);
   EXPECT_EQ(r.status, 2);
   EXPECT_THAT(r.err, HasSubstr("\"x\""));
+  for (const auto& [flag, value] : std::vector<std::pair<std::string, std::string>>{
+           {"--temperature", "-1"}, {"--top-p", "0"}, {"--max-new-tokens", "-3"}, {"--dtype", "f16"}}) {
+    r = Grpo({"generate", "--model", m.string(), "--prompt", "x", flag, value}, dir);
+    EXPECT_EQ(r.status, 2) << flag;
+    EXPECT_THAT(r.err, HasSubstr(flag));
+  }
   r = Grpo({"generate", "--model", m.string()}, dir);
   EXPECT_EQ(r.status, 2);
   EXPECT_THAT(r.err, HasSubstr("--prompt"));
@@ -272,6 +289,34 @@ TEST(HfModelRun, GrpoRunTrainsAModelLoadedFromADirectory) {
     EXPECT_GT(j["completion_tokens"].get<double>(), 0) << line;
   }
   EXPECT_EQ(steps, 2);
+  fs::remove_all(dir);
+}
+
+// Prompts that fill the model's context are skipped by the actor (logged), not
+// cut; the learner completes their leases and the run goes on with the rest.
+TEST(HfModelRun, PromptsThatFillTheContextAreSkippedNotCut) {
+  fs::path dir = FreshDir("long-prompts");
+  ProcessSpec spec;
+  spec.argv = {Bin(), "run", "--run-dir", (dir / "run").string(), "--no-progress", "--max-steps", "2"};
+  // "12345+678=" is 11 tokens with <bos>; with a 13-position context most
+  // 5-digit sums (13+ tokens) do not fit, shorter ones do.
+  for (const std::string set : {"model.max_position_embeddings=13", "actor.max_new_tokens=5", "data.max_operand=99999",
+                                "data.num_tasks=64", "actor.group_size=4", "learner.prompts_per_step=2",
+                                "actor.prompts_per_request=4", "model.hidden_size=32", "model.intermediate_size=64",
+                                "model.num_layers=1"}) {
+    spec.argv.push_back("--set");
+    spec.argv.push_back(set);
+  }
+  spec.log_path = (dir / "launcher.out").string();
+  auto p = ChildProcess::Spawn(spec);
+  ASSERT_TRUE(p.ok()) << p.status();
+  std::optional<int> st = p->WaitFor(absl::Seconds(180));
+  ASSERT_TRUE(st.has_value()) << "grpo run did not finish";
+  ASSERT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0)
+      << DescribeWaitStatus(*st) << "\n" << TailOfFile((dir / "launcher.out").string(), 40);
+  auto actor_log = ReadFile((dir / "run" / "logs" / "actor.log").string());
+  ASSERT_TRUE(actor_log.ok());
+  EXPECT_THAT(*actor_log, HasSubstr("the model's context is 13: skipped"));
   fs::remove_all(dir);
 }
 

@@ -365,27 +365,6 @@ TEST(BpeTokenizer, ConcurrentEncodesAgree) {
   EXPECT_EQ(bad.load(), 0);
 }
 
-TEST(BpeTokenizer, EncodeSpeed) {
-  const BpeTokenizer* tok = Load("qwen3");
-  ASSERT_NE(tok, nullptr);
-  // About 1 MB of English prose.
-  std::string prose;
-  for (const std::string& t : CorpusTexts()) {
-    bool ascii = std::all_of(t.begin(), t.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
-    if (ascii && t.size() > 40 && t.find("<|") == std::string::npos) prose += t + "\n";
-  }
-  std::string text;
-  while (text.size() < (1 << 20)) text += prose;
-  BpeTokenizer fresh = *BpeTokenizer::FromFile(TokenizerPath("qwen3"));  // cold cache
-  auto start = std::chrono::steady_clock::now();
-  std::vector<int64_t> ids = fresh.Encode(text);
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  double mb = text.size() / 1e6;
-  std::printf("encoded %.2f MB into %zu tokens in %.3f s: %.1f MB/s\n", mb, ids.size(), seconds, mb / seconds);
-  RecordProperty("encode_mb_per_s", std::to_string(mb / seconds));
-  EXPECT_LT(seconds, 1.0);
-}
-
 // ---------------------------------------------------------------------------------------
 // Loading errors: each names the file and what is wrong.
 
@@ -408,6 +387,34 @@ TEST(BpeTokenizerErrors, MinimalFileLoads) {
   EXPECT_EQ(tok->Encode("ab"), (std::vector<int64_t>{2}));
   EXPECT_EQ(tok->Encode("abc"), (std::vector<int64_t>{2}));  // 'c' is not in the vocab: dropped, as HF does
   EXPECT_EQ(tok->vocab_size(), 3);
+}
+
+// Llama-3's tokenizer.json puts <|begin_of_text|> in front of every text through a
+// TemplateProcessing post-processor (inside a Sequence); Encode() leaves it out and
+// LeadingSpecialIds() reports it.
+TEST(BpeTokenizer, LeadingSpecialIdsComeFromTheTemplateProcessor) {
+  json j = json::parse(MinimalJson());
+  j["added_tokens"] = json::array({json{{"id", 3}, {"content", "<s>"}, {"single_word", false}, {"lstrip", false},
+                                        {"rstrip", false}, {"normalized", false}, {"special", true}}});
+  j["post_processor"] = json{
+      {"type", "Sequence"},
+      {"processors",
+       json::array({json{{"type", "ByteLevel"}},
+                    json{{"type", "TemplateProcessing"},
+                         {"single", json::array({json{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}},
+                                                 json{{"Sequence", {{"id", "A"}, {"type_id", 0}}}}})},
+                         {"special_tokens", {{"<s>", {{"id", "<s>"}, {"ids", {3}}, {"tokens", {"<s>"}}}}}}}})}};
+  absl::StatusOr<BpeTokenizer> tok = BpeTokenizer::FromJson(j.dump(), "x");
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  EXPECT_EQ(tok->LeadingSpecialIds(), (std::vector<int64_t>{3}));
+  EXPECT_EQ(tok->Encode("ab"), (std::vector<int64_t>{2}));
+  // A template naming an unknown id is refused by name.
+  j["post_processor"]["processors"][1]["special_tokens"]["<s>"]["ids"] = {99};
+  EXPECT_THAT(LoadError(j.dump()), HasSubstr("unknown id 99"));
+  // Qwen3 adds nothing.
+  const BpeTokenizer* qwen = Load("qwen3");
+  ASSERT_NE(qwen, nullptr);
+  EXPECT_TRUE(qwen->LeadingSpecialIds().empty());
 }
 
 TEST(BpeTokenizerErrors, ClearMessages) {
@@ -539,6 +546,22 @@ TEST(Trainer, VocabularyLayoutAndRoundTrip) {
   absl::StatusOr<std::string> small = TrainByteLevelBpe({"abab"}, 10000, {});
   ASSERT_TRUE(small.ok());
   EXPECT_EQ(json::parse(*small)["model"]["merges"].size(), 2u);  // "a b", then "ab ab"
+}
+
+// The R1 tags are single tokens but not special: decoding with skip_special_tokens
+// keeps them (the reward reads them), while ChatML's control tokens go.
+TEST(Trainer, PlainAddedTokensSurviveSkipSpecial) {
+  absl::StatusOr<std::string> text =
+      TrainByteLevelBpe({"1+1=2"}, 5, {"<|im_end|>"}, {"<think>", "</think>", "<answer>", "</answer>"});
+  ASSERT_TRUE(text.ok()) << text.status();
+  absl::StatusOr<BpeTokenizer> tok = BpeTokenizer::FromJson(*text, "trained");
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  const std::string completion = "<think>1+1=2</think><answer>2</answer><|im_end|>";
+  std::vector<int64_t> ids = tok->Encode(completion);
+  EXPECT_EQ(ids.front(), *tok->TokenToId("<think>"));
+  EXPECT_FALSE(tok->IsSpecial(*tok->TokenToId("<think>")));
+  EXPECT_TRUE(tok->IsSpecial(*tok->TokenToId("<|im_end|>")));
+  EXPECT_EQ(tok->Decode(ids, /*skip_special_tokens=*/true), "<think>1+1=2</think><answer>2</answer>");
 }
 
 TEST(Trainer, RejectsBadArguments) {

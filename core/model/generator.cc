@@ -173,8 +173,10 @@ struct Generator::Impl {
       // Grouped-query attention without copying keys: the R query heads of
       // each key/value head form the rows of one matmul against its keys.
       torch::Tensor qg = q.view({B, T, K, R, D}).permute({0, 2, 3, 1, 4}).reshape({B, K, R * T, D});
-      torch::Tensor scores = torch::matmul(qg, keys.transpose(-2, -1)).view({B, K, R, T, S});
-      scores = scores.to(torch::kFloat).mul_(scale).masked_fill_(mask, -std::numeric_limits<float>::infinity());
+      // Scaled in the model's dtype, then softmax in float32, as transformers' eager
+      // attention and Transformer::forward do (same rounding in bf16).
+      torch::Tensor scores = torch::matmul(qg, keys.transpose(-2, -1)).mul_(scale).view({B, K, R, T, S});
+      scores = scores.to(torch::kFloat).masked_fill_(mask, -std::numeric_limits<float>::infinity());
       torch::Tensor probs = torch::softmax(scores, -1).to(dtype).view({B, K, R * T, S});
       torch::Tensor out = torch::matmul(probs, values)                          // (B, K, R*T, D)
                               .view({B, K, R, T, D})
@@ -254,11 +256,12 @@ std::pair<std::vector<int64_t>, std::vector<float>> PickTokens(const torch::Tens
       torch::Tensor drop = torch::zeros_like(drop_sorted).scatter_(-1, order, drop_sorted);
       filtered = filtered.masked_fill(drop, neg_inf);
     }
-    torch::Tensor probs = torch::softmax(filtered, -1);  // (N, V)
-    torch::Tensor cdf = probs.cumsum(-1);                // (N, V)
-    std::vector<float> u(uniforms.begin(), uniforms.end());
-    for (float& x : u) x = std::min(x, 1.0f - 1e-7f);
-    torch::Tensor target = torch::tensor(u).to(logits.device()).view({N, 1}) * cdf.narrow(-1, V - 1, 1);  // (N, 1)
+    // The CDF and the target in float64, so tokens of tiny probability keep their
+    // share (a float32 cumsum on the GPU would not).
+    torch::Tensor probs = torch::softmax(filtered.to(torch::kDouble), -1);  // (N, V)
+    torch::Tensor cdf = probs.cumsum(-1);                                   // (N, V)
+    torch::Tensor target = torch::tensor(uniforms, torch::kDouble).to(logits.device()).view({N, 1}) *
+                           cdf.narrow(-1, V - 1, 1);  // (N, 1), below the total since u < 1
     tokens = torch::searchsorted(cdf, target, /*out_int32=*/false, /*right=*/true).clamp_max(V - 1);      // (N, 1)
     // Rounding at the very top of the cdf could land on a dropped token.
     torch::Tensor ok = probs.gather(-1, tokens) > 0;
@@ -385,15 +388,18 @@ absl::StatusOr<std::vector<std::vector<SampledSequence>>> Generator::Generate(
     const int64_t free_rows = max_batch - static_cast<int64_t>(rows.size());
     if (free_rows > 0 && next < queue.size()) {
       std::vector<int64_t> to_prefill;
-      int64_t covered = 0, tokens = 0;
+      int64_t covered = 0, tokens = 0, longest = 0;
       for (size_t i = next; i < queue.size() && covered < free_rows; ++i) {
         const int64_t r = queue[i].first;
         ++covered;
         if (prefixes.count(r) || (!to_prefill.empty() && to_prefill.back() == r)) continue;
         const int64_t P = static_cast<int64_t>(requests[r].prompt_ids.size());
-        if (!to_prefill.empty() && tokens + P > options_.max_prefill_tokens) break;
+        // The batch is right-padded to its longest prompt: budget the padded size.
+        const int64_t padded = static_cast<int64_t>(to_prefill.size() + 1) * std::max(longest, P);
+        if (!to_prefill.empty() && padded > options_.max_prefill_tokens) break;
         to_prefill.push_back(r);
         tokens += P;
+        longest = std::max(longest, P);
       }
       if (!to_prefill.empty()) {
         std::vector<const std::vector<int64_t>*> prompts;

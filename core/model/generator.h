@@ -22,8 +22,10 @@
 // Sampling: temperature, top-k and top-p, or greedy at temperature 0. Each
 // completion draws its random numbers from its own counter-based stream keyed
 // by (seed, request index, completion index, step), so the output depends on
-// the seed alone, not on max_batch, on the order rows join, or on which other
-// requests share the batch. The logprob recorded for each sampled token is
+// the seed, not on max_batch, on the order rows join, or on which other
+// requests share the batch, up to floating point: a different batch shape
+// can change logits in the last bits (about 1e-6 in f32), which flips a
+// sample only when its uniform lands that close to a CDF boundary. The logprob recorded for each sampled token is
 // log_softmax(logits / temperature) over the full vocabulary (before top-k and
 // top-p), the quantity the learner recomputes with TokenLogprobs.
 //
@@ -53,8 +55,9 @@ struct GeneratorOptions {
   // Rows decoded together. Larger batches use the matrix units better; the
   // slot cache holds max_batch x (longest prompt + max_new_tokens) positions.
   int64_t max_batch = 64;
-  // Most prompt tokens prefilled in one forward pass (at least one prompt is
-  // always taken); bounds the prefill's activation memory.
+  // Most prompt positions (counting right-padding to the batch's longest
+  // prompt) prefilled in one forward pass; at least one prompt is always
+  // taken. Bounds the prefill's activation memory.
   int64_t max_prefill_tokens = 8192;
   // Bytes of each token id, needed only for stop strings (the engine matches
   // stop strings on bytes, so a string split across tokens is still found).

@@ -1,5 +1,6 @@
 #include "core/model/hf_model.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -194,6 +195,26 @@ absl::Status SavePretrained(const Transformer& model, const std::string& dir,
     return absl::InternalError(absl::StrCat(dir, ": saving the model failed: ",
                                             e.what_without_backtrace()));
   }
+}
+
+std::vector<int64_t> GenerationEosTokenIds(const std::string& dir, const ModelConfig& config) {
+  std::vector<int64_t> ids = config.eos_token_id;
+  std::ifstream in((fs::path(dir) / "generation_config.json").string());
+  if (in) {
+    nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+    if (j.is_object() && j.contains("eos_token_id")) {
+      const nlohmann::json& e = j["eos_token_id"];
+      if (e.is_number_integer()) ids.push_back(e.get<int64_t>());
+      if (e.is_array()) {
+        for (const auto& x : e) {
+          if (x.is_number_integer()) ids.push_back(x.get<int64_t>());
+        }
+      }
+    }
+  }
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
 }
 
 }  // namespace grpo::model

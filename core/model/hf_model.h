@@ -74,6 +74,12 @@ absl::Status LoadPretrainedWeights(Transformer& model, const std::string& dir);
 absl::Status SavePretrained(const Transformer& model, const std::string& dir,
                             const SaveOptions& options = {});
 
+// The ids that end generation for the model in `dir`: config.eos_token_id plus
+// generation_config.json's eos_token_id (an int or a list; Llama-3 Instruct lists
+// <|eot_id|> only there), sorted and without repeats. A missing or unreadable
+// generation_config.json adds nothing.
+std::vector<int64_t> GenerationEosTokenIds(const std::string& dir, const ModelConfig& config);
+
 }  // namespace grpo::model
 
 #endif  // GRPO_CORE_MODEL_HF_MODEL_H_

@@ -43,7 +43,7 @@ absl::StatusOr<std::unique_ptr<Policy>> LoadHfPolicy(const RunConfig& cfg) {
   if (!t.ok()) return absl::InvalidArgumentError(absl::StrCat("model.chat_template: ", t.status().message()));
   p->chat_template = *t;
   const model::ModelConfig& mc = p->model->config();
-  p->stop_token_ids = mc.eos_token_id;
+  p->stop_token_ids = model::GenerationEosTokenIds(cfg.model.path, mc);
   for (const std::string& s : tokenizer::ChatTemplateStopTokens(*t)) {
     if (auto id = tok->TokenToId(s)) p->stop_token_ids.push_back(*id);
   }
@@ -88,8 +88,14 @@ absl::StatusOr<std::unique_ptr<Policy>> BuildPolicy(const RunConfig& cfg, uint64
 
 std::vector<int64_t> EncodePrompt(const Policy& policy, const std::string& prompt) {
   if (policy.bpe_tokenizer) {
-    return policy.bpe_tokenizer->Encode(
+    std::vector<int64_t> ids;
+    // A plain template gets what HF's tokenizer(text) puts in front (Llama's BOS);
+    // the chat templates spell their own.
+    if (policy.chat_template == tokenizer::ChatTemplate::kPlain) ids = policy.bpe_tokenizer->LeadingSpecialIds();
+    std::vector<int64_t> body = policy.bpe_tokenizer->Encode(
         tokenizer::ApplyChatTemplate(policy.chat_template, prompt, policy.prompt_template, policy.system_prompt));
+    ids.insert(ids.end(), body.begin(), body.end());
+    return ids;
   }
   std::string text = absl::StrReplaceAll(policy.prompt_template, {{"{prompt}", prompt}});
   std::vector<int64_t> ids{policy.char_tokenizer->bos_id()};

@@ -73,6 +73,9 @@ struct BpeTokenizer::Impl {
 
   std::vector<TokenInfo> tokens;  // index = id
   absl::flat_hash_map<std::string, int64_t> token_to_id;
+  // Ids a TemplateProcessing post-processor puts before a single text (e.g.
+  // Llama-3's <|begin_of_text|>).
+  std::vector<int64_t> leading_special_ids;
 
   mutable absl::Mutex cache_mu;
   mutable absl::flat_hash_map<std::string, std::vector<int32_t>> cache ABSL_GUARDED_BY(cache_mu);
@@ -176,6 +179,7 @@ class Loader {
 
  private:
   absl::Status LoadModel(const json& model, BpeTokenizer::Impl* impl, absl::flat_hash_map<std::string, int64_t>* vocab);
+  absl::Status LoadPostProcessor(const json& post_processor, BpeTokenizer::Impl* impl);
   absl::Status LoadAddedTokens(const json& list, const absl::flat_hash_map<std::string, int64_t>& vocab,
                                BpeTokenizer::Impl* impl);
   std::string source_;
@@ -220,7 +224,48 @@ absl::StatusOr<std::shared_ptr<BpeTokenizer::Impl>> Loader::Load(std::string_vie
   if (!s.ok()) return s;
   s = LoadAddedTokens(root.value("added_tokens", json::array()), vocab, impl.get());
   if (!s.ok()) return s;
+  s = LoadPostProcessor(root.value("post_processor", json()), impl.get());
+  if (!s.ok()) return s;
   return impl;
+}
+
+// Only what encoding with add_special_tokens=True puts before the text matters to
+// us: the SpecialToken pieces of a TemplateProcessing "single" template that come
+// before its first Sequence. Other processors (ByteLevel, ...) add nothing.
+absl::Status Loader::LoadPostProcessor(const json& pp, BpeTokenizer::Impl* impl) {
+  if (!pp.is_object()) return absl::OkStatus();
+  std::vector<std::pair<json, std::string>> parts;
+  if (pp.value("type", json()) == "Sequence" && pp.contains("processors") && pp["processors"].is_array()) {
+    for (size_t i = 0; i < pp["processors"].size(); ++i) {
+      parts.emplace_back(pp["processors"][i], absl::StrCat("post_processor.processors[", i, "]"));
+    }
+  } else {
+    parts.emplace_back(pp, "post_processor");
+  }
+  for (const auto& [p, path] : parts) {
+    if (!p.is_object() || p.value("type", json()) != "TemplateProcessing") continue;
+    const json single = p.value("single", json());
+    const json specials = p.value("special_tokens", json::object());
+    if (!single.is_array()) return Error(absl::StrCat(path, ".single must be an array"));
+    for (const json& piece : single) {
+      if (piece.is_object() && piece.contains("Sequence")) break;
+      if (!piece.is_object() || !piece.contains("SpecialToken") || !piece["SpecialToken"].is_object()) continue;
+      const json name = piece["SpecialToken"].value("id", json());
+      if (!name.is_string() || !specials.is_object() || !specials.contains(name.get<std::string>())) {
+        return Error(absl::StrCat(path, ": special token ", name.dump(), " is not in special_tokens"));
+      }
+      const json ids = specials[name.get<std::string>()].value("ids", json());
+      if (!ids.is_array()) return Error(absl::StrCat(path, ".special_tokens[", name.dump(), "].ids must be an array"));
+      for (const json& id : ids) {
+        if (!id.is_number_integer() || id.get<int64_t>() < 0 ||
+            id.get<int64_t>() >= static_cast<int64_t>(impl->tokens.size()) || !impl->tokens[id.get<int64_t>()].valid) {
+          return Error(absl::StrCat(path, ": special token ", name.dump(), " has unknown id ", id.dump()));
+        }
+        impl->leading_special_ids.push_back(id.get<int64_t>());
+      }
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Loader::LoadModel(const json& model, BpeTokenizer::Impl* impl,
@@ -520,6 +565,8 @@ bool BpeTokenizer::IsValidId(int64_t id) const {
 }
 
 const std::vector<AddedToken>& BpeTokenizer::added_tokens() const { return impl_->added; }
+
+const std::vector<int64_t>& BpeTokenizer::LeadingSpecialIds() const { return impl_->leading_special_ids; }
 
 std::string StreamDecoder::Push(int64_t id) {
   if (!tokenizer_.IsValidId(id)) return "";

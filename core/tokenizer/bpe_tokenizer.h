@@ -10,7 +10,8 @@
 //   4. BPE-encode each pre-token's bytes: start from one symbol per byte and apply the
 //      lowest-ranked merge, leftmost first, until none applies (with ignore_merges, a
 //      pre-token that is itself in the vocabulary is emitted whole first).
-// No special tokens are ever added around the result (post_processor is ignored).
+// No special tokens are ever added around the result; LeadingSpecialIds() tells what
+// the post_processor would put in front.
 //
 // Supported tokenizer.json (what Qwen2/2.5/3, Llama-3 and GPT-2 use):
 //   normalizer     null, NFC, NFD, NFKC, NFKD, Sequence of those
@@ -23,7 +24,8 @@
 //   decoder        ByteLevel
 //   added_tokens   id, content, special, lstrip, rstrip, single_word, normalized
 // Anything else is rejected with an error naming the file and the JSON path. truncation,
-// padding and post_processor are ignored.
+// padding and the rest of post_processor are ignored (only a TemplateProcessing's
+// leading special tokens are read).
 //
 // A BpeTokenizer is immutable after loading and safe for concurrent use from many
 // threads; copies are cheap and share the same tables (and the pre-token cache).
@@ -75,6 +77,11 @@ class BpeTokenizer {
 
   // Largest id + 1 (the embedding rows a model needs).
   int64_t vocab_size() const;
+  // Ids Hugging Face's post-processor (TemplateProcessing) puts before a text when
+  // encoding with add_special_tokens=True, e.g. Llama-3's <|begin_of_text|>; empty for
+  // Qwen and GPT-2. Encode() never adds them; callers that want HF's tokenizer(text)
+  // prepend them.
+  const std::vector<int64_t>& LeadingSpecialIds() const;
   // Whether `id` is a special added token (skipped by skip_special_tokens).
   bool IsSpecial(int64_t id) const;
   // Whether `id` names a token (ids between vocab and added tokens may be unused).

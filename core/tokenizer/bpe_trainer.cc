@@ -43,18 +43,22 @@ ojson ByteLevelSection() {
 }  // namespace
 
 absl::StatusOr<std::string> TrainByteLevelBpe(const std::vector<std::string>& corpus, int num_merges,
-                                              const std::vector<std::string>& special_tokens) {
+                                              const std::vector<std::string>& special_tokens,
+                                              const std::vector<std::string>& plain_added_tokens) {
   if (num_merges < 0) return absl::InvalidArgumentError(absl::StrCat("num_merges must be >= 0 (got ", num_merges, ")"));
   std::vector<AddedToken> specials;
   AddedTokenMatcher matcher;
   absl::flat_hash_set<std::string> seen;
-  for (const std::string& s : special_tokens) {
+  std::vector<std::pair<std::string, bool>> all;
+  for (const std::string& s : special_tokens) all.emplace_back(s, true);
+  for (const std::string& s : plain_added_tokens) all.emplace_back(s, false);
+  for (const auto& [s, special] : all) {
     if (s.empty()) return absl::InvalidArgumentError("special tokens must not be empty");
     if (!IsValidUtf8(s)) return absl::InvalidArgumentError("special tokens must be valid UTF-8");
     if (!seen.insert(s).second) return absl::InvalidArgumentError(absl::StrCat("special token \"", s, "\" is repeated"));
     AddedToken t;
     t.content = s;
-    t.special = true;
+    t.special = special;
     matcher.Add(s, static_cast<int>(specials.size()));
     specials.push_back(std::move(t));
   }
@@ -168,7 +172,7 @@ absl::StatusOr<std::string> TrainByteLevelBpe(const std::vector<std::string>& co
     auto in_vocab = vocab_ids.find(t.content);
     int64_t id = in_vocab != vocab_ids.end() ? in_vocab->second : next_id++;
     added.push_back(ojson{{"id", id}, {"content", t.content}, {"single_word", false}, {"lstrip", false},
-                          {"rstrip", false}, {"normalized", false}, {"special", true}});
+                          {"rstrip", false}, {"normalized", false}, {"special", t.special}});
   }
   ojson root;
   root["version"] = "1.0";

@@ -7,7 +7,8 @@
 // pattern, Isolated), ByteLevel(add_prefix_space=false, use_regex=false)]; ByteLevel
 // decoder. Its vocabulary is the 256 byte symbols (ids 0..255 in GPT-2's byte order, as
 // in GPT-2 and Qwen), then one token per merge, then the special tokens as added tokens
-// (special: true).
+// (special: true), then `plain_added_tokens` as added tokens with special: false (kept
+// when decoding with skip_special_tokens, as Qwen3 keeps <think> and </think>).
 //
 // Training: count the pre-tokens of the corpus (special-token text is cut out first);
 // then repeatedly merge the most frequent adjacent pair of symbols, ties going to the
@@ -27,7 +28,8 @@ namespace grpo::tokenizer {
 // the tokenizer.json text. Fails on num_merges < 0 and on empty, repeated or invalid
 // UTF-8 special tokens.
 absl::StatusOr<std::string> TrainByteLevelBpe(const std::vector<std::string>& corpus, int num_merges,
-                                              const std::vector<std::string>& special_tokens);
+                                              const std::vector<std::string>& special_tokens,
+                                              const std::vector<std::string>& plain_added_tokens = {});
 
 }  // namespace grpo::tokenizer
 

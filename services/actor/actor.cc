@@ -37,7 +37,8 @@ Actor::Actor(const RunConfig& cfg, std::unique_ptr<Policy> policy, std::shared_p
   groups_ = &prometheus::BuildCounter().Name("grpo_actor_groups_total").Help("Rollout groups handed to the learner").Register(r).Add({});
   weight_updates_ = &prometheus::BuildCounter().Name("grpo_actor_weight_updates_total").Help("Weight versions loaded").Register(r).Add({});
   generation_seconds_ = &prometheus::BuildCounter().Name("grpo_actor_generation_seconds_total").Help("Time spent sampling").Register(r).Add({});
-  failed_batches_ = &prometheus::BuildCounter().Name("grpo_actor_failed_batches_total").Help("Batches lost to a reward or learner failure (their leases expire and return)").Register(r).Add({});
+  failed_batches_ = &prometheus::BuildCounter().Name("grpo_actor_failed_batches_total").Help("Batches lost to a generation, reward or learner failure (their leases expire and return)").Register(r).Add({});
+  prompts_too_long_ = &prometheus::BuildCounter().Name("grpo_actor_prompts_too_long_total").Help("Prompts skipped because they fill the model's context").Register(r).Add({});
   version_gauge_->Set(-1);
 }
 
@@ -220,18 +221,20 @@ absl::Status Actor::UpdateWeights(int64_t version) {
   return absl::OkStatus();
 }
 
-std::vector<v1::RolloutGroup> Actor::Generate(const std::vector<v1::WorkItem>& items) {
+absl::StatusOr<std::vector<v1::RolloutGroup>> Actor::Generate(const std::vector<v1::WorkItem>& items) {
   const uint64_t version = static_cast<uint64_t>(version_.load());
   std::string actor_id;
+  uint64_t seed = 0;
   {
     absl::MutexLock l(&mu_);
     actor_id = member_id_;
+    seed = rng_seed_;
   }
   // All the items' groups decode together: one prefill per prompt, G rows each,
   // continuous batching across groups.
   std::vector<model::GenerationRequest> requests;
+  std::vector<size_t> request_of;  // group index -> request index, or SIZE_MAX
   std::vector<v1::RolloutGroup> groups(items.size());
-  int64_t longest = 0;
   for (size_t i = 0; i < items.size(); ++i) {
     v1::RolloutGroup& g = groups[i];
     *g.mutable_item() = items[i];
@@ -239,12 +242,18 @@ std::vector<v1::RolloutGroup> Actor::Generate(const std::vector<v1::WorkItem>& i
     g.set_temperature(static_cast<float>(cfg_.actor.temperature));
     g.set_actor_id(actor_id);
     std::vector<int64_t> prompt = EncodePrompt(*policy_, items[i].prompt());
-    // Keep room for at least one new token in the model's context.
-    if (static_cast<int64_t>(prompt.size()) >= policy_->max_positions()) {
-      prompt.erase(prompt.begin(), prompt.end() - (policy_->max_positions() - 1));
-    }
     for (int64_t id : prompt) g.add_prompt_token_ids(static_cast<int32_t>(id));
-    longest = std::max<int64_t>(longest, prompt.size());
+    if (static_cast<int64_t>(prompt.size()) >= policy_->max_positions()) {
+      // No room for a single new token. Cutting the prompt would train on text the
+      // task never said; instead the group goes out with no completions, which the
+      // learner rejects as malformed and completes, so the prompt does not circulate.
+      spdlog::error("prompt {} has {} tokens; the model's context is {}: skipped", items[i].prompt_id(),
+                    prompt.size(), policy_->max_positions());
+      prompts_too_long_->Increment();
+      request_of.push_back(SIZE_MAX);
+      continue;
+    }
+    request_of.push_back(requests.size());
     requests.push_back({std::move(prompt), cfg_.actor.group_size});
   }
   model::SamplingParams p;
@@ -255,20 +264,22 @@ std::vector<v1::RolloutGroup> Actor::Generate(const std::vector<v1::WorkItem>& i
   p.max_new_tokens = cfg_.actor.max_new_tokens;
   p.stop_token_ids = policy_->stop_token_ids;
   // Seeded by actor and the first lease: a re-issued prompt gets fresh samples.
-  const uint64_t seed = rng_seed_ ^ (items.empty() ? 0 : items[0].lease_id() * 0xBF58476D1CE4E5B9ull);
+  seed ^= items.empty() ? 0 : items[0].lease_id() * 0xBF58476D1CE4E5B9ull;
   auto t0 = std::chrono::steady_clock::now();
-  absl::StatusOr<std::vector<std::vector<model::SampledSequence>>> out = generator_->Generate(requests, p, seed);
+  absl::StatusOr<std::vector<std::vector<model::SampledSequence>>> out;
+  try {
+    out = generator_->Generate(requests, p, seed);
+  } catch (const std::exception& e) {  // c10::Error: out of memory, a failed check
+    out = absl::InternalError(e.what());
+  }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   generation_seconds_->Increment(secs);
-  if (!out.ok()) {
-    // Prompts are encoded by our own tokenizer, so this is a bug, not bad input.
-    spdlog::error("generation failed: {}", out.status().message());
-    return {};
-  }
+  if (!out.ok()) return absl::InternalError(absl::StrCat("generation failed: ", out.status().message()));
   for (size_t i = 0; i < groups.size(); ++i) {
     v1::RolloutGroup& g = groups[i];
     g.set_generation_ms(secs * 1000 / groups.size());
-    for (const auto& s : (*out)[i]) {
+    if (request_of[i] == SIZE_MAX) continue;
+    for (const auto& s : (*out)[request_of[i]]) {
       v1::Completion* c = g.add_completions();
       for (int64_t t : s.token_ids) c->add_token_ids(static_cast<int32_t>(t));
       for (float lp : s.logprobs) c->add_logprobs(lp);
@@ -387,9 +398,19 @@ void Actor::Loop() {
       continue;
     }
     idle = absl::Milliseconds(20);
-    std::vector<v1::RolloutGroup> groups =
+    absl::StatusOr<std::vector<v1::RolloutGroup>> generated =
         Generate(std::vector<v1::WorkItem>(resp.items().begin(), resp.items().end()));
-    if (groups.empty()) continue;  // leases expire and are re-issued
+    if (!generated.ok()) {
+      // The leases expire and are re-issued; back off so a persistent failure does not
+      // lease and drop work in a hot loop.
+      failed_batches_->Increment();
+      spdlog::error("{}; backing off", generated.status().message());
+      absl::MutexLock l(&mu_);
+      mu_.AwaitWithTimeout(absl::Condition(&stopping_), absl::Seconds(2));
+      if (stopping_) return;
+      continue;
+    }
+    std::vector<v1::RolloutGroup>& groups = *generated;
     absl::StatusOr<std::vector<v1::ScoredGroup>> scored = Score(groups);
     absl::Status submitted = scored.ok() ? Submit(*scored) : scored.status();
     if (!submitted.ok()) {

@@ -49,7 +49,7 @@ class Actor final : public rpc::ServiceRunner, public v1::Actor::Service {
   // Fetches and loads `version` (-1: newest); on failure keeps the current weights.
   absl::Status UpdateWeights(int64_t version);
   // Samples G completions for each item, all items decoding together.
-  std::vector<v1::RolloutGroup> Generate(const std::vector<v1::WorkItem>& items);
+  absl::StatusOr<std::vector<v1::RolloutGroup>> Generate(const std::vector<v1::WorkItem>& items);
   absl::StatusOr<std::vector<v1::ScoredGroup>> Score(const std::vector<v1::RolloutGroup>& groups);
   absl::Status Submit(const std::vector<v1::ScoredGroup>& groups);
   // Waits up to `timeout` or until a newer version is announced or Stop() is called.
@@ -73,7 +73,7 @@ class Actor final : public rpc::ServiceRunner, public v1::Actor::Service {
   std::vector<std::shared_ptr<grpc::ClientContext>> open_calls_ ABSL_GUARDED_BY(mu_);
   std::atomic<int64_t> version_{-1};  // weights the model holds
   std::atomic<uint64_t> groups_submitted_{0}, tokens_generated_{0}, weight_updates_n_{0};
-  uint64_t rng_seed_ = 0;
+  uint64_t rng_seed_ = 0;  // guarded by mu_
 
   std::thread loop_, heartbeat_, watcher_;
 
@@ -84,6 +84,7 @@ class Actor final : public rpc::ServiceRunner, public v1::Actor::Service {
   prometheus::Counter* weight_updates_;
   prometheus::Counter* generation_seconds_;
   prometheus::Counter* failed_batches_;
+  prometheus::Counter* prompts_too_long_;
 };
 
 }  // namespace grpo

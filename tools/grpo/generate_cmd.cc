@@ -53,23 +53,10 @@ struct GenerateOptions {
 };
 
 // The ids a model treats as end of generation: config/generation_config
-// eos_token_id (int or list) plus the template's end-of-turn tokens.
+// eos_token_id plus the template's end-of-turn tokens.
 std::vector<int64_t> EndTokens(const std::string& dir, const tokenizer::BpeTokenizer& tok, tokenizer::ChatTemplate t,
                                const model::ModelConfig& config) {
-  std::vector<int64_t> ids = config.eos_token_id;
-  std::ifstream in(dir + "/generation_config.json");
-  if (in) {
-    nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-    if (j.is_object() && j.contains("eos_token_id")) {
-      const auto& e = j["eos_token_id"];
-      if (e.is_number_integer()) ids.push_back(e.get<int64_t>());
-      if (e.is_array()) {
-        for (const auto& x : e) {
-          if (x.is_number_integer()) ids.push_back(x.get<int64_t>());
-        }
-      }
-    }
-  }
+  std::vector<int64_t> ids = model::GenerationEosTokenIds(dir, config);
   for (const std::string& s : tokenizer::ChatTemplateStopTokens(t)) {
     if (auto id = tok.TokenToId(s)) ids.push_back(*id);
   }
@@ -85,6 +72,14 @@ int RunGenerate(const GenerateOptions& o) {
   };
   if (o.prompt.empty() == o.prompt_ids.empty()) return fail("give exactly one of --prompt and --prompt-ids"), 2;
   if (o.n < 1) return fail("-n must be >= 1"), 2;
+  if (!(o.temperature >= 0)) return fail("--temperature must be >= 0"), 2;
+  if (!(o.top_p > 0 && o.top_p <= 1)) return fail("--top-p must lie in (0, 1]"), 2;
+  if (o.top_k < 0) return fail("--top-k must be >= 0"), 2;
+  if (o.max_new_tokens < 0) return fail("--max-new-tokens must be >= 0"), 2;
+  if (o.dtype != "bf16" && o.dtype != "f32") return fail("--dtype must be f32 or bf16"), 2;
+  for (const std::string& s : o.stops) {
+    if (s.empty()) return fail("--stop must not be empty"), 2;
+  }
   if (o.threads > 0) torch::set_num_threads(o.threads);
   auto tmpl = tokenizer::ParseChatTemplate(o.template_name);
   if (!tmpl.ok()) return fail(std::string(tmpl.status().message())), 2;
@@ -93,7 +88,6 @@ int RunGenerate(const GenerateOptions& o) {
   if (!tok.ok()) return fail(std::string(tok.status().message()));
   model::LoadOptions load;
   load.dtype = o.dtype == "bf16" ? torch::kBFloat16 : torch::kFloat;
-  if (o.dtype != "bf16" && o.dtype != "f32") return fail("--dtype must be f32 or bf16"), 2;
   auto model = model::LoadPretrained(o.model_dir, load);
   if (!model.ok()) return fail(std::string(model.status().message()));
   (*model)->eval();
@@ -106,7 +100,11 @@ int RunGenerate(const GenerateOptions& o) {
       prompt_ids.push_back(id);
     }
   } else {
-    prompt_ids = tok->Encode(tokenizer::ApplyChatTemplate(*tmpl, o.prompt, o.plain_template, o.system));
+    // As HF's tokenizer(text): the plain template gets the post-processor's leading
+    // special tokens (Llama's BOS); chat templates spell their own.
+    if (*tmpl == tokenizer::ChatTemplate::kPlain) prompt_ids = tok->LeadingSpecialIds();
+    std::vector<int64_t> body = tok->Encode(tokenizer::ApplyChatTemplate(*tmpl, o.prompt, o.plain_template, o.system));
+    prompt_ids.insert(prompt_ids.end(), body.begin(), body.end());
   }
 
   model::SamplingParams params;

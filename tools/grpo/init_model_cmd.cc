@@ -9,7 +9,8 @@
 // (the Qwen2 kind) trained on a built-in corpus of arithmetic, the R1 prompt
 // template and English prose, so it encodes any text; its special tokens are
 // those of the architecture's chat format (ChatML for Qwen, Llama-3's header
-// tokens for Llama) plus <think>, </think>, <answer> and </answer>.
+// tokens for Llama); <think>, </think>, <answer> and </answer> are single tokens
+// too, but not special, so decoded completions keep them for the reward.
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -63,26 +64,30 @@ std::vector<std::string> Corpus() {
   return corpus;
 }
 
+// Control tokens of the architecture's chat format (special: dropped when decoding
+// completions for the reward).
 std::vector<std::string> SpecialTokens(const std::string& arch) {
-  std::vector<std::string> s;
   if (arch == "llama") {
-    s = {"<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"};
-  } else {
-    s = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
+    return {"<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"};
   }
-  for (const char* t : {"<think>", "</think>", "<answer>", "</answer>"}) s.push_back(t);
-  return s;
+  return {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
 }
+
+// The R1 tags: single tokens, but text the reward reads, so not special (as Qwen3's
+// own tokenizer has <think> and </think>).
+const std::vector<std::string> kTagTokens = {"<think>", "</think>", "<answer>", "</answer>"};
 
 // tokenizer_config.json as transformers writes it for a fast tokenizer.
 nlohmann::json TokenizerConfig(const std::string& arch, const tokenizer::BpeTokenizer& tok, int64_t max_len) {
   nlohmann::json added = nlohmann::json::object();
-  for (const std::string& s : SpecialTokens(arch)) {
+  std::vector<std::string> all = SpecialTokens(arch);
+  all.insert(all.end(), kTagTokens.begin(), kTagTokens.end());
+  for (const std::string& s : all) {
     auto id = tok.TokenToId(s);
     if (!id) continue;
     added[std::to_string(*id)] = {{"content", s},           {"lstrip", false}, {"normalized", false},
                                   {"rstrip", false},        {"single_word", false},
-                                  {"special", s.rfind("<|", 0) == 0}};
+                                  {"special", tok.IsSpecial(*id)}};
   }
   nlohmann::json j;
   j["added_tokens_decoder"] = added;
@@ -113,8 +118,10 @@ int RunInit(const InitOptions& o) {
     return code;
   };
   if (o.dtype != "f32" && o.dtype != "bf16") return fail("--dtype must be f32 or bf16", 2);
+  // Check the shape before spending a second on tokenizer training.
+  if (auto c = model::PresetConfig(o.arch, o.preset, 512); !c.ok()) return fail(std::string(c.status().message()), 2);
   const int merges = o.merges >= 0 ? o.merges : (o.preset == "small" ? 3800 : 200);
-  auto tok_json = tokenizer::TrainByteLevelBpe(Corpus(), merges, SpecialTokens(o.arch));
+  auto tok_json = tokenizer::TrainByteLevelBpe(Corpus(), merges, SpecialTokens(o.arch), kTagTokens);
   if (!tok_json.ok()) return fail(std::string(tok_json.status().message()));
   auto tok = tokenizer::BpeTokenizer::FromJson(*tok_json, "trained tokenizer");
   if (!tok.ok()) return fail(std::string(tok.status().message()));

@@ -62,7 +62,13 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   for (const grpo::Subcommand& sub : subcommands) {
-    if (*sub.cmd) return sub.run();
+    if (!*sub.cmd) continue;
+    try {
+      return sub.run();
+    } catch (const std::exception& e) {  // e.g. c10::Error: out of memory
+      std::cerr << "grpo " << sub.cmd->get_name() << ": " << e.what() << "\n";
+      return 1;
+    }
   }
 
   if (*gen_cmd) {
