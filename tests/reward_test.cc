@@ -121,3 +121,46 @@ TEST(ScoreGroup, UnsupportedTaskKindIsAPerCompletionError) {
 
 }  // namespace
 }  // namespace grpo::reward
+
+namespace grpo::reward {
+namespace {
+
+TEST(LanguageConsistency, ShareOfThinkWordsInThePromptsScript) {
+  const std::string en = "What is the sum of three and four?";
+  EXPECT_DOUBLE_EQ(LanguageConsistencyReward(en, "<think>add them up</think><answer>7</answer>"), 1.0);
+  // Two of four words are Chinese in an English prompt's chain of thought.
+  EXPECT_DOUBLE_EQ(LanguageConsistencyReward(en, "<think>add 加起来 them 答案</think><answer>7</answer>"), 0.5);
+  // Chinese prompt: Han words count; a Japanese mix of kana and Han is one family.
+  const std::string zh = "三加四等于多少？";
+  EXPECT_DOUBLE_EQ(LanguageConsistencyReward(zh, "<think>三加四 等于 七</think><answer>7</answer>"), 1.0);
+  EXPECT_DOUBLE_EQ(LanguageConsistencyReward(zh, "<think>three plus four 等于七</think><answer>7</answer>"), 0.25);
+  EXPECT_DOUBLE_EQ(LanguageConsistencyReward("ひらがなと漢字", "<think>かんじ 漢字</think>"), 1.0);
+  // Cyrillic vs Latin look-alikes are different scripts.
+  EXPECT_DOUBLE_EQ(LanguageConsistencyReward("Сколько будет три плюс четыре?", "<think>три plus четыре</think>"),
+                   2.0 / 3.0);
+  // Without a think block, the text before <answer>; numbers and symbols are not words.
+  EXPECT_DOUBLE_EQ(LanguageConsistencyReward(en, "so 3 + 4 = 7, Ответ <answer>7</answer>"), 0.5);
+  // Nothing to be consistent with, or nothing said: neutral.
+  EXPECT_DOUBLE_EQ(LanguageConsistencyReward("3+4=", "<think>加</think>"), 1.0);
+  EXPECT_DOUBLE_EQ(LanguageConsistencyReward(en, "<think> 3+4=7 </think><answer>7</answer>"), 1.0);
+  // Invalid UTF-8 does not crash and is not a word.
+  EXPECT_DOUBLE_EQ(LanguageConsistencyReward(en, std::string("<think>ok \xff\xfe ok</think>")), 1.0);
+}
+
+TEST(OverlongPenalty, DapoSoftPenalty) {
+  // max 100, buffer 20: free up to 80, then linear to -1 at 100, -1 beyond.
+  EXPECT_DOUBLE_EQ(OverlongPenalty(50, 100, 20), 0.0);
+  EXPECT_DOUBLE_EQ(OverlongPenalty(80, 100, 20), 0.0);
+  EXPECT_DOUBLE_EQ(OverlongPenalty(90, 100, 20), -0.5);
+  EXPECT_DOUBLE_EQ(OverlongPenalty(100, 100, 20), -1.0);
+  EXPECT_DOUBLE_EQ(OverlongPenalty(101, 100, 20), -1.0);
+  // No buffer: only past the maximum.
+  EXPECT_DOUBLE_EQ(OverlongPenalty(100, 100, 0), 0.0);
+  EXPECT_DOUBLE_EQ(OverlongPenalty(101, 100, 0), -1.0);
+  // A buffer longer than the maximum ramps from zero length; no maximum: no penalty.
+  EXPECT_DOUBLE_EQ(OverlongPenalty(50, 100, 500), -0.5);
+  EXPECT_DOUBLE_EQ(OverlongPenalty(5000, 0, 10), 0.0);
+}
+
+}  // namespace
+}  // namespace grpo::reward

@@ -193,6 +193,21 @@ std::vector<ConfigField> ConfigFields(RunConfig& c) {
   f.push_back({"reward", "accuracy_weight", &c.reward.accuracy_weight, "weight of the accuracy reward"});
   f.push_back({"reward", "format_weight", &c.reward.format_weight, "weight of the format reward"});
   f.push_back({"reward", "format_mode", &c.reward.format_mode, "strict: <think>..</think><answer>..</answer> only; lenient: one <answer> block ending the completion"});
+  f.push_back({"reward", "language_weight", &c.reward.language_weight, "weight of R1 language consistency (share of chain-of-thought words in the prompt's script)"});
+  f.push_back({"reward", "overlong_weight", &c.reward.overlong_weight, "weight of the DAPO soft overlong penalty (in [-1, 0])"});
+  f.push_back({"reward", "overlong_max_tokens", &c.reward.overlong_max_tokens, "length where the overlong penalty reaches -1 (0: actor.max_new_tokens)"});
+  f.push_back({"reward", "overlong_buffer_tokens", &c.reward.overlong_buffer_tokens, "the penalty ramps from 0 to -1 over this many tokens"});
+  f.push_back({"reward", "truncated", &c.reward.truncated, "keep: score truncated completions as they are; zero: their reward is 0"});
+  f.push_back({"reward", "answer_extraction", &c.reward.answer_extraction, "answer_tag (last <answer>), boxed (last \\boxed{}), answer_then_boxed"});
+  f.push_back({"reward", "math_rel_tol", &c.reward.math_rel_tol, "relative tolerance of numeric answers"});
+  f.push_back({"reward", "math_timeout_ms", &c.reward.math_timeout_ms, "time budget of one answer check (a timeout scores 0 with an error)"});
+  f.push_back({"reward", "math_symbolic", &c.reward.math_symbolic, "check symbolic equivalence of expressions (GiNaC)"});
+  f.push_back({"reward", "code_reward", &c.reward.code_reward, "fraction: share of tests passed; all_or_nothing"});
+  f.push_back({"reward", "code_compare", &c.reward.code_compare, "output comparison: exact, whitespace, float"});
+  f.push_back({"reward", "code_float_tol", &c.reward.code_float_tol, "tolerance of code_compare=float"});
+  f.push_back({"reward", "sandbox_time_limit_ms", &c.reward.sandbox_time_limit_ms, "wall-clock limit of one test run"});
+  f.push_back({"reward", "sandbox_memory_mb", &c.reward.sandbox_memory_mb, "memory limit of one test run"});
+  f.push_back({"reward", "sandbox_workers", &c.reward.sandbox_workers, "sandboxed programs run at once"});
   f.push_back({"reward", "workers", &c.reward.workers, "scoring threads"});
 
   AddServe(f, "learner", c.learner.serve);
@@ -320,6 +335,21 @@ absl::Status ValidateConfig(const RunConfig& c) {
   if (c.reward.format_mode != "strict" && c.reward.format_mode != "lenient")
     return bad("reward.format_mode", "must be strict or lenient");
   if (c.reward.workers < 1) return bad("reward.workers", "must be at least 1");
+  if (c.reward.truncated != "keep" && c.reward.truncated != "zero") return bad("reward.truncated", "must be keep or zero");
+  if (c.reward.answer_extraction != "answer_tag" && c.reward.answer_extraction != "boxed" &&
+      c.reward.answer_extraction != "answer_then_boxed")
+    return bad("reward.answer_extraction", "must be answer_tag, boxed or answer_then_boxed");
+  if (c.reward.code_reward != "fraction" && c.reward.code_reward != "all_or_nothing")
+    return bad("reward.code_reward", "must be fraction or all_or_nothing");
+  if (c.reward.code_compare != "exact" && c.reward.code_compare != "whitespace" && c.reward.code_compare != "float")
+    return bad("reward.code_compare", "must be exact, whitespace or float");
+  if (!(c.reward.math_rel_tol >= 0)) return bad("reward.math_rel_tol", "must be >= 0");
+  if (c.reward.math_timeout_ms < 1) return bad("reward.math_timeout_ms", "must be at least 1");
+  if (c.reward.overlong_max_tokens < 0 || c.reward.overlong_buffer_tokens < 0)
+    return bad("reward.overlong_max_tokens", "overlong_max_tokens and overlong_buffer_tokens must be >= 0");
+  if (c.reward.sandbox_time_limit_ms < 1) return bad("reward.sandbox_time_limit_ms", "must be at least 1");
+  if (c.reward.sandbox_memory_mb < 16) return bad("reward.sandbox_memory_mb", "must be at least 16");
+  if (c.reward.sandbox_workers < 1) return bad("reward.sandbox_workers", "must be at least 1");
   if (c.learner.prompts_per_step < 1) return bad("learner.prompts_per_step", "must be at least 1");
   if (c.learner.max_steps < 0) return bad("learner.max_steps", "must be >= 0");
   if (!(c.learner.lr > 0)) return bad("learner.lr", "must be positive");

@@ -90,9 +90,26 @@ struct ActorConfig {
 
 struct RewardConfig {
   ServeConfig serve;
-  double accuracy_weight = 1.0;
+  double accuracy_weight = 1.0;  // math: answer correct; code: tests passed
   double format_weight = 0.2;
   std::string format_mode = "strict";  // strict | lenient
+  double language_weight = 0.0;        // R1 language consistency of the chain of thought
+  double overlong_weight = 0.0;        // DAPO soft overlong penalty (its value is in [-1, 0])
+  int64_t overlong_max_tokens = 0;     // 0: actor.max_new_tokens
+  int64_t overlong_buffer_tokens = 0;  // the penalty ramps over the last this many tokens
+  std::string truncated = "keep";      // keep | zero: reward of a completion cut at max tokens
+  // Math answers.
+  std::string answer_extraction = "answer_tag";  // answer_tag | boxed | answer_then_boxed
+  double math_rel_tol = 1e-6;
+  int64_t math_timeout_ms = 1000;  // budget of one answer check
+  bool math_symbolic = true;       // symbolic equivalence (GiNaC) after the cheap checks
+  // Code tasks, run in the sandbox.
+  std::string code_reward = "fraction";  // fraction of tests passed | all_or_nothing
+  std::string code_compare = "whitespace";  // exact | whitespace | float
+  double code_float_tol = 1e-6;
+  int64_t sandbox_time_limit_ms = 2000;  // per test run
+  int64_t sandbox_memory_mb = 256;
+  int64_t sandbox_workers = 2;  // programs run at once
   int64_t workers = 2;
 };
 

@@ -178,6 +178,14 @@ grpc::Status CoordinatorService::AcquireWork(grpc::ServerContext*, const v1::Acq
     item->set_prompt(t.prompt);
     item->set_answer(t.answer);
     item->set_task(t.task);
+    item->set_language(t.language);
+    if (t.tests.is_array()) {
+      for (const auto& tc : t.tests) {
+        v1::TestCase* c = item->add_tests();
+        c->set_input(tc.value("input", ""));
+        c->set_output(tc.value("output", ""));
+      }
+    }
     item->set_deadline_unix_ms(absl::ToUnixMillis(lease.deadline));
   }
   leases_issued_->Increment(resp->items_size());

@@ -1,5 +1,6 @@
 #include "services/reward/rewards.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdint>
 #include <numeric>
@@ -7,6 +8,10 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+
+#include <unicode/uchar.h>
+#include <unicode/uscript.h>
+#include <unicode/utf8.h>
 
 namespace grpo::reward {
 namespace {
@@ -137,6 +142,91 @@ double AccuracyReward(std::string_view completion, std::string_view reference) {
   if (a && r) return *a == *r ? 1.0 : 0.0;
   if (a.has_value() != r.has_value()) return 0.0;
   return CollapseSpace(*answer) == CollapseSpace(reference) ? 1.0 : 0.0;
+}
+
+namespace {
+
+// Script of a letter, with the CJK scripts folded into one family (Han here).
+UScriptCode ScriptFamily(UChar32 c) {
+  UErrorCode err = U_ZERO_ERROR;
+  UScriptCode s = uscript_getScript(c, &err);
+  if (U_FAILURE(err)) return USCRIPT_INVALID_CODE;
+  switch (s) {
+    case USCRIPT_HIRAGANA:
+    case USCRIPT_KATAKANA:
+    case USCRIPT_KATAKANA_OR_HIRAGANA:
+    case USCRIPT_HANGUL:
+    case USCRIPT_BOPOMOFO:
+      return USCRIPT_HAN;
+    default:
+      return s;
+  }
+}
+
+// Calls fn(script) for each word (maximal run of letters, the script of its first
+// letter with a definite script) of UTF-8 text; invalid bytes end a word.
+template <typename Fn>
+void ForEachWord(std::string_view text, Fn fn) {
+  int32_t i = 0;
+  const int32_t n = static_cast<int32_t>(text.size());
+  const auto* bytes = reinterpret_cast<const uint8_t*>(text.data());
+  bool in_word = false;
+  UScriptCode word_script = USCRIPT_COMMON;
+  auto end_word = [&] {
+    if (in_word) fn(word_script);
+    in_word = false;
+  };
+  while (i < n) {
+    UChar32 c;
+    U8_NEXT(bytes, i, n, c);
+    if (c < 0 || !u_isalpha(c)) {
+      end_word();
+      continue;
+    }
+    UScriptCode s = ScriptFamily(c);
+    if (!in_word) {
+      in_word = true;
+      word_script = USCRIPT_COMMON;
+    }
+    if (word_script == USCRIPT_COMMON || word_script == USCRIPT_INHERITED) word_script = s;
+  }
+  end_word();
+}
+
+}  // namespace
+
+double LanguageConsistencyReward(std::string_view prompt, std::string_view completion) {
+  std::map<UScriptCode, int64_t> prompt_letters;
+  ForEachWord(prompt, [&](UScriptCode s) {
+    if (s != USCRIPT_COMMON && s != USCRIPT_INHERITED) ++prompt_letters[s];
+  });
+  if (prompt_letters.empty()) return 1.0;
+  UScriptCode target = prompt_letters.begin()->first;
+  for (const auto& [s, count] : prompt_letters) {
+    if (count > prompt_letters[target]) target = s;
+  }
+  std::string_view cot = completion;
+  size_t to = completion.find(kThinkOpen), tc = completion.find(kThinkClose);
+  if (to != std::string_view::npos && tc != std::string_view::npos && to < tc) {
+    cot = completion.substr(to + kThinkOpen.size(), tc - to - kThinkOpen.size());
+  } else if (size_t ao = completion.find(kAnswerOpen); ao != std::string_view::npos) {
+    cot = completion.substr(0, ao);
+  }
+  int64_t words = 0, matching = 0;
+  ForEachWord(cot, [&](UScriptCode s) {
+    if (s == USCRIPT_COMMON || s == USCRIPT_INHERITED) return;
+    ++words;
+    if (s == target) ++matching;
+  });
+  return words == 0 ? 1.0 : static_cast<double>(matching) / static_cast<double>(words);
+}
+
+double OverlongPenalty(int64_t length, int64_t max_tokens, int64_t buffer_tokens) {
+  if (max_tokens <= 0) return 0.0;
+  if (length > max_tokens) return -1.0;
+  const int64_t free_until = max_tokens - std::max<int64_t>(0, std::min(buffer_tokens, max_tokens));
+  if (length <= free_until) return 0.0;
+  return -static_cast<double>(length - free_until) / static_cast<double>(max_tokens - free_until);
 }
 
 double FormatReward(std::string_view c, const std::string& mode) {

@@ -4,6 +4,7 @@
 // `grpo score` (offline) will run the same code.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -31,6 +32,20 @@ double AccuracyReward(std::string_view completion, std::string_view reference);
 // exactly once, only whitespace around. lenient: exactly one <answer>...</answer> block,
 // with nothing but whitespace after it (the think block may be missing).
 double FormatReward(std::string_view completion, const std::string& mode);
+
+// R1's language-consistency reward: the share of the chain of thought's words written
+// in the prompt's script. The chain of thought is the <think> block (else the text
+// before <answer>, else the whole completion). A word is a run of letters; its script
+// is the Unicode script of its letters, with Han, Hiragana, Katakana, Hangul and
+// Bopomofo counted as one CJK family (Japanese and Korean mix them). The prompt's
+// script is the one most of its words are in. 1 when the prompt has no letters (a
+// bare "3+4=": nothing to be consistent with) or the chain of thought has no words.
+double LanguageConsistencyReward(std::string_view prompt, std::string_view completion);
+
+// DAPO's soft overlong penalty on a completion of `length` tokens: 0 up to
+// max_tokens - buffer_tokens, then falling linearly to -1 at max_tokens, -1 beyond.
+// buffer_tokens 0 gives a hard -1 only past max_tokens.
+double OverlongPenalty(int64_t length, int64_t max_tokens, int64_t buffer_tokens);
 
 // Scores every completion of a group with the configured weights. Never throws: a
 // malformed group gets ScoredGroup.error, a failing completion a Score.error.
