@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
   subcommands.push_back(grpo::AddTokenizeCommand(app));
   subcommands.push_back(grpo::AddGenerateCommand(app));
   subcommands.push_back(grpo::AddInitModelCommand(app));
+  subcommands.push_back(grpo::AddSandboxCommand(app));
 
   CLI11_PARSE(app, argc, argv);
 

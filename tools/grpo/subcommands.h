@@ -20,5 +20,7 @@ Subcommand AddTokenizeCommand(CLI::App& app);
 Subcommand AddGenerateCommand(CLI::App& app);
 // grpo init-model --arch A --preset P --out DIR
 Subcommand AddInitModelCommand(CLI::App& app);
+// grpo sandbox --language python|cpp --file PROG [--stdin FILE] ...
+Subcommand AddSandboxCommand(CLI::App& app);
 
 }  // namespace grpo

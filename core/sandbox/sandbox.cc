@@ -1,0 +1,602 @@
+// The sandbox's process plumbing: fork, drop credentials, join the cgroup, exec bwrap with
+// the seccomp filter, feed stdin and read stdout/stderr under caps and a deadline, kill the
+// whole group, classify. See sandbox.h for the design and the threat model.
+#include "core/sandbox/sandbox.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "core/sandbox/cgroup.h"
+#include "core/sandbox/seccomp_filter.h"
+
+namespace grpo::sandbox {
+namespace {
+
+// Processes the sandbox itself adds to a run: the outer bwrap and its pid-1 init.
+constexpr int64_t kSandboxOwnProcesses = 2;
+// After the group is killed, how long we keep draining pipes (they close as soon as the
+// last writer dies, so this only bounds a broken kernel or no-cgroup run).
+constexpr int kDrainTimeoutMs = 2000;
+// Fixed fds in the child: 0-2 stdio, 3 the seccomp BPF, 4 bwrap's JSON status.
+constexpr int kSeccompFd = 3;
+constexpr int kStatusFd = 4;
+
+std::atomic<uint64_t> g_run_counter{0};
+
+int64_t NowMs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+// An fd closed on scope exit.
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(Fd&& o) noexcept : fd_(o.release()) {}
+  Fd& operator=(Fd&& o) noexcept {
+    reset(o.release());
+    return *this;
+  }
+  ~Fd() { reset(); }
+  int get() const { return fd_; }
+  int release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+  void reset(int fd = -1) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+bool MakePipe(Fd& read_end, Fd& write_end) {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return false;
+  read_end.reset(p[0]);
+  write_end.reset(p[1]);
+  return true;
+}
+
+void SetNonBlocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
+
+void RemoveTree(const std::string& dir) {
+  if (dir.empty()) return;
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);  // never follows symlinks the program left
+}
+
+// mkdtemp under `root`, owned by uid:gid, mode 0700.
+absl::StatusOr<std::string> MakeScratch(const std::string& root, const char* prefix, uid_t uid, gid_t gid) {
+  std::string tmpl = absl::StrCat(root, "/", prefix, "XXXXXX");
+  if (::mkdtemp(tmpl.data()) == nullptr)
+    return absl::InternalError(absl::StrCat("mkdtemp ", tmpl, ": ", std::strerror(errno)));
+  if (::chown(tmpl.c_str(), uid, gid) != 0) {
+    int e = errno;
+    RemoveTree(tmpl);
+    return absl::InternalError(absl::StrCat("chown ", tmpl, ": ", std::strerror(e)));
+  }
+  return tmpl;
+}
+
+// Everything the forked child needs, built before fork: after fork only async-signal-safe
+// calls are allowed (other threads may hold malloc's locks).
+struct ChildPlan {
+  std::vector<std::string> argv_storage, env_storage;
+  std::vector<char*> argv, envp;
+  std::vector<std::string> procs_files;
+  int fds[5] = {-1, -1, -1, -1, -1};  // become 0..4
+  uid_t uid = 65534;
+  gid_t gid = 65534;
+  pid_t parent = 0;
+  struct Limit {
+    int resource;
+    struct rlimit value;
+  };
+  std::vector<Limit> rlimits;  // set before dropping credentials
+  struct rlimit nproc {};      // set after (it counts the new uid's processes)
+
+  void Finish() {
+    for (std::string& s : argv_storage) argv.push_back(s.data());
+    argv.push_back(nullptr);
+    for (std::string& s : env_storage) envp.push_back(s.data());
+    envp.push_back(nullptr);
+  }
+};
+
+// Writes a message to fd 2 and exits 126; only async-signal-safe calls.
+[[noreturn]] void ChildDie(const char* what) {
+  int e = errno;
+  const char* prefix = "grpo-sandbox child: ";
+  (void)!::write(2, prefix, std::strlen(prefix));
+  (void)!::write(2, what, std::strlen(what));
+  (void)!::write(2, ": ", 2);
+  const char* msg = ::strerror(e);  // not strictly AS-safe, but reads a static table in glibc
+  (void)!::write(2, msg, std::strlen(msg));
+  (void)!::write(2, "\n", 1);
+  ::_exit(126);
+}
+
+[[noreturn]] void ChildExec(const ChildPlan& p) {
+  // Signals: default dispositions and an empty mask (pool threads may block some; the
+  // host may ignore SIGPIPE), so the program sees a normal process.
+  sigset_t all;
+  sigemptyset(&all);
+  ::sigprocmask(SIG_SETMASK, &all, nullptr);
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    ::signal(sig, SIG_DFL);
+  }
+  // Fixed fds: first out of the way (>= 10), then down to 0..4; close everything else.
+  int tmp[5];
+  for (int i = 0; i < 5; ++i) {
+    tmp[i] = ::fcntl(p.fds[i], F_DUPFD, 10);
+    if (tmp[i] < 0) ChildDie("dup");
+  }
+  for (int i = 0; i < 5; ++i)
+    if (::dup2(tmp[i], i) < 0) ChildDie("dup2");
+  if (::syscall(SYS_close_range, 5, ~0u, 0) != 0) {
+    for (int fd = 5; fd < 4096; ++fd) ::close(fd);
+  }
+  // Join the run's cgroups (as root, before anything else runs).
+  char pid_text[24];
+  {
+    pid_t pid = ::getpid();
+    char rev[24];
+    int n = 0;
+    do {
+      rev[n++] = static_cast<char>('0' + pid % 10);
+      pid /= 10;
+    } while (pid > 0);
+    for (int i = 0; i < n; ++i) pid_text[i] = rev[n - 1 - i];
+    pid_text[n] = '\0';
+  }
+  for (const std::string& file : p.procs_files) {
+    int fd = ::open(file.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) ChildDie("open cgroup.procs");
+    if (::write(fd, pid_text, std::strlen(pid_text)) < 0) ChildDie("join cgroup");
+    ::close(fd);
+  }
+  for (const ChildPlan::Limit& l : p.rlimits)
+    if (::setrlimit(l.resource, &l.value) != 0) ChildDie("setrlimit");
+  // Unprivileged for good: no groups, real/effective/saved ids all the sandbox user's.
+  if (::setgroups(0, nullptr) != 0) ChildDie("setgroups");
+  if (::setresgid(p.gid, p.gid, p.gid) != 0) ChildDie("setresgid");
+  if (::setresuid(p.uid, p.uid, p.uid) != 0) ChildDie("setresuid");
+  if (::setrlimit(RLIMIT_NPROC, &p.nproc) != 0) ChildDie("setrlimit NPROC");
+  // Dies with the thread that forked it (credential changes clear this, so set it now).
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) ChildDie("prctl");
+  if (::getppid() != p.parent) ::_exit(126);
+  ::execve(p.argv[0], p.argv.data(), p.envp.data());
+  ChildDie("execve bwrap");
+}
+
+// Binds the host's /bin, /sbin, /lib* as they are: symlinks into /usr stay symlinks.
+void AddSystemDirs(std::vector<std::string>& a) {
+  a.insert(a.end(), {"--ro-bind", "/usr", "/usr"});
+  for (const char* dir : {"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"}) {
+    struct stat st;
+    if (::lstat(dir, &st) != 0) continue;
+    if (S_ISLNK(st.st_mode)) {
+      char target[4096];
+      ssize_t n = ::readlink(dir, target, sizeof(target) - 1);
+      if (n <= 0) continue;
+      a.insert(a.end(), {"--symlink", std::string(target, n), dir});
+    } else if (S_ISDIR(st.st_mode)) {
+      a.insert(a.end(), {"--ro-bind", dir, dir});
+    }
+  }
+  // The few /etc pieces python and g++ use (dynamic linker cache, alternatives symlinks).
+  for (const char* file : {"/etc/ld.so.cache", "/etc/alternatives", "/etc/localtime"})
+    a.insert(a.end(), {"--ro-bind-try", file, file});
+}
+
+// Parses bwrap's --json-status-fd stream: {"child-pid": N, ...} then {"exit-code": N}.
+struct BwrapStatus {
+  bool started = false;
+  bool has_exit = false;
+  int exit_code = -1;
+};
+BwrapStatus ParseBwrapStatus(const std::string& text) {
+  BwrapStatus s;
+  s.started = text.find("\"child-pid\"") != std::string::npos;
+  size_t at = text.find("\"exit-code\"");
+  if (at != std::string::npos) {
+    at = text.find(':', at);
+    if (at != std::string::npos) {
+      size_t end = text.find_first_of("}\n", at);
+      std::string num(text.substr(at + 1, end == std::string::npos ? std::string::npos : end - at - 1));
+      int v;
+      if (absl::SimpleAtoi(absl::StripAsciiWhitespace(num), &v)) {
+        s.has_exit = true;
+        s.exit_code = v;
+      }
+    }
+  }
+  return s;
+}
+
+}  // namespace
+
+// A program written out (and compiled) in its own directory, removed with this.
+struct Sandbox::Prepared {
+  std::string dir;
+  std::vector<std::string> argv;
+  ~Prepared() { RemoveTree(dir); }
+};
+
+Sandbox::Sandbox(SandboxOptions options, std::string bpf, std::unique_ptr<CgroupDriver> cgroups)
+    : options_(std::move(options)), bpf_(std::move(bpf)), cgroups_(std::move(cgroups)) {}
+
+Sandbox::~Sandbox() = default;
+
+absl::StatusOr<std::unique_ptr<Sandbox>> Sandbox::Create(SandboxOptions options) {
+  if (options.uid == 0 || options.gid == 0)
+    return absl::InvalidArgumentError("the sandbox must run programs as an unprivileged uid/gid, not 0");
+  for (const std::string* tool : {&options.bwrap, &options.python, &options.cxx}) {
+    if (::access(tool->c_str(), X_OK) != 0)
+      return absl::FailedPreconditionError(absl::StrCat(*tool, " is not executable: ", std::strerror(errno)));
+  }
+  for (const std::string* tool : {&options.python, &options.cxx}) {
+    if (tool->rfind("/usr/", 0) != 0)
+      return absl::InvalidArgumentError(absl::StrCat(*tool, " is outside /usr, which is all the sandbox binds"));
+  }
+  struct stat st;
+  if (::stat(options.scratch_root.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    return absl::FailedPreconditionError(absl::StrCat("scratch root ", options.scratch_root, " is not a directory"));
+  absl::StatusOr<std::string> bpf = BuildSeccompBpf();
+  if (!bpf.ok()) return bpf.status();
+  if (bpf->size() > 60000) return absl::InternalError("seccomp BPF does not fit a pipe buffer");
+
+  std::unique_ptr<CgroupDriver> cgroups;
+  absl::StatusOr<std::unique_ptr<CgroupDriver>> driver = DetectCgroupDriver(options.cgroup_root, options.cgroup_parent);
+  if (driver.ok()) {
+    cgroups = std::move(*driver);
+  } else if (!options.allow_without_cgroups) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "sandbox cannot use cgroups (", driver.status().message(),
+        "); run as root or with a delegated cgroup subtree, or allow running without cgroups "
+        "(rlimits only: no memory/process limit for the run as a whole, daemons may survive)"));
+  }
+  // Writing stdin to a program that closed it must not kill this process.
+  ::signal(SIGPIPE, SIG_IGN);
+  return std::unique_ptr<Sandbox>(new Sandbox(std::move(options), std::move(*bpf), std::move(cgroups)));
+}
+
+std::string Sandbox::CgroupMode() const { return cgroups_ ? cgroups_->Name() : "none"; }
+
+ExecResult Sandbox::ExecuteOnce(const std::vector<std::string>& argv, const std::string& prog_dir,
+                                const std::string& stdin_data, const Limits& limits, bool compile) const {
+  ExecResult r;
+  const int64_t start = NowMs();
+  auto internal = [&](std::string what) {
+    r.status = RunStatus::kInternalError;
+    r.error = std::move(what);
+    r.wall_ms = NowMs() - start;
+    return r;
+  };
+
+  // A fresh writable scratch dir, unless compiling (then the program dir is the work dir).
+  std::string work_dir;
+  if (!compile) {
+    absl::StatusOr<std::string> scratch = MakeScratch(options_.scratch_root, "grpo-sbx-work-", options_.uid, options_.gid);
+    if (!scratch.ok()) return internal(std::string(scratch.status().message()));
+    work_dir = *scratch;
+  }
+  struct ScratchGuard {
+    std::string dir;
+    ~ScratchGuard() { RemoveTree(dir); }
+  } scratch_guard{work_dir};
+
+  std::unique_ptr<RunCgroup> cgroup;
+  if (cgroups_) {
+    CgroupLimits cl;
+    cl.memory_bytes = limits.memory_mb << 20;
+    cl.max_pids = limits.max_processes + kSandboxOwnProcesses;
+    absl::StatusOr<std::unique_ptr<RunCgroup>> made =
+        cgroups_->CreateRun(absl::StrCat(::getpid(), "-", g_run_counter.fetch_add(1)), cl);
+    if (!made.ok()) return internal(std::string(made.status().message()));
+    cgroup = std::move(*made);
+  }
+
+  Fd stdin_r, stdin_w, stdout_r, stdout_w, stderr_r, stderr_w, sec_r, sec_w, status_r, status_w;
+  if (!MakePipe(stdin_r, stdin_w) || !MakePipe(stdout_r, stdout_w) || !MakePipe(stderr_r, stderr_w) ||
+      !MakePipe(sec_r, sec_w) || !MakePipe(status_r, status_w))
+    return internal(absl::StrCat("pipe: ", std::strerror(errno)));
+  if (::write(sec_w.get(), bpf_.data(), bpf_.size()) != static_cast<ssize_t>(bpf_.size()))
+    return internal("cannot write the seccomp filter to its pipe");
+  sec_w.reset();
+
+  const int64_t wall_limit_ms = limits.wall_limit_ms > 0 ? limits.wall_limit_ms : 2 * limits.time_limit_ms + 1000;
+
+  ChildPlan plan;
+  std::vector<std::string>& a = plan.argv_storage;
+  a = {options_.bwrap, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
+       "--uid", std::to_string(options_.uid), "--gid", std::to_string(options_.gid), "--hostname", "sandbox"};
+  AddSystemDirs(a);
+  a.insert(a.end(), {"--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"});
+  if (compile) {
+    a.insert(a.end(), {"--bind", prog_dir, "/box/work"});
+  } else {
+    a.insert(a.end(), {"--ro-bind", prog_dir, "/box/prog", "--bind", work_dir, "/box/work"});
+  }
+  a.insert(a.end(), {"--remount-ro", "/dev", "--remount-ro", "/", "--chdir", "/box/work", "--cap-drop", "ALL", "--seccomp",
+                     std::to_string(kSeccompFd), "--json-status-fd", std::to_string(kStatusFd), "--"});
+  a.insert(a.end(), argv.begin(), argv.end());
+  plan.env_storage = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/box/work", "TMPDIR=/tmp", "LANG=C.UTF-8",
+                      "PYTHONDONTWRITEBYTECODE=1", "PYTHONHASHSEED=0"};
+  plan.Finish();
+  if (cgroup) plan.procs_files = cgroup->ProcsFiles();
+  plan.fds[0] = stdin_r.get();
+  plan.fds[1] = stdout_w.get();
+  plan.fds[2] = stderr_w.get();
+  plan.fds[kSeccompFd] = sec_r.get();
+  plan.fds[kStatusFd] = status_w.get();
+  plan.uid = options_.uid;
+  plan.gid = options_.gid;
+  plan.parent = ::getpid();
+  const rlim_t cpu_s = static_cast<rlim_t>((limits.time_limit_ms + 999) / 1000 + 1);
+  auto rl = [](rlim_t soft, rlim_t hard) { return rlimit{soft, hard}; };
+  plan.rlimits = {{RLIMIT_CPU, rl(cpu_s, cpu_s + 1)},
+                  {RLIMIT_FSIZE, rl(static_cast<rlim_t>(limits.file_size_mb) << 20, static_cast<rlim_t>(limits.file_size_mb) << 20)},
+                  {RLIMIT_NOFILE, rl(limits.open_files, limits.open_files)},
+                  {RLIMIT_CORE, rl(0, 0)},
+                  {RLIMIT_MEMLOCK, rl(0, 0)},
+                  {RLIMIT_MSGQUEUE, rl(0, 0)}};
+  if (!cgroup) {
+    // Without a memory cgroup the address space is the only memory bound we have; leave
+    // headroom for the interpreter's and allocator's reservations.
+    rlim_t as = static_cast<rlim_t>(limits.memory_mb + 512) << 20;
+    plan.rlimits.push_back({RLIMIT_AS, rl(as, as)});
+  }
+  // Per-uid backstop shared by all concurrent runs; the per-run bound is the pids cgroup.
+  rlim_t nproc = static_cast<rlim_t>(limits.max_processes * 16 + 256);
+  plan.nproc = rl(nproc, nproc);
+
+  pid_t pid = ::fork();
+  if (pid < 0) return internal(absl::StrCat("fork: ", std::strerror(errno)));
+  if (pid == 0) ChildExec(plan);
+
+  stdin_r.reset();
+  stdout_w.reset();
+  stderr_w.reset();
+  sec_r.reset();
+  status_w.reset();
+  Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  SetNonBlocking(stdin_w.get());
+  SetNonBlocking(stdout_r.get());
+  SetNonBlocking(stderr_r.get());
+  SetNonBlocking(status_r.get());
+  if (stdin_data.empty()) stdin_w.reset();
+
+  std::string status_text;
+  size_t stdin_off = 0;
+  bool timed_out = false, output_exceeded = false, exited = false;
+  const size_t cap = static_cast<size_t>(limits.output_limit_bytes);
+  char buf[65536];
+  // Reads what is available on `fd` into `out`; false at EOF. Beyond the cap: flag, stop.
+  auto drain = [&](Fd& fd, std::string& out, bool capped) {
+    for (;;) {
+      ssize_t n = ::read(fd.get(), buf, sizeof(buf));
+      if (n > 0) {
+        size_t room = capped && out.size() < cap ? cap - out.size() : (capped ? 0 : n);
+        out.append(buf, std::min(room, static_cast<size_t>(n)));
+        if (capped && static_cast<size_t>(n) > room) output_exceeded = true;
+        continue;
+      }
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) return true;
+      fd.reset();  // EOF or error
+      return false;
+    }
+  };
+
+  const int64_t deadline = start + wall_limit_ms;
+  while (!exited && !output_exceeded) {
+    int64_t now = NowMs();
+    if (now >= deadline) {
+      timed_out = true;
+      break;
+    }
+    struct pollfd pfds[5];
+    int n = 0, i_in = -1, i_out = -1, i_err = -1, i_status = -1, i_pid = -1;
+    if (stdin_w.get() >= 0) pfds[i_in = n++] = {stdin_w.get(), POLLOUT, 0};
+    if (stdout_r.get() >= 0) pfds[i_out = n++] = {stdout_r.get(), POLLIN, 0};
+    if (stderr_r.get() >= 0) pfds[i_err = n++] = {stderr_r.get(), POLLIN, 0};
+    if (status_r.get() >= 0) pfds[i_status = n++] = {status_r.get(), POLLIN, 0};
+    if (pidfd.get() >= 0) pfds[i_pid = n++] = {pidfd.get(), POLLIN, 0};
+    int ready = ::poll(pfds, n, static_cast<int>(std::min<int64_t>(deadline - now, 1000)));
+    if (ready < 0 && errno != EINTR) return internal(absl::StrCat("poll: ", std::strerror(errno)));
+    if (ready <= 0) continue;
+    if (i_in >= 0 && pfds[i_in].revents) {
+      ssize_t w = ::write(stdin_w.get(), stdin_data.data() + stdin_off, stdin_data.size() - stdin_off);
+      if (w > 0) stdin_off += static_cast<size_t>(w);
+      if ((w < 0 && errno != EAGAIN && errno != EINTR) || stdin_off == stdin_data.size()) stdin_w.reset();
+    }
+    if (i_out >= 0 && pfds[i_out].revents) drain(stdout_r, r.stdout_text, true);
+    if (i_err >= 0 && pfds[i_err].revents) drain(stderr_r, r.stderr_text, true);
+    if (i_status >= 0 && pfds[i_status].revents) drain(status_r, status_text, false);
+    if (i_pid >= 0 && pfds[i_pid].revents) exited = true;
+    if (pidfd.get() < 0 && stdout_r.get() < 0 && stderr_r.get() < 0) exited = true;  // no pidfd: EOF ends it
+  }
+  stdin_w.reset();
+
+  // End of the run, however it ended: nothing of it survives.
+  std::string kill_error;
+  if (cgroup) {
+    absl::Status st = cgroup->KillAll();
+    if (!st.ok()) kill_error = std::string(st.message());
+  } else {
+    ::kill(pid, SIGKILL);  // bwrap's --die-with-parent and the pid namespace take the rest
+  }
+  // Collect what the dead processes left in the pipes (bounded).
+  const int64_t drain_deadline = NowMs() + kDrainTimeoutMs;
+  while ((stdout_r.get() >= 0 || stderr_r.get() >= 0 || status_r.get() >= 0) && NowMs() < drain_deadline) {
+    struct pollfd pfds[3];
+    Fd* fds[3];
+    std::string* outs[3];
+    int n = 0;
+    if (stdout_r.get() >= 0) { pfds[n] = {stdout_r.get(), POLLIN, 0}; fds[n] = &stdout_r; outs[n++] = &r.stdout_text; }
+    if (stderr_r.get() >= 0) { pfds[n] = {stderr_r.get(), POLLIN, 0}; fds[n] = &stderr_r; outs[n++] = &r.stderr_text; }
+    if (status_r.get() >= 0) { pfds[n] = {status_r.get(), POLLIN, 0}; fds[n] = &status_r; outs[n++] = &status_text; }
+    if (::poll(pfds, n, static_cast<int>(std::max<int64_t>(1, drain_deadline - NowMs()))) <= 0) break;
+    for (int i = 0; i < n; ++i)
+      if (pfds[i].revents) drain(*fds[i], *outs[i], outs[i] != &status_text);
+  }
+
+  int wstatus = 0;
+  struct rusage ru {};
+  while (::wait4(pid, &wstatus, 0, &ru) < 0 && errno == EINTR) {
+  }
+  r.wall_ms = NowMs() - start;
+  r.cpu_ms = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
+  r.max_rss_kb = ru.ru_maxrss;
+  CgroupStats stats;
+  if (cgroup) {
+    stats = cgroup->Stats();
+    absl::Status st = cgroup->Remove();
+    if (!st.ok() && kill_error.empty()) kill_error = std::string(st.message());
+  }
+
+  // What happened to the program (bwrap reports 128+N when the program died of signal N).
+  BwrapStatus bs = ParseBwrapStatus(status_text);
+  if (bs.has_exit) {
+    if (bs.exit_code > 128 && bs.exit_code < 128 + NSIG) {
+      r.signal = bs.exit_code - 128;
+    } else {
+      r.exit_code = bs.exit_code;
+    }
+  } else if (WIFSIGNALED(wstatus)) {
+    r.signal = WTERMSIG(wstatus);  // killed by us (or bwrap died) before it could report
+  } else if (WIFEXITED(wstatus)) {
+    r.exit_code = WEXITSTATUS(wstatus);
+  }
+
+  if (!kill_error.empty()) {
+    r.status = RunStatus::kInternalError;
+    r.error = "could not kill every process of the run: " + kill_error;
+  } else if (!bs.started && !timed_out && !output_exceeded) {
+    r.status = RunStatus::kInternalError;
+    r.error = "bwrap failed before starting the program: " + r.stderr_text;
+  } else if (output_exceeded) {
+    r.status = RunStatus::kOutputLimit;
+  } else if (timed_out) {
+    r.status = RunStatus::kTimeLimit;
+  } else if (r.signal == SIGSYS) {
+    r.status = RunStatus::kDenied;
+  } else if (stats.oom_killed || ((r.signal == SIGKILL || r.exit_code != 0) && stats.hit_memory_limit)) {
+    r.status = RunStatus::kMemoryLimit;
+  } else if (r.signal == SIGXCPU || r.cpu_ms > limits.time_limit_ms) {
+    r.status = RunStatus::kTimeLimit;
+  } else if (r.signal != 0 || r.exit_code != 0) {
+    r.status = RunStatus::kRuntimeError;
+  } else {
+    r.status = RunStatus::kOk;
+  }
+  return r;
+}
+
+bool Sandbox::Prepare(const Program& program, Prepared& prepared, RunResult& out) const {
+  auto fail = [&](RunStatus status, ExecResult e, std::string error) {
+    out.status = status;
+    if (!error.empty()) e.error = std::move(error);
+    e.status = status;
+    out.main = std::move(e);
+    return false;
+  };
+  absl::StatusOr<std::string> dir = MakeScratch(options_.scratch_root, "grpo-sbx-prog-", options_.uid, options_.gid);
+  if (!dir.ok()) return fail(RunStatus::kInternalError, {}, std::string(dir.status().message()));
+  prepared.dir = *dir;
+  ::chmod(prepared.dir.c_str(), 0755);
+  const char* name = program.language == Language::kPython ? "main.py" : "main.cc";
+  {
+    std::ofstream f(prepared.dir + "/" + name, std::ios::binary);
+    f << program.source;
+    if (!f) return fail(RunStatus::kInternalError, {}, "cannot write the program source");
+  }
+  if (program.language == Language::kPython) {
+    prepared.argv = {options_.python, "-I", "-B", "/box/prog/main.py"};
+    return true;
+  }
+  std::vector<std::string> cc = {options_.cxx};
+  cc.insert(cc.end(), options_.cxx_flags.begin(), options_.cxx_flags.end());
+  cc.insert(cc.end(), {"-o", "prog", "main.cc"});
+  ExecResult compiled = ExecuteOnce(cc, prepared.dir, "", options_.compile_limits, /*compile=*/true);
+  if (compiled.status == RunStatus::kInternalError) return fail(RunStatus::kInternalError, std::move(compiled), "");
+  if (compiled.status != RunStatus::kOk) {
+    std::string why = compiled.status == RunStatus::kTimeLimit     ? "compiling took too long"
+                      : compiled.status == RunStatus::kMemoryLimit ? "compiling ran out of memory"
+                                                                   : "";
+    return fail(RunStatus::kCompileError, std::move(compiled), why);
+  }
+  // The compiled program is bound read-only later; make it root's so it stays as built.
+  for (const char* f : {"", "/prog", "/main.cc"}) (void)!::chown((prepared.dir + f).c_str(), 0, 0);
+  prepared.argv = {"/box/prog/prog"};
+  return true;
+}
+
+RunResult Sandbox::Run(const RunRequest& request) const {
+  RunResult out;
+  out.passed.assign(request.tests.size(), false);
+  if (!cgroups_) out.notes.push_back("no cgroups: rlimits only (per-process memory/CPU, no run-wide kill)");
+  Prepared prepared;
+  if (!Prepare(request.program, prepared, out)) return out;
+  out.status = RunStatus::kOk;
+  bool have_failure = false;
+  for (size_t i = 0; i < request.tests.size(); ++i) {
+    if (have_failure && request.stop_on_first_failure) {
+      out.notes.push_back(absl::StrCat("stopped after the first failure: ", request.tests.size() - i, " tests not run"));
+      break;
+    }
+    ExecResult e = ExecuteOnce(prepared.argv, prepared.dir, request.tests[i].input, request.limits, false);
+    if (e.status == RunStatus::kOk && !OutputsMatch(request.tests[i].expected_output, e.stdout_text, request.comparison))
+      e.status = RunStatus::kWrongAnswer;
+    out.passed[i] = e.status == RunStatus::kOk;
+    if (out.passed[i]) ++out.tests_passed;
+    if (!out.passed[i] && !have_failure) {
+      have_failure = true;
+      out.status = e.status;
+      out.main = e;
+    }
+    out.tests.push_back(std::move(e));
+  }
+  if (!have_failure && !out.tests.empty()) out.main = out.tests.back();
+  if (!have_failure && out.tests.empty()) out.main.status = RunStatus::kOk;
+  return out;
+}
+
+RunResult Sandbox::Execute(const Program& program, const std::string& stdin_data, const Limits& limits) const {
+  RunResult out;
+  if (!cgroups_) out.notes.push_back("no cgroups: rlimits only (per-process memory/CPU, no run-wide kill)");
+  Prepared prepared;
+  if (!Prepare(program, prepared, out)) return out;
+  out.main = ExecuteOnce(prepared.argv, prepared.dir, stdin_data, limits, false);
+  out.status = out.main.status;
+  return out;
+}
+
+}  // namespace grpo::sandbox

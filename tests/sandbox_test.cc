@@ -1,0 +1,476 @@
+// The code sandbox against ordinary and hostile programs (tests/sandbox_hostile/). Each
+// hostile case asserts the status the run gets and that the host is unaffected: no process
+// of the run survives it (checked through /proc: no process of the sandbox uid sits in a
+// cgroup of this test process's runs), nothing was written outside the scratch dir, this
+// process is alive. Needs root for cgroups; skipped (with the reason) where Create fails.
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "core/sandbox/cgroup.h"
+#include "core/sandbox/sandbox.h"
+#include "core/sandbox/sandbox_pool.h"
+
+namespace grpo::sandbox {
+namespace {
+
+std::string SourceDir() {
+  const char* d = std::getenv("GRPO_SOURCE_DIR");
+  return d ? d : ".";
+}
+
+std::string ReadFileOrDie(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  EXPECT_TRUE(f.good()) << path;
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+Program Hostile(const std::string& name) {
+  Program p;
+  p.language = name.size() > 3 && name.substr(name.size() - 3) == ".py" ? Language::kPython : Language::kCpp;
+  p.source = ReadFileOrDie(SourceDir() + "/tests/sandbox_hostile/" + name);
+  return p;
+}
+
+Program Py(const std::string& source) { return {Language::kPython, source}; }
+
+// Processes of the sandbox uid that live in a cgroup of one of this process's runs.
+int SurvivingRunProcesses() {
+  int count = 0;
+  const std::string marker = "grpo-sandbox/" + std::to_string(getpid()) + "-";
+  DIR* d = opendir("/proc");
+  if (!d) return -1;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    std::string base = std::string("/proc/") + e->d_name;
+    struct stat st;
+    if (stat(base.c_str(), &st) != 0 || st.st_uid != 65534) continue;
+    std::ifstream cg(base + "/cgroup");
+    std::string text((std::istreambuf_iterator<char>(cg)), std::istreambuf_iterator<char>());
+    if (text.find(marker) != std::string::npos) ++count;
+  }
+  closedir(d);
+  return count;
+}
+
+// Leftover run cgroups of this process under the v1 or v2 parent.
+int LeftoverRunCgroups() {
+  int count = 0;
+  const std::string prefix = std::to_string(getpid()) + "-";
+  for (const char* parent : {"/sys/fs/cgroup/memory/grpo-sandbox", "/sys/fs/cgroup/pids/grpo-sandbox",
+                             "/sys/fs/cgroup/freezer/grpo-sandbox", "/sys/fs/cgroup/grpo-sandbox"}) {
+    DIR* d = opendir(parent);
+    if (!d) continue;
+    while (dirent* e = readdir(d))
+      if (std::string(e->d_name).rfind(prefix, 0) == 0) ++count;
+    closedir(d);
+  }
+  return count;
+}
+
+class SandboxTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    SandboxOptions opt;
+    absl::StatusOr<std::unique_ptr<Sandbox>> box = Sandbox::Create(opt);
+    if (box.ok()) {
+      box_ = std::shared_ptr<Sandbox>(std::move(*box));
+    } else {
+      skip_reason_ = new std::string(box.status().message());
+    }
+  }
+  static void TearDownTestSuite() { box_.reset(); }
+
+  void SetUp() override {
+    if (!box_) GTEST_SKIP() << "sandbox unavailable here: " << *skip_reason_;
+  }
+
+  // Every test ends with the host check.
+  void TearDown() override {
+    if (!box_) return;
+    EXPECT_EQ(SurvivingRunProcesses(), 0) << "a process of a run outlived it";
+    EXPECT_EQ(LeftoverRunCgroups(), 0) << "a run's cgroup was not removed";
+  }
+
+  static Limits Quick() {
+    Limits l;
+    l.time_limit_ms = 1000;
+    l.wall_limit_ms = 3000;
+    l.memory_mb = 128;
+    return l;
+  }
+
+  RunResult Exec(const Program& p, const std::string& input = "", Limits limits = Quick()) {
+    RunResult r = box_->Execute(p, input, limits);
+    EXPECT_NE(r.status, RunStatus::kInternalError) << r.ToJson().dump();
+    return r;
+  }
+
+  static std::shared_ptr<Sandbox> box_;
+  static std::string* skip_reason_;
+};
+std::shared_ptr<Sandbox> SandboxTest::box_;
+std::string* SandboxTest::skip_reason_ = nullptr;
+
+// ---- comparison and reward (no sandbox needed) ----
+
+TEST(SandboxCompareTest, Modes) {
+  Comparison exact{Comparison::Mode::kExact};
+  Comparison ws{Comparison::Mode::kWhitespace};
+  Comparison fl{Comparison::Mode::kFloat, 1e-6, 1e-6};
+  EXPECT_TRUE(OutputsMatch("1 2\n", "1 2\n", exact));
+  EXPECT_FALSE(OutputsMatch("1 2\n", "1 2", exact));
+  EXPECT_TRUE(OutputsMatch("1 2\n", "  1\r\n2  ", ws));
+  EXPECT_FALSE(OutputsMatch("1 2", "1 2 3", ws));
+  EXPECT_FALSE(OutputsMatch("0.5", "0.50", ws));
+  EXPECT_TRUE(OutputsMatch("0.5 abc", "0.5000001 abc", fl));
+  EXPECT_TRUE(OutputsMatch("1000000", "1000000.5", fl));  // relative
+  EXPECT_FALSE(OutputsMatch("0.5", "0.6", fl));
+  EXPECT_FALSE(OutputsMatch("nan", "1", fl));
+  EXPECT_FALSE(OutputsMatch("abc", "abd", fl));
+}
+
+TEST(SandboxCompareTest, Reward) {
+  RunResult r;
+  r.tests.resize(4);
+  r.passed = {true, false, true, true};
+  r.tests_passed = 3;
+  EXPECT_DOUBLE_EQ(Reward(r, RewardMode::kFractionPassed), 0.75);
+  EXPECT_DOUBLE_EQ(Reward(r, RewardMode::kAllOrNothing), 0.0);
+  r.passed[1] = true;
+  r.tests_passed = 4;
+  EXPECT_DOUBLE_EQ(Reward(r, RewardMode::kAllOrNothing), 1.0);
+  EXPECT_DOUBLE_EQ(Reward(RunResult{}, RewardMode::kFractionPassed), 0.0);
+}
+
+TEST(SandboxCompareTest, JsonHasTheDesignFields) {
+  RunResult r;
+  r.status = RunStatus::kWrongAnswer;
+  r.main.stdout_text = std::string(10000, 'x') + "\xff";
+  nlohmann::json j = r.ToJson(100);
+  for (const char* key : {"status", "exit_code", "signal", "stdout", "stderr", "wall_ms", "cpu_ms", "max_rss_kb", "tests"})
+    EXPECT_TRUE(j.contains(key)) << key;
+  EXPECT_EQ(j["status"], "wrong_answer");
+  EXPECT_EQ(j["stdout"].get<std::string>().size(), 103u);
+}
+
+// ---- cgroup v2 against a fake cgroupfs ----
+
+class FakeCgroupV2Test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/fake-cgroup2-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    root_ = tmpl;
+    Write(root_ + "/cgroup.controllers", "cpuset cpu io memory hugetlb pids rdma misc\n");
+    Write(root_ + "/cgroup.subtree_control", "");
+  }
+  void TearDown() override { std::system(("rm -rf " + root_).c_str()); }
+  static void Write(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+  static std::string Read(const std::string& path) { return ReadFileOrDie(path); }
+  std::string root_;
+};
+
+TEST_F(FakeCgroupV2Test, DetectsV2AndWritesLimitsAndKill) {
+  absl::StatusOr<std::unique_ptr<CgroupDriver>> driver = DetectCgroupDriver(root_, "grpo-sandbox");
+  ASSERT_TRUE(driver.ok()) << driver.status();
+  EXPECT_EQ((*driver)->Name(), "v2");
+  EXPECT_EQ(Read(root_ + "/cgroup.subtree_control"), "+memory +pids");
+  EXPECT_EQ(Read(root_ + "/grpo-sandbox/cgroup.subtree_control"), "+memory +pids");
+
+  // The kernel would create these files in a new group; the fake creates them after mkdir
+  // by pre-creating the directory (CreateRun tolerates an existing directory).
+  const std::string run = root_ + "/grpo-sandbox/run1";
+  ASSERT_EQ(mkdir(run.c_str(), 0755), 0);
+  for (const char* f : {"cgroup.procs", "cgroup.kill", "memory.swap.max"}) Write(run + "/" + f, "");
+  Write(run + "/cgroup.events", "populated 0\nfrozen 0\n");
+  Write(run + "/memory.events", "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n");
+  Write(run + "/memory.peak", "123456\n");
+
+  CgroupLimits limits;
+  limits.memory_bytes = 64 << 20;
+  limits.max_pids = 17;
+  absl::StatusOr<std::unique_ptr<RunCgroup>> cg = (*driver)->CreateRun("run1", limits);
+  ASSERT_TRUE(cg.ok()) << cg.status();
+  EXPECT_EQ(Read(run + "/memory.max"), std::to_string(64 << 20));
+  EXPECT_EQ(Read(run + "/memory.swap.max"), "0");
+  EXPECT_EQ(Read(run + "/pids.max"), "17");
+  EXPECT_EQ((*cg)->ProcsFiles(), std::vector<std::string>{run + "/cgroup.procs"});
+  ASSERT_TRUE((*cg)->KillAll().ok());
+  EXPECT_EQ(Read(run + "/cgroup.kill"), "1");
+  CgroupStats stats = (*cg)->Stats();
+  EXPECT_TRUE(stats.oom_killed);
+  EXPECT_TRUE(stats.hit_memory_limit);
+  EXPECT_EQ(stats.peak_memory_bytes, 123456);
+  EXPECT_EQ(*(*cg)->CountProcs(), 0);
+  // A real cgroupfs removes a group's files with rmdir; the fake must delete them first.
+  std::system(("rm -f " + run + "/*").c_str());
+  EXPECT_TRUE((*cg)->Remove().ok());
+  struct stat st;
+  EXPECT_NE(stat(run.c_str(), &st), 0);
+}
+
+TEST_F(FakeCgroupV2Test, MissingControllerIsAClearError) {
+  Write(root_ + "/cgroup.controllers", "cpu io\n");
+  absl::StatusOr<std::unique_ptr<CgroupDriver>> driver = DetectCgroupDriver(root_, "grpo-sandbox");
+  ASSERT_FALSE(driver.ok());
+  EXPECT_NE(driver.status().message().find("memory"), std::string::npos) << driver.status();
+}
+
+TEST(SandboxCreateTest, NoCgroupsFailsLoudlyUnlessAllowed) {
+  char tmpl[] = "/tmp/no-cgroup-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  SandboxOptions opt;
+  opt.cgroup_root = tmpl;
+  absl::StatusOr<std::unique_ptr<Sandbox>> box = Sandbox::Create(opt);
+  ASSERT_FALSE(box.ok());
+  EXPECT_NE(box.status().message().find("cgroups"), std::string::npos) << box.status();
+  opt.allow_without_cgroups = true;
+  box = Sandbox::Create(opt);
+  ASSERT_TRUE(box.ok()) << box.status();
+  EXPECT_EQ((*box)->CgroupMode(), "none");
+  RunResult r = (*box)->Execute(Py("print('hi')"), "", Limits{});
+  EXPECT_EQ(r.status, RunStatus::kOk) << r.ToJson().dump();
+  ASSERT_FALSE(r.notes.empty());
+  EXPECT_NE(r.notes[0].find("rlimits only"), std::string::npos);
+  rmdir(tmpl);
+}
+
+// ---- ordinary programs ----
+
+TEST_F(SandboxTest, PythonEchoAndTests) {
+  RunRequest req;
+  req.program = Py("a, b = map(int, input().split())\nprint(a + b)\n");
+  req.tests = {{"1 2\n", "3\n"}, {"5 5\n", "10"}, {"2 2\n", "5\n"}};
+  req.limits = Quick();
+  RunResult r = box_->Run(req);
+  EXPECT_EQ(r.status, RunStatus::kWrongAnswer) << r.ToJson().dump();
+  EXPECT_EQ(r.tests_passed, 2);
+  EXPECT_EQ(r.passed, (std::vector<bool>{true, true, false}));
+  EXPECT_EQ(r.main.stdout_text, "4\n");
+  EXPECT_NEAR(Reward(r, RewardMode::kFractionPassed), 2.0 / 3, 1e-9);
+  req.tests.pop_back();
+  r = box_->Run(req);
+  EXPECT_EQ(r.status, RunStatus::kOk) << r.ToJson().dump();
+  EXPECT_DOUBLE_EQ(Reward(r, RewardMode::kAllOrNothing), 1.0);
+}
+
+TEST_F(SandboxTest, LargeStdinAndExitCodes) {
+  std::string big(3 << 20, 'a');  // larger than a pipe buffer: written while output is read
+  RunResult r = Exec(Py("import sys\nd = sys.stdin.read()\nprint(len(d))\nsys.exit(3)\n"), big);
+  EXPECT_EQ(r.status, RunStatus::kRuntimeError);
+  EXPECT_EQ(r.main.exit_code, 3);
+  EXPECT_EQ(r.main.stdout_text, std::to_string(big.size()) + "\n");
+  r = Exec(Py("raise ValueError('boom')"));
+  EXPECT_EQ(r.status, RunStatus::kRuntimeError);
+  EXPECT_NE(r.main.stderr_text.find("ValueError: boom"), std::string::npos);
+  r = Exec(Py("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)"));
+  EXPECT_EQ(r.status, RunStatus::kRuntimeError);
+  EXPECT_EQ(r.main.signal, 11);
+}
+
+TEST_F(SandboxTest, CppCompilesInsideAndRuns) {
+  RunRequest req;
+  req.program = {Language::kCpp,
+                 "#include <iostream>\n#include <iomanip>\nint main(){double x; std::cin >> x;"
+                 " std::cout << std::setprecision(10) << x / 3 << \"\\n\";}\n"};
+  req.tests = {{"1\n", "0.333333"}};
+  req.limits = Quick();
+  req.comparison = {Comparison::Mode::kFloat, 1e-5, 0};
+  RunResult r = box_->Run(req);
+  EXPECT_EQ(r.status, RunStatus::kOk) << r.ToJson().dump();
+  r = box_->Run({Hostile("compile_bomb.cc"), {{"", ""}}, Quick(), {}});
+  EXPECT_EQ(r.status, RunStatus::kCompileError);
+  EXPECT_NE(r.main.stderr_text.find("undefined_name"), std::string::npos) << r.ToJson().dump();
+  EXPECT_EQ(Reward(r, RewardMode::kFractionPassed), 0.0);
+}
+
+// ---- hostile programs ----
+
+TEST_F(SandboxTest, ForkBomb) {
+  RunResult r = Exec(Hostile("fork_bomb.py"));
+  EXPECT_EQ(r.status, RunStatus::kTimeLimit) << r.ToJson().dump();
+}
+
+TEST_F(SandboxTest, ThreadBomb) {
+  RunResult r = box_->Execute(Hostile("thread_bomb.cc"), "", Quick());
+  EXPECT_EQ(r.status, RunStatus::kTimeLimit) << r.ToJson().dump();
+}
+
+TEST_F(SandboxTest, MemoryBomb) {
+  RunResult r = Exec(Hostile("memory_bomb.py"));
+  EXPECT_EQ(r.status, RunStatus::kMemoryLimit) << r.ToJson().dump();
+  r = Exec(Hostile("memory_bomb.cc"));
+  EXPECT_EQ(r.status, RunStatus::kMemoryLimit) << r.ToJson().dump();
+}
+
+TEST_F(SandboxTest, InfiniteLoopAndSleep) {
+  RunResult r = Exec(Hostile("infinite_loop.cc"));
+  EXPECT_EQ(r.status, RunStatus::kTimeLimit) << r.ToJson().dump();
+  r = Exec(Hostile("sleep_forever.py"));
+  EXPECT_EQ(r.status, RunStatus::kTimeLimit) << r.ToJson().dump();
+  EXPECT_LT(r.main.wall_ms, 6000);
+}
+
+TEST_F(SandboxTest, OutputFlood) {
+  RunResult r = Exec(Hostile("output_flood.py"));
+  EXPECT_EQ(r.status, RunStatus::kOutputLimit) << r.ToJson(100).dump();
+  EXPECT_EQ(r.main.stdout_text.size(), size_t{1} << 20);
+}
+
+TEST_F(SandboxTest, WriteOutsideScratch) {
+  RunResult r = Exec(Hostile("write_outside.py"));
+  EXPECT_EQ(r.status, RunStatus::kOk) << r.ToJson().dump();
+  EXPECT_EQ(r.main.stdout_text, "WROTE:\n");
+  struct stat st;
+  for (const char* p : {"/etc/grpo_pwned", "/usr/grpo_pwned", "/grpo_pwned", "/root/grpo_pwned",
+                        "/tmp/grpo_sandbox_private_tmp", "/dev/grpo_pwned"})
+    EXPECT_NE(stat(p, &st), 0) << p << " exists on the host";
+}
+
+TEST_F(SandboxTest, ReadHostFiles) {
+  RunResult r = Exec(Hostile("read_host.py"));
+  EXPECT_EQ(r.status, RunStatus::kOk) << r.ToJson().dump();
+  EXPECT_NE(r.main.stdout_text.find("FOUND:\n"), std::string::npos) << r.main.stdout_text;
+  // /proc holds only the sandbox's own processes, whose environment is the sandbox's.
+  EXPECT_EQ(r.main.stdout_text.find("GRPO_SOURCE_DIR"), std::string::npos) << r.main.stdout_text;
+  EXPECT_NE(r.main.stdout_text.find("HOME=/box/work"), std::string::npos) << r.main.stdout_text;
+  // Only the sandbox's own pid namespace: bwrap's init and the program.
+  EXPECT_NE(r.main.stdout_text.find("PIDS:2\n"), std::string::npos) << r.main.stdout_text;
+}
+
+TEST_F(SandboxTest, Network) {
+  for (const char* name : {"net_tcp_local.py", "net_tcp_external.py", "net_udp.py", "net_raw.cc"}) {
+    RunResult r = Exec(Hostile(name));
+    EXPECT_EQ(r.status, RunStatus::kDenied) << name << " " << r.ToJson().dump();
+    EXPECT_EQ(r.main.stdout_text.find("CONNECTED"), std::string::npos);
+  }
+  // DNS: no resolver config exists, and the lookup's socket would be denied anyway.
+  RunResult r = Exec(Hostile("net_dns.py"));
+  EXPECT_TRUE(r.status == RunStatus::kDenied || r.status == RunStatus::kRuntimeError) << r.ToJson().dump();
+}
+
+TEST_F(SandboxTest, KillParent) {
+  RunResult r = Exec(Hostile("kill_parent.py"));
+  EXPECT_EQ(r.status, RunStatus::kOk) << r.ToJson().dump();  // its ppid is the namespace's init
+  EXPECT_EQ(r.main.stdout_text, "ALIVE\n");
+}
+
+TEST_F(SandboxTest, DaemonDoesNotOutliveTheRun) {
+  RunResult r = Exec(Hostile("daemon.py"));
+  EXPECT_EQ(r.status, RunStatus::kOk) << r.ToJson().dump();
+  EXPECT_EQ(r.main.stdout_text, "PARENT DONE\n");
+  // TearDown checks that no process of the run is left and its cgroup is gone.
+}
+
+TEST_F(SandboxTest, RaiseLimits) {
+  RunResult r = Exec(Hostile("raise_limits.py"));
+  EXPECT_EQ(r.status, RunStatus::kOk) << r.ToJson().dump();
+  EXPECT_EQ(r.main.stdout_text, "RAISED:\n");
+}
+
+TEST_F(SandboxTest, NothingPersistsBetweenRuns) {
+  RunResult r = Exec(Hostile("persist_write.py"));
+  EXPECT_EQ(r.status, RunStatus::kOk) << r.ToJson().dump();
+  r = Exec(Hostile("persist_read.py"));
+  EXPECT_EQ(r.status, RunStatus::kOk) << r.ToJson().dump();
+  EXPECT_EQ(r.main.stdout_text, "SEEN: WORK:\n");
+}
+
+TEST_F(SandboxTest, DeniedSyscalls) {
+  for (const char* name : {"ptrace.cc", "mount.cc", "unshare.py", "personality.cc"}) {
+    RunResult r = Exec(Hostile(name));
+    EXPECT_EQ(r.status, RunStatus::kDenied) << name << " " << r.ToJson().dump();
+    EXPECT_EQ(r.main.signal, 31) << name;
+  }
+}
+
+TEST_F(SandboxTest, ProcSysIsNotWritable) {
+  RunResult r = Exec(Hostile("proc_sys.py"));
+  EXPECT_EQ(r.status, RunStatus::kOk) << r.ToJson().dump();
+  EXPECT_EQ(r.main.stdout_text, "FAILED:3 UID:65534\n");
+}
+
+// ---- many runs ----
+
+long RssKb() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
+  return -1;
+}
+
+TEST_F(SandboxTest, PoolFloodKeepsMemoryFlat) {
+  SandboxPool pool(box_, /*workers=*/4, /*queue_bound=*/8);
+  auto flood = [&](int n) {
+    std::vector<std::future<RunResult>> futures;
+    for (int i = 0; i < n; ++i) {
+      RunRequest req;
+      req.program = Py("print(int(input()) * 2)");
+      req.tests = {{std::to_string(i) + "\n", std::to_string(2 * i) + "\n"}};
+      req.limits = Quick();
+      futures.push_back(pool.Submit(std::move(req)));
+    }
+    int ok = 0;
+    for (auto& f : futures) ok += f.get().status == RunStatus::kOk;
+    return ok;
+  };
+  EXPECT_EQ(flood(20), 20);  // warm up allocator arenas of the worker threads
+  long before = RssKb();
+  EXPECT_EQ(flood(200), 200);
+  long after = RssKb();
+  EXPECT_LT(after - before, 4096) << "RSS grew from " << before << " kB to " << after << " kB";
+  // A full queue refuses TrySubmit rather than growing.
+  int refused = 0;
+  std::vector<std::future<RunResult>> held;
+  for (int i = 0; i < 40; ++i) {
+    std::optional<std::future<RunResult>> f = pool.TrySubmit({Py("pass"), {}, Quick(), {}});
+    if (f) held.push_back(std::move(*f));
+    else ++refused;
+  }
+  EXPECT_GT(refused, 0);
+  for (auto& f : held) f.get();
+}
+
+// ---- the CLI ----
+
+int RunCli(const std::string& args, std::string* out) {
+  const char* bin = std::getenv("GRPO_BIN_DIR");
+  std::string cmd = std::string(bin ? bin : ".") + "/grpo sandbox " + args + " 2>/dev/null";
+  FILE* p = popen(cmd.c_str(), "r");
+  char buf[4096];
+  out->clear();
+  while (size_t n = fread(buf, 1, sizeof(buf), p)) out->append(buf, n);
+  int st = pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+TEST_F(SandboxTest, CommandLine) {
+  const std::string dir = SourceDir() + "/tests/sandbox_hostile/";
+  std::string out;
+  EXPECT_EQ(RunCli("--language python --file " + dir + "sleep_forever.py --time-limit-ms 300", &out), 0);
+  nlohmann::json j = nlohmann::json::parse(out);
+  EXPECT_EQ(j["status"], "time_limit") << out;
+  EXPECT_EQ(RunCli("--language cpp --file " + dir + "compile_bomb.cc", &out), 0);
+  EXPECT_EQ(nlohmann::json::parse(out)["status"], "compile_error");
+  EXPECT_EQ(RunCli("--language cpp --file " + dir + "ptrace.cc --memory-mb 64", &out), 0);
+  EXPECT_EQ(nlohmann::json::parse(out)["status"], "denied");
+  EXPECT_EQ(RunCli("--language cobol --file " + dir + "ptrace.cc", &out), 2);
+  EXPECT_EQ(RunCli("--language python --file /nonexistent.py", &out), 2);
+  EXPECT_EQ(RunCli("--language python --file " + dir + "daemon.py --time-limit-ms abc", &out), 2);
+  EXPECT_EQ(RunCli("--file " + dir + "daemon.py", &out), 2);
+}
+
+}  // namespace
+}  // namespace grpo::sandbox
