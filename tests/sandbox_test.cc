@@ -298,7 +298,9 @@ TEST_F(SandboxTest, CppCompilesInsideAndRuns) {
 // ---- hostile programs ----
 
 TEST_F(SandboxTest, ForkBomb) {
-  RunResult r = Exec(Hostile("fork_bomb.py"));
+  Limits limits = Quick();
+  limits.memory_mb = 512;  // the bound under test is the pids limit, not memory
+  RunResult r = Exec(Hostile("fork_bomb.py"), "", limits);
   EXPECT_EQ(r.status, RunStatus::kTimeLimit) << r.ToJson().dump();
 }
 

@@ -31,6 +31,15 @@
 // Cgroups need root (or a delegated subtree). Without them Sandbox::Create fails, unless
 // SandboxOptions::allow_without_cgroups is set; then every result says so in `notes`.
 //
+// Process-wide effect: Create sets SIGPIPE to SIG_IGN (a program that closes its stdin
+// must not kill the host while we write to it); the child resets all signals to default.
+//
+// Cost: one execution of a trivial Python program takes ~40 ms wall here, against ~18 ms
+// for the same bwrap + python3 without cgroups and ~10 ms for bare python3. Most of the
+// difference is cgroup v1 migration (each write to a cgroup.procs waits for an RCU grace
+// period, ~8-12 ms per controller on this kernel); on v2, clone3(CLONE_INTO_CGROUP) would
+// avoid it (not done yet).
+//
 // Thread safety: a Sandbox is immutable after Create and Run/Execute may be called from
 // any number of threads at once (see SandboxPool for a bounded way to do that).
 #pragma once
