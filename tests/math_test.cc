@@ -33,11 +33,15 @@ TEST(ExtractAnswer, AnswerTagLastOneWins) {
 }
 
 TEST(ExtractAnswer, BoxedNestedBracesAndFbox) {
-  EXPECT_EQ(ExtractAnswer("so \\boxed{\\frac{1}{2}} and \\boxed{\\sqrt{\\frac{a}{b}}}.", ExtractMode::kBoxed),
+  EXPECT_EQ(ExtractAnswer("so \\boxed{\\frac{1}{2}} or rather \\boxed{\\sqrt{\\frac{a}{b}}}.", ExtractMode::kBoxed),
             "\\sqrt{\\frac{a}{b}}");
   EXPECT_EQ(ExtractAnswer("\\fbox{7}", ExtractMode::kBoxed), "7");
   EXPECT_EQ(ExtractAnswer("\\boxed{\\{1,2\\}}", ExtractMode::kBoxed), "\\{1,2\\}");
   EXPECT_EQ(ExtractAnswer("\\boxed{unclosed", ExtractMode::kBoxed), std::nullopt);
+  // Boxes joined by separators only are one answer; otherwise the last box counts.
+  EXPECT_EQ(ExtractAnswer("\\boxed{1} and \\boxed{2}", ExtractMode::kBoxed), "1, 2");
+  EXPECT_EQ(ExtractAnswer("$\\boxed{1}$, $\\boxed{2}$", ExtractMode::kBoxed), "1, 2");
+  EXPECT_EQ(ExtractAnswer("\\boxed{1} no, wait: \\boxed{2}", ExtractMode::kBoxed), "2");
   EXPECT_EQ(ExtractAnswer("<answer>5</answer>", ExtractMode::kBoxed), std::nullopt);
 }
 
@@ -181,9 +185,9 @@ TEST(MathCheckerHostile, SymbolicTimeoutReturnsWithinBudget) {
   CheckOptions o;
   o.budget = absl::Milliseconds(300);
   MathChecker checker(o);
-  // Expanding a 200th power of a sum of 6 symbols takes GiNaC far longer than 300 ms.
+  // Expanding a 40th power of a sum of 6 symbols takes GiNaC far longer than 300 ms.
   absl::Time start = absl::Now();
-  CheckResult r = checker.Check("(a+b+c+d+e+f)^{200}", "(a+b+c+d+e+g)^{200}");
+  CheckResult r = checker.Check("(a+b+c+d+e+f)^{40}", "(a+b+c+d+e+g)^{40}");
   absl::Duration took = absl::Now() - start;
   EXPECT_FALSE(r.correct);
   EXPECT_EQ(r.error, "timeout");
@@ -251,8 +255,8 @@ TEST(MathCheckerHostile, ConcurrentChecksFromEightThreads) {
 
 // Floors for the equal cases we accept (the figures when this was written); wrong
 // answers must never pass.
-constexpr int kMinTsvEqual = 0;
-constexpr int kMinJsonlEqual = 0;
+constexpr int kMinTsvEqual = 128;   // of 139 (+6 excluded): 92%
+constexpr int kMinJsonlEqual = 187;  // of 224 (+9 excluded)
 
 std::string DataDir() {
   if (const char* d = std::getenv("GRPO_MATH_VERIFY_DIR")) return d;
@@ -307,6 +311,11 @@ const std::map<std::string, std::string>& Deliberate() {
       {"tests/test_strict.py::test_strict_variable_comparison#L8/strict=False", "non-strict variables"},
       // A set {1,3} is not the tuple (1,3) (Math-Verify treats braces as grouping).
       {"tests/test_all.py::test_math_extraction_additional_cases#L754", "set is not a tuple"},
+      // Math-Verify's extractor ignores inline math broken across lines; the answer is 9.
+      {"tests/test_all.py::test_latex_notation#L132", "inline math across lines"},
+      {"tests/test_all.py::test_latex_notation#L133", "inline math across lines"},
+      // An upstream quirk (NOTES.md): 1 + 1/e is not 1 - 1/e.
+      {"tests/test_yujianll.py::test_string_extraction#L28", "upstream quirk"},
   };
   return *kMap;
 }

@@ -1,4 +1,5 @@
 // ExtractAnswer: the last <answer> block and/or the last \boxed{} / \fbox{}.
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -11,7 +12,41 @@ namespace {
 
 // The content of the last \boxed{...} or \fbox{...} in `text` (braces nested), or
 // nullopt when there is none or it is never closed. "\boxed 5" (no brace) gives "5".
+std::optional<std::string> LastBoxedOnly(std::string_view text, size_t* start);
+
+// Only separators between two boxes: spaces, ',', ';', '$', \( \) \[ \], \quad,
+// "and", \text{and}. Then "\boxed{1} and \boxed{2}" is the answer "1, 2"; any other
+// word ("\boxed{3} no, \boxed{4}") leaves the last box alone.
+bool OnlySeparators(std::string_view between) {
+  std::string rest(between);
+  for (const char* drop : {"\\text{and}", "\\text{ and }", "\\quad", "\\qquad", "\\(", "\\)",
+                           "\\[", "\\]", "\\,", "and", "$", ",", ";", " ", "\n", "."}) {
+    for (size_t p; (p = rest.find(drop)) != std::string::npos;) rest.erase(p, std::strlen(drop));
+  }
+  return rest.empty();
+}
+
 std::optional<std::string> LastBoxed(std::string_view text) {
+  size_t start = 0;
+  auto last = LastBoxedOnly(text, &start);
+  if (!last) return last;
+  std::string joined = *last;
+  // Earlier boxes joined to the last one by separators only.
+  for (int n = 0; n < 64; ++n) {
+    size_t prev_start = 0;
+    std::string_view head = text.substr(0, start);
+    auto prev = LastBoxedOnly(head, &prev_start);
+    if (!prev) break;
+    // The previous box ends at the last '}' of head before `start`.
+    size_t prev_end = head.rfind('}');
+    if (prev_end == std::string_view::npos || !OnlySeparators(head.substr(prev_end + 1))) break;
+    joined = *prev + ", " + joined;
+    start = prev_start;
+  }
+  return joined;
+}
+
+std::optional<std::string> LastBoxedOnly(std::string_view text, size_t* start) {
   size_t best = std::string_view::npos;
   size_t best_len = 0;
   for (std::string_view cmd : {std::string_view("\\boxed"), std::string_view("\\fbox")}) {
@@ -22,13 +57,15 @@ std::optional<std::string> LastBoxed(std::string_view text) {
     }
   }
   if (best == std::string_view::npos) return std::nullopt;
+  *start = best;
   size_t i = best + best_len;
   while (i < text.size() && text[i] == ' ') ++i;
   if (i >= text.size()) return std::nullopt;
   if (text[i] != '{') {
     // \boxed 5: up to the next space or '$'.
     size_t end = text.find_first_of(" $\n", i);
-    return std::string(text.substr(i, end == std::string_view::npos ? end : end - i));
+    if (end == std::string_view::npos) end = text.size();
+    return std::string(text.substr(i, end - i));
   }
   int depth = 0;
   for (size_t j = i; j < text.size(); ++j) {

@@ -153,7 +153,7 @@ class Converter {
             {"cdot", "*"}, {"times", "*"}, {"ast", "*"}, {"div", "/"},
             {"pm", "&"}, {"le", "<="}, {"leq", "<="}, {"leqslant", "<="},
             {"ge", ">="}, {"geq", ">="}, {"geqslant", ">="}, {"ne", "!="},
-            {"neq", "!="}, {"lt", "<"}, {"gt", ">"}, {"approx", "="},
+            {"neq", "!="}, {"lt", "<"}, {"gt", ">"}, {"approx", "#"},
             {"simeq", "="}, {"cup", "@"}, {"in", "?"}, {"circ", ""},
             {"degree", ""}, {"colon", ":"}, {"mid", "|"}, {"vert", "|"},
             {"emptyset", "{}"}, {"varnothing", "{}"}, {"dots", ""}, {"ldots", ""},

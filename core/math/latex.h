@@ -3,6 +3,7 @@
 // The plain text uses: numbers, letters, '_' (subscripts glue onto names: a_37),
 // + - * / ^ ! ( ) [ ] { } , ; : = < > <= >= != and these markers:
 //   '@' set union (\cup)   '&' plus-or-minus (\pm)   '?' membership (\in)   "oo" infinity
+//   '#' approximately (\approx)
 // Braces stay only as set braces (\{ \}, or plain braces around the whole answer);
 // other groups become parentheses. Separators (1{,}000, 1,\!000, 1\,000, 1 000,
 // 1,000) are removed; a comma is never a decimal point (1,5 is the list 1, 5).

@@ -192,6 +192,15 @@ absl::StatusOr<Node> ParseNode(const std::string& raw, int depth) {
     if (list.ok() && list->items.size() == 1) return std::move(list->items[0]);
     return list;
   }
+  // x = 1/3 \approx 0.33: the approximation after an exact value is dropped; otherwise
+  // \approx is '=' (x \approx 11 is x = 11).
+  if (auto parts = SplitTop(s, "#"); parts.size() > 1) {
+    if (parts[0].find('=') != std::string::npos) {
+      s = Trim(parts[0]);
+    } else {
+      s = absl::StrReplaceAll(s, {{"#", "="}});
+    }
+  }
   if (auto parts = SplitTop(s, "@"); parts.size() > 1) {
     return ParseItems(Node::Kind::kUnion, parts, depth);
   }
@@ -332,6 +341,16 @@ class Comparison {
     int na = AssignmentName(a), nb = AssignmentName(b);
     if (na >= 0 && nb >= 0) {
       return NameKey(a.items[na]) == NameKey(b.items[nb]) && Equal(a.items.back(), b.items.back());
+    }
+    // y = 2x + 1 against 2x - y + 1 = 0: both are equations.
+    auto equation = [](const Node& n) {
+      return n.kind == Node::Kind::kRel && n.items.size() == 2 && n.ops[0] == "=";
+    };
+    if (na >= 0 && equation(a) && equation(b) && a.items.back().kind == Node::Kind::kLeaf) {
+      return RelationsEqual(a, b);
+    }
+    if (nb >= 0 && equation(a) && equation(b) && b.items.back().kind == Node::Kind::kLeaf) {
+      return RelationsEqual(a, b);
     }
     if (na >= 0) return Equal(a.items.back(), b);
     if (nb >= 0) return Equal(a, b.items.back());

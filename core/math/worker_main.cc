@@ -9,6 +9,10 @@
 // past the check's budget; it limits its own memory (--memory BYTES, RLIMIT_AS) so a
 // blow-up ends in std::bad_alloc (an error reply) or a crash, never in swapping.
 #include <sys/resource.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
 
 #include <cmath>
 #include <complex>
@@ -145,6 +149,15 @@ int main(int argc, char** argv) {
       setrlimit(RLIMIT_AS, &lim);
     }
   }
+  // A worker stuck in a computation when its parent dies would run on as an orphan:
+  // a watchdog ends it once the parent is gone (we are then re-parented).
+  pid_t parent = getppid();
+  std::thread([parent] {
+    for (;;) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      if (getppid() != parent) _exit(0);
+    }
+  }).detach();
   std::ios::sync_with_stdio(false);
   std::string line;
   while (std::getline(std::cin, line)) {
