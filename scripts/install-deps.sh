@@ -11,6 +11,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev
   bubblewrap libseccomp-dev
+  libginac-dev libcln-dev
   zlib1g-dev libpcre2-dev libicu-dev
   yamllint docker-compose prometheus curl python3
   nodejs

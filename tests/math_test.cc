@@ -258,10 +258,12 @@ TEST(MathCheckerHostile, ConcurrentChecksFromEightThreads) {
 constexpr int kMinTsvEqual = 128;   // of 139 (+6 excluded): 92%
 constexpr int kMinJsonlEqual = 187;  // of 224 (+9 excluded)
 
+// $GRPO_MATH_VERIFY_DIR, else $GRPO_SOURCE_DIR/tests/testdata/math-verify, else the
+// copy in this source tree (the path is compiled in by tests/CMakeLists.txt).
 std::string DataDir() {
   if (const char* d = std::getenv("GRPO_MATH_VERIFY_DIR")) return d;
-  const char* src = std::getenv("GRPO_SOURCE_DIR");
-  return std::string(src ? src : ".") + "/tests/testdata/math-verify";
+  if (const char* src = std::getenv("GRPO_SOURCE_DIR")) return std::string(src) + "/tests/testdata/math-verify";
+  return GRPO_MATH_VERIFY_DIR;
 }
 
 // Math-Verify reads answers out of free text; our API receives the extracted answer. We
