@@ -24,7 +24,7 @@ namespace {
 
 std::string SourceDir() {
   const char* d = std::getenv("GRPO_SOURCE_DIR");
-  return d ? d : ".";
+  return d ? d : GRPO_DEFAULT_SOURCE_DIR;
 }
 
 std::string ReadFileOrDie(const std::string& path) {
@@ -449,7 +449,7 @@ TEST_F(SandboxTest, PoolFloodKeepsMemoryFlat) {
 
 int RunCli(const std::string& args, std::string* out) {
   const char* bin = std::getenv("GRPO_BIN_DIR");
-  std::string cmd = std::string(bin ? bin : ".") + "/grpo sandbox " + args + " 2>/dev/null";
+  std::string cmd = std::string(bin ? bin : GRPO_DEFAULT_BIN_DIR) + "/grpo sandbox " + args + " 2>/dev/null";
   FILE* p = popen(cmd.c_str(), "r");
   char buf[4096];
   out->clear();
