@@ -90,7 +90,9 @@ absl::StatusOr<std::vector<Token>> Tokenize(absl::string_view s) {
       i = j;
       if (Functions().count(word) != 0 && sub.empty()) {
         out.push_back({Token::Kind::kFunction, word});
-      } else if (Words().count(word) != 0) {
+      } else if (Words().count(word) != 0 || word.size() >= 4) {
+        // Known names, and words: "Evelyn" is not the product E*v*e*l*y*n (which would
+        // equal "Evenly"). Up to three letters are a product: ab = ba.
         out.push_back({Token::Kind::kName, word + sub});
       } else {
         for (size_t k = 0; k < word.size(); ++k) {
@@ -411,8 +413,8 @@ std::string Print(const Expr& e) {
     case Expr::Kind::kSymbol:
       if (e.text == "pi") return "Pi";
       if (e.text == "oo") return "infinity_";
-      if (e.text == "Pi") return "capital_pi_";
-      return e.text;
+      // Prefixed so that no name collides with GiNaC's own (I, beta, zeta, psi ...).
+      return "s_" + e.text;
     case Expr::Kind::kFunction:
       return absl::StrCat(e.text, "(", Print(*e.args[0]), ")");
     case Expr::Kind::kNeg:

@@ -448,11 +448,11 @@ class Comparison {
     return absl::StrCat("(", Print(**r), ")-(", Print(**l), ")");
   }
 
-  static std::string Squash(absl::string_view s) {
+  static std::string Squash(absl::string_view s, bool fold_case = false) {
     std::string out;
     for (char c : s) {
       if (c == ' ') continue;
-      out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      out += fold_case ? static_cast<char>(std::tolower(static_cast<unsigned char>(c))) : c;
     }
     return out;
   }
@@ -477,10 +477,10 @@ class Comparison {
           return false;
         }
       }
-      // Words and other text: case, spaces and one pair of wrapping parentheses do not
-      // count: "(C)" == "c".
+      // Other text (what the expression parser cannot read): case, spaces and one pair of
+      // wrapping parentheses do not count.
       SetLeafMethod("text");
-      return !a.empty() && Unwrap(Squash(a)) == Unwrap(Squash(b));
+      return !a.empty() && Unwrap(Squash(a, true)) == Unwrap(Squash(b, true));
     }
     std::string pa = Print(**ea), pb = Print(**eb);
     if (pa == pb) {
