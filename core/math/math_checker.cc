@@ -233,6 +233,11 @@ absl::StatusOr<Node> ParseNode(const std::string& raw, int depth) {
   }
   if (!s.empty() && IsOpen(s[0]) && MatchOpen(s) == s.size() - 1) {
     std::string inner = s.substr(1, s.size() - 2);
+    // \left[ \begin{array}...\end{array} \right]: brackets around a matrix.
+    if (s[0] == '[' && s.back() == ']' && absl::StartsWith(inner, "((") &&
+        MatchOpen(inner) == inner.size() - 1) {
+      return ParseNode(inner, depth + 1);
+    }
     if (s[0] == '{' && s.back() == '}') return ParseItems(Node::Kind::kSet, SplitTop(inner, ",;"), depth);
     auto parts = SplitTop(inner, ",;");
     if (parts.size() > 1 && s.back() != '}') {
@@ -565,6 +570,16 @@ MathChecker::MathChecker(CheckOptions options) : options_(std::move(options)) {
 MathChecker::~MathChecker() = default;
 
 CheckResult MathChecker::Check(std::string_view predicted, std::string_view gold) const {
+  try {
+    return CheckImpl(predicted, gold);
+  } catch (const std::exception& e) {  // std::bad_alloc: a check must not take the caller down
+    CheckResult result;
+    result.error = absl::StrCat("internal error: ", e.what());
+    return result;
+  }
+}
+
+CheckResult MathChecker::CheckImpl(std::string_view predicted, std::string_view gold) const {
   CheckResult result;
   absl::Time deadline = absl::Now() + options_.budget;
   if (predicted.size() > options_.max_answer_bytes || gold.size() > options_.max_answer_bytes) {

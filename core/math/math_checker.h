@@ -90,6 +90,8 @@ class MathChecker {
   WorkerPool* TEST_pool() const { return pool_.get(); }
 
  private:
+  CheckResult CheckImpl(std::string_view predicted, std::string_view gold) const;
+
   CheckOptions options_;
   std::unique_ptr<WorkerPool> pool_;
 };
