@@ -78,7 +78,7 @@ bool IsZero(const ex& e) {
         if (EvalAt(d.op(i), point, t)) scale = std::max(scale, std::abs(t));
       }
     }
-    if (std::abs(v) > 1e-9 * scale) return false;
+    if (std::abs(v) > 1e-12 * scale) return false;
   }
   return true;
 }
