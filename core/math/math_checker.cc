@@ -362,24 +362,24 @@ class Comparison {
     using K = Node::Kind;
     if (a.kind == K::kRel || b.kind == K::kRel) {
       if (a.kind != b.kind) return false;
-      method_ = "relation";
+      SetMethod("relation");
       return RelationsEqual(a, b);
     }
     if (a.kind == K::kLeaf && b.kind == K::kLeaf) return LeavesEqual(a.text, b.text);
     if (a.kind == K::kSeq && b.kind == K::kSeq) {
-      method_ = a.open == '(' && a.close == ')' ? "tuple" : "interval";
+      SetMethod(a.open == '(' && a.close == ')' ? "tuple" : "interval");
       return a.open == b.open && a.close == b.close && Ordered(a.items, b.items);
     }
     // A bare list against a tuple: 1, 3 == (1, 3).
     if ((a.kind == K::kList && b.kind == K::kSeq && b.open == '(' && b.close == ')') ||
         (b.kind == K::kList && a.kind == K::kSeq && a.open == '(' && a.close == ')')) {
-      method_ = "tuple";
+      SetMethod("tuple");
       return Ordered(a.items, b.items);
     }
     bool a_set = a.kind == K::kList || a.kind == K::kSet;
     bool b_set = b.kind == K::kList || b.kind == K::kSet;
     if ((a_set && b_set) || (a.kind == K::kUnion && b.kind == K::kUnion)) {
-      method_ = a.kind == K::kUnion ? "interval" : "set";
+      SetMethod(a.kind == K::kUnion ? "interval" : "set");
       return Unordered(a.items, b.items);
     }
     return false;
@@ -437,7 +437,7 @@ class Comparison {
     auto ea = Difference(a), eb = Difference(b);
     if (ea.empty() || eb.empty()) return false;
     bool positive = a.ops[0] == "<" || a.ops[0] == "<=";
-    method_ = "relation";
+    SetMethod("relation");
     return Symbolic(positive ? "REL" : "EQN", ea, eb);
   }
 
@@ -470,7 +470,7 @@ class Comparison {
 
   bool LeavesEqual(const std::string& a, const std::string& b) {
     if (Squash(a) == Squash(b)) {
-      SetLeafMethod("string");
+      SetMethod("string");
       return true;
     }
     auto ea = ParseExpr(a);
@@ -484,12 +484,12 @@ class Comparison {
       }
       // Other text (what the expression parser cannot read): case, spaces and one pair of
       // wrapping parentheses do not count.
-      SetLeafMethod("text");
+      SetMethod("text");
       return !a.empty() && Unwrap(Squash(a, true)) == Unwrap(Squash(b, true));
     }
     std::string pa = Print(**ea), pb = Print(**eb);
     if (pa == pb) {
-      SetLeafMethod("string");
+      SetMethod("string");
       return true;
     }
     Value va = Evaluate(**ea), vb = Evaluate(**eb);
@@ -499,11 +499,11 @@ class Comparison {
       return false;
     }
     if (va.kind == K::kInfinite || vb.kind == K::kInfinite) {
-      SetLeafMethod("number");
+      SetMethod("number");
       return va.kind == vb.kind && va.number == vb.number;
     }
     if (va.kind == K::kNumber && vb.kind == K::kNumber) {
-      SetLeafMethod("number");
+      SetMethod("number");
       std::string ia = IntegerLiteral(**ea), ib = IntegerLiteral(**eb);
       if (!ia.empty() && !ib.empty()) return ia == ib;
       bool inexact = IsInexact(**ea) || IsInexact(**eb);
@@ -512,21 +512,21 @@ class Comparison {
       bool close = std::fabs(va.number - vb.number) <= tol * scale;
       // Exact values beyond what a double holds (1e20 vs 10^20 + 1): GiNaC decides.
       if (close && !inexact && scale > 1e12 && options_.symbolic) {
-        SetLeafMethod("symbolic");
+        SetMethod("symbolic");
         return Symbolic("EQ", pa, pb);
       }
       return close;
     }
     if ((va.kind == K::kNumber) != (vb.kind == K::kNumber) &&
         (va.kind == K::kSymbolic || vb.kind == K::kSymbolic)) {
-      SetLeafMethod("number");
+      SetMethod("number");
       return false;  // a constant against an expression with variables
     }
     if (HasHugeSymbolicPower(**ea, 1000) || HasHugeSymbolicPower(**eb, 1000)) {
       error_ = "exponent too large";
       return false;
     }
-    SetLeafMethod("symbolic");
+    SetMethod("symbolic");
     return Symbolic("EQ", pa, pb);
   }
 
@@ -553,7 +553,8 @@ class Comparison {
     return false;
   }
 
-  void SetLeafMethod(const char* m) {
+  // The first (outermost) decision names the method.
+  void SetMethod(const char* m) {
     if (method_.empty()) method_ = m;
   }
 
