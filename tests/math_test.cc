@@ -89,7 +89,8 @@ TEST(MathChecker, DecimalsAndScientific) {
                {"0.3333333", "\\frac{1}{3}", true}, {"0.333", "\\frac{1}{3}", false},
                {"1e3", "1000", true}, {"1.5\\times10^{3}", "1500", true},
                {"1.5 \\cdot 10^3", "1500", true}, {"2.5e-3", "0.0025", true},
-               {"1.5\\times10^{4}", "1500", false}});
+               {"1.5\\times10^{4}", "1500", false}, {"0.\\overline{3}", "\\frac13", true},
+               {"0", "0.\\overline{3}", false}, {"1.2\\overline{34}", "\\frac{611}{495}", true}});
 }
 
 TEST(MathChecker, FractionsAndMixedNumbers) {
@@ -147,6 +148,31 @@ TEST(MathChecker, Symbolic) {
                {"(x+1)^2", "x^2+2x+1", true}, {"\\frac{x}{7}+\\frac{2}{7}", "\\frac{x+2}{7}", true},
                {"\\sqrt{x^2}", "x", false}, {"a b", "b a", true}, {"f(y)", "f(x)", false},
                {"x+1", "x+2n+1", false}});
+}
+
+TEST(MathChecker, MethodNamesTheDecision) {
+  EXPECT_EQ(Checker().Check("42", "42").method, "string");
+  EXPECT_EQ(Checker().Check("0.5", "\\frac12").method, "number");
+  EXPECT_EQ(Checker().Check("\\{1,2\\}", "\\{2,1\\}").method, "set");
+  EXPECT_EQ(Checker().Check("(1,2)", "(1,2)").method, "tuple");
+  EXPECT_EQ(Checker().Check("[1,2)", "[1,2)").method, "interval");
+  EXPECT_EQ(Checker().Check("x > 1", "1 < x").method, "relation");
+  EXPECT_EQ(Checker().Check("2(x+1)", "2x+2").method, "symbolic");
+  CheckResult r = Checker().Check("\\frac{1}{", "1");
+  EXPECT_FALSE(r.correct);
+  EXPECT_EQ(r.error.rfind("parse error", 0), 0u) << r.error;
+  r = Checker().Check("1", "\\frac{1}{");
+  EXPECT_EQ(r.error.rfind("parse error in gold", 0), 0u) << r.error;
+}
+
+TEST(MathChecker, SymbolicOff) {
+  CheckOptions o;
+  o.symbolic = false;
+  MathChecker checker(o);
+  EXPECT_EQ(checker.TEST_pool(), nullptr);
+  EXPECT_TRUE(checker.Check("\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}").correct);  // numbers
+  EXPECT_TRUE(checker.Check("x+1", "x + 1").correct);                                      // text
+  EXPECT_FALSE(checker.Check("2(x+1)", "2x+2").correct);  // would need GiNaC
 }
 
 TEST(MathChecker, WrongAnswersDoNotPass) {

@@ -215,12 +215,30 @@ class Converter {
       out += "sqrt";
       return Paren(i, end, depth, out);
     }
+    if (name == "overline" || name == "dot") {
+      // A repeating decimal: 0.\overline{3} = 0. + 3/9, 1.2\overline{34} = 1.2 + 34/990.
+      std::string rep;
+      if (auto st = Arg(i, end, depth, rep); !st.ok()) return st;
+      size_t point = out.find_last_not_of("0123456789");
+      bool decimal = point != std::string::npos && out[point] == '.' && point > 0 && IsDigit(out[point - 1]);
+      bool digits = !rep.empty() && rep.find_first_not_of("0123456789") == std::string::npos;
+      if (decimal && digits) {
+        size_t start = point - 1;
+        while (start > 0 && IsDigit(out[start - 1])) --start;
+        size_t places = out.size() - point - 1;
+        out.insert(start, "(");
+        absl::StrAppend(&out, "+", rep, "/(", std::string(rep.size(), '9'), "*10^(", places, ")))");
+      } else {
+        absl::StrAppend(&out, " ", rep, " ");
+      }
+      return absl::OkStatus();
+    }
     if (name == "text" || name == "textbf" || name == "textit" || name == "textrm" ||
         name == "textnormal" || name == "mathrm" || name == "mathbf" || name == "mathit" ||
         name == "mathsf" || name == "mathtt" || name == "mbox" || name == "operatorname" ||
         name == "boxed" || name == "fbox" || name == "bm" || name == "boldsymbol" ||
         name == "mathbb" || name == "mathcal" || name == "hbox" || name == "textsf" ||
-        name == "emph" || name == "overline" || name == "underline") {
+        name == "emph" || name == "underline") {
       out += ' ';
       auto st = Arg(i, end, depth, out);
       out += ' ';
