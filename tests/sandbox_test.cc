@@ -196,6 +196,7 @@ TEST_F(FakeCgroupV2Test, DetectsV2AndWritesLimitsAndKill) {
   Write(run + "/cgroup.events", "populated 0\nfrozen 0\n");
   Write(run + "/memory.events", "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n");
   Write(run + "/memory.peak", "123456\n");
+  Write(run + "/cpu.stat", "usage_usec 4500\nuser_usec 4000\nsystem_usec 500\n");
 
   CgroupLimits limits;
   limits.memory_bytes = 64 << 20;
@@ -212,6 +213,7 @@ TEST_F(FakeCgroupV2Test, DetectsV2AndWritesLimitsAndKill) {
   EXPECT_TRUE(stats.oom_killed);
   EXPECT_TRUE(stats.hit_memory_limit);
   EXPECT_EQ(stats.peak_memory_bytes, 123456);
+  EXPECT_EQ(stats.cpu_usage_us, 4500);
   EXPECT_EQ(*(*cg)->CountProcs(), 0);
   // A real cgroupfs removes a group's files with rmdir; the fake must delete them first.
   std::system(("rm -f " + run + "/*").c_str());
@@ -319,6 +321,7 @@ TEST_F(SandboxTest, MemoryBomb) {
 TEST_F(SandboxTest, InfiniteLoopAndSleep) {
   RunResult r = Exec(Hostile("infinite_loop.cc"));
   EXPECT_EQ(r.status, RunStatus::kTimeLimit) << r.ToJson().dump();
+  EXPECT_GE(r.main.cpu_ms, 900) << r.ToJson().dump();
   r = Exec(Hostile("sleep_forever.py"));
   EXPECT_EQ(r.status, RunStatus::kTimeLimit) << r.ToJson().dump();
   EXPECT_LT(r.main.wall_ms, 6000);

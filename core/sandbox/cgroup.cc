@@ -148,6 +148,8 @@ class RunCgroupV1 : public RunCgroup {
     return KillLoop(pids_ + "/cgroup.procs", freeze, thaw);
   }
 
+  absl::StatusOr<std::vector<pid_t>> Procs() const override { return ReadProcs(pids_ + "/cgroup.procs"); }
+
   absl::StatusOr<int> CountProcs() const override {
     absl::StatusOr<std::vector<pid_t>> pids = ReadProcs(pids_ + "/cgroup.procs");
     if (!pids.ok()) return pids.status();
@@ -204,6 +206,8 @@ class RunCgroupV2 : public RunCgroup {
     return KillLoop(dir_ + "/cgroup.procs", nullptr, nullptr);
   }
 
+  absl::StatusOr<std::vector<pid_t>> Procs() const override { return ReadProcs(dir_ + "/cgroup.procs"); }
+
   absl::StatusOr<int> CountProcs() const override {
     absl::StatusOr<std::vector<pid_t>> pids = ReadProcs(dir_ + "/cgroup.procs");
     if (!pids.ok()) return pids.status();
@@ -215,6 +219,7 @@ class RunCgroupV2 : public RunCgroup {
     s.hit_memory_limit = KeyedValue(dir_ + "/memory.events", "max") > 0;
     s.oom_killed = KeyedValue(dir_ + "/memory.events", "oom_kill") > 0;
     s.peak_memory_bytes = SingleValue(dir_ + "/memory.peak");
+    s.cpu_usage_us = KeyedValue(dir_ + "/cpu.stat", "usage_usec");
     return s;
   }
 

@@ -15,6 +15,8 @@
 // after creation and safe to share.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -30,6 +32,7 @@ struct CgroupStats {
   bool oom_killed = false;      // the kernel OOM killer fired inside the group
   bool hit_memory_limit = false;  // an allocation failed against the limit (failcnt / events max)
   int64_t peak_memory_bytes = -1;  // -1 when the kernel does not report it
+  int64_t cpu_usage_us = -1;       // CPU of every process that ran in it (v2 cpu.stat); -1 if unknown
 };
 
 class RunCgroup {
@@ -41,6 +44,8 @@ class RunCgroup {
   virtual absl::Status KillAll() = 0;
   // Number of processes still in the group (for tests and checks), or an error.
   virtual absl::StatusOr<int> CountProcs() const = 0;
+  // The processes (thread-group ids, host pid namespace) in the group now.
+  virtual absl::StatusOr<std::vector<pid_t>> Procs() const = 0;
   virtual CgroupStats Stats() const = 0;
   // Removes the group's directories; KillAll() first. Idempotent.
   virtual absl::Status Remove() = 0;
