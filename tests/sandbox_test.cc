@@ -9,6 +9,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -435,6 +436,7 @@ TEST_F(SandboxTest, PoolFloodKeepsMemoryFlat) {
   long before = RssKb();
   EXPECT_EQ(flood(200), 200);
   long after = RssKb();
+  std::cerr << "RSS before 200 runs: " << before << " kB, after: " << after << " kB\n";
   EXPECT_LT(after - before, 4096) << "RSS grew from " << before << " kB to " << after << " kB";
   // A full queue refuses TrySubmit rather than growing.
   int refused = 0;

@@ -418,6 +418,7 @@ ExecResult Sandbox::ExecuteOnce(const std::vector<std::string>& argv, const std:
   std::string status_text;
   size_t stdin_off = 0;
   bool timed_out = false, output_exceeded = false, exited = false;
+  std::string loop_error;
   const size_t cap = static_cast<size_t>(limits.output_limit_bytes);
   char buf[65536];
   // Reads what is available on `fd` into `out`; false at EOF. Beyond the cap: flag, stop.
@@ -451,7 +452,10 @@ ExecResult Sandbox::ExecuteOnce(const std::vector<std::string>& argv, const std:
     if (status_r.get() >= 0) pfds[i_status = n++] = {status_r.get(), POLLIN, 0};
     if (pidfd.get() >= 0) pfds[i_pid = n++] = {pidfd.get(), POLLIN, 0};
     int ready = ::poll(pfds, n, static_cast<int>(std::min<int64_t>(deadline - now, 1000)));
-    if (ready < 0 && errno != EINTR) return internal(absl::StrCat("poll: ", std::strerror(errno)));
+    if (ready < 0 && errno != EINTR) {
+      loop_error = absl::StrCat("poll: ", std::strerror(errno));  // still kill and reap below
+      break;
+    }
     if (ready <= 0) continue;
     if (i_in >= 0 && pfds[i_in].revents) {
       ssize_t w = ::write(stdin_w.get(), stdin_data.data() + stdin_off, stdin_data.size() - stdin_off);
@@ -525,7 +529,10 @@ ExecResult Sandbox::ExecuteOnce(const std::vector<std::string>& argv, const std:
     r.exit_code = WEXITSTATUS(wstatus);
   }
 
-  if (!kill_error.empty()) {
+  if (!loop_error.empty()) {
+    r.status = RunStatus::kInternalError;
+    r.error = loop_error;
+  } else if (!kill_error.empty()) {
     r.status = RunStatus::kInternalError;
     r.error = "could not kill every process of the run: " + kill_error;
   } else if (!bs.started && !timed_out && !output_exceeded) {

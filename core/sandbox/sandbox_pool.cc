@@ -23,6 +23,12 @@ std::future<RunResult> SandboxPool::Submit(RunRequest request) {
   not_full_.wait(lock, [this] { return queue_.size() < queue_bound_ || stopping_; });
   Job job{std::move(request), {}};
   std::future<RunResult> f = job.promise.get_future();
+  if (stopping_) {  // the workers may be gone: answer now rather than never
+    RunResult refused;
+    refused.main.error = "sandbox pool is shutting down";
+    job.promise.set_value(std::move(refused));
+    return f;
+  }
   queue_.push_back(std::move(job));
   lock.unlock();
   not_empty_.notify_one();

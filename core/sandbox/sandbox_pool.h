@@ -26,7 +26,9 @@ class SandboxPool {
   SandboxPool(const SandboxPool&) = delete;
   SandboxPool& operator=(const SandboxPool&) = delete;
 
+  // Blocks while the queue is full. During destruction: an internal_error result at once.
   std::future<RunResult> Submit(RunRequest request);
+  // Never blocks: nullopt when the queue is full or the pool is shutting down.
   std::optional<std::future<RunResult>> TrySubmit(RunRequest request);
 
  private:
