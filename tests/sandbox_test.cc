@@ -407,6 +407,27 @@ TEST_F(SandboxTest, ProcSysIsNotWritable) {
   EXPECT_EQ(r.main.stdout_text, "FAILED:3 UID:65534\n");
 }
 
+TEST_F(SandboxTest, CreateSweepsWhatACrashedHostLeft) {
+  // pid 999999999 cannot exist (pid_max is at most 2^22).
+  const std::string id = "999999999-7";
+  std::vector<std::string> groups;
+  for (const char* c : {"memory", "pids", "freezer"}) {
+    std::string parent = std::string("/sys/fs/cgroup/") + c + "/grpo-sandbox";
+    struct stat st;
+    if (stat(parent.c_str(), &st) != 0) continue;
+    groups.push_back(parent + "/" + id);
+    ASSERT_EQ(mkdir(groups.back().c_str(), 0755), 0) << groups.back();
+  }
+  const std::string scratch = "/tmp/grpo-sbx-work-999999999-abcdef";
+  ASSERT_EQ(mkdir(scratch.c_str(), 0700), 0);
+  std::ofstream(scratch + "/left") << "x";
+  absl::StatusOr<std::unique_ptr<Sandbox>> box = Sandbox::Create(SandboxOptions{});
+  ASSERT_TRUE(box.ok()) << box.status();
+  struct stat st;
+  for (const std::string& g : groups) EXPECT_NE(stat(g.c_str(), &st), 0) << g << " survived";
+  EXPECT_NE(stat(scratch.c_str(), &st), 0);
+}
+
 // ---- many runs ----
 
 long RssKb() {

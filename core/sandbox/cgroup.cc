@@ -1,6 +1,7 @@
 // cgroup v1 and v2 drivers for per-run sandbox groups; see cgroup.h.
 #include "core/sandbox/cgroup.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -106,6 +107,20 @@ absl::Status KillLoop(const std::string& procs_file, const std::function<void()>
     SleepMs(kKillPollMs);
   }
   return absl::DeadlineExceededError(absl::StrCat("processes survive in ", procs_file, " after SIGKILL"));
+}
+
+// Names of the subdirectories of `dir` (none if it cannot be read).
+std::vector<std::string> SubDirs(const std::string& dir) {
+  std::vector<std::string> out;
+  if (dir.empty()) return out;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return out;
+  while (dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name != "." && name != ".." && e->d_type == DT_DIR) out.push_back(name);
+  }
+  ::closedir(d);
+  return out;
 }
 
 absl::Status RemoveDir(const std::string& dir) {
@@ -237,6 +252,37 @@ class RunCgroupV2 : public RunCgroup {
 };
 
 }  // namespace
+
+bool IsStaleRunId(const std::string& id) {
+  size_t dash = id.find('-');
+  int pid;
+  if (dash == std::string::npos || !absl::SimpleAtoi(id.substr(0, dash), &pid) || pid <= 0) return false;
+  return ::kill(pid, 0) != 0 && errno == ESRCH;
+}
+
+int CgroupV1Driver::RemoveStale() const {
+  std::vector<std::string> ids;
+  for (const std::string& parent : {memory_parent_, pids_parent_, freezer_parent_})
+    for (std::string& id : SubDirs(parent))
+      if (std::find(ids.begin(), ids.end(), id) == ids.end() && IsStaleRunId(id)) ids.push_back(std::move(id));
+  for (const std::string& id : ids) {
+    RunCgroupV1 stale(memory_parent_ + "/" + id, pids_parent_ + "/" + id,
+                      freezer_parent_.empty() ? "" : freezer_parent_ + "/" + id);
+    (void)stale.Remove();
+  }
+  return static_cast<int>(ids.size());
+}
+
+int CgroupV2Driver::RemoveStale() const {
+  int n = 0;
+  for (const std::string& id : SubDirs(parent_)) {
+    if (!IsStaleRunId(id)) continue;
+    RunCgroupV2 stale(parent_ + "/" + id);
+    (void)stale.Remove();
+    ++n;
+  }
+  return n;
+}
 
 absl::StatusOr<std::unique_ptr<CgroupV1Driver>> CgroupV1Driver::Create(const std::string& root,
                                                                      const std::string& parent) {

@@ -61,9 +61,16 @@ class CgroupDriver {
  public:
   virtual ~CgroupDriver() = default;
   virtual std::string Name() const = 0;  // "v1" or "v2"
+  // Run ids must be "<pid of the creating process>-<anything>", so that RemoveStale can
+  // tell the groups of a crashed sandbox host from those of live ones.
   virtual absl::StatusOr<std::unique_ptr<RunCgroup>> CreateRun(const std::string& id,
                                                                const CgroupLimits& limits) const = 0;
+  // Kills and removes run groups whose creating process no longer exists; returns how many.
+  virtual int RemoveStale() const = 0;
 };
+
+// True when `id` starts with "<pid>-" and that pid is not a live process.
+bool IsStaleRunId(const std::string& id);
 
 // cgroup v1: memory + pids controllers required, freezer used when present.
 class CgroupV1Driver : public CgroupDriver {
@@ -72,6 +79,7 @@ class CgroupV1Driver : public CgroupDriver {
   static absl::StatusOr<std::unique_ptr<CgroupV1Driver>> Create(const std::string& root, const std::string& parent);
   std::string Name() const override { return "v1"; }
   absl::StatusOr<std::unique_ptr<RunCgroup>> CreateRun(const std::string& id, const CgroupLimits& limits) const override;
+  int RemoveStale() const override;
 
  private:
   CgroupV1Driver(std::string memory, std::string pids, std::string freezer)
@@ -85,6 +93,7 @@ class CgroupV2Driver : public CgroupDriver {
   static absl::StatusOr<std::unique_ptr<CgroupV2Driver>> Create(const std::string& root, const std::string& parent);
   std::string Name() const override { return "v2"; }
   absl::StatusOr<std::unique_ptr<RunCgroup>> CreateRun(const std::string& id, const CgroupLimits& limits) const override;
+  int RemoveStale() const override;
 
  private:
   explicit CgroupV2Driver(std::string parent) : parent_(std::move(parent)) {}

@@ -3,6 +3,7 @@
 // whole group, classify. See sandbox.h for the design and the threat model.
 #include "core/sandbox/sandbox.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
@@ -92,9 +93,13 @@ void RemoveTree(const std::string& dir) {
   std::filesystem::remove_all(dir, ec);  // never follows symlinks the program left
 }
 
+// Scratch and program dirs are "<root>/grpo-sbx-{work,prog}-<pid>-XXXXXX", so a restarted
+// host can sweep what a crashed one left (RemoveStaleScratch).
+constexpr const char* kScratchPrefixes[] = {"grpo-sbx-work-", "grpo-sbx-prog-"};
+
 // mkdtemp under `root`, owned by uid:gid, mode 0700.
 absl::StatusOr<std::string> MakeScratch(const std::string& root, const char* prefix, uid_t uid, gid_t gid) {
-  std::string tmpl = absl::StrCat(root, "/", prefix, "XXXXXX");
+  std::string tmpl = absl::StrCat(root, "/", prefix, ::getpid(), "-XXXXXX");
   if (::mkdtemp(tmpl.data()) == nullptr)
     return absl::InternalError(absl::StrCat("mkdtemp ", tmpl, ": ", std::strerror(errno)));
   if (::chown(tmpl.c_str(), uid, gid) != 0) {
@@ -103,6 +108,19 @@ absl::StatusOr<std::string> MakeScratch(const std::string& root, const char* pre
     return absl::InternalError(absl::StrCat("chown ", tmpl, ": ", std::strerror(e)));
   }
   return tmpl;
+}
+
+void RemoveStaleScratch(const std::string& root) {
+  DIR* d = ::opendir(root.c_str());
+  if (!d) return;
+  std::vector<std::string> stale;
+  while (dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    for (const char* prefix : kScratchPrefixes)
+      if (name.rfind(prefix, 0) == 0 && IsStaleRunId(name.substr(std::strlen(prefix)))) stale.push_back(name);
+  }
+  ::closedir(d);
+  for (const std::string& name : stale) RemoveTree(root + "/" + name);
 }
 
 // Everything the forked child needs, built before fork: after fork only async-signal-safe
@@ -298,12 +316,14 @@ absl::StatusOr<std::unique_ptr<Sandbox>> Sandbox::Create(SandboxOptions options)
   absl::StatusOr<std::unique_ptr<CgroupDriver>> driver = DetectCgroupDriver(options.cgroup_root, options.cgroup_parent);
   if (driver.ok()) {
     cgroups = std::move(*driver);
+    cgroups->RemoveStale();  // left by a sandbox host that crashed mid-run
   } else if (!options.allow_without_cgroups) {
     return absl::FailedPreconditionError(absl::StrCat(
         "sandbox cannot use cgroups (", driver.status().message(),
         "); run as root or with a delegated cgroup subtree, or allow running without cgroups "
         "(rlimits only: no memory/process limit for the run as a whole, daemons may survive)"));
   }
+  RemoveStaleScratch(options.scratch_root);
   // Writing stdin to a program that closed it must not kill this process.
   ::signal(SIGPIPE, SIG_IGN);
   return std::unique_ptr<Sandbox>(new Sandbox(std::move(options), std::move(*bpf), std::move(cgroups)));
