@@ -5,7 +5,7 @@
 namespace {
 class Runner : public grpo::rpc::ServiceRunner {
  public:
-  Runner(const grpo::RunConfig& cfg, prometheus::Registry& r) : service_(cfg.reward, r) {}
+  Runner(std::unique_ptr<grpo::reward::Scorer> scorer, prometheus::Registry& r) : service_(std::move(scorer), r) {}
   std::vector<grpc::Service*> Services() override { return {&service_}; }
 
  private:
@@ -18,5 +18,9 @@ int main(int argc, char** argv) {
       "reward", "grpo-reward: scores rollout groups with rule-based rewards",
       [](const grpo::RunConfig& c) { return c.reward.serve; },
       [](const grpo::RunConfig& c, std::shared_ptr<prometheus::Registry> r)
-          -> absl::StatusOr<std::unique_ptr<grpo::rpc::ServiceRunner>> { return std::make_unique<Runner>(c, *r); }});
+          -> absl::StatusOr<std::unique_ptr<grpo::rpc::ServiceRunner>> {
+        absl::StatusOr<std::unique_ptr<grpo::reward::Scorer>> scorer = grpo::reward::Scorer::Create(c);
+        if (!scorer.ok()) return scorer.status();
+        return std::make_unique<Runner>(std::move(*scorer), *r);
+      }});
 }

@@ -7,7 +7,8 @@
 
 namespace grpo {
 
-RewardService::RewardService(const RewardConfig& cfg, prometheus::Registry& r) : cfg_(cfg) {
+RewardService::RewardService(std::unique_ptr<reward::Scorer> scorer, prometheus::Registry& r)
+    : scorer_(std::move(scorer)) {
   groups_ = &prometheus::BuildCounter().Name("grpo_reward_groups_total").Help("Groups scored").Register(r).Add({});
   completions_ = &prometheus::BuildCounter().Name("grpo_reward_completions_total").Help("Completions scored").Register(r).Add({});
   errors_ = &prometheus::BuildCounter().Name("grpo_reward_errors_total").Help("Groups or completions that could not be scored").Register(r).Add({});
@@ -21,7 +22,7 @@ grpc::Status RewardService::Score(grpc::ServerContext* ctx,
   v1::RolloutGroup group;
   while (stream->Read(&group)) {
     auto t0 = std::chrono::steady_clock::now();
-    v1::ScoredGroup scored = reward::ScoreGroup(group, cfg_);
+    v1::ScoredGroup scored = scorer_->ScoreGroup(group);
     score_seconds_->Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     groups_->Increment();
     completions_->Increment(scored.scores_size());

@@ -2,7 +2,10 @@
 // Stateless; each stream is served by its own gRPC thread. No LibTorch.
 #pragma once
 
+#include <memory>
+
 #include "core/common/config.h"
+#include "services/reward/scorer.h"
 #include "grpo/v1/reward.grpc.pb.h"
 #include "prometheus/counter.h"
 #include "prometheus/histogram.h"
@@ -12,12 +15,12 @@ namespace grpo {
 
 class RewardService final : public v1::Reward::Service {
  public:
-  RewardService(const RewardConfig& cfg, prometheus::Registry& registry);
+  RewardService(std::unique_ptr<reward::Scorer> scorer, prometheus::Registry& registry);
   grpc::Status Score(grpc::ServerContext* ctx,
                      grpc::ServerReaderWriter<v1::ScoredGroup, v1::RolloutGroup>* stream) override;
 
  private:
-  const RewardConfig cfg_;
+  std::unique_ptr<reward::Scorer> scorer_;
   prometheus::Counter* groups_;
   prometheus::Counter* completions_;
   prometheus::Counter* errors_;

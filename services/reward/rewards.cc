@@ -3,11 +3,9 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdint>
-#include <numeric>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_replace.h"
 
 #include <unicode/uchar.h>
 #include <unicode/uscript.h>
@@ -38,55 +36,6 @@ bool AllSpace(std::string_view s) {
   return true;
 }
 
-std::string CollapseSpace(std::string_view s) {
-  std::string out;
-  bool space = false;
-  for (char c : Trim(s)) {
-    if (std::isspace(static_cast<unsigned char>(c))) {
-      space = true;
-      continue;
-    }
-    if (space && !out.empty()) out.push_back(' ');
-    space = false;
-    out.push_back(c);
-  }
-  return out;
-}
-
-// Digits only, no sign; returns false on anything else or an empty string.
-bool Digits(std::string_view s) {
-  if (s.empty()) return false;
-  for (char c : s) {
-    if (!std::isdigit(static_cast<unsigned char>(c))) return false;
-  }
-  return true;
-}
-
-std::string StripLeadingZeros(std::string s) {
-  size_t i = s.find_first_not_of('0');
-  return i == std::string::npos ? "0" : s.substr(i);
-}
-
-// Decimal-string division helpers are not needed: fractions are reduced with 64-bit
-// integers when they fit, otherwise compared as written.
-std::optional<std::string> CanonicalDecimal(std::string_view t) {
-  bool neg = false;
-  if (!t.empty() && (t[0] == '+' || t[0] == '-')) {
-    neg = t[0] == '-';
-    t.remove_prefix(1);
-  }
-  size_t dot = t.find('.');
-  std::string ip(t.substr(0, dot)), fp(dot == std::string_view::npos ? "" : t.substr(dot + 1));
-  if (ip.empty() && fp.empty()) return std::nullopt;
-  if (!ip.empty() && !Digits(ip)) return std::nullopt;
-  if (!fp.empty() && !Digits(fp)) return std::nullopt;
-  if (dot != std::string_view::npos && fp.empty() && ip.empty()) return std::nullopt;
-  ip = StripLeadingZeros(ip);
-  while (!fp.empty() && fp.back() == '0') fp.pop_back();
-  std::string out = fp.empty() ? ip : absl::StrCat(ip, ".", fp);
-  if (out == "0") neg = false;
-  return neg ? "-" + out : out;
-}
 
 }  // namespace
 
@@ -97,51 +46,6 @@ std::optional<std::string> ExtractAnswer(std::string_view completion) {
   if (open == std::string_view::npos) return std::nullopt;
   std::string_view inner = completion.substr(open + kAnswerOpen.size(), close - open - kAnswerOpen.size());
   return std::string(Trim(inner));
-}
-
-std::optional<std::string> CanonicalNumber(std::string_view text) {
-  std::string t = absl::StrReplaceAll(std::string(Trim(text)), {{",", ""}, {" ", ""}, {"$", ""}});
-  if (t.empty()) return std::nullopt;
-  bool percent = false;
-  if (t.back() == '%') {
-    percent = true;
-    t.pop_back();
-  }
-  if (!t.empty() && t.back() == '.') t.pop_back();  // "12." at the end of a sentence
-  std::optional<std::string> out;
-  size_t slash = t.find('/');
-  if (slash != std::string::npos) {
-    std::optional<std::string> num = CanonicalDecimal(t.substr(0, slash));
-    std::optional<std::string> den = CanonicalDecimal(t.substr(slash + 1));
-    if (!num || !den || num->find('.') != std::string::npos || den->find('.') != std::string::npos ||
-        (*den)[0] == '-' || *den == "0") {
-      return std::nullopt;
-    }
-    bool neg = (*num)[0] == '-';
-    std::string n = neg ? num->substr(1) : *num;
-    if (n.size() < 18 && den->size() < 18) {
-      int64_t a = std::stoll(n), b = std::stoll(*den);
-      int64_t g = std::gcd(a, b);
-      a /= g;
-      b /= g;
-      out = b == 1 ? absl::StrCat(neg && a ? "-" : "", a) : absl::StrCat(neg && a ? "-" : "", a, "/", b);
-    } else {
-      out = absl::StrCat(*num, "/", *den);
-    }
-  } else {
-    out = CanonicalDecimal(t);
-  }
-  if (out && percent) *out += "%";
-  return out;
-}
-
-double AccuracyReward(std::string_view completion, std::string_view reference) {
-  std::optional<std::string> answer = ExtractAnswer(completion);
-  if (!answer || answer->empty()) return 0.0;
-  std::optional<std::string> a = CanonicalNumber(*answer), r = CanonicalNumber(reference);
-  if (a && r) return *a == *r ? 1.0 : 0.0;
-  if (a.has_value() != r.has_value()) return 0.0;
-  return CollapseSpace(*answer) == CollapseSpace(reference) ? 1.0 : 0.0;
 }
 
 namespace {
@@ -246,38 +150,6 @@ double FormatReward(std::string_view c, const std::string& mode) {
   if (!AllSpace(c.substr(tc + kThinkClose.size(), ao - tc - kThinkClose.size()))) return 0.0;
   if (!AllSpace(c.substr(ac + kAnswerClose.size()))) return 0.0;
   return 1.0;
-}
-
-v1::ScoredGroup ScoreGroup(const v1::RolloutGroup& group, const RewardConfig& cfg) {
-  v1::ScoredGroup out;
-  *out.mutable_group() = group;
-  if (group.completions_size() == 0) {
-    out.set_error("group has no completions");
-    return out;
-  }
-  for (int i = 0; i < group.completions_size(); ++i) {
-    const v1::Completion& c = group.completions(i);
-    if (c.token_ids_size() != c.logprobs_size()) {
-      out.set_error(absl::StrCat("completion ", i, ": ", c.token_ids_size(), " token ids but ", c.logprobs_size(),
-                                 " logprobs"));
-      out.clear_scores();
-      return out;
-    }
-  }
-  for (const v1::Completion& c : group.completions()) {
-    v1::Score* s = out.add_scores();
-    double acc = 0, fmt = 0;
-    if (group.item().task() == "math" || group.item().task().empty()) {
-      acc = AccuracyReward(c.text(), group.item().answer());
-    } else {
-      s->set_error(absl::StrCat("task kind '", group.item().task(), "' is not scored by this reward service"));
-    }
-    fmt = FormatReward(c.text(), cfg.format_mode);
-    (*s->mutable_components())["accuracy"] = static_cast<float>(acc);
-    (*s->mutable_components())["format"] = static_cast<float>(fmt);
-    s->set_reward(static_cast<float>(cfg.accuracy_weight * acc + cfg.format_weight * fmt));
-  }
-  return out;
 }
 
 }  // namespace grpo::reward

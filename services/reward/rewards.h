@@ -1,7 +1,8 @@
-// Rule-based rewards of the R1 recipe: answer accuracy and output format.
+// Rule-based reward components of the R1 recipe that need no checker or sandbox: output
+// format, language consistency, the overlong penalty, and the <answer> block. Answer
+// accuracy is core/math (MathChecker) and core/sandbox; scorer.h combines them all.
 //
-// These functions are pure and thread-safe. The reward service runs them per completion;
-// `grpo score` (offline) will run the same code.
+// These functions are pure and thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -10,23 +11,12 @@
 #include <string>
 #include <string_view>
 
-#include "core/common/config.h"
-#include "grpo/v1/common.pb.h"
 
 namespace grpo::reward {
 
 // The text inside the last <answer>...</answer> of a completion, trimmed; nullopt when
 // there is no complete answer block.
 std::optional<std::string> ExtractAnswer(std::string_view completion);
-
-// A number in canonical form for comparison: "1,000" -> "1000", "+3.50" -> "3.5",
-// "-0" -> "0", "6/4" -> "3/2" (fractions reduced), "$12" -> "12", "50%" -> "50%" kept
-// distinct. nullopt when the text is not a plain number.
-std::optional<std::string> CanonicalNumber(std::string_view text);
-
-// 1 if the extracted answer equals the reference (as numbers when both are numbers,
-// otherwise as whitespace-normalised strings), else 0.
-double AccuracyReward(std::string_view completion, std::string_view reference);
 
 // strict: the whole completion is <think>...</think> then <answer>...</answer>, each tag
 // exactly once, only whitespace around. lenient: exactly one <answer>...</answer> block,
@@ -46,9 +36,5 @@ double LanguageConsistencyReward(std::string_view prompt, std::string_view compl
 // max_tokens - buffer_tokens, then falling linearly to -1 at max_tokens, -1 beyond.
 // buffer_tokens 0 gives a hard -1 only past max_tokens.
 double OverlongPenalty(int64_t length, int64_t max_tokens, int64_t buffer_tokens);
-
-// Scores every completion of a group with the configured weights. Never throws: a
-// malformed group gets ScoredGroup.error, a failing completion a Score.error.
-v1::ScoredGroup ScoreGroup(const v1::RolloutGroup& group, const RewardConfig& cfg);
 
 }  // namespace grpo::reward

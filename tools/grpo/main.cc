@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
   subcommands.push_back(grpo::AddGenerateCommand(app));
   subcommands.push_back(grpo::AddInitModelCommand(app));
   subcommands.push_back(grpo::AddSandboxCommand(app));
+  subcommands.push_back(grpo::AddScoreCommand(app));
 
   CLI11_PARSE(app, argc, argv);
 

@@ -22,5 +22,7 @@ Subcommand AddGenerateCommand(CLI::App& app);
 Subcommand AddInitModelCommand(CLI::App& app);
 // grpo sandbox --language python|cpp --file PROG [--stdin FILE] ...
 Subcommand AddSandboxCommand(CLI::App& app);
+// grpo score --input FILE.jsonl [--config FILE] [--output FILE]
+Subcommand AddScoreCommand(CLI::App& app);
 
 }  // namespace grpo

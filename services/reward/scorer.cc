@@ -1,0 +1,221 @@
+#include "services/reward/scorer.h"
+
+#include <future>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "core/common/logging.h"
+#include "core/math/math_checker.h"
+#include "core/sandbox/sandbox.h"
+#include "core/sandbox/sandbox_pool.h"
+#include "services/reward/rewards.h"
+
+namespace grpo::reward {
+
+v1::WorkItem TaskToWorkItem(const Task& task) {
+  v1::WorkItem item;
+  item.set_prompt_id(task.id);
+  item.set_prompt(task.prompt);
+  item.set_answer(task.answer);
+  item.set_task(task.task);
+  item.set_language(task.language);
+  if (task.tests.is_array()) {
+    for (const auto& t : task.tests) {
+      v1::TestCase* c = item.add_tests();
+      c->set_input(t.value("input", ""));
+      c->set_output(t.value("output", ""));
+    }
+  }
+  return item;
+}
+
+struct Scorer::Impl {
+  RewardConfig cfg;
+  int64_t overlong_max = 0;
+  math::ExtractMode extract = math::ExtractMode::kAnswerTag;
+  std::unique_ptr<math::MathChecker> math;
+  // Null when the sandbox could not be set up; code completions then carry
+  // sandbox_error instead of a score.
+  std::unique_ptr<sandbox::SandboxPool> pool;
+  std::string sandbox_error;
+  sandbox::Comparison comparison;
+  sandbox::RewardMode code_mode = sandbox::RewardMode::kFractionPassed;
+
+  // Accuracy of a math completion: 1/0, and an error when it could not be decided.
+  std::pair<double, std::string> MathAccuracy(const v1::WorkItem& item, const std::string& text) const {
+    std::optional<std::string> answer = math::ExtractAnswer(text, extract);
+    if (!answer || answer->empty()) return {0.0, ""};  // no answer given: plainly wrong
+    math::CheckResult r = math->Check(*answer, item.answer());
+    return {r.correct ? 1.0 : 0.0, r.error};
+  }
+
+  // The program a code completion submits: the answer block, else the last fenced
+  // code block, else the whole completion.
+  static std::string ProgramOf(const std::string& text) {
+    if (std::optional<std::string> a = ExtractAnswer(text)) {
+      std::string inner = *a;
+      size_t fence = inner.find("```");
+      if (fence == std::string::npos) return inner;
+      return ProgramOf(inner);
+    }
+    size_t close = text.rfind("```");
+    if (close != std::string::npos && close > 0) {
+      size_t open = text.rfind("```", close - 1);
+      if (open != std::string::npos) {
+        size_t body = text.find('\n', open);
+        if (body != std::string::npos && body < close) return text.substr(body + 1, close - body - 1);
+      }
+    }
+    return text;
+  }
+
+  std::optional<std::future<sandbox::RunResult>> SubmitCode(const v1::WorkItem& item, const std::string& text,
+                                                            std::string* error) const {
+    if (!pool) {
+      *error = absl::StrCat("sandbox unavailable: ", sandbox_error);
+      return std::nullopt;
+    }
+    absl::StatusOr<sandbox::Language> lang = sandbox::ParseLanguage(item.language());
+    if (!lang.ok()) {
+      *error = absl::StrCat("code task: ", lang.status().message());
+      return std::nullopt;
+    }
+    if (item.tests_size() == 0) {
+      *error = "code task has no tests";
+      return std::nullopt;
+    }
+    sandbox::RunRequest req;
+    req.program.language = *lang;
+    req.program.source = ProgramOf(text);
+    for (const v1::TestCase& t : item.tests()) req.tests.push_back({t.input(), t.output()});
+    req.limits.time_limit_ms = cfg.sandbox_time_limit_ms;
+    req.limits.memory_mb = cfg.sandbox_memory_mb;
+    req.comparison = comparison;
+    req.stop_on_first_failure = code_mode == sandbox::RewardMode::kAllOrNothing;
+    return pool->Submit(std::move(req));
+  }
+
+  // Everything but accuracy, and the combination.
+  void Finish(const v1::WorkItem& item, const CompletionToScore& c, double accuracy, const std::string& error,
+              v1::Score* s) const {
+    const double format = FormatReward(c.text, cfg.format_mode);
+    const double language = LanguageConsistencyReward(item.prompt(), c.text);
+    const double overlong =
+        c.num_tokens < 0 ? 0.0 : OverlongPenalty(c.num_tokens, overlong_max, cfg.overlong_buffer_tokens);
+    auto& comps = *s->mutable_components();
+    comps["accuracy"] = static_cast<float>(accuracy);
+    comps["format"] = static_cast<float>(format);
+    comps["language"] = static_cast<float>(language);
+    comps["overlong"] = static_cast<float>(overlong);
+    double reward = cfg.accuracy_weight * accuracy + cfg.format_weight * format + cfg.language_weight * language +
+                    cfg.overlong_weight * overlong;
+    if (c.truncated && cfg.truncated == "zero") reward = 0.0;
+    s->set_reward(static_cast<float>(reward));
+    if (!error.empty()) s->set_error(error);
+  }
+};
+
+Scorer::Scorer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Scorer::~Scorer() = default;
+
+absl::StatusOr<std::unique_ptr<Scorer>> Scorer::Create(const RunConfig& cfg) {
+  auto impl = std::make_unique<Impl>();
+  impl->cfg = cfg.reward;
+  impl->overlong_max = cfg.reward.overlong_max_tokens > 0 ? cfg.reward.overlong_max_tokens : cfg.actor.max_new_tokens;
+  const std::string& ex = cfg.reward.answer_extraction;
+  impl->extract = ex == "boxed"               ? math::ExtractMode::kBoxed
+                  : ex == "answer_then_boxed" ? math::ExtractMode::kAnswerThenBoxed
+                                              : math::ExtractMode::kAnswerTag;
+  math::CheckOptions mo;
+  mo.rel_tol = cfg.reward.math_rel_tol;
+  mo.budget = absl::Milliseconds(cfg.reward.math_timeout_ms);
+  mo.symbolic = cfg.reward.math_symbolic;
+  mo.max_workers = static_cast<int>(std::max<int64_t>(1, cfg.reward.workers));
+  impl->math = std::make_unique<math::MathChecker>(mo);
+
+  absl::StatusOr<sandbox::Comparison::Mode> mode = sandbox::ParseComparisonMode(cfg.reward.code_compare);
+  if (!mode.ok()) return absl::InvalidArgumentError(absl::StrCat("reward.code_compare: ", mode.status().message()));
+  impl->comparison.mode = *mode;
+  impl->comparison.abs_tol = cfg.reward.code_float_tol;
+  impl->comparison.rel_tol = cfg.reward.code_float_tol;
+  impl->code_mode = cfg.reward.code_reward == "all_or_nothing" ? sandbox::RewardMode::kAllOrNothing
+                                                               : sandbox::RewardMode::kFractionPassed;
+  // A run without code tasks must not need a sandbox: if it cannot be set up (no
+  // cgroups, no bwrap), say so once and score code completions with that error.
+  absl::StatusOr<std::unique_ptr<sandbox::Sandbox>> sb = sandbox::Sandbox::Create(sandbox::SandboxOptions{});
+  if (sb.ok()) {
+    impl->pool = std::make_unique<sandbox::SandboxPool>(std::shared_ptr<const sandbox::Sandbox>(std::move(*sb)),
+                                                        static_cast<int>(cfg.reward.sandbox_workers),
+                                                        /*queue_bound=*/static_cast<size_t>(64 * cfg.reward.sandbox_workers));
+  } else {
+    impl->sandbox_error = std::string(sb.status().message());
+    spdlog::warn("code sandbox unavailable ({}); code tasks will score 0 with an error", impl->sandbox_error);
+  }
+  return std::unique_ptr<Scorer>(new Scorer(std::move(impl)));
+}
+
+v1::Score Scorer::ScoreCompletion(const v1::WorkItem& item, const CompletionToScore& c) const {
+  v1::Score s;
+  double accuracy = 0.0;
+  std::string error;
+  if (item.task() == "math" || item.task().empty()) {
+    std::tie(accuracy, error) = impl_->MathAccuracy(item, c.text);
+  } else if (item.task() == "code") {
+    std::optional<std::future<sandbox::RunResult>> run = impl_->SubmitCode(item, c.text, &error);
+    if (run) {
+      sandbox::RunResult r = run->get();
+      if (r.status == sandbox::RunStatus::kInternalError) error = absl::StrCat("sandbox: ", r.main.error);
+      accuracy = sandbox::Reward(r, impl_->code_mode);
+    }
+  } else {
+    error = absl::StrCat("task kind '", item.task(), "' is not scored by this reward service");
+  }
+  impl_->Finish(item, c, accuracy, error, &s);
+  return s;
+}
+
+v1::ScoredGroup Scorer::ScoreGroup(const v1::RolloutGroup& group) const {
+  v1::ScoredGroup out;
+  *out.mutable_group() = group;
+  if (group.completions_size() == 0) {
+    out.set_error("group has no completions");
+    return out;
+  }
+  for (int i = 0; i < group.completions_size(); ++i) {
+    const v1::Completion& c = group.completions(i);
+    if (c.token_ids_size() != c.logprobs_size()) {
+      out.set_error(absl::StrCat("completion ", i, ": ", c.token_ids_size(), " token ids but ", c.logprobs_size(),
+                                 " logprobs"));
+      return out;
+    }
+  }
+  const v1::WorkItem& item = group.item();
+  auto completion = [&](int i) {
+    const v1::Completion& c = group.completions(i);
+    return CompletionToScore{c.text(), c.token_ids_size(), c.truncated()};
+  };
+  if (item.task() != "code") {
+    for (int i = 0; i < group.completions_size(); ++i) *out.add_scores() = ScoreCompletion(item, completion(i));
+    return out;
+  }
+  // Code: all completions go to the sandbox pool at once, then are collected in order.
+  std::vector<std::optional<std::future<sandbox::RunResult>>> runs;
+  std::vector<std::string> errors(group.completions_size());
+  for (int i = 0; i < group.completions_size(); ++i) {
+    runs.push_back(impl_->SubmitCode(item, group.completions(i).text(), &errors[i]));
+  }
+  for (int i = 0; i < group.completions_size(); ++i) {
+    double accuracy = 0.0;
+    if (runs[i]) {
+      sandbox::RunResult r = runs[i]->get();
+      if (r.status == sandbox::RunStatus::kInternalError) errors[i] = absl::StrCat("sandbox: ", r.main.error);
+      accuracy = sandbox::Reward(r, impl_->code_mode);
+    }
+    impl_->Finish(item, completion(i), accuracy, errors[i], out.add_scores());
+  }
+  return out;
+}
+
+}  // namespace grpo::reward
