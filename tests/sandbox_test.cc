@@ -69,7 +69,8 @@ int LeftoverRunCgroups() {
   int count = 0;
   const std::string prefix = std::to_string(getpid()) + "-";
   for (const char* parent : {"/sys/fs/cgroup/memory/grpo-sandbox", "/sys/fs/cgroup/pids/grpo-sandbox",
-                             "/sys/fs/cgroup/freezer/grpo-sandbox", "/sys/fs/cgroup/grpo-sandbox"}) {
+                             "/sys/fs/cgroup/freezer/grpo-sandbox", "/sys/fs/cgroup/cpuacct/grpo-sandbox",
+                             "/sys/fs/cgroup/grpo-sandbox"}) {
     DIR* d = opendir(parent);
     if (!d) continue;
     while (dirent* e = readdir(d))
@@ -328,6 +329,15 @@ TEST_F(SandboxTest, InfiniteLoopAndSleep) {
   EXPECT_LT(r.main.wall_ms, 6000);
 }
 
+TEST_F(SandboxTest, CpuOverTheLimitThatExitsCleanlyIsTimeLimit) {
+  Limits limits = Quick();
+  limits.time_limit_ms = 300;  // RLIMIT_CPU is 2 s, so only the CPU accounting can catch it
+  limits.wall_limit_ms = 5000;
+  RunResult r = Exec(Py("import time\nt = time.process_time()\nwhile time.process_time() - t < 0.8: pass\n"), "", limits);
+  EXPECT_EQ(r.status, RunStatus::kTimeLimit) << r.ToJson().dump();
+  EXPECT_GE(r.main.cpu_ms, 700) << r.ToJson().dump();
+}
+
 TEST_F(SandboxTest, OutputFlood) {
   RunResult r = Exec(Hostile("output_flood.py"));
   EXPECT_EQ(r.status, RunStatus::kOutputLimit) << r.ToJson(100).dump();
@@ -411,7 +421,7 @@ TEST_F(SandboxTest, CreateSweepsWhatACrashedHostLeft) {
   // pid 999999999 cannot exist (pid_max is at most 2^22).
   const std::string id = "999999999-7";
   std::vector<std::string> groups;
-  for (const char* c : {"memory", "pids", "freezer"}) {
+  for (const char* c : {"memory", "pids", "freezer", "cpuacct"}) {
     std::string parent = std::string("/sys/fs/cgroup/") + c + "/grpo-sandbox";
     struct stat st;
     if (stat(parent.c_str(), &st) != 0) continue;

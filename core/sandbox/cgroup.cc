@@ -138,10 +138,11 @@ absl::Status RemoveDir(const std::string& dir) {
 
 class RunCgroupV1 : public RunCgroup {
  public:
-  RunCgroupV1(std::string memory, std::string pids, std::string freezer)
-      : memory_(std::move(memory)), pids_(std::move(pids)), freezer_(std::move(freezer)) {
+  RunCgroupV1(std::string memory, std::string pids, std::string freezer, std::string cpuacct)
+      : memory_(std::move(memory)), pids_(std::move(pids)), freezer_(std::move(freezer)), cpuacct_(std::move(cpuacct)) {
     procs_files_ = {memory_ + "/cgroup.procs", pids_ + "/cgroup.procs"};
     if (!freezer_.empty()) procs_files_.push_back(freezer_ + "/cgroup.procs");
+    if (!cpuacct_.empty()) procs_files_.push_back(cpuacct_ + "/cgroup.procs");
   }
   ~RunCgroupV1() override { (void)Remove(); }
 
@@ -176,6 +177,10 @@ class RunCgroupV1 : public RunCgroup {
     s.hit_memory_limit = SingleValue(memory_ + "/memory.failcnt") > 0;
     s.oom_killed = KeyedValue(memory_ + "/memory.oom_control", "oom_kill") > 0;
     s.peak_memory_bytes = SingleValue(memory_ + "/memory.max_usage_in_bytes");
+    if (!cpuacct_.empty()) {
+      int64_t ns = SingleValue(cpuacct_ + "/cpuacct.usage");
+      if (ns >= 0) s.cpu_usage_us = ns / 1000;
+    }
     return s;
   }
 
@@ -185,6 +190,7 @@ class RunCgroupV1 : public RunCgroup {
     absl::Status st = RemoveDir(memory_);
     absl::Status st2 = RemoveDir(pids_);
     absl::Status st3 = RemoveDir(freezer_);
+    (void)RemoveDir(cpuacct_);
     removed_ = true;
     if (!st.ok()) return st;
     if (!st2.ok()) return st2;
@@ -192,7 +198,7 @@ class RunCgroupV1 : public RunCgroup {
   }
 
  private:
-  std::string memory_, pids_, freezer_;
+  std::string memory_, pids_, freezer_, cpuacct_;  // freezer_, cpuacct_ empty if not mounted
   std::vector<std::string> procs_files_;
   bool removed_ = false;
 };
@@ -262,12 +268,13 @@ bool IsStaleRunId(const std::string& id) {
 
 int CgroupV1Driver::RemoveStale() const {
   std::vector<std::string> ids;
-  for (const std::string& parent : {memory_parent_, pids_parent_, freezer_parent_})
+  for (const std::string& parent : {memory_parent_, pids_parent_, freezer_parent_, cpuacct_parent_})
     for (std::string& id : SubDirs(parent))
       if (std::find(ids.begin(), ids.end(), id) == ids.end() && IsStaleRunId(id)) ids.push_back(std::move(id));
   for (const std::string& id : ids) {
     RunCgroupV1 stale(memory_parent_ + "/" + id, pids_parent_ + "/" + id,
-                      freezer_parent_.empty() ? "" : freezer_parent_ + "/" + id);
+                      freezer_parent_.empty() ? "" : freezer_parent_ + "/" + id,
+                      cpuacct_parent_.empty() ? "" : cpuacct_parent_ + "/" + id);
     (void)stale.Remove();
   }
   return static_cast<int>(ids.size());
@@ -293,14 +300,15 @@ absl::StatusOr<std::unique_ptr<CgroupV1Driver>> CgroupV1Driver::Create(const std
   }
   std::string memory = absl::StrCat(root, "/memory/", parent);
   std::string pids = absl::StrCat(root, "/pids/", parent);
-  std::string freezer;
+  std::string freezer, cpuacct;
   if (Exists(root + "/freezer/cgroup.procs")) freezer = absl::StrCat(root, "/freezer/", parent);
-  for (const std::string& dir : {memory, pids, freezer}) {
+  if (Exists(root + "/cpuacct/cpuacct.usage")) cpuacct = absl::StrCat(root, "/cpuacct/", parent);
+  for (const std::string& dir : {memory, pids, freezer, cpuacct}) {
     if (dir.empty()) continue;
     absl::Status st = MakeDir(dir);
     if (!st.ok()) return st;
   }
-  return std::unique_ptr<CgroupV1Driver>(new CgroupV1Driver(memory, pids, freezer));
+  return std::unique_ptr<CgroupV1Driver>(new CgroupV1Driver(memory, pids, freezer, cpuacct));
 }
 
 absl::StatusOr<std::unique_ptr<RunCgroup>> CgroupV1Driver::CreateRun(const std::string& id,
@@ -308,9 +316,10 @@ absl::StatusOr<std::unique_ptr<RunCgroup>> CgroupV1Driver::CreateRun(const std::
   std::string memory = memory_parent_ + "/" + id;
   std::string pids = pids_parent_ + "/" + id;
   std::string freezer = freezer_parent_.empty() ? "" : freezer_parent_ + "/" + id;
+  std::string cpuacct = cpuacct_parent_.empty() ? "" : cpuacct_parent_ + "/" + id;
   // Made before the directories so a failure below removes what was created.
-  auto run = std::make_unique<RunCgroupV1>(memory, pids, freezer);
-  for (const std::string& dir : {memory, pids, freezer}) {
+  auto run = std::make_unique<RunCgroupV1>(memory, pids, freezer, cpuacct);
+  for (const std::string& dir : {memory, pids, freezer, cpuacct}) {
     if (dir.empty()) continue;
     absl::Status st = MakeDir(dir);
     if (!st.ok()) return st;

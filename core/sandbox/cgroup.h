@@ -5,8 +5,10 @@
 // fork, setsid) are still caught.
 //
 // Two implementations behind one interface, picked at runtime by DetectCgroupDriver():
-//   - CgroupV1: the legacy hierarchies memory/, pids/ and (if mounted) freezer/ under the
-//     cgroup root. Kill = freeze, SIGKILL every pid in cgroup.procs, thaw, repeat until empty.
+//   - CgroupV1: the legacy hierarchies memory/, pids/ and (if mounted) freezer/ and cpuacct/
+//     under the cgroup root. Kill = freeze, SIGKILL every pid in cgroup.procs, thaw, repeat
+//     until empty. cpuacct gives the CPU time of the whole tree, including processes whose
+//     parents never reaped them (wait4's rusage misses those).
 //   - CgroupV2: the unified hierarchy (cgroup.controllers at the root). Limits are
 //     memory.max / memory.swap.max / pids.max; kill = write "1" to cgroup.kill.
 // Both take the cgroup root as a path so tests can point them at a fake directory.
@@ -32,7 +34,8 @@ struct CgroupStats {
   bool oom_killed = false;      // the kernel OOM killer fired inside the group
   bool hit_memory_limit = false;  // an allocation failed against the limit (failcnt / events max)
   int64_t peak_memory_bytes = -1;  // -1 when the kernel does not report it
-  int64_t cpu_usage_us = -1;       // CPU of every process that ran in it (v2 cpu.stat); -1 if unknown
+  int64_t cpu_usage_us = -1;       // CPU of every process that ran in it (v1 cpuacct.usage,
+                                   // v2 cpu.stat usage_usec); -1 if unknown
 };
 
 class RunCgroup {
@@ -72,7 +75,7 @@ class CgroupDriver {
 // True when `id` starts with "<pid>-" and that pid is not a live process.
 bool IsStaleRunId(const std::string& id);
 
-// cgroup v1: memory + pids controllers required, freezer used when present.
+// cgroup v1: memory + pids controllers required, freezer and cpuacct used when present.
 class CgroupV1Driver : public CgroupDriver {
  public:
   // Checks the hierarchies exist and creates the parent groups.
@@ -82,9 +85,13 @@ class CgroupV1Driver : public CgroupDriver {
   int RemoveStale() const override;
 
  private:
-  CgroupV1Driver(std::string memory, std::string pids, std::string freezer)
-      : memory_parent_(std::move(memory)), pids_parent_(std::move(pids)), freezer_parent_(std::move(freezer)) {}
-  std::string memory_parent_, pids_parent_, freezer_parent_;  // freezer_parent_ empty if absent
+  CgroupV1Driver(std::string memory, std::string pids, std::string freezer, std::string cpuacct)
+      : memory_parent_(std::move(memory)),
+        pids_parent_(std::move(pids)),
+        freezer_parent_(std::move(freezer)),
+        cpuacct_parent_(std::move(cpuacct)) {}
+  // freezer_parent_ and cpuacct_parent_ are empty where the hierarchy is not mounted.
+  std::string memory_parent_, pids_parent_, freezer_parent_, cpuacct_parent_;
 };
 
 // cgroup v2: memory + pids must be available; enables them in the parent's subtree_control.
