@@ -21,8 +21,10 @@
 //      SandboxOptions::scratch_root, removed afterwards) read-write at /box/work (cwd).
 //      No network interface but loopback in a new net namespace.
 //   3. seccomp (seccomp_filter.h): dangerous syscalls kill the process with SIGSYS.
-//   4. cgroups (cgroup.h): one group per execution with memory and pids limits; at the end
-//      every process in it is killed (v1 freeze+kill, v2 cgroup.kill) and it is removed.
+//   4. cgroups (cgroup.h): one group per execution with memory and pids limits and CPU
+//      accounting; at the end every process in it is killed (v1 freeze+kill, v2
+//      cgroup.kill) and it is removed. Create sweeps groups and scratch dirs left by a
+//      crashed host process.
 //   5. rlimits: CPU, FSIZE, NOFILE, CORE=0, NPROC (per-uid backstop; AS only when running
 //      without cgroups).
 //   6. The parent: a wall-clock deadline, stdout/stderr read concurrently through pipes
@@ -34,11 +36,11 @@
 // Process-wide effect: Create sets SIGPIPE to SIG_IGN (a program that closes its stdin
 // must not kill the host while we write to it); the child resets all signals to default.
 //
-// Cost: one execution of a trivial Python program takes ~40 ms wall here, against ~18 ms
+// Cost: one execution of a trivial Python program takes ~45 ms wall here, against ~18 ms
 // for the same bwrap + python3 without cgroups and ~10 ms for bare python3. Most of the
 // difference is cgroup v1 migration (each write to a cgroup.procs waits for an RCU grace
-// period, ~8-12 ms per controller on this kernel); on v2, clone3(CLONE_INTO_CGROUP) would
-// avoid it (not done yet).
+// period, ~8-12 ms per hierarchy on this kernel; memory, pids, freezer, cpuacct); on v2,
+// clone3(CLONE_INTO_CGROUP) would avoid it (not done yet).
 //
 // Thread safety: a Sandbox is immutable after Create and Run/Execute may be called from
 // any number of threads at once (see SandboxPool for a bounded way to do that).
