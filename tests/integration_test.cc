@@ -350,5 +350,36 @@ TEST(Integration, BadConfigIsRejectedByNameBeforeAnythingStarts) {
   RemoveUnlessFailed(dir);
 }
 
+// Code tasks travel from the dataset to the reward service, which runs each completion
+// in the sandbox (a random policy writes nonsense programs: they score 0, but no
+// completion may fail to be judged).
+TEST(Integration, CodeTasksAreJudgedInTheSandboxDuringARun) {
+  fs::path dir = FreshDir("code-run");
+  std::string tasks;
+  for (int i = 0; i < 4; ++i) {
+    tasks += absl::StrCat(R"({"id": "c)", i, R"(", "prompt": "1+)", i,
+                          R"(=", "language": "python", "tests": [{"input": "", "output": ")", 1 + i, R"(\n"}]})", "\n");
+  }
+  fs::path data = FreshDir("code-data");
+  ASSERT_TRUE(WriteFileAtomic((data / "code.jsonl").string(), tasks).ok());
+  fs::path run = dir;
+  absl::StatusOr<ChildProcess> p =
+      SpawnGrpoRun(run, {"--max-steps", "2", "--set", absl::StrCat("data.path=", (data / "code.jsonl").string()),
+                         "--set", "reward.sandbox_time_limit_ms=500"},
+                   "launcher.out");
+  ASSERT_TRUE(p.ok()) << p.status();
+  std::optional<int> st = p->WaitFor(absl::Seconds(180));
+  ASSERT_TRUE(st.has_value()) << "grpo run did not finish";
+  ASSERT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0)
+      << DescribeWaitStatus(*st) << "\n" << TailOfFile((dir / "launcher.out").string(), 40);
+  EXPECT_EQ(ReadJsonl(run / "metrics.jsonl").size(), 2u);
+  absl::StatusOr<std::string> log = ReadFile((run / "logs" / "reward.log").string());
+  ASSERT_TRUE(log.ok());
+  EXPECT_THAT(*log, ::testing::Not(HasSubstr("sandbox")));
+  EXPECT_THAT(*log, ::testing::Not(HasSubstr("prompt c")));  // no completion failed to be judged
+  RemoveUnlessFailed(dir);
+  fs::remove_all(data);
+}
+
 }  // namespace
 }  // namespace grpo

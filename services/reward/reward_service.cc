@@ -32,7 +32,13 @@ grpc::Status RewardService::Score(grpc::ServerContext* ctx,
     }
     for (const auto& s : scored.scores()) {
       reward_sum_->Increment(std::max(0.0f, s.reward()));
-      if (!s.error().empty()) errors_->Increment();
+      if (!s.error().empty()) {
+        errors_->Increment();
+        // The first errors and then one in a thousand: enough to see a broken checker
+        // or sandbox in the log without flooding it.
+        const int64_t n = logged_errors_.fetch_add(1);
+        if (n < 10 || n % 1000 == 0) spdlog::warn("prompt {}: {}", group.item().prompt_id(), s.error());
+      }
     }
     if (!stream->Write(scored)) break;
   }

@@ -2,6 +2,7 @@
 // Stateless; each stream is served by its own gRPC thread. No LibTorch.
 #pragma once
 
+#include <atomic>
 #include <memory>
 
 #include "core/common/config.h"
@@ -21,6 +22,7 @@ class RewardService final : public v1::Reward::Service {
 
  private:
   std::unique_ptr<reward::Scorer> scorer_;
+  std::atomic<int64_t> logged_errors_{0};
   prometheus::Counter* groups_;
   prometheus::Counter* completions_;
   prometheus::Counter* errors_;
