@@ -6,6 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -22,6 +23,7 @@
 #include "core/rpc/rpc.h"
 #include "grpo/v1/actor.grpc.pb.h"
 #include "grpo/v1/coordinator.grpc.pb.h"
+#include "grpo/v1/learner.grpc.pb.h"
 
 namespace grpo {
 namespace {
@@ -348,6 +350,73 @@ TEST(Integration, BadConfigIsRejectedByNameBeforeAnythingStarts) {
   EXPECT_EQ(WEXITSTATUS(*st), 2);
   EXPECT_THAT(TailOfFile(spec.log_path, 5), HasSubstr("unknown config key 'learner.lrr'"));
   RemoveUnlessFailed(dir);
+}
+
+// The objective's variants run end to end: DAPO-style token-mean loss with
+// clip-higher and dynamic sampling, Dr. GRPO's unscaled advantages, a k1 KL term and
+// truncated importance weights. Groups with equal rewards are filtered, not trained.
+TEST(Integration, LossVariantsTrainEndToEnd) {
+  fs::path dir = FreshDir("variants");
+  absl::StatusOr<ChildProcess> p = SpawnGrpoRun(
+      dir,
+      {"--max-steps", "2", "--set", "learner.loss_agg=token-mean", "--set", "learner.clip_eps_high=0.28", "--set",
+       "learner.dynamic_sampling=true", "--set", "learner.scale_rewards=false", "--set", "learner.kl_estimator=k1",
+       "--set", "learner.importance_cap=2", "--set", "reward.overlong_weight=1", "--set",
+       "reward.overlong_max_tokens=8", "--set", "reward.overlong_buffer_tokens=8"},
+      "launcher.out");
+  ASSERT_TRUE(p.ok()) << p.status();
+  std::optional<int> st = p->WaitFor(absl::Seconds(180));
+  ASSERT_TRUE(st.has_value()) << "grpo run did not finish";
+  ASSERT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0)
+      << DescribeWaitStatus(*st) << "\n" << TailOfFile((dir / "launcher.out").string(), 40);
+  std::vector<nlohmann::json> m = ReadJsonl(dir / "metrics.jsonl");
+  ASSERT_EQ(m.size(), 2u);
+  for (const auto& j : m) {
+    EXPECT_TRUE(std::isfinite(j["loss"].get<double>())) << j.dump();
+    EXPECT_GT(j["reward_std"].get<double>(), 0.0) << "a trained batch has no signal: " << j.dump();
+    // min(pi_now / pi_sampled, cap): near 1 (samples at most a version or two old), never above the cap.
+    EXPECT_GT(j["importance_weight_mean"].get<double>(), 0.5) << j.dump();
+    EXPECT_LE(j["importance_weight_mean"].get<double>(), 2.0) << j.dump();
+  }
+  RemoveUnlessFailed(dir);
+}
+
+// Dynamic sampling over the real SubmitGroups stream: a group whose rewards are all
+// equal is FILTERED (and its lease completed), one with a spread is ACCEPTED.
+TEST(Integration, DynamicSamplingFiltersGroupsWithoutSignal) {
+  fs::path dir = FreshDir("dynamic");
+  std::vector<std::string> sets = SmallRun(dir, 0);
+  sets.push_back("learner.dynamic_sampling=true");
+  Cluster c(dir, sets);
+  c.Start("coordinator");
+  c.Start("learner");
+  auto learner = v1::Learner::NewStub(rpc::MakeChannel(c.Address("learner")));
+  auto group = [](uint64_t lease, const std::string& id, std::vector<float> rewards) {
+    v1::ScoredGroup g;
+    v1::RolloutGroup* r = g.mutable_group();
+    r->mutable_item()->set_lease_id(lease);
+    r->mutable_item()->set_prompt_id(id);
+    r->add_prompt_token_ids(1);
+    r->set_temperature(1.0f);
+    for (float rw : rewards) {
+      v1::Completion* comp = r->add_completions();
+      comp->add_token_ids(8);
+      comp->add_logprobs(-1.0f);
+      g.add_scores()->set_reward(rw);
+    }
+    return g;
+  };
+  auto ctx = rpc::ContextWithDeadline(absl::Seconds(30));
+  auto stream = learner->SubmitGroups(ctx.get());
+  v1::SubmitAck ack;
+  ASSERT_TRUE(stream->Write(group(1001, "p1", {0.5f, 0.5f, 0.5f, 0.5f})));
+  ASSERT_TRUE(stream->Read(&ack));
+  EXPECT_EQ(ack.outcome(), v1::SubmitAck::FILTERED) << ack.detail();
+  ASSERT_TRUE(stream->Write(group(1002, "p2", {0.0f, 1.0f, 0.0f, 0.0f})));
+  ASSERT_TRUE(stream->Read(&ack));
+  EXPECT_EQ(ack.outcome(), v1::SubmitAck::ACCEPTED) << ack.detail();
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
 }
 
 // Code tasks travel from the dataset to the reward service, which runs each completion

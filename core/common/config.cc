@@ -216,7 +216,13 @@ std::vector<ConfigField> ConfigFields(RunConfig& c) {
   f.push_back({"learner", "lr", &c.learner.lr, "AdamW learning rate"});
   f.push_back({"learner", "weight_decay", &c.learner.weight_decay, "AdamW weight decay"});
   f.push_back({"learner", "beta", &c.learner.beta, "KL coefficient (k3) against the reference policy"});
-  f.push_back({"learner", "clip_eps", &c.learner.clip_eps, "PPO clip range"});
+  f.push_back({"learner", "clip_eps", &c.learner.clip_eps, "PPO clip range (lower, and upper unless clip_eps_high)"});
+  f.push_back({"learner", "clip_eps_high", &c.learner.clip_eps_high, "upper clip range when > 0 (DAPO clip-higher)"});
+  f.push_back({"learner", "kl_estimator", &c.learner.kl_estimator, "KL estimator of the beta term: k1, k2, k3"});
+  f.push_back({"learner", "loss_agg", &c.learner.loss_agg, "seq-mean-token-mean (GRPO), token-mean (DAPO), seq-mean-token-sum-norm (Dr. GRPO)"});
+  f.push_back({"learner", "scale_rewards", &c.learner.scale_rewards, "divide advantages by the group std (false for Dr. GRPO)"});
+  f.push_back({"learner", "dynamic_sampling", &c.learner.dynamic_sampling, "drop groups whose rewards are all equal (DAPO)"});
+  f.push_back({"learner", "importance_cap", &c.learner.importance_cap, "> 0: weight stale tokens by min(pi_now/pi_sampled, cap)"});
   f.push_back({"learner", "adv_eps", &c.learner.adv_eps, "epsilon in (r - mean) / (std + eps)"});
   f.push_back({"learner", "grad_clip", &c.learner.grad_clip, "max gradient norm (0: off)"});
   f.push_back({"learner", "max_staleness", &c.learner.max_staleness, "drop groups older than this many versions"});
@@ -355,6 +361,13 @@ absl::Status ValidateConfig(const RunConfig& c) {
   if (!(c.learner.lr > 0)) return bad("learner.lr", "must be positive");
   if (c.learner.beta < 0) return bad("learner.beta", "must be >= 0");
   if (c.learner.clip_eps <= 0) return bad("learner.clip_eps", "must be positive");
+  if (c.learner.clip_eps_high < 0) return bad("learner.clip_eps_high", "must be >= 0");
+  if (c.learner.kl_estimator != "k1" && c.learner.kl_estimator != "k2" && c.learner.kl_estimator != "k3")
+    return bad("learner.kl_estimator", "must be k1, k2 or k3");
+  if (c.learner.loss_agg != "seq-mean-token-mean" && c.learner.loss_agg != "token-mean" &&
+      c.learner.loss_agg != "seq-mean-token-sum-norm")
+    return bad("learner.loss_agg", "must be seq-mean-token-mean, token-mean or seq-mean-token-sum-norm");
+  if (c.learner.importance_cap < 0) return bad("learner.importance_cap", "must be >= 0");
   if (c.learner.adv_eps <= 0) return bad("learner.adv_eps", "must be positive");
   if (c.learner.max_staleness < 0) return bad("learner.max_staleness", "must be >= 0");
   if (c.learner.buffer_groups < c.learner.prompts_per_step)

@@ -120,7 +120,13 @@ struct LearnerConfig {
   double lr = 3e-3;
   double weight_decay = 0.0;
   double beta = 0.0;  // KL coefficient against the frozen reference policy
-  double clip_eps = 0.2;
+  double clip_eps = 0.2;       // lower clip range (and upper, unless clip_eps_high is set)
+  double clip_eps_high = 0.0;  // > 0: upper clip range (DAPO clip-higher, e.g. 0.28)
+  std::string kl_estimator = "k3";               // k1 | k2 | k3
+  std::string loss_agg = "seq-mean-token-mean";  // | token-mean (DAPO) | seq-mean-token-sum-norm (Dr. GRPO)
+  bool scale_rewards = true;     // divide advantages by the group's std (off for Dr. GRPO)
+  bool dynamic_sampling = false;  // drop groups whose rewards are all equal (DAPO)
+  double importance_cap = 0.0;   // > 0: truncated importance weights for stale samples
   double adv_eps = 1e-6;
   double grad_clip = 1.0;
   int64_t max_staleness = 4;  // groups sampled more than this many versions ago are dropped

@@ -52,6 +52,7 @@ std::string ValidateScoredGroup(const v1::ScoredGroup& g, int64_t vocab_size, in
 
 struct Learner::StepStats {
   double loss = 0, pg_loss = 0, kl = 0, clip_fraction = 0, ratio_mean = 0, grad_norm = 0;
+  double importance_weight_mean = 1;
   double reward_mean = 0, reward_std = 0, accuracy = 0, format = 0;
   double completion_len_mean = 0, truncated_share = 0;
   int64_t tokens = 0;
@@ -161,6 +162,10 @@ grpc::Status Learner::SubmitGroups(grpc::ServerContext* ctx,
         // Not re-queued: a malformed group would most likely be malformed again, and
         // circulate for the whole run. The prompt is skipped for this epoch.
         complete = true;
+      } else if (cfg_.learner.dynamic_sampling && AllRewardsEqual(g)) {
+        ack.set_outcome(v1::SubmitAck::FILTERED);
+        ack.set_detail("every completion has the same reward: no signal");
+        complete = true;
       } else if (!turned_away()) {
         // Backpressure: wait for room (the trainer frees it every step) or shutdown.
         auto room = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -183,6 +188,31 @@ grpc::Status Learner::SubmitGroups(grpc::ServerContext* ctx,
     if (!stream->Write(ack)) break;
   }
   return grpc::Status::OK;
+}
+
+bool Learner::AllRewardsEqual(const v1::ScoredGroup& g) {
+  for (int i = 1; i < g.scores_size(); ++i) {
+    if (g.scores(i).reward() != g.scores(0).reward()) return false;
+  }
+  return true;
+}
+
+rl::GrpoLossConfig Learner::LossConfig() const {
+  rl::GrpoLossConfig c;
+  c.clip_eps_low = cfg_.learner.clip_eps;
+  c.clip_eps_high = cfg_.learner.clip_eps_high > 0 ? cfg_.learner.clip_eps_high : cfg_.learner.clip_eps;
+  c.beta = cfg_.learner.beta;
+  c.kl_estimator = cfg_.learner.kl_estimator == "k1"   ? rl::KlEstimator::kK1
+                   : cfg_.learner.kl_estimator == "k2" ? rl::KlEstimator::kK2
+                                                       : rl::KlEstimator::kK3;
+  c.aggregation = cfg_.learner.loss_agg == "token-mean" ? rl::LossAggregation::kTokenMean
+                  : cfg_.learner.loss_agg == "seq-mean-token-sum-norm"
+                      ? rl::LossAggregation::kSeqMeanTokenSumNorm
+                      : rl::LossAggregation::kSeqMeanTokenMean;
+  // Dr. GRPO divides by a constant: the longest completion the actor may produce.
+  c.norm_length = static_cast<double>(cfg_.actor.max_new_tokens);
+  c.importance_cap = cfg_.learner.importance_cap;
+  return c;
 }
 
 void Learner::CompleteLeases(const std::vector<uint64_t>& ids, bool requeue) {
@@ -293,13 +323,13 @@ Learner::StepStats Learner::TrainStep(const std::vector<v1::ScoredGroup>& batch)
   bool uniform_g = true;
   for (const auto& g : batch) uniform_g &= g.group().completions_size() == G;
   if (uniform_g) {
-    adv = rl::GroupAdvantages(reward_t.view({n, G}), cfg_.learner.adv_eps).view({b_total});  // (B)
+    adv = rl::GroupAdvantages(reward_t.view({n, G}), cfg_.learner.adv_eps, cfg_.learner.scale_rewards).view({b_total});  // (B)
   } else {
     std::vector<torch::Tensor> parts;  // groups of different sizes: one at a time
     int64_t off = 0;
     for (const auto& g : batch) {
       int64_t gs = g.group().completions_size();
-      parts.push_back(rl::GroupAdvantages(reward_t.slice(0, off, off + gs).view({1, gs}), cfg_.learner.adv_eps).view({gs}));
+      parts.push_back(rl::GroupAdvantages(reward_t.slice(0, off, off + gs).view({1, gs}), cfg_.learner.adv_eps, cfg_.learner.scale_rewards).view({gs}));
       off += gs;
     }
     adv = torch::cat(parts);
@@ -317,7 +347,8 @@ Learner::StepStats Learner::TrainStep(const std::vector<v1::ScoredGroup>& batch)
     ref_logp = model::TokenLogprobs(reference_->model->forward(input) / temps.unsqueeze(2), target, 1.0);  // (B, L-1)
   }
   rl::GrpoLossTerms terms =
-      rl::GrpoLoss(logp, old_logp, ref_logp, adv, mask, {cfg_.learner.clip_eps, cfg_.learner.beta});
+      // One gradient step per batch: the proximal policy is the current weights.
+      rl::GrpoLoss(logp, old_logp, ref_logp, adv, mask, LossConfig(), logp.detach());
   optimizer_->zero_grad();
   terms.loss.backward();
   double grad_norm = 0;
@@ -336,6 +367,7 @@ Learner::StepStats Learner::TrainStep(const std::vector<v1::ScoredGroup>& batch)
   st.kl = terms.kl_mean;
   st.clip_fraction = terms.clip_fraction;
   st.ratio_mean = terms.ratio_mean;
+  st.importance_weight_mean = terms.importance_weight_mean;
   st.grad_norm = grad_norm;
   st.reward_mean = reward_t.mean().item<double>();
   st.reward_std = b_total > 1 ? reward_t.std().item<double>() : 0.0;
@@ -406,6 +438,7 @@ void Learner::TrainLoop() {
         {"step", step}, {"version", step}, {"reward_mean", st.reward_mean}, {"reward_std", st.reward_std},
         {"accuracy", st.accuracy}, {"format", st.format}, {"loss", st.loss}, {"pg_loss", st.pg_loss},
         {"kl", st.kl}, {"clip_fraction", st.clip_fraction}, {"ratio_mean", st.ratio_mean},
+        {"importance_weight_mean", st.importance_weight_mean},
         {"grad_norm", st.grad_norm}, {"lr", cfg_.learner.lr}, {"groups", batch.size()},
         {"completion_tokens", st.tokens}, {"completion_len_mean", st.completion_len_mean},
         {"truncated_share", st.truncated_share}, {"tokens_per_s", wall_s > 0 ? st.tokens / wall_s : 0.0},

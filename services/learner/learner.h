@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "core/common/config.h"
+#include "core/grpo/grpo_loss.h"
 #include "core/policy/policy.h"
 #include "core/rpc/service_main.h"
 #include "grpo/v1/coordinator.grpc.pb.h"
@@ -55,6 +56,8 @@ class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
   StepStats TrainStep(const std::vector<v1::ScoredGroup>& batch);
   absl::Status Publish(uint64_t version, uint64_t step);
   void CompleteLeases(const std::vector<uint64_t>& ids, bool requeue);
+  static bool AllRewardsEqual(const v1::ScoredGroup& g);
+  rl::GrpoLossConfig LossConfig() const;
   void WriteMetricsLine(const std::string& line);
   bool Stopping();
 
