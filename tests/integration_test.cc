@@ -381,6 +381,41 @@ TEST(Integration, LossVariantsTrainEndToEnd) {
   RemoveUnlessFailed(dir);
 }
 
+// Warm-up then cosine learning rate, and the reference policy refreshed every step
+// (R1-Zero's reset): the KL to a reference that equals the weights is exactly 0.
+TEST(Integration, LearningRateScheduleAndReferenceRefresh) {
+  fs::path dir = FreshDir("schedule");
+  absl::StatusOr<ChildProcess> p = SpawnGrpoRun(
+      dir,
+      {"--max-steps", "4", "--set", "learner.warmup_steps=2", "--set",
+       "learner.lr_schedule=cosine", "--set", "learner.min_lr_ratio=0.1", "--set", "learner.ref_refresh_steps=1"},
+      "launcher.out");
+  ASSERT_TRUE(p.ok()) << p.status();
+  std::optional<int> st = p->WaitFor(absl::Seconds(180));
+  ASSERT_TRUE(st.has_value()) << "grpo run did not finish";
+  ASSERT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0)
+      << DescribeWaitStatus(*st) << "\n" << TailOfFile((dir / "launcher.out").string(), 40);
+  std::vector<nlohmann::json> m = ReadJsonl(dir / "metrics.jsonl");
+  ASSERT_EQ(m.size(), 4u);
+  const double lr = m[1]["lr"].get<double>();  // the peak, at the end of warm-up
+  ASSERT_GT(lr, 0);
+  EXPECT_NEAR(m[0]["lr"].get<double>(), lr * 0.5, 1e-12);
+  EXPECT_NEAR(m[2]["lr"].get<double>(), lr * (0.1 + 0.9 * 0.5), 1e-12);  // half-way down the cosine
+  EXPECT_NEAR(m[3]["lr"].get<double>(), lr * 0.1, 1e-12);
+  for (const auto& j : m) EXPECT_EQ(j["kl"].get<double>(), 0.0) << j.dump();
+  // Without the refresh the weights move away from the reference: KL > 0 after step 1.
+  fs::path dir2 = FreshDir("no-refresh");
+  absl::StatusOr<ChildProcess> q = SpawnGrpoRun(dir2, {"--max-steps", "3"}, "launcher.out");
+  ASSERT_TRUE(q.ok()) << q.status();
+  st = q->WaitFor(absl::Seconds(180));
+  ASSERT_TRUE(st.has_value() && WIFEXITED(*st) && WEXITSTATUS(*st) == 0);
+  std::vector<nlohmann::json> m2 = ReadJsonl(dir2 / "metrics.jsonl");
+  ASSERT_EQ(m2.size(), 3u);
+  EXPECT_GT(m2[2]["kl"].get<double>(), 0.0);
+  RemoveUnlessFailed(dir);
+  RemoveUnlessFailed(dir2);
+}
+
 // Dynamic sampling over the real SubmitGroups stream: a group whose rewards are all
 // equal is FILTERED (and its lease completed), one with a spread is ACCEPTED.
 TEST(Integration, DynamicSamplingFiltersGroupsWithoutSignal) {

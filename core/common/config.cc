@@ -222,6 +222,10 @@ std::vector<ConfigField> ConfigFields(RunConfig& c) {
   f.push_back({"learner", "loss_agg", &c.learner.loss_agg, "seq-mean-token-mean (GRPO), token-mean (DAPO), seq-mean-token-sum-norm (Dr. GRPO)"});
   f.push_back({"learner", "scale_rewards", &c.learner.scale_rewards, "divide advantages by the group std (false for Dr. GRPO)"});
   f.push_back({"learner", "dynamic_sampling", &c.learner.dynamic_sampling, "drop groups whose rewards are all equal (DAPO)"});
+  f.push_back({"learner", "ref_refresh_steps", &c.learner.ref_refresh_steps, "> 0: reset the KL reference to the current policy every N steps (R1-Zero: 400)"});
+  f.push_back({"learner", "warmup_steps", &c.learner.warmup_steps, "linear learning-rate warm-up steps"});
+  f.push_back({"learner", "lr_schedule", &c.learner.lr_schedule, "constant or cosine (decays to min_lr_ratio * lr at max_steps; constant without max_steps)"});
+  f.push_back({"learner", "min_lr_ratio", &c.learner.min_lr_ratio, "cosine floor as a share of lr"});
   f.push_back({"learner", "importance_cap", &c.learner.importance_cap, "> 0: weight stale tokens by min(pi_now/pi_sampled, cap)"});
   f.push_back({"learner", "adv_eps", &c.learner.adv_eps, "epsilon in (r - mean) / (std + eps)"});
   f.push_back({"learner", "grad_clip", &c.learner.grad_clip, "max gradient norm (0: off)"});
@@ -368,6 +372,11 @@ absl::Status ValidateConfig(const RunConfig& c) {
       c.learner.loss_agg != "seq-mean-token-sum-norm")
     return bad("learner.loss_agg", "must be seq-mean-token-mean, token-mean or seq-mean-token-sum-norm");
   if (c.learner.importance_cap < 0) return bad("learner.importance_cap", "must be >= 0");
+  if (c.learner.ref_refresh_steps < 0) return bad("learner.ref_refresh_steps", "must be >= 0");
+  if (c.learner.warmup_steps < 0) return bad("learner.warmup_steps", "must be >= 0");
+  if (c.learner.lr_schedule != "constant" && c.learner.lr_schedule != "cosine")
+    return bad("learner.lr_schedule", "must be constant or cosine");
+  if (!(c.learner.min_lr_ratio >= 0 && c.learner.min_lr_ratio <= 1)) return bad("learner.min_lr_ratio", "must be in [0, 1]");
   if (c.learner.adv_eps <= 0) return bad("learner.adv_eps", "must be positive");
   if (c.learner.max_staleness < 0) return bad("learner.max_staleness", "must be >= 0");
   if (c.learner.buffer_groups < c.learner.prompts_per_step)

@@ -127,6 +127,10 @@ struct LearnerConfig {
   bool scale_rewards = true;     // divide advantages by the group's std (off for Dr. GRPO)
   bool dynamic_sampling = false;  // drop groups whose rewards are all equal (DAPO)
   double importance_cap = 0.0;   // > 0: truncated importance weights for stale samples
+  int64_t ref_refresh_steps = 0;  // > 0: the reference policy becomes the current one every N steps
+  int64_t warmup_steps = 0;       // linear learning-rate warm-up
+  std::string lr_schedule = "constant";  // constant | cosine (to min_lr_ratio * lr at max_steps)
+  double min_lr_ratio = 0.1;
   double adv_eps = 1e-6;
   double grad_clip = 1.0;
   int64_t max_staleness = 4;  // groups sampled more than this many versions ago are dropped

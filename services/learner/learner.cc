@@ -190,6 +190,18 @@ grpc::Status Learner::SubmitGroups(grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
+double Learner::LearningRate(uint64_t step) const {
+  const double base = cfg_.learner.lr;
+  const auto warmup = static_cast<uint64_t>(cfg_.learner.warmup_steps);
+  if (warmup > 0 && step <= warmup) return base * static_cast<double>(step) / static_cast<double>(warmup);
+  if (cfg_.learner.lr_schedule != "cosine" || cfg_.learner.max_steps <= static_cast<int64_t>(warmup)) return base;
+  const double progress = std::clamp(static_cast<double>(step - warmup) /
+                                         static_cast<double>(cfg_.learner.max_steps - static_cast<int64_t>(warmup)),
+                                     0.0, 1.0);
+  const double floor = cfg_.learner.min_lr_ratio;
+  return base * (floor + (1 - floor) * 0.5 * (1 + std::cos(M_PI * progress)));
+}
+
 bool Learner::AllRewardsEqual(const v1::ScoredGroup& g) {
   for (int i = 1; i < g.scores_size(); ++i) {
     if (g.scores(i).reward() != g.scores(0).reward()) return false;
@@ -414,7 +426,19 @@ void Learner::TrainLoop() {
       buffer_gauge_->Set(static_cast<double>(buffer_.size()));
     }
     auto t0 = std::chrono::steady_clock::now();
+    const double lr = LearningRate(step);
+    for (auto& group : optimizer_->param_groups()) {
+      static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+    }
     StepStats st = TrainStep(batch);
+    if (reference_ && cfg_.learner.ref_refresh_steps > 0 &&
+        step % static_cast<uint64_t>(cfg_.learner.ref_refresh_steps) == 0) {
+      // R1-Zero's reference reset: the KL term now pulls toward the current policy.
+      torch::NoGradGuard ng;
+      auto src = policy_->model->named_parameters();
+      for (auto& p : reference_->model->named_parameters()) p.value().copy_(src[p.key()]);
+      spdlog::info("step {}: reference policy refreshed to the current weights", step);
+    }
     absl::Status pub = Publish(step, step);
     if (!pub.ok()) {
       if (Stopping()) return;
@@ -439,7 +463,7 @@ void Learner::TrainLoop() {
         {"accuracy", st.accuracy}, {"format", st.format}, {"loss", st.loss}, {"pg_loss", st.pg_loss},
         {"kl", st.kl}, {"clip_fraction", st.clip_fraction}, {"ratio_mean", st.ratio_mean},
         {"importance_weight_mean", st.importance_weight_mean},
-        {"grad_norm", st.grad_norm}, {"lr", cfg_.learner.lr}, {"groups", batch.size()},
+        {"grad_norm", st.grad_norm}, {"lr", lr}, {"groups", batch.size()},
         {"completion_tokens", st.tokens}, {"completion_len_mean", st.completion_len_mean},
         {"truncated_share", st.truncated_share}, {"tokens_per_s", wall_s > 0 ? st.tokens / wall_s : 0.0},
         {"train_s", step_s}, {"policy_version_min", st.version_min}, {"policy_version_max", st.version_max},

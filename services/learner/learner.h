@@ -57,6 +57,8 @@ class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
   absl::Status Publish(uint64_t version, uint64_t step);
   void CompleteLeases(const std::vector<uint64_t>& ids, bool requeue);
   static bool AllRewardsEqual(const v1::ScoredGroup& g);
+  // Warm-up, then constant or cosine, for 1-based `step`.
+  double LearningRate(uint64_t step) const;
   rl::GrpoLossConfig LossConfig() const;
   void WriteMetricsLine(const std::string& line);
   bool Stopping();
