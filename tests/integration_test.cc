@@ -328,13 +328,27 @@ TEST(Integration, CtrlCStopsTheLauncherAndEveryService) {
     // Each service logged a clean stop.
     EXPECT_THAT(TailOfFile((dir / "logs" / absl::StrCat(name, ".log")).string(), 3), HasSubstr("stopped")) << name;
   }
-  // The same run directory is not silently reused.
-  absl::StatusOr<ChildProcess> again = SpawnGrpoRun(dir, {}, "again.out");
+  // The same run directory resumes the run: the learner continues from the checkpoint
+  // it wrote on SIGTERM, and metrics.jsonl goes on without repeating a step.
+  std::vector<nlohmann::json> before = ReadJsonl(dir / "metrics.jsonl");
+  ASSERT_FALSE(before.empty());
+  const int64_t last = before.back()["step"].get<int64_t>();
+  EXPECT_FALSE(fs::is_empty(dir / "checkpoints")) << "no checkpoint written on SIGTERM";
+  absl::StatusOr<ChildProcess> again =
+      SpawnGrpoRun(dir, {"--max-steps", std::to_string(last + 2)}, "again.out");
   ASSERT_TRUE(again.ok());
-  st = again->WaitFor(absl::Seconds(30));
+  st = again->WaitFor(absl::Seconds(120));
   ASSERT_TRUE(st.has_value());
-  EXPECT_EQ(WEXITSTATUS(*st), 2);
-  EXPECT_THAT(TailOfFile((dir / "again.out").string(), 5), HasSubstr("already holds a run"));
+  std::string out = TailOfFile((dir / "again.out").string(), 30);
+  ASSERT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << DescribeWaitStatus(*st) << "\n" << out;
+  EXPECT_THAT(out, HasSubstr("resuming the run"));
+  std::vector<nlohmann::json> after = ReadJsonl(dir / "metrics.jsonl");
+  ASSERT_GT(after.size(), before.size());
+  for (size_t i = 1; i < after.size(); ++i) {
+    EXPECT_GT(after[i]["step"].get<int64_t>(), after[i - 1]["step"].get<int64_t>()) << "step repeated or reordered";
+    EXPECT_GT(after[i]["version"].get<int64_t>(), after[i - 1]["version"].get<int64_t>());
+  }
+  EXPECT_EQ(after.back()["step"].get<int64_t>(), last + 2);
   RemoveUnlessFailed(dir);
 }
 
@@ -414,6 +428,103 @@ TEST(Integration, LearningRateScheduleAndReferenceRefresh) {
   EXPECT_GT(m2[2]["kl"].get<double>(), 0.0);
   RemoveUnlessFailed(dir);
   RemoveUnlessFailed(dir2);
+}
+
+// A valid scored group of 4 one-token completions with distinct rewards.
+v1::ScoredGroup FixedGroup(uint64_t lease, const std::string& id, int salt) {
+  v1::ScoredGroup g;
+  v1::RolloutGroup* r = g.mutable_group();
+  r->mutable_item()->set_lease_id(lease);
+  r->mutable_item()->set_prompt_id(id);
+  r->add_prompt_token_ids(1);
+  r->add_prompt_token_ids(8 + salt % 5);
+  r->set_temperature(1.0f);
+  for (int i = 0; i < 4; ++i) {
+    v1::Completion* comp = r->add_completions();
+    comp->add_token_ids(8 + (salt + i) % 7);
+    comp->add_token_ids(9 + (salt * 3 + i) % 5);
+    comp->add_logprobs(-2.0f);
+    comp->add_logprobs(-2.5f);
+    g.add_scores()->set_reward(static_cast<float>((salt + i) % 3));
+  }
+  return g;
+}
+
+// Sends groups [from, to) of the fixed sequence to the learner, reading each ack.
+void SendGroups(Cluster& c, const std::string& learner, int from, int to) {
+  auto stub = v1::Learner::NewStub(rpc::MakeChannel(c.Address(learner)));
+  auto ctx = rpc::ContextWithDeadline(absl::Seconds(60));
+  auto stream = stub->SubmitGroups(ctx.get());
+  for (int i = from; i < to; ++i) {
+    ASSERT_TRUE(stream->Write(FixedGroup(1000 + i, absl::StrCat("p", i), i)));
+    v1::SubmitAck ack;
+    ASSERT_TRUE(stream->Read(&ack));
+    ASSERT_EQ(ack.outcome(), v1::SubmitAck::ACCEPTED) << ack.detail();
+  }
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
+// The weights of `version` as the coordinator serves them (waits until published).
+std::string FetchWeights(Cluster& c, uint64_t version) {
+  auto stub = v1::Coordinator::NewStub(rpc::MakeChannel(c.Address("coordinator")));
+  std::string blob;
+  EXPECT_TRUE(WaitUntil([&] {
+    blob.clear();
+    v1::FetchWeightsRequest req;
+    req.set_version(version);
+    auto ctx = rpc::ContextWithDeadline(absl::Seconds(10));
+    auto reader = stub->FetchWeights(ctx.get(), req);
+    v1::WeightChunk chunk;
+    bool right = true;
+    while (reader->Read(&chunk)) {
+      right &= chunk.version() == version;
+      blob += chunk.data();
+    }
+    return reader->Finish().ok() && right && !blob.empty();
+  }, absl::Seconds(60))) << "version " << version << " never appeared";
+  return blob;
+}
+
+// kill -9 the learner after step 2, restart it: it resumes from its checkpoint, and
+// step 3's weights are bit-identical to those of an uninterrupted run on the same data.
+TEST(Integration, LearnerKilledMidRunResumesExactly) {
+  auto cluster_sets = [](const fs::path& dir) {
+    std::vector<std::string> sets = SmallRun(dir, 0);
+    sets.push_back("learner.prompts_per_step=2");
+    sets.push_back("learner.checkpoint_every=1");
+    sets.push_back("learner.max_staleness=100");
+    return sets;
+  };
+  fs::path dir_a = FreshDir("resume-a");
+  std::string uninterrupted;
+  {
+    Cluster a(dir_a, cluster_sets(dir_a));
+    a.Start("coordinator");
+    a.Start("learner");
+    SendGroups(a, "learner", 0, 6);
+    uninterrupted = FetchWeights(a, 3);
+  }
+  fs::path dir_b = FreshDir("resume-b");
+  Cluster b(dir_b, cluster_sets(dir_b));
+  b.Start("coordinator");
+  ServiceProcess& first = b.Start("learner");
+  SendGroups(b, "learner", 0, 4);
+  FetchWeights(b, 2);  // step 2 published, so its checkpoint (written first) exists
+  first.proc.Signal(SIGKILL);
+  ASSERT_TRUE(first.proc.WaitFor(absl::Seconds(10)).has_value());
+  // A corrupt newer checkpoint must be skipped with a warning.
+  fs::create_directories(dir_b / "checkpoints" / "step-00000009");
+  ASSERT_TRUE(WriteFileAtomic((dir_b / "checkpoints" / "step-00000009" / "manifest.json").string(),
+                              R"({"files": {"model.safetensors": 1}})").ok());
+  ServiceProcess& second = b.Start("learner", "learner2");
+  SendGroups(b, "learner2", 4, 6);
+  std::string resumed = FetchWeights(b, 3);
+  EXPECT_TRUE(resumed == uninterrupted) << "step 3 weights differ after resume (" << resumed.size() << " vs "
+                                        << uninterrupted.size() << " bytes)";
+  EXPECT_THAT(TailOfFile(second.log_path, 200), HasSubstr("skipping checkpoint"));
+  EXPECT_THAT(TailOfFile(second.log_path, 200), HasSubstr("resumed from"));
+  RemoveUnlessFailed(dir_a);
 }
 
 // Dynamic sampling over the real SubmitGroups stream: a group whose rewards are all

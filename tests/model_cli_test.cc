@@ -20,6 +20,7 @@
 #include "core/common/subprocess.h"
 #include "core/model/hf_model.h"
 #include "core/model/safetensors.h"
+#include <torch/torch.h>
 #include "core/tokenizer/bpe_tokenizer.h"
 #include "core/tokenizer/chat_template.h"
 #include "tests/reference_model.h"
@@ -289,6 +290,24 @@ TEST(HfModelRun, GrpoRunTrainsAModelLoadedFromADirectory) {
     EXPECT_GT(j["completion_tokens"].get<double>(), 0) << line;
   }
   EXPECT_EQ(steps, 2);
+
+  // The learner checkpointed on stop; `grpo export` turns the newest checkpoint into a
+  // Hugging Face directory holding the weights the coordinator last published.
+  Result e = Grpo({"export", "--checkpoint", (dir / "run").string(), "--out", (dir / "exported").string()}, dir);
+  ASSERT_EQ(e.status, 0) << e.err;
+  auto exported = model::LoadPretrained((dir / "exported").string());
+  ASSERT_TRUE(exported.ok()) << exported.status();
+  EXPECT_TRUE(fs::exists(dir / "exported" / "tokenizer.json"));
+  auto published = model::ReadSafetensorsFile((dir / "run" / "coordinator" / "weights.safetensors").string());
+  ASSERT_TRUE(published.ok()) << published.status();
+  for (const auto& [name, t] : model::StateDict(**exported)) {
+    ASSERT_TRUE(published->count(name)) << name;
+    EXPECT_TRUE(torch::equal(t, published->at(name).to(t.scalar_type()))) << name;
+  }
+  Result g = Grpo({"generate", "--model", (dir / "exported").string(), "--prompt", "1+2", "--max-new-tokens", "4",
+                   "--json"},
+                  dir);
+  EXPECT_EQ(g.status, 0) << g.err;
   fs::remove_all(dir);
 }
 

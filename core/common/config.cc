@@ -222,6 +222,9 @@ std::vector<ConfigField> ConfigFields(RunConfig& c) {
   f.push_back({"learner", "loss_agg", &c.learner.loss_agg, "seq-mean-token-mean (GRPO), token-mean (DAPO), seq-mean-token-sum-norm (Dr. GRPO)"});
   f.push_back({"learner", "scale_rewards", &c.learner.scale_rewards, "divide advantages by the group std (false for Dr. GRPO)"});
   f.push_back({"learner", "dynamic_sampling", &c.learner.dynamic_sampling, "drop groups whose rewards are all equal (DAPO)"});
+  f.push_back({"learner", "checkpoint_every", &c.learner.checkpoint_every, "steps between checkpoints (0: only when stopped)"});
+  f.push_back({"learner", "keep_checkpoints", &c.learner.keep_checkpoints, "newest checkpoints kept"});
+  f.push_back({"learner", "checkpoint_dir", &c.learner.checkpoint_dir, "checkpoint directory (default <run.dir>/checkpoints)"});
   f.push_back({"learner", "ref_refresh_steps", &c.learner.ref_refresh_steps, "> 0: reset the KL reference to the current policy every N steps (R1-Zero: 400)"});
   f.push_back({"learner", "warmup_steps", &c.learner.warmup_steps, "linear learning-rate warm-up steps"});
   f.push_back({"learner", "lr_schedule", &c.learner.lr_schedule, "constant or cosine (decays to min_lr_ratio * lr at max_steps; constant without max_steps)"});
@@ -372,6 +375,8 @@ absl::Status ValidateConfig(const RunConfig& c) {
       c.learner.loss_agg != "seq-mean-token-sum-norm")
     return bad("learner.loss_agg", "must be seq-mean-token-mean, token-mean or seq-mean-token-sum-norm");
   if (c.learner.importance_cap < 0) return bad("learner.importance_cap", "must be >= 0");
+  if (c.learner.checkpoint_every < 0) return bad("learner.checkpoint_every", "must be >= 0");
+  if (c.learner.keep_checkpoints < 1) return bad("learner.keep_checkpoints", "must be at least 1");
   if (c.learner.ref_refresh_steps < 0) return bad("learner.ref_refresh_steps", "must be >= 0");
   if (c.learner.warmup_steps < 0) return bad("learner.warmup_steps", "must be >= 0");
   if (c.learner.lr_schedule != "constant" && c.learner.lr_schedule != "cosine")

@@ -127,6 +127,9 @@ struct LearnerConfig {
   bool scale_rewards = true;     // divide advantages by the group's std (off for Dr. GRPO)
   bool dynamic_sampling = false;  // drop groups whose rewards are all equal (DAPO)
   double importance_cap = 0.0;   // > 0: truncated importance weights for stale samples
+  int64_t checkpoint_every = 50;  // steps between checkpoints (0: only on SIGTERM); needs run.dir
+  int64_t keep_checkpoints = 3;
+  std::string checkpoint_dir;      // default <run.dir>/checkpoints
   int64_t ref_refresh_steps = 0;  // > 0: the reference policy becomes the current one every N steps
   int64_t warmup_steps = 0;       // linear learning-rate warm-up
   std::string lr_schedule = "constant";  // constant | cosine (to min_lr_ratio * lr at max_steps)

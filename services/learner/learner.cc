@@ -12,6 +12,7 @@
 #include "core/common/checksum.h"
 #include "core/common/logging.h"
 #include "core/grpo/grpo_loss.h"
+#include "services/learner/checkpoint.h"
 #include "core/model/sampler.h"
 #include "core/rpc/rpc.h"
 
@@ -74,7 +75,51 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(const RunConfig& cfg,
     reference->model->eval();
     for (auto& p : reference->model->parameters()) p.set_requires_grad(false);
   }
-  return std::unique_ptr<Learner>(new Learner(cfg, std::move(*policy), std::move(reference), std::move(registry)));
+  auto learner = std::unique_ptr<Learner>(new Learner(cfg, std::move(*policy), std::move(reference), std::move(registry)));
+  if (absl::Status s = learner->Resume(); !s.ok()) return s;
+  return learner;
+}
+
+std::string Learner::CheckpointRoot() const {
+  if (!cfg_.learner.checkpoint_dir.empty()) return cfg_.learner.checkpoint_dir;
+  if (cfg_.run.dir.empty()) return "";
+  return (std::filesystem::path(cfg_.run.dir) / "checkpoints").string();
+}
+
+absl::Status Learner::Resume() {
+  const std::string root = CheckpointRoot();
+  if (root.empty()) return absl::OkStatus();
+  std::optional<std::string> dir = NewestValidCheckpoint(root);
+  if (!dir) return absl::OkStatus();
+  CheckpointInputs into{policy_->model, reference_ ? reference_->model : model::Transformer(nullptr),
+                        optimizer_.get(), cfg_.model.path};
+  absl::StatusOr<CheckpointState> st = LoadCheckpoint(*dir, into);
+  if (!st.ok()) return st.status();
+  resumed_step_ = last_step_ = last_checkpoint_step_ = st->step;
+  resumed_version_ = last_version_ = st->version;
+  {
+    absl::MutexLock l(&mu_);
+    seen_ = std::move(st->seen);
+  }
+  spdlog::info("resumed from {} (step {}, version {})", *dir, st->step, st->version);
+  return absl::OkStatus();
+}
+
+absl::Status Learner::Checkpoint(uint64_t step, int64_t version) {
+  const std::string root = CheckpointRoot();
+  if (root.empty()) return absl::OkStatus();
+  CheckpointState state;
+  state.step = step;
+  state.version = version;
+  {
+    absl::MutexLock l(&mu_);
+    state.seen = seen_;
+  }
+  CheckpointInputs in{policy_->model, reference_ ? reference_->model : model::Transformer(nullptr), optimizer_.get(),
+                      cfg_.model.path};
+  absl::Status s = WriteCheckpoint(root, state, in, static_cast<int>(cfg_.learner.keep_checkpoints));
+  if (s.ok()) last_checkpoint_step_ = step;
+  return s;
 }
 
 Learner::Learner(const RunConfig& cfg, std::unique_ptr<Policy> policy, std::unique_ptr<Policy> reference,
@@ -124,6 +169,15 @@ void Learner::Stop() {
     if (publish_ctx_) publish_ctx_->TryCancel();
   }
   if (trainer_.joinable()) trainer_.join();
+  // On SIGTERM: keep the steps done since the last checkpoint.
+  if (last_step_ > last_checkpoint_step_) {
+    absl::Status s = Checkpoint(last_step_, last_version_);
+    if (s.ok()) {
+      spdlog::info("checkpoint of step {} written on stop", last_step_);
+    } else {
+      spdlog::error("checkpoint on stop: {}", s.message());
+    }
+  }
 }
 
 grpc::Status Learner::SubmitGroups(grpc::ServerContext* ctx,
@@ -398,8 +452,21 @@ void Learner::WriteMetricsLine(const std::string& line) {
 }
 
 void Learner::TrainLoop() {
-  // Version 0: the initial weights, so actors can start sampling.
-  absl::Status s = Publish(0, 0);
+  // The starting weights (version 0, or the resumed checkpoint's version), so actors
+  // can start sampling. A resumed learner may find the coordinator already past its
+  // checkpoint (it had published later steps before dying): it then continues with
+  // versions above the coordinator's, so no version number is ever reused.
+  int64_t v0 = resumed_version_;
+  if (resumed_step_ > 0) {
+    v1::RunStatusRequest req;
+    v1::RunStatusResponse resp;
+    grpc::Status rs = rpc::CallWithRetry(
+        [&](grpc::ClientContext* ctx) { return coordinator_->GetRunStatus(ctx, req, &resp); }, {},
+        [this] { return Stopping(); });
+    if (rs.ok() && resp.latest_version() > v0) v0 = resp.latest_version() + 1;
+  }
+  const int64_t version_offset = v0 - static_cast<int64_t>(resumed_step_);
+  absl::Status s = Publish(static_cast<uint64_t>(v0), resumed_step_);
   if (!s.ok()) {
     spdlog::error("publishing the initial weights: {}", s.message());
     shutdown_->Fail();
@@ -407,12 +474,14 @@ void Learner::TrainLoop() {
   }
   {
     absl::MutexLock l(&mu_);
-    version_ = 0;
+    version_ = v0;
   }
-  spdlog::info("published initial weights (version 0); waiting for groups");
+  last_version_ = v0;
+  spdlog::info("published starting weights (version {}, step {}); waiting for groups", v0, resumed_step_);
   const size_t per_step = static_cast<size_t>(cfg_.learner.prompts_per_step);
   auto last = std::chrono::steady_clock::now();
-  for (uint64_t step = 1;; ++step) {
+  for (uint64_t step = resumed_step_ + 1;; ++step) {
+    const int64_t version = static_cast<int64_t>(step) + version_offset;
     std::vector<v1::ScoredGroup> batch;
     {
       absl::MutexLock l(&mu_);
@@ -439,16 +508,23 @@ void Learner::TrainLoop() {
       for (auto& p : reference_->model->named_parameters()) p.value().copy_(src[p.key()]);
       spdlog::info("step {}: reference policy refreshed to the current weights", step);
     }
-    absl::Status pub = Publish(step, step);
+    last_step_ = step;
+    last_version_ = version;
+    // Checkpoint before publishing: a version the coordinator has is never newer than
+    // what a restarted learner resumes from (unless checkpoints are sparse; see v0).
+    if (cfg_.learner.checkpoint_every > 0 && step % static_cast<uint64_t>(cfg_.learner.checkpoint_every) == 0) {
+      if (absl::Status cs = Checkpoint(step, version); !cs.ok()) spdlog::error("checkpoint of step {}: {}", step, cs.message());
+    }
+    absl::Status pub = Publish(static_cast<uint64_t>(version), step);
     if (!pub.ok()) {
       if (Stopping()) return;
-      spdlog::error("publishing version {}: {}; stopping", step, pub.message());
+      spdlog::error("publishing version {}: {}; stopping", version, pub.message());
       shutdown_->Fail();
       return;
     }
     {
       absl::MutexLock l(&mu_);
-      version_ = static_cast<int64_t>(step);
+      version_ = version;
     }
     std::vector<uint64_t> leases;
     for (const auto& g : batch) leases.push_back(g.group().item().lease_id());
@@ -459,7 +535,7 @@ void Learner::TrainLoop() {
     double wall_s = std::chrono::duration<double>(now - last).count();
     last = now;
     nlohmann::json j = {
-        {"step", step}, {"version", step}, {"reward_mean", st.reward_mean}, {"reward_std", st.reward_std},
+        {"step", step}, {"version", version}, {"reward_mean", st.reward_mean}, {"reward_std", st.reward_std},
         {"accuracy", st.accuracy}, {"format", st.format}, {"loss", st.loss}, {"pg_loss", st.pg_loss},
         {"kl", st.kl}, {"clip_fraction", st.clip_fraction}, {"ratio_mean", st.ratio_mean},
         {"importance_weight_mean", st.importance_weight_mean},

@@ -59,6 +59,10 @@ class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
   static bool AllRewardsEqual(const v1::ScoredGroup& g);
   // Warm-up, then constant or cosine, for 1-based `step`.
   double LearningRate(uint64_t step) const;
+  // Loads the newest valid checkpoint, if any (called once by Create).
+  absl::Status Resume();
+  std::string CheckpointRoot() const;
+  absl::Status Checkpoint(uint64_t step, int64_t version);
   rl::GrpoLossConfig LossConfig() const;
   void WriteMetricsLine(const std::string& line);
   bool Stopping();
@@ -76,6 +80,11 @@ class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
   std::deque<v1::ScoredGroup> buffer_ ABSL_GUARDED_BY(mu_);
   std::set<std::pair<std::string, uint32_t>> seen_ ABSL_GUARDED_BY(mu_);  // (prompt id, epoch) accepted
   int64_t version_ ABSL_GUARDED_BY(mu_) = -1;                              // newest published
+  uint64_t resumed_step_ = 0;      // step of the checkpoint resumed from (0: fresh)
+  int64_t resumed_version_ = 0;
+  uint64_t last_step_ = 0;         // trainer thread; read by Stop after the join
+  int64_t last_version_ = 0;
+  uint64_t last_checkpoint_step_ = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::shared_ptr<grpc::ClientContext> publish_ctx_ ABSL_GUARDED_BY(mu_);  // in-flight PublishWeights
 

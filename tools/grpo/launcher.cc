@@ -69,24 +69,32 @@ std::string ProgressLine(const nlohmann::json& m, int64_t max_steps, bool tty) {
 
 int RunLocal(const LaunchOptions& opts) {
   ShutdownSignal& shutdown = ShutdownSignal::Install();
-  absl::StatusOr<RunConfig> cfg = LoadConfigWithOverrides(opts.config_path, opts.overrides);
+  // A run directory that already holds a run is resumed: its own config.yaml is the
+  // base (so the run keeps its model, data and seeds), --set and --max-steps still
+  // apply; the coordinator resumes its queue and the learner its newest checkpoint.
+  fs::path run_dir = opts.run_dir;
+  const bool resume = !run_dir.empty() && fs::exists(run_dir / "config.yaml") &&
+                      (fs::exists(run_dir / "coordinator" / "state.json") || fs::exists(run_dir / "metrics.jsonl"));
+  absl::StatusOr<RunConfig> cfg =
+      LoadConfigWithOverrides(resume ? (run_dir / "config.yaml").string() : opts.config_path, opts.overrides);
   if (!cfg.ok()) {
     Say(absl::StrCat("grpo: ", cfg.status().message()));
     return 2;
   }
+  if (resume && !opts.config_path.empty()) {
+    Say(absl::StrCat("grpo: resuming ", run_dir.string(), " with its own config.yaml; --config ", opts.config_path,
+                     " is ignored"));
+  }
   if (opts.max_steps >= 0) cfg->learner.max_steps = opts.max_steps;
-  fs::path run_dir = opts.run_dir;
   if (run_dir.empty()) {
     run_dir = fs::path("runs") / absl::StrCat(cfg->run.name, "-", absl::FormatTime("%Y%m%d-%H%M%S", absl::Now(), absl::LocalTimeZone()));
   }
   std::error_code ec;
-  if (fs::exists(run_dir / "coordinator" / "state.json") || fs::exists(run_dir / "metrics.jsonl")) {
-    // The coordinator would resume its queue but the learner would start from scratch;
-    // resuming a whole run needs learner checkpoints, which do not exist yet.
-    Say(absl::StrCat("grpo: ", run_dir.string(),
-                     " already holds a run; resuming is not supported yet, choose a new --run-dir"));
+  if (!resume && (fs::exists(run_dir / "coordinator" / "state.json") || fs::exists(run_dir / "metrics.jsonl"))) {
+    Say(absl::StrCat("grpo: ", run_dir.string(), " holds an incomplete run (no config.yaml); choose a new --run-dir"));
     return 2;
   }
+  if (resume) Say(absl::StrCat("grpo: resuming the run in ", run_dir.string()));
   fs::create_directories(run_dir / "logs", ec);
   if (ec) {
     Say(absl::StrCat("grpo: cannot create run directory ", run_dir.string(), ": ", ec.message()));

@@ -60,6 +60,7 @@ int main(int argc, char** argv) {
   subcommands.push_back(grpo::AddInitModelCommand(app));
   subcommands.push_back(grpo::AddSandboxCommand(app));
   subcommands.push_back(grpo::AddScoreCommand(app));
+  subcommands.push_back(grpo::AddExportCommand(app));
 
   CLI11_PARSE(app, argc, argv);
 

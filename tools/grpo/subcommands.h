@@ -24,5 +24,7 @@ Subcommand AddInitModelCommand(CLI::App& app);
 Subcommand AddSandboxCommand(CLI::App& app);
 // grpo score --input FILE.jsonl [--config FILE] [--output FILE]
 Subcommand AddScoreCommand(CLI::App& app);
+// grpo export --checkpoint DIR --out HFDIR
+Subcommand AddExportCommand(CLI::App& app);
 
 }  // namespace grpo
