@@ -14,12 +14,14 @@
 #include <thread>
 
 #include <nlohmann/json.hpp>
+#include <torch/torch.h>
 
 #include "absl/strings/str_cat.h"
 #include "core/common/checksum.h"
 #include "core/common/config.h"
 #include "core/common/metrics_server.h"
 #include "core/common/service_process.h"
+#include "core/model/safetensors.h"
 #include "core/rpc/rpc.h"
 #include "grpo/v1/actor.grpc.pb.h"
 #include "grpo/v1/coordinator.grpc.pb.h"
@@ -526,6 +528,48 @@ TEST(Integration, LearnerKilledMidRunResumesExactly) {
   EXPECT_THAT(TailOfFile(second.log_path, 200), HasSubstr("resumed from"));
   RemoveUnlessFailed(dir_a);
 }
+
+// DAPO's overlong filtering: with learner.mask_truncated, truncated completions give
+// no gradient (a batch of only truncated completions leaves the weights as they are),
+// and the step's metrics carry entropy, the longest completion and the staleness counts.
+TEST(Integration, TruncatedCompletionsCanBeMaskedAndStepsReportEntropyAndStaleness) {
+  fs::path dir = FreshDir("mask-truncated");
+  std::vector<std::string> sets = SmallRun(dir, 0);
+  sets.push_back("learner.prompts_per_step=2");
+  sets.push_back("learner.mask_truncated=true");
+  Cluster c(dir, sets);
+  c.Start("coordinator");
+  c.Start("learner");
+  auto stub = v1::Learner::NewStub(rpc::MakeChannel(c.Address("learner")));
+  auto ctx = rpc::ContextWithDeadline(absl::Seconds(60));
+  auto stream = stub->SubmitGroups(ctx.get());
+  for (int i = 0; i < 2; ++i) {
+    v1::ScoredGroup g = FixedGroup(2000 + i, absl::StrCat("t", i), i);
+    for (auto& comp : *g.mutable_group()->mutable_completions()) comp.set_truncated(true);
+    ASSERT_TRUE(stream->Write(g));
+    v1::SubmitAck ack;
+    ASSERT_TRUE(stream->Read(&ack));
+    ASSERT_EQ(ack.outcome(), v1::SubmitAck::ACCEPTED) << ack.detail();
+  }
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
+  {
+    auto before = model::ParseSafetensors(FetchWeights(c, 0));
+    auto after = model::ParseSafetensors(FetchWeights(c, 1));
+    ASSERT_TRUE(before.ok() && after.ok());
+    for (const auto& [name, t] : *before) {
+      EXPECT_TRUE(torch::equal(t, after->at(name))) << name << ": masked completions moved the weights";
+    }
+  }
+  ASSERT_TRUE(WaitUntil([&] { return ReadJsonl(dir / "metrics.jsonl").size() == 1; }, absl::Seconds(30)));
+  nlohmann::json m = ReadJsonl(dir / "metrics.jsonl")[0];
+  EXPECT_EQ(m["grad_norm"].get<double>(), 0.0) << m.dump();
+  EXPECT_EQ(m["completion_len_max"].get<int64_t>(), 2);
+  EXPECT_EQ(m["truncated_share"].get<double>(), 1.0);
+  EXPECT_EQ(m["staleness"]["0"].get<int64_t>(), 2) << m.dump();  // both groups sampled with the current version
+  EXPECT_GT(m["entropy"].get<double>(), 0.0);
+}
+
 
 // Dynamic sampling over the real SubmitGroups stream: a group whose rewards are all
 // equal is FILTERED (and its lease completed), one with a spread is ACCEPTED.

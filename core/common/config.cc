@@ -229,6 +229,7 @@ std::vector<ConfigField> ConfigFields(RunConfig& c) {
   f.push_back({"learner", "warmup_steps", &c.learner.warmup_steps, "linear learning-rate warm-up steps"});
   f.push_back({"learner", "lr_schedule", &c.learner.lr_schedule, "constant or cosine (decays to min_lr_ratio * lr at max_steps; constant without max_steps)"});
   f.push_back({"learner", "min_lr_ratio", &c.learner.min_lr_ratio, "cosine floor as a share of lr"});
+  f.push_back({"learner", "mask_truncated", &c.learner.mask_truncated, "truncated completions give no gradient (DAPO overlong filtering)"});
   f.push_back({"learner", "importance_cap", &c.learner.importance_cap, "> 0: weight stale tokens by min(pi_now/pi_sampled, cap)"});
   f.push_back({"learner", "adv_eps", &c.learner.adv_eps, "epsilon in (r - mean) / (std + eps)"});
   f.push_back({"learner", "grad_clip", &c.learner.grad_clip, "max gradient norm (0: off)"});

@@ -126,6 +126,7 @@ struct LearnerConfig {
   std::string loss_agg = "seq-mean-token-mean";  // | token-mean (DAPO) | seq-mean-token-sum-norm (Dr. GRPO)
   bool scale_rewards = true;     // divide advantages by the group's std (off for Dr. GRPO)
   bool dynamic_sampling = false;  // drop groups whose rewards are all equal (DAPO)
+  bool mask_truncated = false;    // truncated completions give no gradient (DAPO overlong filtering)
   double importance_cap = 0.0;   // > 0: truncated importance weights for stale samples
   int64_t checkpoint_every = 50;  // steps between checkpoints (0: only on SIGTERM); needs run.dir
   int64_t keep_checkpoints = 3;

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <map>
 #include <cmath>
 #include <filesystem>
 
@@ -54,6 +55,9 @@ std::string ValidateScoredGroup(const v1::ScoredGroup& g, int64_t vocab_size, in
 struct Learner::StepStats {
   double loss = 0, pg_loss = 0, kl = 0, clip_fraction = 0, ratio_mean = 0, grad_norm = 0;
   double importance_weight_mean = 1;
+  double entropy = 0;                 // mean per-token entropy of the policy (temperature-scaled)
+  int64_t completion_len_max = 0;
+  std::map<int64_t, int64_t> staleness;  // versions behind when trained -> groups
   double reward_mean = 0, reward_std = 0, accuracy = 0, format = 0;
   double completion_len_mean = 0, truncated_share = 0;
   int64_t tokens = 0;
@@ -350,11 +354,13 @@ Learner::StepStats Learner::TrainStep(const std::vector<v1::ScoredGroup>& batch)
   torch::Tensor tokens = torch::full({b_total, L}, policy_->pad_id, torch::kInt64);  // (B, L)
   torch::Tensor old_logp = torch::zeros({b_total, L - 1}, torch::kFloat32);                      // (B, L-1)
   torch::Tensor mask = torch::zeros({b_total, L - 1}, torch::kFloat32);                          // (B, L-1)
+  torch::Tensor present = torch::zeros({b_total, L - 1}, torch::kFloat32);  // (B, L-1) every completion token
   torch::Tensor temps = torch::ones({b_total, 1}, torch::kFloat32);                              // (B, 1)
   std::vector<double> rewards;
   auto tok = tokens.accessor<int64_t, 2>();
   auto olp = old_logp.accessor<float, 2>();
   auto msk = mask.accessor<float, 2>();
+  auto prs = present.accessor<float, 2>();
   int64_t row = 0;
   double acc_sum = 0, fmt_sum = 0, len_sum = 0, truncated = 0;
   st.version_min = UINT64_MAX;
@@ -362,6 +368,10 @@ Learner::StepStats Learner::TrainStep(const std::vector<v1::ScoredGroup>& batch)
     const auto& r = g.group();
     st.version_min = std::min<uint64_t>(st.version_min, r.policy_version());
     st.version_max = std::max<uint64_t>(st.version_max, r.policy_version());
+    {
+      absl::MutexLock l(&mu_);
+      st.staleness[std::max<int64_t>(0, version_ - static_cast<int64_t>(r.policy_version()))]++;
+    }
     const int64_t p = r.prompt_token_ids_size();
     for (int i = 0; i < r.completions_size(); ++i, ++row) {
       const auto& c = r.completions(i);
@@ -370,7 +380,10 @@ Learner::StepStats Learner::TrainStep(const std::vector<v1::ScoredGroup>& batch)
         tok[row][p + j] = c.token_ids(static_cast<int>(j));
         // Token p + j is predicted at input position p + j - 1.
         olp[row][p + j - 1] = c.logprobs(static_cast<int>(j));
-        msk[row][p + j - 1] = 1.0f;
+        // DAPO's overlong filtering: a truncated completion still counts in its
+        // group's advantages but contributes no gradient.
+        msk[row][p + j - 1] = (c.truncated() && cfg_.learner.mask_truncated) ? 0.0f : 1.0f;
+        prs[row][p + j - 1] = 1.0f;
       }
       temps[row][0] = r.temperature() > 0 ? r.temperature() : 1.0f;
       const auto& s = g.scores(i);
@@ -379,6 +392,7 @@ Learner::StepStats Learner::TrainStep(const std::vector<v1::ScoredGroup>& batch)
       acc_sum += comp.count("accuracy") ? comp.at("accuracy") : 0.0;
       fmt_sum += comp.count("format") ? comp.at("format") : 0.0;
       len_sum += c.token_ids_size();
+      st.completion_len_max = std::max<int64_t>(st.completion_len_max, c.token_ids_size());
       truncated += c.truncated() ? 1 : 0;
       st.tokens += c.token_ids_size();
     }
@@ -411,6 +425,13 @@ Learner::StepStats Learner::TrainStep(const std::vector<v1::ScoredGroup>& batch)
   if (reference_ && cfg_.learner.beta > 0) {
     torch::NoGradGuard ng;
     ref_logp = model::TokenLogprobs(reference_->model->forward(input) / temps.unsqueeze(2), target, 1.0);  // (B, L-1)
+  }
+  {
+    // Mean entropy over completion tokens (no gradient).
+    torch::NoGradGuard ng;
+    torch::Tensor lsm = torch::log_softmax(logits.detach(), -1);           // (B, L-1, V)
+    torch::Tensor ent = -(lsm.exp() * lsm).sum(-1);                        // (B, L-1)
+    st.entropy = (ent * present).sum().item<double>() / std::max(1.0, present.sum().item<double>());
   }
   rl::GrpoLossTerms terms =
       // One gradient step per batch: the proximal policy is the current weights.
@@ -534,6 +555,8 @@ void Learner::TrainLoop() {
     double step_s = std::chrono::duration<double>(now - t0).count();
     double wall_s = std::chrono::duration<double>(now - last).count();
     last = now;
+    nlohmann::json staleness = nlohmann::json::object();
+    for (const auto& [lag, count] : st.staleness) staleness[std::to_string(lag)] = count;
     nlohmann::json j = {
         {"step", step}, {"version", version}, {"reward_mean", st.reward_mean}, {"reward_std", st.reward_std},
         {"accuracy", st.accuracy}, {"format", st.format}, {"loss", st.loss}, {"pg_loss", st.pg_loss},
@@ -541,6 +564,7 @@ void Learner::TrainLoop() {
         {"importance_weight_mean", st.importance_weight_mean},
         {"grad_norm", st.grad_norm}, {"lr", lr}, {"groups", batch.size()},
         {"completion_tokens", st.tokens}, {"completion_len_mean", st.completion_len_mean},
+        {"completion_len_max", st.completion_len_max}, {"entropy", st.entropy}, {"staleness", staleness},
         {"truncated_share", st.truncated_share}, {"tokens_per_s", wall_s > 0 ? st.tokens / wall_s : 0.0},
         {"train_s", step_s}, {"policy_version_min", st.version_min}, {"policy_version_max", st.version_max},
         {"time", absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone())}};
