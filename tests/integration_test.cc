@@ -107,6 +107,17 @@ absl::StatusOr<ChildProcess> SpawnGrpoRun(const fs::path& dir, std::vector<std::
   return ChildProcess::Spawn(spec);
 }
 
+// Runs `grpo run` on a SmallRun config in `dir` with `extra` arguments to its end (they
+// must set a step limit) and checks it exited 0; failures show the launcher's output.
+void RunGrpoToEnd(const fs::path& dir, std::vector<std::string> extra) {
+  absl::StatusOr<ChildProcess> p = SpawnGrpoRun(dir, std::move(extra), "launcher.out");
+  ASSERT_TRUE(p.ok()) << p.status();
+  std::optional<int> st = p->WaitFor(absl::Seconds(180));
+  ASSERT_TRUE(st.has_value()) << "grpo run did not finish";
+  ASSERT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0)
+      << DescribeWaitStatus(*st) << "\n" << TailOfFile((dir / "launcher.out").string(), 40);
+}
+
 class Cluster {
  public:
   Cluster(const fs::path& dir, std::vector<std::string> sets) : dir_(dir) {
@@ -373,18 +384,12 @@ TEST(Integration, BadConfigIsRejectedByNameBeforeAnythingStarts) {
 // truncated importance weights. Groups with equal rewards are filtered, not trained.
 TEST(Integration, LossVariantsTrainEndToEnd) {
   fs::path dir = FreshDir("variants");
-  absl::StatusOr<ChildProcess> p = SpawnGrpoRun(
+  ASSERT_NO_FATAL_FAILURE((RunGrpoToEnd(
       dir,
       {"--max-steps", "2", "--set", "learner.loss_agg=token-mean", "--set", "learner.clip_eps_high=0.28", "--set",
        "learner.dynamic_sampling=true", "--set", "learner.scale_rewards=false", "--set", "learner.kl_estimator=k1",
        "--set", "learner.importance_cap=2", "--set", "reward.overlong_weight=1", "--set",
-       "reward.overlong_max_tokens=8", "--set", "reward.overlong_buffer_tokens=8"},
-      "launcher.out");
-  ASSERT_TRUE(p.ok()) << p.status();
-  std::optional<int> st = p->WaitFor(absl::Seconds(180));
-  ASSERT_TRUE(st.has_value()) << "grpo run did not finish";
-  ASSERT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0)
-      << DescribeWaitStatus(*st) << "\n" << TailOfFile((dir / "launcher.out").string(), 40);
+       "reward.overlong_max_tokens=8", "--set", "reward.overlong_buffer_tokens=8"})));
   std::vector<nlohmann::json> m = ReadJsonl(dir / "metrics.jsonl");
   ASSERT_EQ(m.size(), 2u);
   for (const auto& j : m) {
@@ -401,16 +406,10 @@ TEST(Integration, LossVariantsTrainEndToEnd) {
 // (R1-Zero's reset): the KL to a reference that equals the weights is exactly 0.
 TEST(Integration, LearningRateScheduleAndReferenceRefresh) {
   fs::path dir = FreshDir("schedule");
-  absl::StatusOr<ChildProcess> p = SpawnGrpoRun(
+  ASSERT_NO_FATAL_FAILURE((RunGrpoToEnd(
       dir,
       {"--max-steps", "4", "--set", "learner.warmup_steps=2", "--set",
-       "learner.lr_schedule=cosine", "--set", "learner.min_lr_ratio=0.1", "--set", "learner.ref_refresh_steps=1"},
-      "launcher.out");
-  ASSERT_TRUE(p.ok()) << p.status();
-  std::optional<int> st = p->WaitFor(absl::Seconds(180));
-  ASSERT_TRUE(st.has_value()) << "grpo run did not finish";
-  ASSERT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0)
-      << DescribeWaitStatus(*st) << "\n" << TailOfFile((dir / "launcher.out").string(), 40);
+       "learner.lr_schedule=cosine", "--set", "learner.min_lr_ratio=0.1", "--set", "learner.ref_refresh_steps=1"})));
   std::vector<nlohmann::json> m = ReadJsonl(dir / "metrics.jsonl");
   ASSERT_EQ(m.size(), 4u);
   const double lr = m[1]["lr"].get<double>();  // the peak, at the end of warm-up
@@ -421,10 +420,7 @@ TEST(Integration, LearningRateScheduleAndReferenceRefresh) {
   for (const auto& j : m) EXPECT_EQ(j["kl"].get<double>(), 0.0) << j.dump();
   // Without the refresh the weights move away from the reference: KL > 0 after step 1.
   fs::path dir2 = FreshDir("no-refresh");
-  absl::StatusOr<ChildProcess> q = SpawnGrpoRun(dir2, {"--max-steps", "3"}, "launcher.out");
-  ASSERT_TRUE(q.ok()) << q.status();
-  st = q->WaitFor(absl::Seconds(180));
-  ASSERT_TRUE(st.has_value() && WIFEXITED(*st) && WEXITSTATUS(*st) == 0);
+  ASSERT_NO_FATAL_FAILURE((RunGrpoToEnd(dir2, {"--max-steps", "3"})));
   std::vector<nlohmann::json> m2 = ReadJsonl(dir2 / "metrics.jsonl");
   ASSERT_EQ(m2.size(), 3u);
   EXPECT_GT(m2[2]["kl"].get<double>(), 0.0);
@@ -622,15 +618,9 @@ TEST(Integration, CodeTasksAreJudgedInTheSandboxDuringARun) {
   fs::path data = FreshDir("code-data");
   ASSERT_TRUE(WriteFileAtomic((data / "code.jsonl").string(), tasks).ok());
   fs::path run = dir;
-  absl::StatusOr<ChildProcess> p =
-      SpawnGrpoRun(run, {"--max-steps", "2", "--set", absl::StrCat("data.path=", (data / "code.jsonl").string()),
-                         "--set", "reward.sandbox_time_limit_ms=500"},
-                   "launcher.out");
-  ASSERT_TRUE(p.ok()) << p.status();
-  std::optional<int> st = p->WaitFor(absl::Seconds(180));
-  ASSERT_TRUE(st.has_value()) << "grpo run did not finish";
-  ASSERT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0)
-      << DescribeWaitStatus(*st) << "\n" << TailOfFile((dir / "launcher.out").string(), 40);
+  ASSERT_NO_FATAL_FAILURE((RunGrpoToEnd(run, {"--max-steps", "2", "--set",
+                                            absl::StrCat("data.path=", (data / "code.jsonl").string()), "--set",
+                                            "reward.sandbox_time_limit_ms=500"})));
   EXPECT_EQ(ReadJsonl(run / "metrics.jsonl").size(), 2u);
   absl::StatusOr<std::string> log = ReadFile((run / "logs" / "reward.log").string());
   ASSERT_TRUE(log.ok());

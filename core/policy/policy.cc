@@ -30,6 +30,27 @@ absl::StatusOr<model::ModelConfig> PolicyModelConfig(const RunConfig& cfg, int64
   return m;
 }
 
+std::vector<int64_t> HfStopTokenIds(const std::string& model_dir, const model::ModelConfig& config,
+                                    const tokenizer::BpeTokenizer& tok, tokenizer::ChatTemplate chat_template) {
+  std::vector<int64_t> ids = model::GenerationEosTokenIds(model_dir, config);
+  for (const std::string& s : tokenizer::ChatTemplateStopTokens(chat_template)) {
+    if (auto id = tok.TokenToId(s)) ids.push_back(*id);
+  }
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
+}
+
+std::vector<int64_t> EncodeHfPrompt(const tokenizer::BpeTokenizer& tok, tokenizer::ChatTemplate chat_template,
+                                    std::string_view prompt, std::string_view plain_template,
+                                    std::string_view system) {
+  std::vector<int64_t> ids;
+  if (chat_template == tokenizer::ChatTemplate::kPlain) ids = tok.LeadingSpecialIds();
+  std::vector<int64_t> body = tok.Encode(tokenizer::ApplyChatTemplate(chat_template, prompt, plain_template, system));
+  ids.insert(ids.end(), body.begin(), body.end());
+  return ids;
+}
+
 namespace {
 
 absl::StatusOr<std::unique_ptr<Policy>> LoadHfPolicy(const RunConfig& cfg) {
@@ -43,12 +64,7 @@ absl::StatusOr<std::unique_ptr<Policy>> LoadHfPolicy(const RunConfig& cfg) {
   if (!t.ok()) return absl::InvalidArgumentError(absl::StrCat("model.chat_template: ", t.status().message()));
   p->chat_template = *t;
   const model::ModelConfig& mc = p->model->config();
-  p->stop_token_ids = model::GenerationEosTokenIds(cfg.model.path, mc);
-  for (const std::string& s : tokenizer::ChatTemplateStopTokens(*t)) {
-    if (auto id = tok->TokenToId(s)) p->stop_token_ids.push_back(*id);
-  }
-  std::sort(p->stop_token_ids.begin(), p->stop_token_ids.end());
-  p->stop_token_ids.erase(std::unique(p->stop_token_ids.begin(), p->stop_token_ids.end()), p->stop_token_ids.end());
+  p->stop_token_ids = HfStopTokenIds(cfg.model.path, mc, *tok, *t);
   if (p->stop_token_ids.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("model.path: ", cfg.model.path,
                                                    "/config.json has no eos_token_id and the template no end token"));
@@ -88,14 +104,8 @@ absl::StatusOr<std::unique_ptr<Policy>> BuildPolicy(const RunConfig& cfg, uint64
 
 std::vector<int64_t> EncodePrompt(const Policy& policy, const std::string& prompt) {
   if (policy.bpe_tokenizer) {
-    std::vector<int64_t> ids;
-    // A plain template gets what HF's tokenizer(text) puts in front (Llama's BOS);
-    // the chat templates spell their own.
-    if (policy.chat_template == tokenizer::ChatTemplate::kPlain) ids = policy.bpe_tokenizer->LeadingSpecialIds();
-    std::vector<int64_t> body = policy.bpe_tokenizer->Encode(
-        tokenizer::ApplyChatTemplate(policy.chat_template, prompt, policy.prompt_template, policy.system_prompt));
-    ids.insert(ids.end(), body.begin(), body.end());
-    return ids;
+    return EncodeHfPrompt(*policy.bpe_tokenizer, policy.chat_template, prompt, policy.prompt_template,
+                          policy.system_prompt);
   }
   std::string text = absl::StrReplaceAll(policy.prompt_template, {{"{prompt}", prompt}});
   std::vector<int64_t> ids{policy.char_tokenizer->bos_id()};

@@ -44,6 +44,18 @@ struct Policy {
   int64_t max_positions() const { return model->config().max_position_embeddings; }
 };
 
+// Generation stops for a Hugging Face model directory: its config/generation_config
+// eos ids plus the chat template's end-of-turn tokens, sorted, without repeats.
+std::vector<int64_t> HfStopTokenIds(const std::string& model_dir, const model::ModelConfig& config,
+                                    const tokenizer::BpeTokenizer& tok, tokenizer::ChatTemplate chat_template);
+
+// A prompt as Hugging Face would encode it: the template applied, and for the plain
+// template the tokenizer's leading special ids (Llama's BOS) in front, since chat
+// templates spell their own.
+std::vector<int64_t> EncodeHfPrompt(const tokenizer::BpeTokenizer& tok, tokenizer::ChatTemplate chat_template,
+                                    std::string_view prompt, std::string_view plain_template,
+                                    std::string_view system);
+
 absl::StatusOr<model::ModelConfig> PolicyModelConfig(const RunConfig& cfg, int64_t vocab_size);
 
 // Loads model.path, or builds the demo tokenizer and a freshly initialised model

@@ -25,6 +25,7 @@
 #include "absl/strings/str_split.h"
 #include "core/model/generator.h"
 #include "core/model/hf_model.h"
+#include "core/policy/policy.h"
 #include "core/tokenizer/bpe_tokenizer.h"
 #include "core/tokenizer/chat_template.h"
 #include "nlohmann/json.hpp"
@@ -51,19 +52,6 @@ struct GenerateOptions {
   std::string dtype = "f32";
   int threads = 0;
 };
-
-// The ids a model treats as end of generation: config/generation_config
-// eos_token_id plus the template's end-of-turn tokens.
-std::vector<int64_t> EndTokens(const std::string& dir, const tokenizer::BpeTokenizer& tok, tokenizer::ChatTemplate t,
-                               const model::ModelConfig& config) {
-  std::vector<int64_t> ids = model::GenerationEosTokenIds(dir, config);
-  for (const std::string& s : tokenizer::ChatTemplateStopTokens(t)) {
-    if (auto id = tok.TokenToId(s)) ids.push_back(*id);
-  }
-  std::sort(ids.begin(), ids.end());
-  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-  return ids;
-}
 
 int RunGenerate(const GenerateOptions& o) {
   auto fail = [](const std::string& msg) {
@@ -100,11 +88,7 @@ int RunGenerate(const GenerateOptions& o) {
       prompt_ids.push_back(id);
     }
   } else {
-    // As HF's tokenizer(text): the plain template gets the post-processor's leading
-    // special tokens (Llama's BOS); chat templates spell their own.
-    if (*tmpl == tokenizer::ChatTemplate::kPlain) prompt_ids = tok->LeadingSpecialIds();
-    std::vector<int64_t> body = tok->Encode(tokenizer::ApplyChatTemplate(*tmpl, o.prompt, o.plain_template, o.system));
-    prompt_ids.insert(prompt_ids.end(), body.begin(), body.end());
+    prompt_ids = EncodeHfPrompt(*tok, *tmpl, o.prompt, o.plain_template, o.system);
   }
 
   model::SamplingParams params;
@@ -113,7 +97,7 @@ int RunGenerate(const GenerateOptions& o) {
   params.top_k = o.top_k;
   params.max_new_tokens = o.max_new_tokens;
   params.stop_strings = o.stops;
-  params.stop_token_ids = EndTokens(o.model_dir, *tok, *tmpl, (*model)->config());
+  params.stop_token_ids = HfStopTokenIds(o.model_dir, (*model)->config(), *tok, *tmpl);
 
   model::GeneratorOptions gopts;
   gopts.max_batch = std::min<int64_t>(o.n, 64);
