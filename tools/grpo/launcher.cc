@@ -117,6 +117,12 @@ int RunLocal(const LaunchOptions& opts) {
   const bool tty = ::isatty(STDERR_FILENO) && opts.progress;
   Say(absl::StrCat("grpo: run directory ", run_dir.string(), " (logs in ", (run_dir / "logs").string(), ")"));
 
+  // Progress follows the lines written from now on: a resumed run keeps its earlier
+  // steps out of the display. Marked before any service starts, so a fast learner's
+  // first lines are never skipped.
+  MetricsTail tail((run_dir / "metrics.jsonl").string());
+  tail.SkipExisting();
+
   std::vector<ServiceProcess> children;
   auto stop_all = [&](absl::Duration grace) {
     // One at a time in reverse start order: actors stop producing, the learner finishes
@@ -150,8 +156,6 @@ int RunLocal(const LaunchOptions& opts) {
   for (const auto& c : children) absl::StrAppend(&ports, " ", c.name, "=", c.grpc_port, "/", c.metrics_port);
   Say(absl::StrCat("grpo: services up (gRPC/metrics ports:", ports, ")"));
 
-  MetricsTail tail((run_dir / "metrics.jsonl").string());
-  tail.SkipExisting();  // a resumed run directory keeps its earlier steps
   nlohmann::json last;
   int exit_code = 0;
   std::optional<absl::Time> finishing;  // set once a child exited cleanly at the end of the run
@@ -175,7 +179,14 @@ int RunLocal(const LaunchOptions& opts) {
       std::optional<int> st = c.proc.Poll();
       if (!st) continue;
       bool clean = WIFEXITED(*st) && WEXITSTATUS(*st) == 0;
-      bool run_over = max_steps > 0 && last.value("step", int64_t{0}) >= max_steps;
+      // `last` is null until the first metrics line has been read.
+      auto over = [&] { return max_steps > 0 && last.is_object() && last.value("step", int64_t{0}) >= max_steps; };
+      if (clean && !over()) {
+        // The learner writes the last step's line before it ends the run, but that may
+        // have happened since this loop read the file: read it again before judging.
+        for (const auto& m : tail.Poll()) last = m;
+      }
+      bool run_over = over();
       if (c.name == "learner" && clean) {
         learner_done = true;
       } else if (clean && (run_over || finishing)) {
