@@ -200,5 +200,33 @@ TEST(GrpoLossVariants, TruncatedImportanceWeightsCorrectStaleSamples) {
   EXPECT_NEAR(plain.importance_weight_mean, 1.0, 1e-12);
 }
 
+TEST(GrpoLossVariants, PartsWithWholeBatchTotalsSumToTheWholeBatchLossAndGradient) {
+  // Rows 0 and 1 as two parts (micro-batches or ranks), each dividing by the whole
+  // batch's totals (2 completions, 5 tokens): their losses and gradients add up.
+  for (auto agg : {LossAggregation::kSeqMeanTokenMean, LossAggregation::kTokenMean, LossAggregation::kSeqMeanTokenSumNorm}) {
+    Case c;
+    GrpoLossConfig cfg;
+    cfg.aggregation = agg;
+    cfg.norm_length = 4;
+    cfg.beta = 0.1;
+    torch::Tensor whole_lp = c.logp.detach().clone().requires_grad_(true);
+    GrpoLossTerms whole = GrpoLoss(whole_lp, c.old_logp, c.ref_logp, c.adv, c.mask, cfg);
+    whole.loss.backward();
+    cfg.total_sequences = 2;
+    cfg.total_tokens = 5;
+    torch::Tensor part_lp = c.logp.detach().clone().requires_grad_(true);
+    double sum = 0;
+    for (int64_t r = 0; r < 2; ++r) {
+      auto row = [&](const torch::Tensor& t) { return t.slice(0, r, r + 1); };
+      GrpoLossTerms part = GrpoLoss(row(part_lp), row(c.old_logp), row(c.ref_logp), c.adv.slice(0, r, r + 1), row(c.mask), cfg);
+      part.loss.backward();
+      sum += part.loss.item<double>();
+      EXPECT_EQ(part.n_tokens, r == 0 ? 2 : 3);
+    }
+    EXPECT_NEAR(sum, whole.loss.item<double>(), 1e-12) << static_cast<int>(agg);
+    EXPECT_TRUE(torch::allclose(part_lp.grad(), whole_lp.grad(), 0, 1e-12)) << static_cast<int>(agg);
+  }
+}
+
 }  // namespace
 }  // namespace grpo::rl

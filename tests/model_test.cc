@@ -2,6 +2,7 @@
 // safetensors. All models are tiny so each test runs in well under a second.
 #include <cmath>
 #include <cstring>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -210,6 +211,76 @@ TEST(TransformerTest, CausalityFutureTokensDoNotChangePastLogits) {
 
 // The loop-based reference of the Hugging Face forward pass
 // (tests/reference_model.h); hf_model_test covers every architecture.
+// Nodes of the autograd graph reachable from `t`.
+size_t GraphSize(const torch::Tensor& t, bool* saw_checkpoint) {
+  std::vector<torch::autograd::Node*> stack{t.grad_fn().get()};
+  std::set<torch::autograd::Node*> seen;
+  while (!stack.empty()) {
+    torch::autograd::Node* n = stack.back();
+    stack.pop_back();
+    if (n == nullptr || !seen.insert(n).second) continue;
+    if (n->name().find("CheckpointedBlock") != std::string::npos) *saw_checkpoint = true;
+    for (const auto& e : n->next_edges()) stack.push_back(e.function.get());
+  }
+  return seen.size();
+}
+
+TEST(TransformerTest, ActivationCheckpointingStoresLessAndGivesTheSameGradients) {
+  for (bool bf16 : {false, true}) {
+    Transformer model = MakeModel(TinyConfig("qwen2"), 3);
+    model->train();
+    torch::Tensor tokens = torch::randint(40, {2, 9}, torch::kInt64);
+    auto grads = [&](bool ckpt, size_t* graph, bool* saw) {
+      model->set_activation_checkpointing(ckpt);
+      model->zero_grad();
+      torch::Tensor logits;
+      {
+        Bf16Autocast autocast(bf16);
+        logits = model->forward(tokens);  // (2, 9, 40)
+      }
+      *graph = GraphSize(logits, saw);
+      (logits * torch::linspace(-1, 1, 40)).sum().backward();
+      std::vector<torch::Tensor> g;
+      for (const auto& p : model->parameters()) g.push_back(p.grad().clone());
+      return g;
+    };
+    size_t plain_nodes = 0, ckpt_nodes = 0;
+    bool plain_saw = false, ckpt_saw = false;
+    auto plain = grads(false, &plain_nodes, &plain_saw);
+    auto ckpt = grads(true, &ckpt_nodes, &ckpt_saw);
+    // The blocks' insides are not recorded: only their inputs are kept.
+    EXPECT_TRUE(ckpt_saw);
+    EXPECT_FALSE(plain_saw);
+    EXPECT_LT(ckpt_nodes * 3, plain_nodes) << ckpt_nodes << " vs " << plain_nodes;
+    ASSERT_EQ(plain.size(), ckpt.size());
+    for (size_t i = 0; i < plain.size(); ++i) {
+      EXPECT_TRUE(torch::allclose(plain[i], ckpt[i], 1e-5, bf16 ? 1e-4 : 1e-6)) << "parameter " << i << " bf16 " << bf16;
+    }
+  }
+}
+
+TEST(TransformerTest, Bf16AutocastRunsLinearLayersInBf16AndForgetsCastsAfterwards) {
+  Transformer model = MakeModel(TinyConfig("qwen2"), 4);
+  torch::Tensor x = torch::randn({2, 32});
+  auto& q = model->model->layers->at<BlockImpl>(0).self_attn->q_proj;
+  torch::Tensor before;
+  {
+    Bf16Autocast autocast(true);
+    before = q->forward(x);
+    EXPECT_EQ(before.scalar_type(), torch::kBFloat16);
+  }
+  EXPECT_EQ(q->forward(x).scalar_type(), torch::kFloat32);
+  {
+    torch::NoGradGuard ng;
+    q->weight.mul_(2);  // an optimizer step between two autocast regions
+  }
+  Bf16Autocast autocast(true);
+  torch::Tensor after = q->forward(x);
+  // A stale cached bf16 weight would give `before` again.
+  EXPECT_TRUE(torch::allclose(after.to(torch::kFloat32), 2 * before.to(torch::kFloat32) - q->bias.to(torch::kBFloat16).to(torch::kFloat32), 2e-2, 2e-2));
+  EXPECT_FALSE(torch::allclose(after, before));
+}
+
 TEST(TransformerTest, MatchesLoopReferenceImplementation) {
   for (const ModelConfig& config : {TinyConfig("qwen2"), TinyConfig("llama", true)}) {
     Transformer model = MakeModel(config, 12);

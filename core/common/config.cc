@@ -237,6 +237,15 @@ std::vector<ConfigField> ConfigFields(RunConfig& c) {
   f.push_back({"learner", "buffer_groups", &c.learner.buffer_groups, "groups buffered before backpressure"});
   f.push_back({"learner", "threads", &c.learner.threads, "LibTorch threads"});
   f.push_back({"learner", "metrics_path", &c.learner.metrics_path, "per-step JSONL (default <run.dir>/metrics.jsonl)"});
+  f.push_back({"learner", "epochs", &c.learner.epochs, "passes over each batch (PPO epochs)"});
+  f.push_back({"learner", "minibatches", &c.learner.minibatches, "optimizer steps per pass over a batch"});
+  f.push_back({"learner", "micro_batch_size", &c.learner.micro_batch_size, "sequences per forward/backward; gradients accumulate over a minibatch (0: all at once)"});
+  f.push_back({"learner", "dtype", &c.learner.dtype, "fp32 or bf16 (autocast: matmuls in bf16, weights and optimizer in fp32)"});
+  f.push_back({"learner", "activation_checkpointing", &c.learner.activation_checkpointing, "recompute each block in backward instead of storing its activations"});
+  f.push_back({"learner", "world_size", &c.learner.world_size, "learner processes training as one data-parallel group"});
+  f.push_back({"learner", "rank", &c.learner.rank, "this learner's rank in [0, world_size); rank 0 serves, checkpoints and publishes"});
+  f.push_back({"learner", "dist_address", &c.learner.dist_address, "host:port of rank 0's rendezvous store (empty: handed out by the coordinator)"});
+  f.push_back({"learner", "dist_timeout_s", &c.learner.dist_timeout_s, "seconds a rank waits in a collective before failing"});
   return f;
 }
 
@@ -385,6 +394,18 @@ absl::Status ValidateConfig(const RunConfig& c) {
   if (!(c.learner.min_lr_ratio >= 0 && c.learner.min_lr_ratio <= 1)) return bad("learner.min_lr_ratio", "must be in [0, 1]");
   if (c.learner.adv_eps <= 0) return bad("learner.adv_eps", "must be positive");
   if (c.learner.max_staleness < 0) return bad("learner.max_staleness", "must be >= 0");
+  if (c.learner.epochs < 1) return bad("learner.epochs", "must be at least 1");
+  if (c.learner.minibatches < 1) return bad("learner.minibatches", "must be at least 1");
+  if (c.learner.micro_batch_size < 0) return bad("learner.micro_batch_size", "must be >= 0");
+  if (c.learner.dtype != "fp32" && c.learner.dtype != "bf16") return bad("learner.dtype", "must be fp32 or bf16");
+  if (c.learner.world_size < 1) return bad("learner.world_size", "must be at least 1");
+  if (c.learner.rank < 0 || c.learner.rank >= c.learner.world_size)
+    return bad("learner.rank", "must be in [0, learner.world_size)");
+  if (c.learner.world_size > c.learner.prompts_per_step)
+    return bad("learner.world_size", "must be at most learner.prompts_per_step (each rank trains whole groups)");
+  if (c.learner.world_size > 1 && c.learner.dist_address.empty())
+    return bad("learner.dist_address", "must be host:port of rank 0's rendezvous store when learner.world_size > 1");
+  if (c.learner.dist_timeout_s < 1) return bad("learner.dist_timeout_s", "must be at least 1");
   if (c.learner.buffer_groups < c.learner.prompts_per_step)
     return bad("learner.buffer_groups", "must be at least learner.prompts_per_step");
   if (c.model.path.empty() && c.model.max_position_embeddings < c.actor.max_new_tokens + 8)

@@ -141,6 +141,17 @@ struct LearnerConfig {
   int64_t buffer_groups = 64;
   int64_t threads = 1;
   std::string metrics_path;  // default <run.dir>/metrics.jsonl
+  // Optimisation inside a step (services/learner/trainer.h).
+  int64_t epochs = 1;            // passes over each batch
+  int64_t minibatches = 1;       // optimizer steps per pass
+  int64_t micro_batch_size = 0;  // sequences per forward/backward, gradients accumulated (0: whole minibatch)
+  std::string dtype = "fp32";    // fp32 | bf16 (autocast; weights and optimizer stay fp32)
+  bool activation_checkpointing = false;
+  // Data parallelism: world_size learner processes form one c10d group (Gloo on CPU).
+  int64_t world_size = 1;
+  int64_t rank = 0;             // this process's rank; rank 0 serves gRPC, checkpoints and publishes
+  std::string dist_address;     // host:port of rank 0's TCPStore ("": ask the coordinator)
+  int64_t dist_timeout_s = 300;  // a collective waiting longer fails the rank
 };
 
 struct RunConfig {

@@ -62,22 +62,25 @@ GrpoLossTerms GrpoLoss(const at::Tensor& logp, const at::Tensor& old_logp, const
   }
   at::Tensor lengths = m.sum(1).clamp_min(1.0);  // (B)
   const double norm = cfg.norm_length > 0 ? cfg.norm_length : static_cast<double>(logp.size(1));
+  const double sequences = cfg.total_sequences > 0 ? cfg.total_sequences : static_cast<double>(logp.size(0));
   auto aggregate = [&](const at::Tensor& t) -> at::Tensor {
     switch (cfg.aggregation) {
       case LossAggregation::kTokenMean:  // every token of the batch weighs the same
-        return (t * m).sum() / m.sum().clamp_min(1.0);
+        return cfg.total_tokens > 0 ? (t * m).sum() / cfg.total_tokens : (t * m).sum() / m.sum().clamp_min(1.0);
       case LossAggregation::kSeqMeanTokenSumNorm:  // Dr. GRPO: a constant length divisor
-        return ((t * m).sum(1) / norm).mean();
+        return ((t * m).sum(1) / norm).sum() / std::max(1.0, sequences);
       case LossAggregation::kSeqMeanTokenMean:
         break;
     }
-    return ((t * m).sum(1) / lengths).mean();  // mean over each completion, then over completions
+    // Mean over each completion, then over completions.
+    return ((t * m).sum(1) / lengths).sum() / std::max(1.0, sequences);
   };
 
   GrpoLossTerms out;
   out.loss = aggregate(per_token);
   torch::NoGradGuard no_grad;
-  double n_tokens = std::max(1.0, m.sum().item<double>());
+  out.n_tokens = m.sum().item<double>();
+  const double n_tokens = std::max(1.0, out.n_tokens);
   out.pg_loss = aggregate(pg).item<double>();
   if (kl.defined()) out.kl_mean = (kl * m).sum().item<double>() / n_tokens;
   at::Tensor clipped = (surr2 < surr1).to(m.scalar_type());  // (B, T) min took the clipped branch

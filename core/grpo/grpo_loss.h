@@ -46,6 +46,12 @@ struct GrpoLossConfig {
   LossAggregation aggregation = LossAggregation::kSeqMeanTokenMean;
   double norm_length = 0;     // kSeqMeanTokenSumNorm divisor; 0: the batch's T
   double importance_cap = 0;  // > 0 with prox_logp: truncated importance weights
+  // Denominators when one batch's loss is computed in parts (micro-batches, ranks): the
+  // whole batch's completions (sequence aggregations) and completion tokens under the
+  // mask (token-mean). The parts' losses and gradients then add up to the whole batch's.
+  // 0: this call's own (B, mask.sum()).
+  double total_sequences = 0;
+  double total_tokens = 0;
 };
 
 struct GrpoLossTerms {
@@ -55,6 +61,7 @@ struct GrpoLossTerms {
   double clip_fraction = 0;   // share of completion tokens where the clipped branch was taken
   double ratio_mean = 0;      // mean ratio over completion tokens
   double importance_weight_mean = 0;  // mean truncated weight (1 without prox_logp)
+  double n_tokens = 0;        // completion tokens under the mask in this call (the means' weight)
 };
 
 // logp, old_logp, ref_logp, mask: (B, T); advantages: (B). mask is 1 on completion

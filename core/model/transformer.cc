@@ -5,6 +5,7 @@
 #include <string>
 #include <utility>
 
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
 namespace grpo::model {
@@ -157,6 +158,66 @@ TransformerImpl::TransformerImpl(ModelConfig config)
   inv_freq_ = RotaryInverseFrequencies(config_);  // (D/2)
 }
 
+namespace {
+
+// Reentrant activation checkpointing of one Block (as torch.utils.checkpoint
+// with use_reentrant=True): forward runs without recording a graph and saves
+// only the block's input; backward recomputes the block with grad mode on and
+// back-propagates through it, which accumulates the block's parameter
+// gradients directly and returns the gradient of the input.
+struct CheckpointedBlock : torch::autograd::Function<CheckpointedBlock> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::Tensor x, torch::Tensor cos,
+                               torch::Tensor sin, BlockImpl* block) {
+    ctx->save_for_backward({x, cos, sin});
+    // The block outlives the graph (it is a registered submodule of the model
+    // that built the graph); the pointer travels as an integer.
+    ctx->saved_data["block"] = static_cast<int64_t>(reinterpret_cast<intptr_t>(block));
+    ctx->saved_data["autocast"] = at::autocast::is_cpu_enabled();
+    ctx->saved_data["autocast_dtype"] = static_cast<int64_t>(at::autocast::get_autocast_cpu_dtype());
+    return block->forward(x, cos, sin, 0, nullptr);  // (B, T, C)
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_out) {
+    auto saved = ctx->get_saved_variables();
+    auto* block = reinterpret_cast<BlockImpl*>(static_cast<intptr_t>(ctx->saved_data["block"].toInt()));
+    const bool autocast = ctx->saved_data["autocast"].toBool();
+    const bool prev = at::autocast::is_cpu_enabled();
+    const auto prev_dtype = at::autocast::get_autocast_cpu_dtype();
+    at::autocast::set_cpu_enabled(autocast);
+    at::autocast::set_autocast_cpu_dtype(static_cast<at::ScalarType>(ctx->saved_data["autocast_dtype"].toInt()));
+    at::autocast::increment_nesting();
+    torch::Tensor x = saved[0].detach().requires_grad_(true);  // (B, T, C)
+    {
+      torch::AutoGradMode grad(true);
+      torch::Tensor y = block->forward(x, saved[1], saved[2], 0, nullptr);  // (B, T, C)
+      torch::autograd::backward({y}, {grad_out[0]});
+    }
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    at::autocast::set_cpu_enabled(prev);
+    at::autocast::set_autocast_cpu_dtype(prev_dtype);
+    return {x.grad(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+Bf16Autocast::Bf16Autocast(bool enabled) : enabled_(enabled) {
+  if (!enabled_) return;
+  prev_enabled_ = at::autocast::is_cpu_enabled();
+  prev_dtype_ = at::autocast::get_autocast_cpu_dtype();
+  at::autocast::set_cpu_enabled(true);
+  at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+  at::autocast::increment_nesting();
+}
+
+Bf16Autocast::~Bf16Autocast() {
+  if (!enabled_) return;
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  at::autocast::set_cpu_enabled(prev_enabled_);
+  at::autocast::set_autocast_cpu_dtype(prev_dtype_);
+}
+
 torch::Tensor TransformerImpl::forward(const torch::Tensor& tokens,
                                        int64_t start_pos, KVCache* cache) {
   TORCH_CHECK(tokens.dim() == 2, "Transformer: tokens must be (B, T), got ",
@@ -183,8 +244,11 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& tokens,
   torch::Tensor x = model->embed_tokens->forward(tokens);     // (B, T, C)
   cos = cos.to(x.device(), x.scalar_type());                  // (T, D)
   sin = sin.to(x.device(), x.scalar_type());                  // (T, D)
+  const bool checkpoint = checkpointing_ && cache == nullptr && torch::GradMode::is_enabled();
   for (const auto& layer : *model->layers) {
-    x = layer->as<Block>()->forward(x, cos, sin, start_pos, cache);  // (B, T, C)
+    BlockImpl* block = layer->as<Block>();
+    x = checkpoint ? CheckpointedBlock::apply(x, cos, sin, block)      // (B, T, C)
+                   : block->forward(x, cos, sin, start_pos, cache);  // (B, T, C)
   }
   x = model->norm->forward(x);  // (B, T, C)
   if (cache != nullptr) cache->length = start_pos + T;

@@ -176,6 +176,13 @@ class TransformerImpl : public torch::nn::Module {
 
   const ModelConfig& config() const { return config_; }
 
+  // Activation checkpointing: when on, a forward pass that records gradients
+  // (grad mode on, no cache) keeps only each block's input and recomputes the
+  // block during backward, trading one more forward for O(layers) less memory.
+  // The recomputation runs under the autocast state of the original forward.
+  void set_activation_checkpointing(bool on) { checkpointing_ = on; }
+  bool activation_checkpointing() const { return checkpointing_; }
+
   // (D/2) float32 CPU rotary inverse frequencies, rope_scaling applied
   // (RotaryInverseFrequencies(config())). Position p of a head is rotated by
   // angles p * inv_freq, the halves [0, D/2) and [D/2, D) paired.
@@ -187,6 +194,24 @@ class TransformerImpl : public torch::nn::Module {
  private:
   ModelConfig config_;
   torch::Tensor inv_freq_;  // (D / 2) rotary frequencies, float32, not a buffer
+  bool checkpointing_ = false;
+};
+
+// bf16 autocast on CPU for a scope (matmuls and linear layers run in bfloat16,
+// everything else, weights and gradients stay float32). Nests; the cast cache
+// is cleared when the outermost guard ends, so weights changed by an optimizer
+// step are never served from a stale bf16 copy. Disabled: does nothing.
+class Bf16Autocast {
+ public:
+  explicit Bf16Autocast(bool enabled);
+  ~Bf16Autocast();
+  Bf16Autocast(const Bf16Autocast&) = delete;
+  Bf16Autocast& operator=(const Bf16Autocast&) = delete;
+
+ private:
+  bool enabled_;
+  bool prev_enabled_ = false;
+  c10::ScalarType prev_dtype_ = c10::ScalarType::BFloat16;
 };
 TORCH_MODULE(Transformer);
 

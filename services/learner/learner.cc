@@ -1,14 +1,20 @@
 #include "services/learner/learner.h"
 
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/torch.h>
 
+#include <array>
 #include <chrono>
-#include <map>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/common/checksum.h"
 #include "core/common/logging.h"
@@ -52,14 +58,11 @@ std::string ValidateScoredGroup(const v1::ScoredGroup& g, int64_t vocab_size, in
   return "";
 }
 
-struct Learner::StepStats {
-  double loss = 0, pg_loss = 0, kl = 0, clip_fraction = 0, ratio_mean = 0, grad_norm = 0;
-  double importance_weight_mean = 1;
-  double entropy = 0;                 // mean per-token entropy of the policy (temperature-scaled)
-  int64_t completion_len_max = 0;
+struct Learner::BatchStats {
   std::map<int64_t, int64_t> staleness;  // versions behind when trained -> groups
   double reward_mean = 0, reward_std = 0, accuracy = 0, format = 0;
   double completion_len_mean = 0, truncated_share = 0;
+  int64_t completion_len_max = 0;
   int64_t tokens = 0;
   uint64_t version_min = 0, version_max = 0;
 };
@@ -147,6 +150,11 @@ Learner::Learner(const RunConfig& cfg, std::unique_ptr<Policy> policy, std::uniq
   kl_gauge_ = gauge("grpo_learner_kl", "Mean k3 KL to the reference policy of the last step");
   buffer_gauge_ = gauge("grpo_learner_buffered_groups", "Groups waiting for a step");
   tokens_trained_ = &prometheus::BuildCounter().Name("grpo_learner_tokens_trained_total").Help("Completion tokens trained on").Register(r).Add({});
+  stale_in_buffer_ = &prometheus::BuildCounter()
+                          .Name("grpo_learner_stale_in_buffer_total")
+                          .Help("Buffered groups dropped at batch time for exceeding max_staleness (re-queued)")
+                          .Register(r)
+                          .Add({});
   groups_family_ = &prometheus::BuildCounter().Name("grpo_learner_groups_total").Help("Groups received, by outcome").Register(r);
 }
 
@@ -173,8 +181,8 @@ void Learner::Stop() {
     if (publish_ctx_) publish_ctx_->TryCancel();
   }
   if (trainer_.joinable()) trainer_.join();
-  // On SIGTERM: keep the steps done since the last checkpoint.
-  if (last_step_ > last_checkpoint_step_) {
+  // On SIGTERM: keep the steps done since the last checkpoint (rank 0 writes them).
+  if (leader() && last_step_ > last_checkpoint_step_) {
     absl::Status s = Checkpoint(last_step_, last_version_);
     if (s.ok()) {
       spdlog::info("checkpoint of step {} written on stop", last_step_);
@@ -267,24 +275,6 @@ bool Learner::AllRewardsEqual(const v1::ScoredGroup& g) {
   return true;
 }
 
-rl::GrpoLossConfig Learner::LossConfig() const {
-  rl::GrpoLossConfig c;
-  c.clip_eps_low = cfg_.learner.clip_eps;
-  c.clip_eps_high = cfg_.learner.clip_eps_high > 0 ? cfg_.learner.clip_eps_high : cfg_.learner.clip_eps;
-  c.beta = cfg_.learner.beta;
-  c.kl_estimator = cfg_.learner.kl_estimator == "k1"   ? rl::KlEstimator::kK1
-                   : cfg_.learner.kl_estimator == "k2" ? rl::KlEstimator::kK2
-                                                       : rl::KlEstimator::kK3;
-  c.aggregation = cfg_.learner.loss_agg == "token-mean" ? rl::LossAggregation::kTokenMean
-                  : cfg_.learner.loss_agg == "seq-mean-token-sum-norm"
-                      ? rl::LossAggregation::kSeqMeanTokenSumNorm
-                      : rl::LossAggregation::kSeqMeanTokenMean;
-  // Dr. GRPO divides by a constant: the longest completion the actor may produce.
-  c.norm_length = static_cast<double>(cfg_.actor.max_new_tokens);
-  c.importance_cap = cfg_.learner.importance_cap;
-  return c;
-}
-
 void Learner::CompleteLeases(const std::vector<uint64_t>& ids, bool requeue) {
   v1::CompleteWorkRequest req;
   for (uint64_t id : ids) req.add_lease_ids(id);
@@ -338,57 +328,26 @@ absl::Status Learner::Publish(uint64_t version, uint64_t step) {
   }
 }
 
-Learner::StepStats Learner::TrainStep(const std::vector<v1::ScoredGroup>& batch) {
-  StepStats st;
-  const int64_t n = static_cast<int64_t>(batch.size());
-  // Sequences: prompt + completion, right-padded; the model is causal, so padding after a
-  // sequence never changes its logits.
-  int64_t b_total = 0, max_len = 0;
-  for (const auto& g : batch) {
-    for (const auto& c : g.group().completions()) {
-      max_len = std::max<int64_t>(max_len, g.group().prompt_token_ids_size() + c.token_ids_size());
-      ++b_total;
-    }
-  }
-  const int64_t L = std::max<int64_t>(max_len, 2);
-  torch::Tensor tokens = torch::full({b_total, L}, policy_->pad_id, torch::kInt64);  // (B, L)
-  torch::Tensor old_logp = torch::zeros({b_total, L - 1}, torch::kFloat32);                      // (B, L-1)
-  torch::Tensor mask = torch::zeros({b_total, L - 1}, torch::kFloat32);                          // (B, L-1)
-  torch::Tensor present = torch::zeros({b_total, L - 1}, torch::kFloat32);  // (B, L-1) every completion token
-  torch::Tensor temps = torch::ones({b_total, 1}, torch::kFloat32);                              // (B, 1)
+Learner::BatchStats Learner::ComputeBatchStats(const std::vector<v1::ScoredGroup>& batch) {
+  BatchStats st;
   std::vector<double> rewards;
-  auto tok = tokens.accessor<int64_t, 2>();
-  auto olp = old_logp.accessor<float, 2>();
-  auto msk = mask.accessor<float, 2>();
-  auto prs = present.accessor<float, 2>();
-  int64_t row = 0;
   double acc_sum = 0, fmt_sum = 0, len_sum = 0, truncated = 0;
   st.version_min = UINT64_MAX;
+  int64_t now;
+  {
+    absl::MutexLock l(&mu_);
+    now = version_;
+  }
   for (const auto& g : batch) {
     const auto& r = g.group();
     st.version_min = std::min<uint64_t>(st.version_min, r.policy_version());
     st.version_max = std::max<uint64_t>(st.version_max, r.policy_version());
-    {
-      absl::MutexLock l(&mu_);
-      st.staleness[std::max<int64_t>(0, version_ - static_cast<int64_t>(r.policy_version()))]++;
-    }
-    const int64_t p = r.prompt_token_ids_size();
-    for (int i = 0; i < r.completions_size(); ++i, ++row) {
+    st.staleness[std::max<int64_t>(0, now - static_cast<int64_t>(r.policy_version()))]++;
+    for (int i = 0; i < r.completions_size(); ++i) {
       const auto& c = r.completions(i);
-      for (int64_t j = 0; j < p; ++j) tok[row][j] = r.prompt_token_ids(static_cast<int>(j));
-      for (int64_t j = 0; j < c.token_ids_size(); ++j) {
-        tok[row][p + j] = c.token_ids(static_cast<int>(j));
-        // Token p + j is predicted at input position p + j - 1.
-        olp[row][p + j - 1] = c.logprobs(static_cast<int>(j));
-        // DAPO's overlong filtering: a truncated completion still counts in its
-        // group's advantages but contributes no gradient.
-        msk[row][p + j - 1] = (c.truncated() && cfg_.learner.mask_truncated) ? 0.0f : 1.0f;
-        prs[row][p + j - 1] = 1.0f;
-      }
-      temps[row][0] = r.temperature() > 0 ? r.temperature() : 1.0f;
       const auto& s = g.scores(i);
       rewards.push_back(s.reward());
-      auto comp = s.components();
+      const auto& comp = s.components();
       acc_sum += comp.count("accuracy") ? comp.at("accuracy") : 0.0;
       fmt_sum += comp.count("format") ? comp.at("format") : 0.0;
       len_sum += c.token_ids_size();
@@ -397,72 +356,81 @@ Learner::StepStats Learner::TrainStep(const std::vector<v1::ScoredGroup>& batch)
       st.tokens += c.token_ids_size();
     }
   }
-  const int64_t G = b_total / n;  // groups of one run share G (validated upstream is >= 2)
-  torch::Tensor reward_t = torch::tensor(rewards, torch::kFloat64);  // (B)
-  torch::Tensor adv;
-  bool uniform_g = true;
-  for (const auto& g : batch) uniform_g &= g.group().completions_size() == G;
-  if (uniform_g) {
-    adv = rl::GroupAdvantages(reward_t.view({n, G}), cfg_.learner.adv_eps, cfg_.learner.scale_rewards).view({b_total});  // (B)
-  } else {
-    std::vector<torch::Tensor> parts;  // groups of different sizes: one at a time
-    int64_t off = 0;
-    for (const auto& g : batch) {
-      int64_t gs = g.group().completions_size();
-      parts.push_back(rl::GroupAdvantages(reward_t.slice(0, off, off + gs).view({1, gs}), cfg_.learner.adv_eps, cfg_.learner.scale_rewards).view({gs}));
-      off += gs;
-    }
-    adv = torch::cat(parts);
-  }
-  adv = adv.to(torch::kFloat32);
-
-  torch::Tensor input = tokens.slice(1, 0, L - 1);  // (B, L-1)
-  torch::Tensor target = tokens.slice(1, 1, L);     // (B, L-1)
-  policy_->model->train();
-  torch::Tensor logits = policy_->model->forward(input) / temps.unsqueeze(2);  // (B, L-1, V)
-  torch::Tensor logp = model::TokenLogprobs(logits, target, 1.0);              // (B, L-1)
-  torch::Tensor ref_logp;
-  if (reference_ && cfg_.learner.beta > 0) {
-    torch::NoGradGuard ng;
-    ref_logp = model::TokenLogprobs(reference_->model->forward(input) / temps.unsqueeze(2), target, 1.0);  // (B, L-1)
-  }
-  {
-    // Mean entropy over completion tokens (no gradient).
-    torch::NoGradGuard ng;
-    torch::Tensor lsm = torch::log_softmax(logits.detach(), -1);           // (B, L-1, V)
-    torch::Tensor ent = -(lsm.exp() * lsm).sum(-1);                        // (B, L-1)
-    st.entropy = (ent * present).sum().item<double>() / std::max(1.0, present.sum().item<double>());
-  }
-  rl::GrpoLossTerms terms =
-      // One gradient step per batch: the proximal policy is the current weights.
-      rl::GrpoLoss(logp, old_logp, ref_logp, adv, mask, LossConfig(), logp.detach());
-  optimizer_->zero_grad();
-  terms.loss.backward();
-  double grad_norm = 0;
-  if (cfg_.learner.grad_clip > 0) {
-    grad_norm = torch::nn::utils::clip_grad_norm_(policy_->model->parameters(), cfg_.learner.grad_clip);
-  } else {
-    for (auto& p : policy_->model->parameters()) {
-      if (p.grad().defined()) grad_norm += p.grad().pow(2).sum().item<double>();
-    }
-    grad_norm = std::sqrt(grad_norm);
-  }
-  optimizer_->step();
-
-  st.loss = terms.loss.item<double>();
-  st.pg_loss = terms.pg_loss;
-  st.kl = terms.kl_mean;
-  st.clip_fraction = terms.clip_fraction;
-  st.ratio_mean = terms.ratio_mean;
-  st.importance_weight_mean = terms.importance_weight_mean;
-  st.grad_norm = grad_norm;
-  st.reward_mean = reward_t.mean().item<double>();
-  st.reward_std = b_total > 1 ? reward_t.std().item<double>() : 0.0;
-  st.accuracy = acc_sum / static_cast<double>(b_total);
-  st.format = fmt_sum / static_cast<double>(b_total);
-  st.completion_len_mean = len_sum / static_cast<double>(b_total);
-  st.truncated_share = truncated / static_cast<double>(b_total);
+  const double n = std::max<double>(1.0, static_cast<double>(rewards.size()));
+  double mean = 0, var = 0;
+  for (double r : rewards) mean += r / n;
+  for (double r : rewards) var += (r - mean) * (r - mean);
+  st.reward_mean = mean;
+  st.reward_std = rewards.size() > 1 ? std::sqrt(var / static_cast<double>(rewards.size() - 1)) : 0.0;
+  st.accuracy = acc_sum / n;
+  st.format = fmt_sum / n;
+  st.completion_len_mean = len_sum / n;
+  st.truncated_share = truncated / n;
   return st;
+}
+
+std::vector<const v1::ScoredGroup*> Learner::Shard(const std::vector<v1::ScoredGroup>& batch) const {
+  const size_t R = static_cast<size_t>(cfg_.learner.world_size), r = static_cast<size_t>(cfg_.learner.rank);
+  std::vector<const v1::ScoredGroup*> out;
+  for (size_t i = batch.size() * r / R; i < batch.size() * (r + 1) / R; ++i) out.push_back(&batch[i]);
+  return out;
+}
+
+std::vector<v1::ScoredGroup> Learner::DrawBatch(absl::Duration wait, int64_t* stale) {
+  const size_t per_step = static_cast<size_t>(cfg_.learner.prompts_per_step);
+  std::vector<v1::ScoredGroup> batch;
+  std::vector<uint64_t> requeue;
+  {
+    absl::MutexLock l(&mu_);
+    // Versions only change on this thread, between draws: one pass over the buffer
+    // catches every group that aged past the bound while it waited for its step.
+    // Groups arriving meanwhile are checked against the same version on arrival.
+    for (auto it = buffer_.begin(); it != buffer_.end();) {
+      if (version_ - static_cast<int64_t>(it->group().policy_version()) > cfg_.learner.max_staleness) {
+        requeue.push_back(it->group().item().lease_id());
+        // Forget the unit, or its re-sampled group would be turned away as a duplicate.
+        seen_.erase({it->group().item().prompt_id(), it->group().item().epoch()});
+        it = buffer_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || buffer_.size() >= per_step; };
+    mu_.AwaitWithTimeout(absl::Condition(&ready), wait);
+    if (!stopping_ && buffer_.size() >= per_step) {
+      for (size_t i = 0; i < per_step; ++i) {
+        batch.push_back(std::move(buffer_.front()));
+        buffer_.pop_front();
+      }
+    }
+    buffer_gauge_->Set(static_cast<double>(buffer_.size()));
+  }
+  if (!requeue.empty()) {
+    *stale += static_cast<int64_t>(requeue.size());
+    stale_in_buffer_->Increment(static_cast<double>(requeue.size()));
+    spdlog::info("dropped {} group(s) that went over max_staleness = {} while buffered; re-queued",
+                 requeue.size(), cfg_.learner.max_staleness);
+    CompleteLeases(requeue, /*requeue=*/true);
+  }
+  return batch;
+}
+
+void Learner::SetLearningRate(uint64_t step) {
+  const double lr = LearningRate(step);
+  for (auto& group : optimizer_->param_groups()) {
+    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+  }
+}
+
+void Learner::MaybeRefreshReference(uint64_t step) {
+  if (!reference_ || cfg_.learner.ref_refresh_steps <= 0 || step % static_cast<uint64_t>(cfg_.learner.ref_refresh_steps) != 0) {
+    return;
+  }
+  // R1-Zero's reference reset: the KL term now pulls toward the current policy.
+  torch::NoGradGuard ng;
+  auto src = policy_->model->named_parameters();
+  for (auto& p : reference_->model->named_parameters()) p.value().copy_(src[p.key()]);
+  spdlog::info("step {}: reference policy refreshed to the current weights", step);
 }
 
 void Learner::WriteMetricsLine(const std::string& line) {
@@ -472,7 +440,157 @@ void Learner::WriteMetricsLine(const std::string& line) {
   std::fflush(metrics_file_);
 }
 
+namespace {
+
+// Rank 0 tells the other ranks what comes next with a broadcast header.
+enum Message : int64_t { kIdle = 0, kBatch = 1, kStop = 2 };
+
+std::array<int64_t, 3> BroadcastHeader(c10d::ProcessGroup& pg, std::array<int64_t, 3> h) {
+  std::vector<at::Tensor> t{torch::tensor({h[0], h[1], h[2]}, torch::kInt64)};
+  pg.broadcast(t)->wait();
+  auto a = t[0].accessor<int64_t, 1>();
+  return {a[0], a[1], a[2]};
+}
+
+std::string BroadcastBytes(c10d::ProcessGroup& pg, const std::string& data, int64_t n) {
+  std::vector<at::Tensor> t{torch::empty({n}, torch::kUInt8)};
+  if (pg.getRank() == 0) std::memcpy(t[0].data_ptr(), data.data(), static_cast<size_t>(n));
+  pg.broadcast(t)->wait();
+  return std::string(static_cast<const char*>(t[0].data_ptr()), static_cast<size_t>(n));
+}
+
+// Groups, each as an 8-byte length and its serialized bytes.
+std::string SerializeBatch(const std::vector<v1::ScoredGroup>& batch) {
+  std::string out;
+  for (const auto& g : batch) {
+    std::string b = g.SerializeAsString();
+    uint64_t n = b.size();
+    out.append(reinterpret_cast<const char*>(&n), sizeof(n));
+    out += b;
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<v1::ScoredGroup>> ParseBatch(const std::string& data) {
+  std::vector<v1::ScoredGroup> out;
+  size_t off = 0;
+  while (off < data.size()) {
+    uint64_t n = 0;
+    if (data.size() - off < sizeof(n)) return absl::DataLossError("batch from rank 0: truncated length");
+    std::memcpy(&n, data.data() + off, sizeof(n));
+    off += sizeof(n);
+    if (data.size() - off < n) return absl::DataLossError("batch from rank 0: truncated group");
+    if (!out.emplace_back().ParseFromArray(data.data() + off, static_cast<int>(n))) {
+      return absl::DataLossError(absl::StrCat("batch from rank 0: group ", out.size() - 1, " does not parse"));
+    }
+    off += n;
+  }
+  return out;
+}
+
+bool IsLoopback(const std::string& host) { return host == "localhost" || absl::StartsWith(host, "127."); }
+
+}  // namespace
+
+absl::Status Learner::JoinGroup() {
+  const int R = static_cast<int>(cfg_.learner.world_size), r = static_cast<int>(cfg_.learner.rank);
+  const std::string& addr = cfg_.learner.dist_address;
+  size_t colon = addr.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos || !absl::SimpleAtoi(addr.substr(colon + 1), &port) || port <= 0 || port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat("learner.dist_address ", addr, " is not host:port"));
+  }
+  const std::string host = addr.substr(0, colon);
+  const auto timeout = std::chrono::seconds(cfg_.learner.dist_timeout_s);
+  spdlog::info("rank {} of {}: joining the learner group through the store at {}", r, R, addr);
+  try {
+    c10d::TCPStoreOptions so;
+    so.port = static_cast<uint16_t>(port);
+    so.isServer = r == 0;
+    so.numWorkers = R;
+    so.waitWorkers = false;
+    so.timeout = timeout;
+    auto store = c10::make_intrusive<c10d::TCPStore>(host, so);
+    auto opts = c10d::ProcessGroupGloo::Options::create();
+    opts->timeout = std::chrono::duration_cast<std::chrono::milliseconds>(timeout);
+    if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname && *ifname) {
+      opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
+    } else if (IsLoopback(host)) {
+      opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+    } else {
+      opts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+    }
+    group_ = c10::make_intrusive<c10d::ProcessGroupGloo>(store, r, R, opts);
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat("rank ", r, " could not join the learner group at ", addr, ": ", e.what()));
+  }
+  spdlog::info("rank {} of {}: learner group formed", r, R);
+  return absl::OkStatus();
+}
+
 void Learner::TrainLoop() {
+  try {
+    if (cfg_.learner.world_size > 1) {
+      if (absl::Status s = JoinGroup(); !s.ok()) {
+        spdlog::error("{}", s.message());
+        shutdown_->Fail();
+        return;
+      }
+    }
+    grpo_ = std::make_unique<GrpoTrainer>(policy_->model, reference_ ? reference_->model : model::Transformer(nullptr),
+                                             optimizer_.get(), TrainerOptions::FromConfig(cfg_), policy_->pad_id, group_);
+    if (group_) {
+      // Every rank must start from the same state: the same checkpoint (the directory
+      // is shared) and rank 0's weights.
+      auto h = BroadcastHeader(*group_, {static_cast<int64_t>(resumed_step_), resumed_version_, 0});
+      if (h[0] != static_cast<int64_t>(resumed_step_)) {
+        spdlog::error("rank {} resumed from step {} but rank 0 from step {}: the ranks must share the checkpoint directory {}",
+                      cfg_.learner.rank, resumed_step_, h[0], CheckpointRoot());
+        shutdown_->Fail();
+        return;
+      }
+      grpo_->BroadcastParameters(0);
+    }
+    if (leader()) {
+      LeaderLoop();
+      if (group_) BroadcastHeader(*group_, {kStop, 0, 0});
+    } else {
+      FollowerLoop();
+    }
+  } catch (const std::exception& e) {
+    // Collectives throw when a rank dies or the group times out.
+    spdlog::error("rank {}: training failed: {}", cfg_.learner.rank, e.what());
+    shutdown_->Fail();
+  }
+}
+
+void Learner::FollowerLoop() {
+  for (;;) {
+    auto h = BroadcastHeader(*group_, {0, 0, 0});
+    if (h[0] == kStop) {
+      spdlog::info("rank 0 ended training; stopping");
+      shutdown_->Trigger();
+      return;
+    }
+    if (Stopping()) return;  // rank 0 fails at its next collective; the group is gone
+    if (h[0] == kIdle) continue;
+    const uint64_t step = static_cast<uint64_t>(h[1]);
+    absl::StatusOr<std::vector<v1::ScoredGroup>> batch = ParseBatch(BroadcastBytes(*group_, "", h[2]));
+    if (!batch.ok()) {
+      spdlog::error("{}", batch.status().message());
+      shutdown_->Fail();
+      return;
+    }
+    SetLearningRate(step);
+    TrainStats ts = grpo_->Step(Shard(*batch), step);
+    MaybeRefreshReference(step);
+    last_step_ = step;
+    spdlog::info("rank {} step {}: {} group(s), loss {:.4f}, grad norm {:.3f}", cfg_.learner.rank, step,
+                 Shard(*batch).size(), ts.loss, ts.grad_norm);
+  }
+}
+
+void Learner::LeaderLoop() {
   // The starting weights (version 0, or the resumed checkpoint's version), so actors
   // can start sampling. A resumed learner may find the coordinator already past its
   // checkpoint (it had published later steps before dying): it then continues with
@@ -489,6 +607,7 @@ void Learner::TrainLoop() {
   const int64_t version_offset = v0 - static_cast<int64_t>(resumed_step_);
   absl::Status s = Publish(static_cast<uint64_t>(v0), resumed_step_);
   if (!s.ok()) {
+    if (Stopping()) return;
     spdlog::error("publishing the initial weights: {}", s.message());
     shutdown_->Fail();
     return;
@@ -499,36 +618,30 @@ void Learner::TrainLoop() {
   }
   last_version_ = v0;
   spdlog::info("published starting weights (version {}, step {}); waiting for groups", v0, resumed_step_);
-  const size_t per_step = static_cast<size_t>(cfg_.learner.prompts_per_step);
   auto last = std::chrono::steady_clock::now();
   for (uint64_t step = resumed_step_ + 1;; ++step) {
     const int64_t version = static_cast<int64_t>(step) + version_offset;
+    int64_t stale = 0;
     std::vector<v1::ScoredGroup> batch;
-    {
-      absl::MutexLock l(&mu_);
-      auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || buffer_.size() >= per_step; };
-      mu_.Await(absl::Condition(&ready));
-      if (stopping_) return;
-      for (size_t i = 0; i < per_step; ++i) {
-        batch.push_back(std::move(buffer_.front()));
-        buffer_.pop_front();
-      }
-      buffer_gauge_->Set(static_cast<double>(buffer_.size()));
+    while (batch.empty()) {
+      // Other ranks wait in a collective meanwhile: a heartbeat every few seconds keeps
+      // their timeout for real failures.
+      batch = DrawBatch(group_ ? absl::Seconds(5) : absl::InfiniteDuration(), &stale);
+      if (Stopping()) return;
+      if (batch.empty() && group_) BroadcastHeader(*group_, {kIdle, 0, 0});
+    }
+    if (group_) {
+      std::string bytes = SerializeBatch(batch);
+      const auto n = static_cast<int64_t>(bytes.size());
+      BroadcastHeader(*group_, {kBatch, static_cast<int64_t>(step), n});
+      BroadcastBytes(*group_, bytes, n);
     }
     auto t0 = std::chrono::steady_clock::now();
+    SetLearningRate(step);
     const double lr = LearningRate(step);
-    for (auto& group : optimizer_->param_groups()) {
-      static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-    }
-    StepStats st = TrainStep(batch);
-    if (reference_ && cfg_.learner.ref_refresh_steps > 0 &&
-        step % static_cast<uint64_t>(cfg_.learner.ref_refresh_steps) == 0) {
-      // R1-Zero's reference reset: the KL term now pulls toward the current policy.
-      torch::NoGradGuard ng;
-      auto src = policy_->model->named_parameters();
-      for (auto& p : reference_->model->named_parameters()) p.value().copy_(src[p.key()]);
-      spdlog::info("step {}: reference policy refreshed to the current weights", step);
-    }
+    BatchStats bs = ComputeBatchStats(batch);
+    TrainStats ts = grpo_->Step(Shard(batch), step);
+    MaybeRefreshReference(step);
     last_step_ = step;
     last_version_ = version;
     // Checkpoint before publishing: a version the coordinator has is never newer than
@@ -556,32 +669,33 @@ void Learner::TrainLoop() {
     double wall_s = std::chrono::duration<double>(now - last).count();
     last = now;
     nlohmann::json staleness = nlohmann::json::object();
-    for (const auto& [lag, count] : st.staleness) staleness[std::to_string(lag)] = count;
+    for (const auto& [lag, count] : bs.staleness) staleness[std::to_string(lag)] = count;
     nlohmann::json j = {
-        {"step", step}, {"version", version}, {"reward_mean", st.reward_mean}, {"reward_std", st.reward_std},
-        {"accuracy", st.accuracy}, {"format", st.format}, {"loss", st.loss}, {"pg_loss", st.pg_loss},
-        {"kl", st.kl}, {"clip_fraction", st.clip_fraction}, {"ratio_mean", st.ratio_mean},
-        {"importance_weight_mean", st.importance_weight_mean},
-        {"grad_norm", st.grad_norm}, {"lr", lr}, {"groups", batch.size()},
-        {"completion_tokens", st.tokens}, {"completion_len_mean", st.completion_len_mean},
-        {"completion_len_max", st.completion_len_max}, {"entropy", st.entropy}, {"staleness", staleness},
-        {"truncated_share", st.truncated_share}, {"tokens_per_s", wall_s > 0 ? st.tokens / wall_s : 0.0},
-        {"train_s", step_s}, {"policy_version_min", st.version_min}, {"policy_version_max", st.version_max},
+        {"step", step}, {"version", version}, {"reward_mean", bs.reward_mean}, {"reward_std", bs.reward_std},
+        {"accuracy", bs.accuracy}, {"format", bs.format}, {"loss", ts.loss}, {"pg_loss", ts.pg_loss},
+        {"kl", ts.kl}, {"clip_fraction", ts.clip_fraction}, {"ratio_mean", ts.ratio_mean},
+        {"importance_weight_mean", ts.importance_weight_mean},
+        {"grad_norm", ts.grad_norm}, {"lr", lr}, {"groups", batch.size()},
+        {"completion_tokens", bs.tokens}, {"completion_len_mean", bs.completion_len_mean},
+        {"completion_len_max", bs.completion_len_max}, {"entropy", ts.entropy}, {"staleness", staleness},
+        {"stale_dropped", stale}, {"optimizer_steps", ts.optimizer_steps}, {"world_size", cfg_.learner.world_size},
+        {"truncated_share", bs.truncated_share}, {"tokens_per_s", wall_s > 0 ? bs.tokens / wall_s : 0.0},
+        {"train_s", step_s}, {"policy_version_min", bs.version_min}, {"policy_version_max", bs.version_max},
         {"time", absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone())}};
     WriteMetricsLine(j.dump());
     step_gauge_->Set(static_cast<double>(step));
-    reward_gauge_->Set(st.reward_mean);
-    accuracy_gauge_->Set(st.accuracy);
-    loss_gauge_->Set(st.loss);
-    kl_gauge_->Set(st.kl);
-    tokens_trained_->Increment(static_cast<double>(st.tokens));
+    reward_gauge_->Set(bs.reward_mean);
+    accuracy_gauge_->Set(bs.accuracy);
+    loss_gauge_->Set(ts.loss);
+    kl_gauge_->Set(ts.kl);
+    tokens_trained_->Increment(static_cast<double>(bs.tokens));
     if (step % 10 == 1) {
       const auto& g0 = batch.front().group();
       spdlog::info("sample: prompt {:?} answer {:?} -> {:?} (reward {:.2f})", g0.item().prompt(), g0.item().answer(),
                    g0.completions(0).text(), batch.front().scores(0).reward());
     }
-    spdlog::info("step {}: reward {:.3f} accuracy {:.3f} loss {:.4f} kl {:.4f} tokens/s {:.0f}", step, st.reward_mean,
-                 st.accuracy, st.loss, st.kl, wall_s > 0 ? st.tokens / wall_s : 0.0);
+    spdlog::info("step {}: reward {:.3f} accuracy {:.3f} loss {:.4f} kl {:.4f} tokens/s {:.0f}", step, bs.reward_mean,
+                 bs.accuracy, ts.loss, ts.kl, wall_s > 0 ? bs.tokens / wall_s : 0.0);
 
     if (cfg_.learner.max_steps > 0 && step >= static_cast<uint64_t>(cfg_.learner.max_steps)) {
       v1::FinishRunRequest req;

@@ -27,6 +27,7 @@
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
 #include "prometheus/registry.h"
+#include "services/learner/trainer.h"
 #include <torch/optim/optimizer.h>
 
 namespace grpo {
@@ -41,7 +42,11 @@ class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
                                                          std::shared_ptr<prometheus::Registry> registry);
   ~Learner() override;
 
-  std::vector<grpc::Service*> Services() override { return {this}; }
+  // Only rank 0 takes groups; other ranks serve health checks alone.
+  std::vector<grpc::Service*> Services() override {
+    if (cfg_.learner.rank != 0) return {};
+    return {this};
+  }
   absl::Status Start(ShutdownSignal& shutdown) override;
   void Stop() override;
 
@@ -49,11 +54,26 @@ class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
                             grpc::ServerReaderWriter<v1::SubmitAck, v1::ScoredGroup>* stream) override;
 
  private:
-  struct StepStats;
+  struct BatchStats;
   Learner(const RunConfig& cfg, std::unique_ptr<Policy> policy, std::unique_ptr<Policy> reference,
           std::shared_ptr<prometheus::Registry> registry);
   void TrainLoop();
-  StepStats TrainStep(const std::vector<v1::ScoredGroup>& batch);
+  // Rank 0: draws batches, trains its shard, checkpoints, publishes, writes metrics.
+  void LeaderLoop();
+  // Ranks > 0: train their shard of each batch rank 0 broadcasts, until told to stop.
+  void FollowerLoop();
+  // Forms the data-parallel group and makes every rank start from rank 0's state.
+  absl::Status JoinGroup();
+  // Waits up to `wait` for a full batch. Groups that went stale while buffered are
+  // dropped (their leases re-queued) and the batch refilled; `stale` counts them.
+  // Empty when the wait ran out or the learner is stopping.
+  std::vector<v1::ScoredGroup> DrawBatch(absl::Duration wait, int64_t* stale);
+  // The batch's rewards and lengths (rank 0 holds the whole batch).
+  BatchStats ComputeBatchStats(const std::vector<v1::ScoredGroup>& batch);
+  // This rank's share of a batch: a contiguous block of groups.
+  std::vector<const v1::ScoredGroup*> Shard(const std::vector<v1::ScoredGroup>& batch) const;
+  void SetLearningRate(uint64_t step);
+  void MaybeRefreshReference(uint64_t step);
   absl::Status Publish(uint64_t version, uint64_t step);
   void CompleteLeases(const std::vector<uint64_t>& ids, bool requeue);
   static bool AllRewardsEqual(const v1::ScoredGroup& g);
@@ -63,14 +83,16 @@ class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
   absl::Status Resume();
   std::string CheckpointRoot() const;
   absl::Status Checkpoint(uint64_t step, int64_t version);
-  rl::GrpoLossConfig LossConfig() const;
   void WriteMetricsLine(const std::string& line);
   bool Stopping();
+  bool leader() const { return cfg_.learner.rank == 0; }
 
   const RunConfig cfg_;
   std::unique_ptr<Policy> policy_;     // trainer thread only
   std::unique_ptr<Policy> reference_;  // frozen initial policy; null when beta == 0
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  c10::intrusive_ptr<c10d::ProcessGroup> group_;  // world_size > 1; trainer thread
+  std::unique_ptr<GrpoTrainer> grpo_;             // trainer thread
   std::unique_ptr<v1::Coordinator::Stub> coordinator_;
   ShutdownSignal* shutdown_ = nullptr;
   std::thread trainer_;
@@ -97,6 +119,7 @@ class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
   prometheus::Gauge* buffer_gauge_;
   prometheus::Counter* tokens_trained_;
   prometheus::Family<prometheus::Counter>* groups_family_;
+  prometheus::Counter* stale_in_buffer_;
 };
 
 }  // namespace grpo

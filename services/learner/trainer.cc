@@ -1,0 +1,304 @@
+#include "services/learner/trainer.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/model/sampler.h"
+
+namespace grpo {
+namespace {
+
+rl::KlEstimator ParseKl(const std::string& s) {
+  if (s == "k1") return rl::KlEstimator::kK1;
+  if (s == "k2") return rl::KlEstimator::kK2;
+  return rl::KlEstimator::kK3;
+}
+
+rl::LossAggregation ParseAgg(const std::string& s) {
+  if (s == "token-mean") return rl::LossAggregation::kTokenMean;
+  if (s == "seq-mean-token-sum-norm") return rl::LossAggregation::kSeqMeanTokenSumNorm;
+  return rl::LossAggregation::kSeqMeanTokenMean;
+}
+
+uint64_t SplitMix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+}  // namespace
+
+TrainerOptions TrainerOptions::FromConfig(const RunConfig& cfg) {
+  const LearnerConfig& l = cfg.learner;
+  TrainerOptions o;
+  o.loss.clip_eps_low = l.clip_eps;
+  o.loss.clip_eps_high = l.clip_eps_high > 0 ? l.clip_eps_high : l.clip_eps;
+  o.loss.beta = l.beta;
+  o.loss.kl_estimator = ParseKl(l.kl_estimator);
+  o.loss.aggregation = ParseAgg(l.loss_agg);
+  // Dr. GRPO divides by a constant: the longest completion the actor may produce.
+  o.loss.norm_length = static_cast<double>(cfg.actor.max_new_tokens);
+  o.loss.importance_cap = l.importance_cap;
+  o.adv_eps = l.adv_eps;
+  o.scale_rewards = l.scale_rewards;
+  o.mask_truncated = l.mask_truncated;
+  o.epochs = l.epochs;
+  o.minibatches = l.minibatches;
+  o.micro_batch_size = l.micro_batch_size;
+  o.bf16 = l.dtype == "bf16";
+  o.activation_checkpointing = l.activation_checkpointing;
+  o.grad_clip = l.grad_clip;
+  o.seed = static_cast<uint64_t>(cfg.run.seed);
+  return o;
+}
+
+struct GrpoTrainer::Rows {
+  int64_t B = 0;
+  at::Tensor tokens;    // (B, L) int64, right-padded
+  at::Tensor lengths;   // (B) int64, prompt + completion
+  at::Tensor old_logp;  // (B, L-1) sampling log-probs at the predicting position
+  at::Tensor mask;      // (B, L-1) 1 on completion tokens that get gradient
+  at::Tensor present;   // (B, L-1) 1 on every completion token
+  at::Tensor temps;     // (B) sampling temperature (1 for greedy)
+  at::Tensor adv;       // (B) float32 advantages
+
+  // The micro-batch `idx` trimmed to its longest row: inputs and targets (b, T).
+  std::pair<at::Tensor, at::Tensor> Inputs(const at::Tensor& idx, int64_t* T) const {
+    const int64_t len = std::max<int64_t>(2, lengths.index_select(0, idx).max().item<int64_t>());
+    *T = len - 1;
+    at::Tensor t = tokens.index_select(0, idx).slice(1, 0, len);  // (b, len)
+    return {t.slice(1, 0, len - 1), t.slice(1, 1, len)};
+  }
+  at::Tensor Take(const at::Tensor& x, const at::Tensor& idx, int64_t T) const {
+    return x.index_select(0, idx).slice(1, 0, T);  // (b, T)
+  }
+};
+
+GrpoTrainer::GrpoTrainer(model::Transformer policy, model::Transformer reference, torch::optim::Optimizer* optimizer,
+                         TrainerOptions options, int64_t pad_id, c10::intrusive_ptr<c10d::ProcessGroup> pg)
+    : policy_(std::move(policy)),
+      reference_(std::move(reference)),
+      optimizer_(optimizer),
+      opts_(std::move(options)),
+      pad_id_(pad_id),
+      pg_(std::move(pg)) {
+  policy_->set_activation_checkpointing(opts_.activation_checkpointing);
+}
+
+void GrpoTrainer::AllReduceSum(std::vector<at::Tensor>& values) {
+  if (!pg_ || pg_->getSize() == 1) return;
+  pg_->allreduce(values)->wait();
+}
+
+void GrpoTrainer::AllReduceGradients() {
+  if (!pg_ || pg_->getSize() == 1) return;
+  // One flat buffer: a single collective instead of one per parameter.
+  std::vector<at::Tensor> params = policy_->parameters();
+  std::vector<at::Tensor> flat;
+  flat.reserve(params.size());
+  for (auto& p : params) {
+    if (!p.mutable_grad().defined()) p.mutable_grad() = torch::zeros_like(p);  // a rank with no rows
+    flat.push_back(p.grad().reshape({-1}));
+  }
+  std::vector<at::Tensor> buf{torch::cat(flat)};
+  pg_->allreduce(buf)->wait();
+  int64_t off = 0;
+  for (auto& p : params) {
+    const int64_t n = p.numel();
+    p.mutable_grad().copy_(buf[0].slice(0, off, off + n).view_as(p));
+    off += n;
+  }
+}
+
+void GrpoTrainer::BroadcastParameters(int root) {
+  if (!pg_ || pg_->getSize() == 1) return;
+  torch::NoGradGuard ng;
+  std::vector<at::Tensor> params = policy_->parameters();
+  if (!reference_.is_empty()) {
+    for (auto& p : reference_->parameters()) params.push_back(p);
+  }
+  std::vector<at::Tensor> flat;
+  for (auto& p : params) flat.push_back(p.detach().reshape({-1}).to(torch::kFloat32));
+  std::vector<at::Tensor> buf{torch::cat(flat)};
+  c10d::BroadcastOptions o;
+  o.rootRank = root;
+  pg_->broadcast(buf, o)->wait();
+  int64_t off = 0;
+  for (auto& p : params) {
+    const int64_t n = p.numel();
+    p.copy_(buf[0].slice(0, off, off + n).view_as(p));
+    off += n;
+  }
+}
+
+at::Tensor GrpoTrainer::NoGradLogprobs(model::Transformer& model, const Rows& rows) {
+  torch::NoGradGuard ng;
+  at::Tensor out = torch::zeros({rows.B, rows.tokens.size(1) - 1}, torch::kFloat32);  // (B, L-1)
+  const int64_t mbs = opts_.micro_batch_size > 0 ? opts_.micro_batch_size : std::max<int64_t>(rows.B, 1);
+  model::Bf16Autocast autocast(opts_.bf16);
+  for (int64_t s = 0; s < rows.B; s += mbs) {
+    at::Tensor idx = torch::arange(s, std::min(rows.B, s + mbs), torch::kInt64);
+    int64_t T = 0;
+    auto [input, target] = rows.Inputs(idx, &T);
+    at::Tensor logits = model->forward(input) / rows.temps.index_select(0, idx).view({-1, 1, 1});  // (b, T, V)
+    out.index_put_({idx, torch::indexing::Slice(0, T)}, model::TokenLogprobs(logits, target, 1.0));
+  }
+  return out;
+}
+
+TrainStats GrpoTrainer::Step(const std::vector<const v1::ScoredGroup*>& groups, uint64_t step) {
+  // ---- Rows and advantages (each group lies whole on one rank).
+  Rows rows;
+  int64_t max_len = 2;
+  for (const auto* g : groups) {
+    for (const auto& c : g->group().completions()) {
+      max_len = std::max<int64_t>(max_len, g->group().prompt_token_ids_size() + c.token_ids_size());
+      ++rows.B;
+    }
+  }
+  const int64_t B = rows.B, L = max_len;
+  rows.tokens = torch::full({B, L}, pad_id_, torch::kInt64);
+  rows.lengths = torch::zeros({B}, torch::kInt64);
+  rows.old_logp = torch::zeros({B, L - 1}, torch::kFloat32);
+  rows.mask = torch::zeros({B, L - 1}, torch::kFloat32);
+  rows.present = torch::zeros({B, L - 1}, torch::kFloat32);
+  rows.temps = torch::ones({B}, torch::kFloat32);
+  std::vector<at::Tensor> advs;
+  {
+    auto tok = rows.tokens.accessor<int64_t, 2>();
+    auto len = rows.lengths.accessor<int64_t, 1>();
+    auto olp = rows.old_logp.accessor<float, 2>();
+    auto msk = rows.mask.accessor<float, 2>();
+    auto prs = rows.present.accessor<float, 2>();
+    auto tmp = rows.temps.accessor<float, 1>();
+    int64_t row = 0;
+    for (const auto* g : groups) {
+      const auto& r = g->group();
+      const int64_t p = r.prompt_token_ids_size();
+      std::vector<double> rewards;
+      for (int i = 0; i < r.completions_size(); ++i, ++row) {
+        const auto& c = r.completions(i);
+        for (int64_t j = 0; j < p; ++j) tok[row][j] = r.prompt_token_ids(static_cast<int>(j));
+        for (int64_t j = 0; j < c.token_ids_size(); ++j) {
+          tok[row][p + j] = c.token_ids(static_cast<int>(j));
+          // Token p + j is predicted at input position p + j - 1.
+          olp[row][p + j - 1] = c.logprobs(static_cast<int>(j));
+          // DAPO's overlong filtering: a truncated completion still counts in its
+          // group's advantages but contributes no gradient.
+          msk[row][p + j - 1] = (c.truncated() && opts_.mask_truncated) ? 0.0f : 1.0f;
+          prs[row][p + j - 1] = 1.0f;
+        }
+        len[row] = p + c.token_ids_size();
+        tmp[row] = r.temperature() > 0 ? r.temperature() : 1.0f;
+        rewards.push_back(g->scores(i).reward());
+      }
+      at::Tensor rw = torch::tensor(rewards, torch::kFloat64).view({1, -1});  // (1, G)
+      advs.push_back(rl::GroupAdvantages(rw, opts_.adv_eps, opts_.scale_rewards).view({-1}));
+    }
+  }
+  rows.adv = advs.empty() ? torch::zeros({0}, torch::kFloat32) : torch::cat(advs).to(torch::kFloat32);  // (B)
+
+  // ---- Fixed log-probs: reference, and the step's starting policy when needed.
+  const int64_t E = std::max<int64_t>(1, opts_.epochs), M = std::max<int64_t>(1, opts_.minibatches);
+  const bool decoupled = opts_.loss.importance_cap > 0;
+  policy_->train();
+  at::Tensor prox = decoupled && E * M > 1 ? NoGradLogprobs(policy_, rows) : at::Tensor();  // (B, L-1)
+  at::Tensor ref = !reference_.is_empty() && opts_.loss.beta != 0 ? NoGradLogprobs(reference_, rows) : at::Tensor();  // (B, L-1)
+
+  // Local sums, reduced over ranks at the end.
+  double loss_sum = 0, pg_sum = 0, kl_tok = 0, clip_tok = 0, ratio_tok = 0, iw_tok = 0, tok = 0;
+  double ent_sum = 0, ent_tok = 0;
+  double grad_norm = 0;
+  TrainStats st;
+  const int64_t mbs = opts_.micro_batch_size;
+  for (int64_t e = 0; e < E; ++e) {
+    at::Tensor perm = torch::arange(B, torch::kInt64);
+    if (M > 1 && B > 1) {
+      at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(SplitMix64(opts_.seed ^ SplitMix64(step * 1000 + e)));
+      perm = torch::randperm(B, gen, torch::TensorOptions().dtype(torch::kInt64));
+    }
+    for (int64_t m = 0; m < M; ++m) {
+      at::Tensor idx = perm.slice(0, B * m / M, B * (m + 1) / M);  // (b)
+      // The minibatch's totals over all ranks: every part divides by them.
+      std::vector<at::Tensor> totals{torch::tensor({static_cast<double>(idx.numel()),
+                                                    rows.mask.index_select(0, idx).sum().item<double>()},
+                                                   torch::kFloat64)};
+      AllReduceSum(totals);
+      rl::GrpoLossConfig lc = opts_.loss;
+      lc.total_sequences = std::max(1.0, totals[0][0].item<double>());
+      lc.total_tokens = std::max(1.0, totals[0][1].item<double>());
+      optimizer_->zero_grad();
+      const int64_t n = idx.numel();
+      const int64_t step_rows = mbs > 0 ? mbs : std::max<int64_t>(n, 1);
+      for (int64_t s = 0; s < n; s += step_rows) {
+        at::Tensor mi = idx.slice(0, s, std::min(n, s + step_rows));  // (b)
+        int64_t T = 0;
+        auto [input, target] = rows.Inputs(mi, &T);
+        at::Tensor logits;
+        {
+          model::Bf16Autocast autocast(opts_.bf16);
+          logits = policy_->forward(input) / rows.temps.index_select(0, mi).view({-1, 1, 1});  // (b, T, V)
+        }
+        at::Tensor logp = model::TokenLogprobs(logits, target, 1.0);  // (b, T)
+        at::Tensor mask = rows.Take(rows.mask, mi, T);                // (b, T)
+        if (e == 0) {
+          // Entropy of the policy at the step's start, over every completion token.
+          torch::NoGradGuard ng;
+          at::Tensor lsm = torch::log_softmax(logits.detach(), -1);  // (b, T, V)
+          at::Tensor ent = -(lsm.exp() * lsm).sum(-1);               // (b, T)
+          at::Tensor present = rows.Take(rows.present, mi, T);
+          ent_sum += (ent * present).sum().item<double>();
+          ent_tok += present.sum().item<double>();
+        }
+        at::Tensor prox_mb = prox.defined() ? rows.Take(prox, mi, T) : (decoupled ? logp.detach() : at::Tensor());
+        at::Tensor ref_mb = ref.defined() ? rows.Take(ref, mi, T) : at::Tensor();
+        rl::GrpoLossTerms terms = rl::GrpoLoss(logp, rows.Take(rows.old_logp, mi, T), ref_mb,
+                                               rows.adv.index_select(0, mi), mask, lc, prox_mb);
+        terms.loss.backward();
+        loss_sum += terms.loss.item<double>();
+        pg_sum += terms.pg_loss;
+        kl_tok += terms.kl_mean * terms.n_tokens;
+        clip_tok += terms.clip_fraction * terms.n_tokens;
+        ratio_tok += terms.ratio_mean * terms.n_tokens;
+        iw_tok += terms.importance_weight_mean * terms.n_tokens;
+        if (e == 0) tok += terms.n_tokens;
+      }
+      AllReduceGradients();
+      std::vector<at::Tensor> params = policy_->parameters();
+      if (opts_.grad_clip > 0) {
+        grad_norm = torch::nn::utils::clip_grad_norm_(params, opts_.grad_clip);
+      } else {
+        double sq = 0;
+        for (auto& p : params) {
+          if (p.grad().defined()) sq += p.grad().pow(2).sum().item<double>();
+        }
+        grad_norm = std::sqrt(sq);
+      }
+      optimizer_->step();
+      ++st.optimizer_steps;
+    }
+  }
+
+  std::vector<at::Tensor> sums{torch::tensor({loss_sum, pg_sum, kl_tok, clip_tok, ratio_tok, iw_tok, tok, ent_sum,
+                                              ent_tok}, torch::kFloat64)};
+  AllReduceSum(sums);
+  auto v = sums[0].accessor<double, 1>();
+  const double steps = static_cast<double>(std::max<int64_t>(1, st.optimizer_steps));
+  const double passes_tok = std::max(1.0, v[6] * static_cast<double>(E));  // tokens seen over all passes
+  st.loss = v[0] / steps;
+  st.pg_loss = v[1] / steps;
+  st.kl = v[2] / passes_tok;
+  st.clip_fraction = v[3] / passes_tok;
+  st.ratio_mean = v[4] / passes_tok;
+  st.importance_weight_mean = v[6] > 0 ? v[5] / passes_tok : 1.0;
+  st.entropy = v[7] / std::max(1.0, v[8]);
+  st.loss_tokens = static_cast<int64_t>(v[6]);
+  st.grad_norm = grad_norm;
+  return st;
+}
+
+}  // namespace grpo
