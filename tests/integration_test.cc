@@ -22,6 +22,7 @@
 #include "core/common/metrics_server.h"
 #include "core/common/service_process.h"
 #include "core/model/safetensors.h"
+#include "core/policy/policy.h"
 #include "core/rpc/rpc.h"
 #include "grpo/v1/actor.grpc.pb.h"
 #include "grpo/v1/coordinator.grpc.pb.h"
@@ -131,8 +132,8 @@ class Cluster {
     RemoveUnlessFailed(dir_);
   }
 
-  ServiceProcess& Start(const std::string& name, const std::string& instance = "") {
-    std::vector<std::string> sets;
+  ServiceProcess& Start(const std::string& name, const std::string& instance = "",
+                        std::vector<std::string> sets = {}) {
     if (name != "coordinator") sets.push_back(absl::StrCat("endpoints.coordinator=127.0.0.1:", Port("coordinator")));
     if (name == "actor") {
       sets.push_back(absl::StrCat("endpoints.reward=127.0.0.1:", Port("reward")));
@@ -523,6 +524,103 @@ TEST(Integration, LearnerKilledMidRunResumesExactly) {
   EXPECT_THAT(TailOfFile(second.log_path, 200), HasSubstr("skipping checkpoint"));
   EXPECT_THAT(TailOfFile(second.log_path, 200), HasSubstr("resumed from"));
   RemoveUnlessFailed(dir_a);
+}
+
+// learner.world_size = 2: two learner processes in one Gloo group. Rank 0 takes the
+// groups and broadcasts each batch; each rank trains half; gradients are all-reduced.
+// The published weights equal a single learner's on the same groups (fp32 tolerance).
+TEST(Integration, TwoLearnerRanksPublishTheWeightsOfOneLearner) {
+  auto sets_for = [](const fs::path& dir, int world) {
+    std::vector<std::string> sets = SmallRun(dir, 0);
+    sets.push_back("learner.prompts_per_step=4");
+    sets.push_back("learner.max_staleness=100");
+    sets.push_back(absl::StrCat("learner.world_size=", world));
+    return sets;
+  };
+  fs::path dir_a = FreshDir("dp-one");
+  std::string one;
+  {
+    Cluster a(dir_a, sets_for(dir_a, 1));
+    a.Start("coordinator");
+    a.Start("learner");
+    SendGroups(a, "learner", 0, 8);
+    one = FetchWeights(a, 2);
+  }
+  fs::path dir_b = FreshDir("dp-two");
+  std::string two;
+  std::string rank1_log;
+  {
+    Cluster b(dir_b, sets_for(dir_b, 2));
+    b.Start("coordinator");
+    // Rank 1 starts first and waits for rank 0 to announce its store through the
+    // coordinator (learner.dist_address unset).
+    b.Start("learner", "learner-1", {"learner.rank=1"});
+    b.Start("learner");
+    SendGroups(b, "learner", 0, 8);
+    two = FetchWeights(b, 2);
+    rank1_log = b.Get("learner-1").log_path;
+    // Rank 1 takes no groups itself.
+    auto stub = v1::Learner::NewStub(rpc::MakeChannel(b.Address("learner-1")));
+    auto ctx = rpc::ContextWithDeadline(absl::Seconds(10));
+    auto stream = stub->SubmitGroups(ctx.get());
+    stream->Write(FixedGroup(1, "x", 0));
+    stream->WritesDone();
+    grpc::Status st = stream->Finish();
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
+    EXPECT_THAT(TailOfFile(rank1_log, 50), HasSubstr("learner group formed"));
+    EXPECT_THAT(TailOfFile(rank1_log, 50), HasSubstr("rank 1 step 2: 2 group(s)"));
+  }
+  absl::StatusOr<RunConfig> cfg = LoadConfigWithOverrides("", sets_for(dir_a, 1));
+  ASSERT_TRUE(cfg.ok());
+  auto a = BuildPolicy(*cfg, 1), b = BuildPolicy(*cfg, 2);
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE(LoadWeightsBlob((*a)->model, one).ok());
+  ASSERT_TRUE(LoadWeightsBlob((*b)->model, two).ok());
+  auto pb = (*b)->model->named_parameters();
+  double diff = 0, moved = 0;
+  auto init = BuildPolicy(*cfg, static_cast<uint64_t>(cfg->run.seed));
+  ASSERT_TRUE(init.ok());
+  auto pi = (*init)->model->named_parameters();
+  for (const auto& p : (*a)->model->named_parameters()) {
+    diff = std::max(diff, (p.value() - pb[p.key()]).abs().max().item<double>());
+    moved = std::max(moved, (p.value() - pi[p.key()]).abs().max().item<double>());
+  }
+  EXPECT_GT(moved, 1e-4);  // two steps did change the weights
+  EXPECT_LT(diff, 1e-5);
+  RemoveUnlessFailed(dir_a);
+  RemoveUnlessFailed(dir_b);
+}
+
+// `grpo run` with learner.world_size = 2 starts both ranks and runs to the end.
+TEST(Integration, LauncherRunsTwoLearnerRanks) {
+  fs::path dir = FreshDir("dp-launcher");
+  ASSERT_NO_FATAL_FAILURE((RunGrpoToEnd(dir, {"--max-steps", "3", "--set", "learner.world_size=2"})));
+  std::vector<nlohmann::json> m = ReadJsonl(dir / "metrics.jsonl");
+  ASSERT_EQ(m.size(), 3u);
+  for (const auto& j : m) EXPECT_EQ(j["world_size"].get<int64_t>(), 2) << j.dump();
+  std::string rank1 = TailOfFile((dir / "logs" / "learner-1.log").string(), 100);
+  EXPECT_THAT(rank1, HasSubstr("rank 1 step 3"));
+  EXPECT_THAT(rank1, HasSubstr("rank 0 ended training"));
+  RemoveUnlessFailed(dir);
+}
+
+// A group may wait in the buffer while newer versions are published; at batch time
+// those past learner.max_staleness are dropped (re-queued), so no step trains on them.
+TEST(Integration, GroupsThatGoStaleInTheBufferAreNotTrainedOn) {
+  fs::path dir = FreshDir("stale-buffer");
+  ASSERT_NO_FATAL_FAILURE((RunGrpoToEnd(
+      dir, {"--max-steps", "12", "--set", "learner.max_staleness=1", "--set", "learner.prompts_per_step=2",
+            "--set", "learner.buffer_groups=16", "--set", "actor.prompts_per_request=8"})));
+  std::vector<nlohmann::json> m = ReadJsonl(dir / "metrics.jsonl");
+  ASSERT_EQ(m.size(), 12u);
+  int64_t dropped = 0;
+  for (const auto& j : m) {
+    for (const auto& [lag, n] : j["staleness"].items()) EXPECT_LE(std::stoi(lag), 1) << j.dump();
+    dropped += j["stale_dropped"].get<int64_t>();
+  }
+  // Eight groups per actor request and two per step: some always wait too long.
+  EXPECT_GT(dropped, 0);
+  RemoveUnlessFailed(dir);
 }
 
 // DAPO's overlong filtering: with learner.mask_truncated, truncated completions give

@@ -403,8 +403,6 @@ absl::Status ValidateConfig(const RunConfig& c) {
     return bad("learner.rank", "must be in [0, learner.world_size)");
   if (c.learner.world_size > c.learner.prompts_per_step)
     return bad("learner.world_size", "must be at most learner.prompts_per_step (each rank trains whole groups)");
-  if (c.learner.world_size > 1 && c.learner.dist_address.empty())
-    return bad("learner.dist_address", "must be host:port of rank 0's rendezvous store when learner.world_size > 1");
   if (c.learner.dist_timeout_s < 1) return bad("learner.dist_timeout_s", "must be at least 1");
   if (c.learner.buffer_groups < c.learner.prompts_per_step)
     return bad("learner.buffer_groups", "must be at least learner.prompts_per_step");

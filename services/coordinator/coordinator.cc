@@ -371,6 +371,27 @@ grpc::Status CoordinatorService::FinishRun(grpc::ServerContext*, const v1::Finis
   return grpc::Status::OK;
 }
 
+grpc::Status CoordinatorService::LearnerGroup(grpc::ServerContext*, const v1::LearnerGroupRequest* req,
+                                              v1::LearnerGroupResponse* resp) {
+  absl::MutexLock l(&mu_);
+  if (req->world_size() < 1 || req->rank() >= req->world_size()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("rank ", req->rank(), " is outside world size ", req->world_size()));
+  }
+  if (req->rank() == 0 && !req->store_address().empty()) {
+    // A restarted rank 0 announces a new store; ranks that ask afterwards get it.
+    learner_store_ = req->store_address();
+    learner_world_ = req->world_size();
+    spdlog::info("learner group of {}: rendezvous at {}", learner_world_, learner_store_);
+  } else if (!learner_store_.empty() && req->world_size() != learner_world_) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        absl::StrCat("rank ", req->rank(), " expects ", req->world_size(),
+                                     " learners but rank 0 announced a group of ", learner_world_));
+  }
+  resp->set_store_address(learner_store_);
+  return grpc::Status::OK;
+}
+
 void CoordinatorService::PersistLocked(bool with_weights) {
   if (state_dir_.empty()) return;
   fs::path dir(state_dir_);

@@ -47,6 +47,7 @@ class CoordinatorService final : public v1::Coordinator::Service {
                             grpc::ServerWriter<v1::WeightChunk>*) override;
   grpc::Status GetRunStatus(grpc::ServerContext*, const v1::RunStatusRequest*, v1::RunStatusResponse*) override;
   grpc::Status FinishRun(grpc::ServerContext*, const v1::FinishRunRequest*, v1::FinishRunResponse*) override;
+  grpc::Status LearnerGroup(grpc::ServerContext*, const v1::LearnerGroupRequest*, v1::LearnerGroupResponse*) override;
 
  private:
   struct Version {
@@ -81,6 +82,8 @@ class CoordinatorService final : public v1::Coordinator::Service {
   uint64_t next_member_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t step_ ABSL_GUARDED_BY(mu_) = 0;
   bool run_finished_ ABSL_GUARDED_BY(mu_) = false;
+  std::string learner_store_ ABSL_GUARDED_BY(mu_);  // rank 0's rendezvous address
+  uint32_t learner_world_ ABSL_GUARDED_BY(mu_) = 0;
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
   std::thread sweeper_;
 

@@ -4,6 +4,8 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/torch.h>
 
+#include <unistd.h>
+
 #include <array>
 #include <chrono>
 #include <cmath>
@@ -194,6 +196,10 @@ void Learner::Stop() {
 
 grpc::Status Learner::SubmitGroups(grpc::ServerContext* ctx,
                                    grpc::ServerReaderWriter<v1::SubmitAck, v1::ScoredGroup>* stream) {
+  if (!leader()) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        absl::StrCat("learner rank ", cfg_.learner.rank, " takes no groups; send them to rank 0"));
+  }
   const int64_t vocab = policy_->model->config().vocab_size;
   const int64_t max_pos = policy_->max_positions();
   v1::ScoredGroup g;
@@ -494,23 +500,86 @@ bool IsLoopback(const std::string& host) { return host == "localhost" || absl::S
 
 absl::Status Learner::JoinGroup() {
   const int R = static_cast<int>(cfg_.learner.world_size), r = static_cast<int>(cfg_.learner.rank);
-  const std::string& addr = cfg_.learner.dist_address;
-  size_t colon = addr.rfind(':');
-  int port = 0;
-  if (colon == std::string::npos || !absl::SimpleAtoi(addr.substr(colon + 1), &port) || port <= 0 || port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat("learner.dist_address ", addr, " is not host:port"));
-  }
-  const std::string host = addr.substr(0, colon);
   const auto timeout = std::chrono::seconds(cfg_.learner.dist_timeout_s);
-  spdlog::info("rank {} of {}: joining the learner group through the store at {}", r, R, addr);
+  std::string addr = cfg_.learner.dist_address;
+  auto split = [](const std::string& a, std::string* host, int* port) {
+    size_t colon = a.rfind(':');
+    if (colon == std::string::npos || !absl::SimpleAtoi(a.substr(colon + 1), port) || *port < 0 || *port > 65535) {
+      return false;
+    }
+    *host = a.substr(0, colon);
+    return !host->empty();
+  };
+  std::string host;
+  int port = 0;
+  c10::intrusive_ptr<c10d::TCPStore> store;
   try {
     c10d::TCPStoreOptions so;
-    so.port = static_cast<uint16_t>(port);
-    so.isServer = r == 0;
     so.numWorkers = R;
     so.waitWorkers = false;
     so.timeout = timeout;
-    auto store = c10::make_intrusive<c10d::TCPStore>(host, so);
+    if (!addr.empty()) {
+      // A fixed address (a StatefulSet's rank-0 DNS name, a cluster's head node).
+      if (!split(addr, &host, &port) || port == 0) {
+        return absl::InvalidArgumentError(absl::StrCat("learner.dist_address ", addr, " is not host:port"));
+      }
+      spdlog::info("rank {} of {}: joining the learner group at {}", r, R, addr);
+      so.port = static_cast<uint16_t>(port);
+      so.isServer = r == 0;
+      store = c10::make_intrusive<c10d::TCPStore>(host, so);
+    } else if (r == 0) {
+      // Rank 0 opens its store on a free port and announces it through the coordinator.
+      host = cfg_.learner.serve.host;
+      if (host.empty() || host == "0.0.0.0" || host == "::") {
+        const char* pod_ip = std::getenv("POD_IP");
+        char name[256] = {};
+        host = pod_ip && *pod_ip ? pod_ip : (::gethostname(name, sizeof(name) - 1) == 0 ? name : "127.0.0.1");
+      }
+      so.port = 0;
+      so.isServer = true;
+      store = c10::make_intrusive<c10d::TCPStore>(host, so);
+      addr = absl::StrCat(host, ":", store->getPort());
+      v1::LearnerGroupRequest req;
+      req.set_rank(0);
+      req.set_world_size(R);
+      req.set_store_address(addr);
+      v1::LearnerGroupResponse resp;
+      grpc::Status s = rpc::CallWithRetry(
+          [&](grpc::ClientContext* ctx) { return coordinator_->LearnerGroup(ctx, req, &resp); }, {},
+          [this] { return Stopping(); });
+      if (!s.ok()) return absl::UnavailableError(absl::StrCat("announcing the learner group: ", s.error_message()));
+      spdlog::info("rank 0 of {}: learner group store at {} (announced to the coordinator)", R, addr);
+    } else {
+      // Ask the coordinator until rank 0 has announced its store.
+      const absl::Time deadline = absl::Now() + absl::Seconds(cfg_.learner.dist_timeout_s);
+      v1::LearnerGroupRequest req;
+      req.set_rank(static_cast<uint32_t>(r));
+      req.set_world_size(static_cast<uint32_t>(R));
+      for (;;) {
+        v1::LearnerGroupResponse resp;
+        grpc::Status s = rpc::CallWithRetry(
+            [&](grpc::ClientContext* ctx) { return coordinator_->LearnerGroup(ctx, req, &resp); }, {},
+            [this] { return Stopping(); });
+        if (!s.ok()) return absl::UnavailableError(absl::StrCat("asking for the learner group: ", s.error_message()));
+        if (!resp.store_address().empty()) {
+          addr = resp.store_address();
+          break;
+        }
+        if (Stopping()) return absl::CancelledError("stopping");
+        if (absl::Now() > deadline) {
+          return absl::DeadlineExceededError(absl::StrCat("rank 0 announced no learner group within ",
+                                                          cfg_.learner.dist_timeout_s, " s"));
+        }
+        absl::SleepFor(absl::Milliseconds(250));
+      }
+      if (!split(addr, &host, &port) || port == 0) {
+        return absl::InvalidArgumentError(absl::StrCat("the coordinator handed out ", addr, ", not host:port"));
+      }
+      spdlog::info("rank {} of {}: joining the learner group at {} (from the coordinator)", r, R, addr);
+      so.port = static_cast<uint16_t>(port);
+      so.isServer = false;
+      store = c10::make_intrusive<c10d::TCPStore>(host, so);
+    }
     auto opts = c10d::ProcessGroupGloo::Options::create();
     opts->timeout = std::chrono::duration_cast<std::chrono::milliseconds>(timeout);
     if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname && *ifname) {

@@ -42,11 +42,7 @@ class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
                                                          std::shared_ptr<prometheus::Registry> registry);
   ~Learner() override;
 
-  // Only rank 0 takes groups; other ranks serve health checks alone.
-  std::vector<grpc::Service*> Services() override {
-    if (cfg_.learner.rank != 0) return {};
-    return {this};
-  }
+  std::vector<grpc::Service*> Services() override { return {this}; }
   absl::Status Start(ShutdownSignal& shutdown) override;
   void Stop() override;
 

@@ -129,9 +129,9 @@ int RunLocal(const LaunchOptions& opts) {
     // talking to a coordinator that is still there, then reward and coordinator.
     for (auto it = children.rbegin(); it != children.rend(); ++it) it->proc.Stop(grace);
   };
-  auto start = [&](const std::string& name, const std::vector<std::string>& sets) {
-    ServiceLaunch launch{name, (bin / ("grpo-" + name)).string(), (run_dir / "config.yaml").string(), sets,
-                         run_dir.string()};
+  auto start = [&](const std::string& name, const std::vector<std::string>& sets, const std::string& binary = "") {
+    ServiceLaunch launch{name, (bin / ("grpo-" + (binary.empty() ? name : binary))).string(),
+                         (run_dir / "config.yaml").string(), sets, run_dir.string()};
     absl::StatusOr<ServiceProcess> c = StartServiceProcess(launch, [&] { return shutdown.Requested(); });
     if (!c.ok()) {
       if (!shutdown.Requested()) Say(absl::StrCat("grpo: ", c.status().message()));
@@ -142,12 +142,30 @@ int RunLocal(const LaunchOptions& opts) {
   };
   if (!start("coordinator", {})) return 1;
   std::string coord = absl::StrCat("endpoints.coordinator=127.0.0.1:", children[0].grpc_port);
-  if (!start("reward", {coord}) || !start("learner", {coord})) {
+  if (!start("reward", {coord})) {
     stop_all(absl::Seconds(10));
     return shutdown.Requested() ? 130 : 1;
   }
-  std::vector<std::string> actor_sets = {coord, absl::StrCat("endpoints.reward=127.0.0.1:", children[1].grpc_port),
-                                         absl::StrCat("endpoints.learner=127.0.0.1:", children[2].grpc_port)};
+  const int reward_port = children[1].grpc_port;
+  // Data parallelism: ranks 1.. first, so that stopping in reverse order reaches rank 0
+  // first, which then tells the others to stop. They meet at rank 0's store, whose
+  // address the coordinator hands out (unless learner.dist_address fixes it).
+  std::vector<std::string> learner_sets = {coord};
+  for (int64_t r = 1; r < cfg->learner.world_size; ++r) {
+    std::vector<std::string> sets = learner_sets;
+    sets.push_back(absl::StrCat("learner.rank=", r));
+    if (!start(absl::StrCat("learner-", r), sets, "learner")) {
+      stop_all(absl::Seconds(10));
+      return shutdown.Requested() ? 130 : 1;
+    }
+  }
+  learner_sets.push_back("learner.rank=0");
+  if (!start("learner", learner_sets)) {
+    stop_all(absl::Seconds(10));
+    return shutdown.Requested() ? 130 : 1;
+  }
+  std::vector<std::string> actor_sets = {coord, absl::StrCat("endpoints.reward=127.0.0.1:", reward_port),
+                                         absl::StrCat("endpoints.learner=127.0.0.1:", children.back().grpc_port)};
   if (!start("actor", actor_sets)) {
     stop_all(absl::Seconds(10));
     return shutdown.Requested() ? 130 : 1;
