@@ -528,24 +528,28 @@ TEST(Integration, LearnerKilledMidRunResumesExactly) {
 
 // learner.world_size = 2: two learner processes in one Gloo group. Rank 0 takes the
 // groups and broadcasts each batch; each rank trains half; gradients are all-reduced.
-// The published weights equal a single learner's on the same groups (fp32 tolerance).
-TEST(Integration, TwoLearnerRanksPublishTheWeightsOfOneLearner) {
+// The published weights equal a single learner's on the same groups (fp32 tolerance),
+// also across a kill -9 of rank 0 and a restart of both ranks.
+TEST(Integration, TwoLearnerRanksPublishTheWeightsOfOneLearnerAndResumeTogether) {
   auto sets_for = [](const fs::path& dir, int world) {
     std::vector<std::string> sets = SmallRun(dir, 0);
     sets.push_back("learner.prompts_per_step=4");
     sets.push_back("learner.max_staleness=100");
+    sets.push_back("learner.checkpoint_every=1");
     sets.push_back(absl::StrCat("learner.world_size=", world));
     return sets;
   };
   fs::path dir_a = FreshDir("dp-one");
-  std::string one;
+  std::string one, one_step3;
   {
     Cluster a(dir_a, sets_for(dir_a, 1));
     a.Start("coordinator");
     a.Start("learner");
-    SendGroups(a, "learner", 0, 8);
+    SendGroups(a, "learner", 0, 12);
     one = FetchWeights(a, 2);
+    one_step3 = FetchWeights(a, 3);
   }
+  std::string two_step3;
   fs::path dir_b = FreshDir("dp-two");
   std::string two;
   std::string rank1_log;
@@ -569,11 +573,34 @@ TEST(Integration, TwoLearnerRanksPublishTheWeightsOfOneLearner) {
     EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
     EXPECT_THAT(TailOfFile(rank1_log, 50), HasSubstr("learner group formed"));
     EXPECT_THAT(TailOfFile(rank1_log, 50), HasSubstr("rank 1 step 2: 2 group(s)"));
+
+    // kill -9 rank 0: rank 1 notices the group is gone and fails. Both restart; rank 0
+    // resumes from its step-2 checkpoint and hands its state to the new rank 1 (which
+    // reads no checkpoint), and step 3 matches the uninterrupted single learner.
+    b.Get("learner").proc.Signal(SIGKILL);
+    ASSERT_TRUE(b.Get("learner").proc.WaitFor(absl::Seconds(10)).has_value());
+    std::optional<int> r1 = b.Get("learner-1").proc.WaitFor(absl::Seconds(60));
+    ASSERT_TRUE(r1.has_value()) << "rank 1 outlived rank 0";
+    EXPECT_FALSE(WIFEXITED(*r1) && WEXITSTATUS(*r1) == 0);
+    b.Start("learner", "learner-1b", {"learner.rank=1"});
+    b.Start("learner", "learner-0b");
+    SendGroups(b, "learner-0b", 8, 12);
+    two_step3 = FetchWeights(b, 3);
+    EXPECT_THAT(TailOfFile(b.Get("learner-1b").log_path, 50), HasSubstr("took rank 0's state at step 2"));
   }
   absl::StatusOr<RunConfig> cfg = LoadConfigWithOverrides("", sets_for(dir_a, 1));
   ASSERT_TRUE(cfg.ok());
   auto a = BuildPolicy(*cfg, 1), b = BuildPolicy(*cfg, 2);
   ASSERT_TRUE(a.ok() && b.ok());
+  auto max_diff = [&](const std::string& x, const std::string& y) {
+    EXPECT_TRUE(LoadWeightsBlob((*a)->model, x).ok());
+    EXPECT_TRUE(LoadWeightsBlob((*b)->model, y).ok());
+    auto pb = (*b)->model->named_parameters();
+    double d = 0;
+    for (const auto& p : (*a)->model->named_parameters()) d = std::max(d, (p.value() - pb[p.key()]).abs().max().item<double>());
+    return d;
+  };
+  EXPECT_LT(max_diff(one_step3, two_step3), 1e-5);
   ASSERT_TRUE(LoadWeightsBlob((*a)->model, one).ok());
   ASSERT_TRUE(LoadWeightsBlob((*b)->model, two).ok());
   auto pb = (*b)->model->named_parameters();

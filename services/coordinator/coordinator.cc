@@ -383,6 +383,10 @@ grpc::Status CoordinatorService::LearnerGroup(grpc::ServerContext*, const v1::Le
     learner_store_ = req->store_address();
     learner_world_ = req->world_size();
     spdlog::info("learner group of {}: rendezvous at {}", learner_world_, learner_store_);
+  } else if (!req->unreachable_address().empty() && req->unreachable_address() == learner_store_) {
+    spdlog::info("learner rank {} cannot reach the store at {}; waiting for rank 0 to announce a new one",
+                 req->rank(), learner_store_);
+    learner_store_.clear();
   } else if (!learner_store_.empty() && req->world_size() != learner_world_) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         absl::StrCat("rank ", req->rank(), " expects ", req->world_size(),

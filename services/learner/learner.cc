@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -85,7 +86,10 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(const RunConfig& cfg,
     for (auto& p : reference->model->parameters()) p.set_requires_grad(false);
   }
   auto learner = std::unique_ptr<Learner>(new Learner(cfg, std::move(*policy), std::move(reference), std::move(registry)));
-  if (absl::Status s = learner->Resume(); !s.ok()) return s;
+  // Rank 0 resumes; the other ranks receive its state when the group forms.
+  if (cfg.learner.rank == 0) {
+    if (absl::Status s = learner->Resume(); !s.ok()) return s;
+  }
   return learner;
 }
 
@@ -550,35 +554,45 @@ absl::Status Learner::JoinGroup() {
       if (!s.ok()) return absl::UnavailableError(absl::StrCat("announcing the learner group: ", s.error_message()));
       spdlog::info("rank 0 of {}: learner group store at {} (announced to the coordinator)", R, addr);
     } else {
-      // Ask the coordinator until rank 0 has announced its store.
+      // Ask the coordinator until rank 0 has announced its store, and connect. A store
+      // that cannot be reached is reported back (a restarted rank 0 will announce a new
+      // one) and the coordinator asked again.
       const absl::Time deadline = absl::Now() + absl::Seconds(cfg_.learner.dist_timeout_s);
       v1::LearnerGroupRequest req;
       req.set_rank(static_cast<uint32_t>(r));
       req.set_world_size(static_cast<uint32_t>(R));
-      for (;;) {
+      while (!store) {
         v1::LearnerGroupResponse resp;
         grpc::Status s = rpc::CallWithRetry(
             [&](grpc::ClientContext* ctx) { return coordinator_->LearnerGroup(ctx, req, &resp); }, {},
             [this] { return Stopping(); });
         if (!s.ok()) return absl::UnavailableError(absl::StrCat("asking for the learner group: ", s.error_message()));
-        if (!resp.store_address().empty()) {
-          addr = resp.store_address();
-          break;
-        }
         if (Stopping()) return absl::CancelledError("stopping");
         if (absl::Now() > deadline) {
-          return absl::DeadlineExceededError(absl::StrCat("rank 0 announced no learner group within ",
+          return absl::DeadlineExceededError(absl::StrCat("found no reachable learner group store within ",
                                                           cfg_.learner.dist_timeout_s, " s"));
         }
-        absl::SleepFor(absl::Milliseconds(250));
+        req.clear_unreachable_address();
+        if (resp.store_address().empty()) {
+          absl::SleepFor(absl::Milliseconds(250));
+          continue;
+        }
+        addr = resp.store_address();
+        if (!split(addr, &host, &port) || port == 0) {
+          return absl::InvalidArgumentError(absl::StrCat("the coordinator handed out ", addr, ", not host:port"));
+        }
+        spdlog::info("rank {} of {}: joining the learner group at {} (from the coordinator)", r, R, addr);
+        so.port = static_cast<uint16_t>(port);
+        so.isServer = false;
+        so.timeout = std::chrono::seconds(10);
+        try {
+          store = c10::make_intrusive<c10d::TCPStore>(host, so);
+          store->setTimeout(timeout);
+        } catch (const std::exception& e) {
+          spdlog::warn("rank {}: the store at {} is unreachable ({}); asking again", r, addr, e.what());
+          req.set_unreachable_address(addr);
+        }
       }
-      if (!split(addr, &host, &port) || port == 0) {
-        return absl::InvalidArgumentError(absl::StrCat("the coordinator handed out ", addr, ", not host:port"));
-      }
-      spdlog::info("rank {} of {}: joining the learner group at {} (from the coordinator)", r, R, addr);
-      so.port = static_cast<uint16_t>(port);
-      so.isServer = false;
-      store = c10::make_intrusive<c10d::TCPStore>(host, so);
     }
     auto opts = c10d::ProcessGroupGloo::Options::create();
     opts->timeout = std::chrono::duration_cast<std::chrono::milliseconds>(timeout);
@@ -609,16 +623,32 @@ void Learner::TrainLoop() {
     grpo_ = std::make_unique<GrpoTrainer>(policy_->model, reference_ ? reference_->model : model::Transformer(nullptr),
                                              optimizer_.get(), TrainerOptions::FromConfig(cfg_), policy_->pad_id, group_);
     if (group_) {
-      // Every rank must start from the same state: the same checkpoint (the directory
-      // is shared) and rank 0's weights.
-      auto h = BroadcastHeader(*group_, {static_cast<int64_t>(resumed_step_), resumed_version_, 0});
-      if (h[0] != static_cast<int64_t>(resumed_step_)) {
-        spdlog::error("rank {} resumed from step {} but rank 0 from step {}: the ranks must share the checkpoint directory {}",
-                      cfg_.learner.rank, resumed_step_, h[0], CheckpointRoot());
-        shutdown_->Fail();
-        return;
+      // Every rank starts from rank 0's state (its checkpoint, if it resumed): step,
+      // weights, reference and optimizer state. Other ranks need no checkpoint files.
+      std::string opt_bytes;
+      if (leader() && resumed_step_ > 0) {
+        torch::serialize::OutputArchive archive;
+        optimizer_->save(archive);
+        std::ostringstream os;
+        archive.save_to(os);
+        opt_bytes = os.str();
       }
+      auto h = BroadcastHeader(*group_, {static_cast<int64_t>(resumed_step_), resumed_version_,
+                                         static_cast<int64_t>(opt_bytes.size())});
       grpo_->BroadcastParameters(0);
+      if (h[2] > 0) {
+        std::string bytes = BroadcastBytes(*group_, opt_bytes, h[2]);
+        if (!leader()) {
+          std::istringstream is(bytes);
+          torch::serialize::InputArchive archive;
+          archive.load_from(is);
+          optimizer_->load(archive);
+        }
+      }
+      if (!leader()) {
+        resumed_step_ = last_step_ = static_cast<uint64_t>(h[0]);
+        if (h[0] > 0) spdlog::info("rank {}: took rank 0's state at step {}", cfg_.learner.rank, h[0]);
+      }
     }
     if (leader()) {
       LeaderLoop();
