@@ -30,6 +30,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cmath>
 #include <random>
 #include <string>
 #include <vector>
@@ -63,7 +64,11 @@ std::vector<grpo::v1::ScoredGroup> MakeGroups(int64_t n, int64_t G, int64_t prom
                                               int64_t vocab) {
   std::mt19937 rng(5);
   std::uniform_int_distribution<int64_t> tok(1, vocab - 1);  // 0 is the pad id
-  std::normal_distribution<float> lp(-1.0f, 0.3f);
+  // Sampling log-probs near what the fresh model assigns a random token (log 1/V), so
+  // ratios are near 1 and the clipped objective has gradient on every token, as in a
+  // real on-policy step.
+  const float base = -std::log(static_cast<float>(vocab));
+  std::normal_distribution<float> lp(base, 0.05f);
   std::vector<grpo::v1::ScoredGroup> out;
   for (int64_t i = 0; i < n; ++i) {
     grpo::v1::ScoredGroup g;
