@@ -399,6 +399,10 @@ TEST(Integration, LossVariantsTrainEndToEnd) {
     // min(pi_now / pi_sampled, cap): near 1 (samples at most a version or two old), never above the cap.
     EXPECT_GT(j["importance_weight_mean"].get<double>(), 0.5) << j.dump();
     EXPECT_LE(j["importance_weight_mean"].get<double>(), 2.0) << j.dump();
+    // Every reward component's mean, the overlong penalty included.
+    EXPECT_DOUBLE_EQ(j["rewards"]["accuracy"].get<double>(), j["accuracy"].get<double>()) << j.dump();
+    EXPECT_DOUBLE_EQ(j["rewards"]["format"].get<double>(), j["format"].get<double>()) << j.dump();
+    EXPECT_TRUE(j["rewards"].contains("overlong")) << j.dump();
   }
   RemoveUnlessFailed(dir);
 }

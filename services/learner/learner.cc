@@ -63,6 +63,7 @@ std::string ValidateScoredGroup(const v1::ScoredGroup& g, int64_t vocab_size, in
 
 struct Learner::BatchStats {
   std::map<int64_t, int64_t> staleness;  // versions behind when trained -> groups
+  std::map<std::string, double> components;  // mean of each reward component over completions
   double reward_mean = 0, reward_std = 0, accuracy = 0, format = 0;
   double completion_len_mean = 0, truncated_share = 0;
   int64_t completion_len_max = 0;
@@ -358,6 +359,7 @@ Learner::BatchStats Learner::ComputeBatchStats(const std::vector<v1::ScoredGroup
       const auto& s = g.scores(i);
       rewards.push_back(s.reward());
       const auto& comp = s.components();
+      for (const auto& [name, value] : comp) st.components[name] += value;
       acc_sum += comp.count("accuracy") ? comp.at("accuracy") : 0.0;
       fmt_sum += comp.count("format") ? comp.at("format") : 0.0;
       len_sum += c.token_ids_size();
@@ -372,6 +374,7 @@ Learner::BatchStats Learner::ComputeBatchStats(const std::vector<v1::ScoredGroup
   for (double r : rewards) var += (r - mean) * (r - mean);
   st.reward_mean = mean;
   st.reward_std = rewards.size() > 1 ? std::sqrt(var / static_cast<double>(rewards.size() - 1)) : 0.0;
+  for (auto& [name, sum] : st.components) sum /= n;
   st.accuracy = acc_sum / n;
   st.format = fmt_sum / n;
   st.completion_len_mean = len_sum / n;
@@ -777,7 +780,7 @@ void Learner::LeaderLoop() {
         {"grad_norm", ts.grad_norm}, {"lr", lr}, {"groups", batch.size()},
         {"completion_tokens", bs.tokens}, {"completion_len_mean", bs.completion_len_mean},
         {"completion_len_max", bs.completion_len_max}, {"entropy", ts.entropy}, {"staleness", staleness},
-        {"stale_dropped", stale}, {"optimizer_steps", ts.optimizer_steps}, {"world_size", cfg_.learner.world_size},
+        {"rewards", bs.components}, {"stale_dropped", stale}, {"optimizer_steps", ts.optimizer_steps}, {"world_size", cfg_.learner.world_size},
         {"truncated_share", bs.truncated_share}, {"tokens_per_s", wall_s > 0 ? bs.tokens / wall_s : 0.0},
         {"train_s", step_s}, {"policy_version_min", bs.version_min}, {"policy_version_max", bs.version_max},
         {"time", absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone())}};
