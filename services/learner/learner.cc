@@ -246,13 +246,14 @@ grpc::Status Learner::SubmitGroups(grpc::ServerContext* ctx,
       } else if (!turned_away()) {
         // Backpressure: wait for room (the trainer frees it every step) or shutdown.
         // Room shrinks with the group's age: a group L versions old that queues behind
-        // n others is trained about n / prompts_per_step versions later, so accepting
-        // it behind more than prompts_per_step * (max_staleness + 1 - L) groups would
-        // only see it dropped at batch time. Holding the stream instead slows the actor
-        // rather than wasting its samples.
+        // n others is trained about n / prompts_per_step versions later (plus one for a
+        // step in progress), so accepting it behind more than prompts_per_step *
+        // (max_staleness - L) groups (at least one step's worth) would mostly see it
+        // dropped at batch time. Holding the stream instead slows the actor rather than
+        // wasting its samples.
         auto room = [this, &g]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
           const int64_t lag = std::max<int64_t>(0, version_ - static_cast<int64_t>(g.group().policy_version()));
-          const int64_t fresh = cfg_.learner.prompts_per_step * std::max<int64_t>(1, cfg_.learner.max_staleness + 1 - lag);
+          const int64_t fresh = cfg_.learner.prompts_per_step * std::max<int64_t>(1, cfg_.learner.max_staleness - lag);
           return stopping_ || static_cast<int64_t>(buffer_.size()) < std::min(cfg_.learner.buffer_groups, fresh);
         };
         while (!room() && !ctx->IsCancelled()) mu_.AwaitWithTimeout(absl::Condition(&room), absl::Milliseconds(200));
