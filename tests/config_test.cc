@@ -81,6 +81,24 @@ TEST(Config, ValidationNamesTheField) {
   EXPECT_THAT(std::string(cfg.status().message()), HasSubstr("reward.format_mode"));
 }
 
+TEST(Config, LearnerOptimisationAndDataParallelFieldsAreChecked) {
+  for (const char* ok : {"learner.device=cuda", "learner.device=cuda:1", "learner.dtype=bf16", "learner.epochs=3"}) {
+    EXPECT_TRUE(LoadConfigWithOverrides("", {ok}).ok()) << ok;
+  }
+  EXPECT_TRUE(LoadConfigWithOverrides("", {"learner.world_size=2", "learner.rank=1"}).ok());
+  const std::pair<const char*, const char*> bad[] = {
+      {"learner.device=gpu", "learner.device"},          {"learner.device=cuda:x", "learner.device"},
+      {"learner.dtype=fp16", "learner.dtype"},           {"learner.epochs=0", "learner.epochs"},
+      {"learner.minibatches=0", "learner.minibatches"},  {"learner.micro_batch_size=-1", "learner.micro_batch_size"},
+      {"learner.rank=1", "learner.rank"},                {"learner.world_size=9", "learner.world_size"},
+  };
+  for (const auto& [set, field] : bad) {
+    absl::StatusOr<RunConfig> cfg = LoadConfigWithOverrides("", {set});
+    ASSERT_FALSE(cfg.ok()) << set;
+    EXPECT_THAT(std::string(cfg.status().message()), HasSubstr(field)) << set;
+  }
+}
+
 TEST(Config, MissingFileIsAClearError) {
   absl::StatusOr<RunConfig> cfg = LoadConfig("/nonexistent/run.yaml");
   ASSERT_FALSE(cfg.ok());

@@ -3,6 +3,7 @@
 // loopback (two ranks in two threads of this process).
 #include "services/learner/trainer.h"
 
+#include <torch/csrc/distributed/c10d/HashStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/torch.h>
@@ -10,10 +11,12 @@
 #include <random>
 #include <thread>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "core/common/subprocess.h"
 #include "core/model/presets.h"
+#include "services/learner/collectives.h"
 
 namespace grpo {
 namespace {
@@ -275,6 +278,46 @@ TEST(TrainerTest, ARankWithNoGroupsStillTakesPartInTheStep) {
     trainer.Step(r == 0 ? Ptrs(groups) : Ptrs(groups, 0, 0), 1);
   });
   EXPECT_LT(MaxDiff(single.model, rank_models[1]), 2e-6);
+}
+
+TEST(DeviceTest, NcclNeedsAGpuAndSaysSo) {
+  auto store = c10::make_intrusive<c10d::HashStore>();
+  auto comm = MakeNcclCollectives(*store, 0, 1, 0);
+  if (!HaveNccl()) {
+    EXPECT_EQ(comm.status().code(), absl::StatusCode::kUnimplemented);
+  } else if (!torch::cuda::is_available()) {
+    // NCCL is compiled in, but this machine has no GPU (or LibTorch no CUDA).
+    ASSERT_FALSE(comm.ok());
+    EXPECT_THAT(std::string(comm.status().message()), ::testing::HasSubstr("CUDA device 0"));
+  } else {
+    // One rank on a GPU: a sum over one rank, and a broadcast from itself, change nothing.
+    ASSERT_TRUE(comm.ok()) << comm.status();
+    at::Tensor t = torch::arange(8, torch::kFloat32).to(torch::kCUDA);
+    (*comm)->AllReduceSum(t);
+    (*comm)->Broadcast(t, 0);
+    EXPECT_TRUE(torch::equal(t.cpu(), torch::arange(8, torch::kFloat32)));
+  }
+}
+
+TEST(DeviceTest, TrainerRunsOnTheConfiguredDevice) {
+  // On this build the model is on CPU; on a CUDA build the same step runs on the GPU and
+  // matches the CPU update.
+  auto groups = MakeGroups(2, 4);
+  Trained cpu = Train(Options(), groups);
+  if (!torch::cuda::is_available()) {
+    EXPECT_GT(cpu.stats[0].loss_tokens, 0);
+    return;
+  }
+  Trained gpu;
+  gpu.model = MakeModel();
+  gpu.model->to(torch::kCUDA);
+  auto opt = MakeOptimizer(gpu.model, Opt::kSgd);
+  TrainerOptions o = Options();
+  o.device = c10::Device(c10::kCUDA);
+  GrpoTrainer trainer(gpu.model, model::Transformer(nullptr), opt.get(), o, 0);
+  gpu.stats.push_back(trainer.Step(Ptrs(groups), 1));
+  gpu.model->to(torch::kCPU);
+  EXPECT_LT(MaxDiff(cpu.model, gpu.model), 1e-4);
 }
 
 }  // namespace

@@ -241,6 +241,7 @@ std::vector<ConfigField> ConfigFields(RunConfig& c) {
   f.push_back({"learner", "minibatches", &c.learner.minibatches, "optimizer steps per pass over a batch"});
   f.push_back({"learner", "micro_batch_size", &c.learner.micro_batch_size, "sequences per forward/backward; gradients accumulate over a minibatch (0: all at once)"});
   f.push_back({"learner", "dtype", &c.learner.dtype, "fp32 or bf16 (autocast: matmuls in bf16, weights and optimizer in fp32)"});
+  f.push_back({"learner", "device", &c.learner.device, "cpu, cuda or cuda:N (ranks on CUDA all-reduce over NCCL)"});
   f.push_back({"learner", "activation_checkpointing", &c.learner.activation_checkpointing, "recompute each block in backward instead of storing its activations"});
   f.push_back({"learner", "world_size", &c.learner.world_size, "learner processes training as one data-parallel group"});
   f.push_back({"learner", "rank", &c.learner.rank, "this learner's rank in [0, world_size); rank 0 serves, checkpoints and publishes"});
@@ -398,6 +399,12 @@ absl::Status ValidateConfig(const RunConfig& c) {
   if (c.learner.minibatches < 1) return bad("learner.minibatches", "must be at least 1");
   if (c.learner.micro_batch_size < 0) return bad("learner.micro_batch_size", "must be >= 0");
   if (c.learner.dtype != "fp32" && c.learner.dtype != "bf16") return bad("learner.dtype", "must be fp32 or bf16");
+  {
+    const std::string& d = c.learner.device;
+    int64_t index = 0;
+    const bool cuda_n = d.rfind("cuda:", 0) == 0 && d.size() > 5 && absl::SimpleAtoi(d.substr(5), &index) && index >= 0;
+    if (d != "cpu" && d != "cuda" && !cuda_n) return bad("learner.device", "must be cpu, cuda or cuda:N");
+  }
   if (c.learner.world_size < 1) return bad("learner.world_size", "must be at least 1");
   if (c.learner.rank < 0 || c.learner.rank >= c.learner.world_size)
     return bad("learner.rank", "must be in [0, learner.world_size)");

@@ -146,6 +146,7 @@ struct LearnerConfig {
   int64_t minibatches = 1;       // optimizer steps per pass
   int64_t micro_batch_size = 0;  // sequences per forward/backward, gradients accumulated (0: whole minibatch)
   std::string dtype = "fp32";    // fp32 | bf16 (autocast; weights and optimizer stay fp32)
+  std::string device = "cpu";    // cpu | cuda | cuda:N (needs a LibTorch built with CUDA)
   bool activation_checkpointing = false;
   // Data parallelism: world_size learner processes form one c10d group (Gloo on CPU).
   int64_t world_size = 1;

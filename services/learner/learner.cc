@@ -23,6 +23,7 @@
 #include "core/common/logging.h"
 #include "core/grpo/grpo_loss.h"
 #include "services/learner/checkpoint.h"
+#include "services/learner/collectives.h"
 #include "core/model/sampler.h"
 #include "core/rpc/rpc.h"
 
@@ -71,6 +72,21 @@ struct Learner::BatchStats {
   uint64_t version_min = 0, version_max = 0;
 };
 
+namespace {
+
+// AdamW's moments follow the parameters to their device (a loaded archive is on CPU).
+void MoveOptimizerState(torch::optim::Optimizer& opt, const torch::Device& device) {
+  for (auto& [key, state] : opt.state()) {
+    if (auto* s = dynamic_cast<torch::optim::AdamWParamState*>(state.get())) {
+      s->exp_avg(s->exp_avg().to(device));
+      s->exp_avg_sq(s->exp_avg_sq().to(device));
+      if (s->max_exp_avg_sq().defined()) s->max_exp_avg_sq(s->max_exp_avg_sq().to(device));
+    }
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(const RunConfig& cfg,
                                                          std::shared_ptr<prometheus::Registry> registry) {
   torch::set_num_threads(static_cast<int>(cfg.learner.threads));
@@ -85,6 +101,23 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(const RunConfig& cfg,
     reference = std::move(*ref);
     reference->model->eval();
     for (auto& p : reference->model->parameters()) p.set_requires_grad(false);
+  }
+  const torch::Device device(cfg.learner.device);
+  if (device.is_cuda()) {
+    if (!torch::cuda::is_available()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "learner.device = ", cfg.learner.device, ", but ",
+          "this LibTorch has no CUDA or sees no GPU; build against a CUDA LibTorch or use learner.device=cpu"));
+    }
+    if (device.has_index() && device.index() >= static_cast<int>(torch::cuda::device_count())) {
+      return absl::FailedPreconditionError(absl::StrCat("learner.device = ", cfg.learner.device, ", but only ",
+                                                        torch::cuda::device_count(), " GPU(s) are visible"));
+    }
+    if (cfg.learner.world_size > 1 && !HaveNccl()) {
+      return absl::FailedPreconditionError("learner.world_size > 1 on CUDA needs NCCL, which this build lacks");
+    }
+    (*policy)->model->to(device);
+    if (reference) reference->model->to(device);
   }
   auto learner = std::unique_ptr<Learner>(new Learner(cfg, std::move(*policy), std::move(reference), std::move(registry)));
   // Rank 0 resumes; the other ranks receive its state when the group forms.
@@ -109,6 +142,7 @@ absl::Status Learner::Resume() {
                         optimizer_.get(), cfg_.model.path};
   absl::StatusOr<CheckpointState> st = LoadCheckpoint(*dir, into);
   if (!st.ok()) return st.status();
+  MoveOptimizerState(*optimizer_, torch::Device(cfg_.learner.device));
   resumed_step_ = last_step_ = last_checkpoint_step_ = st->step;
   resumed_version_ = last_version_ = st->version;
   {
@@ -615,6 +649,15 @@ absl::Status Learner::JoinGroup() {
       opts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
     }
     group_ = c10::make_intrusive<c10d::ProcessGroupGloo>(store, r, R, opts);
+    const torch::Device device(cfg_.learner.device);
+    if (device.is_cuda()) {
+      // Weights and gradients live on the GPU: they go over NCCL; control messages and
+      // statistics stay on the Gloo group.
+      absl::StatusOr<std::unique_ptr<DeviceCollectives>> nccl =
+          MakeNcclCollectives(*store, r, R, device.has_index() ? device.index() : 0);
+      if (!nccl.ok()) return nccl.status();
+      device_comm_ = std::move(*nccl);
+    }
   } catch (const std::exception& e) {
     return absl::UnavailableError(absl::StrCat("rank ", r, " could not join the learner group at ", addr, ": ", e.what()));
   }
@@ -633,6 +676,7 @@ void Learner::TrainLoop() {
     }
     grpo_ = std::make_unique<GrpoTrainer>(policy_->model, reference_ ? reference_->model : model::Transformer(nullptr),
                                              optimizer_.get(), TrainerOptions::FromConfig(cfg_), policy_->pad_id, group_);
+    if (device_comm_) grpo_->SetDeviceCollectives(std::move(device_comm_));
     if (group_) {
       // Every rank starts from rank 0's state (its checkpoint, if it resumed): step,
       // weights, reference and optimizer state. Other ranks need no checkpoint files.
@@ -654,6 +698,7 @@ void Learner::TrainLoop() {
           torch::serialize::InputArchive archive;
           archive.load_from(is);
           optimizer_->load(archive);
+          MoveOptimizerState(*optimizer_, torch::Device(cfg_.learner.device));
         }
       }
       if (!leader()) {

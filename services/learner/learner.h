@@ -88,6 +88,7 @@ class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
   std::unique_ptr<Policy> reference_;  // frozen initial policy; null when beta == 0
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   c10::intrusive_ptr<c10d::ProcessGroup> group_;  // world_size > 1; trainer thread
+  std::unique_ptr<DeviceCollectives> device_comm_;  // NCCL on CUDA, until handed to grpo_
   std::unique_ptr<GrpoTrainer> grpo_;             // trainer thread
   std::unique_ptr<v1::Coordinator::Stub> coordinator_;
   ShutdownSignal* shutdown_ = nullptr;

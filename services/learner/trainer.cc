@@ -53,10 +53,12 @@ TrainerOptions TrainerOptions::FromConfig(const RunConfig& cfg) {
   o.activation_checkpointing = l.activation_checkpointing;
   o.grad_clip = l.grad_clip;
   o.seed = static_cast<uint64_t>(cfg.run.seed);
+  o.device = c10::Device(l.device);
   return o;
 }
 
 struct GrpoTrainer::Rows {
+  c10::Device device = c10::Device(c10::kCPU);
   int64_t B = 0;
   at::Tensor tokens;    // (B, L) int64, right-padded
   at::Tensor lengths;   // (B) int64, prompt + completion
@@ -70,12 +72,15 @@ struct GrpoTrainer::Rows {
   std::pair<at::Tensor, at::Tensor> Inputs(const at::Tensor& idx, int64_t* T) const {
     const int64_t len = std::max<int64_t>(2, lengths.index_select(0, idx).max().item<int64_t>());
     *T = len - 1;
-    at::Tensor t = tokens.index_select(0, idx).slice(1, 0, len);  // (b, len)
+    at::Tensor t = tokens.index_select(0, idx).slice(1, 0, len).to(device);  // (b, len)
     return {t.slice(1, 0, len - 1), t.slice(1, 1, len)};
   }
+  // Rows `idx` of a (B, L-1) table, first T columns, on the model's device.
   at::Tensor Take(const at::Tensor& x, const at::Tensor& idx, int64_t T) const {
-    return x.index_select(0, idx).slice(1, 0, T);  // (b, T)
+    return x.index_select(0, idx).slice(1, 0, T).to(device);  // (b, T)
   }
+  // Rows `idx` of a (B) vector on the model's device.
+  at::Tensor Pick(const at::Tensor& x, const at::Tensor& idx) const { return x.index_select(0, idx).to(device); }
 };
 
 GrpoTrainer::GrpoTrainer(model::Transformer policy, model::Transformer reference, torch::optim::Optimizer* optimizer,
@@ -105,7 +110,11 @@ void GrpoTrainer::AllReduceGradients() {
     flat.push_back(p.grad().reshape({-1}));
   }
   std::vector<at::Tensor> buf{torch::cat(flat)};
-  pg_->allreduce(buf)->wait();
+  if (device_comm_) {
+    device_comm_->AllReduceSum(buf[0]);
+  } else {
+    pg_->allreduce(buf)->wait();
+  }
   int64_t off = 0;
   for (auto& p : params) {
     const int64_t n = p.numel();
@@ -124,9 +133,13 @@ void GrpoTrainer::BroadcastParameters(int root) {
   std::vector<at::Tensor> flat;
   for (auto& p : params) flat.push_back(p.detach().reshape({-1}).to(torch::kFloat32));
   std::vector<at::Tensor> buf{torch::cat(flat)};
-  c10d::BroadcastOptions o;
-  o.rootRank = root;
-  pg_->broadcast(buf, o)->wait();
+  if (device_comm_) {
+    device_comm_->Broadcast(buf[0], root);
+  } else {
+    c10d::BroadcastOptions o;
+    o.rootRank = root;
+    pg_->broadcast(buf, o)->wait();
+  }
   int64_t off = 0;
   for (auto& p : params) {
     const int64_t n = p.numel();
@@ -144,8 +157,8 @@ at::Tensor GrpoTrainer::NoGradLogprobs(model::Transformer& model, const Rows& ro
     at::Tensor idx = torch::arange(s, std::min(rows.B, s + mbs), torch::kInt64);
     int64_t T = 0;
     auto [input, target] = rows.Inputs(idx, &T);
-    at::Tensor logits = model->forward(input) / rows.temps.index_select(0, idx).view({-1, 1, 1});  // (b, T, V)
-    out.index_put_({idx, torch::indexing::Slice(0, T)}, model::TokenLogprobs(logits, target, 1.0));
+    at::Tensor logits = model->forward(input) / rows.Pick(rows.temps, idx).view({-1, 1, 1});  // (b, T, V)
+    out.index_put_({idx, torch::indexing::Slice(0, T)}, model::TokenLogprobs(logits, target, 1.0).to(torch::kCPU));
   }
   return out;
 }
@@ -161,6 +174,7 @@ TrainStats GrpoTrainer::Step(const std::vector<const v1::ScoredGroup*>& groups, 
     }
   }
   const int64_t B = rows.B, L = max_len;
+  rows.device = opts_.device;
   rows.tokens = torch::full({B, L}, pad_id_, torch::kInt64);
   rows.lengths = torch::zeros({B}, torch::kInt64);
   rows.old_logp = torch::zeros({B, L - 1}, torch::kFloat32);
@@ -241,7 +255,7 @@ TrainStats GrpoTrainer::Step(const std::vector<const v1::ScoredGroup*>& groups, 
         at::Tensor logits;
         {
           model::Bf16Autocast autocast(opts_.bf16);
-          logits = policy_->forward(input) / rows.temps.index_select(0, mi).view({-1, 1, 1});  // (b, T, V)
+          logits = policy_->forward(input) / rows.Pick(rows.temps, mi).view({-1, 1, 1});  // (b, T, V)
         }
         at::Tensor logp = model::TokenLogprobs(logits, target, 1.0);  // (b, T)
         at::Tensor mask = rows.Take(rows.mask, mi, T);                // (b, T)
@@ -257,7 +271,7 @@ TrainStats GrpoTrainer::Step(const std::vector<const v1::ScoredGroup*>& groups, 
         at::Tensor prox_mb = prox.defined() ? rows.Take(prox, mi, T) : (decoupled ? logp.detach() : at::Tensor());
         at::Tensor ref_mb = ref.defined() ? rows.Take(ref, mi, T) : at::Tensor();
         rl::GrpoLossTerms terms = rl::GrpoLoss(logp, rows.Take(rows.old_logp, mi, T), ref_mb,
-                                               rows.adv.index_select(0, mi), mask, lc, prox_mb);
+                                               rows.Pick(rows.adv, mi), mask, lc, prox_mb);
         terms.loss.backward();
         loss_sum += terms.loss.item<double>();
         pg_sum += terms.pg_loss;

@@ -30,6 +30,7 @@
 #include "core/grpo/grpo_loss.h"
 #include "core/model/transformer.h"
 #include "grpo/v1/learner.pb.h"
+#include "services/learner/collectives.h"
 
 namespace grpo {
 
@@ -45,6 +46,7 @@ struct TrainerOptions {
   bool activation_checkpointing = false;
   double grad_clip = 1.0;  // <= 0: no clipping (the norm is still reported)
   uint64_t seed = 0;       // minibatch shuffling
+  c10::Device device = c10::Device(c10::kCPU);  // where the model lives; rows are moved there
 
   static TrainerOptions FromConfig(const RunConfig& cfg);
 };
@@ -71,6 +73,9 @@ class GrpoTrainer {
   // `groups`: this rank's share of the batch (may be empty), validated upstream.
   TrainStats Step(const std::vector<const v1::ScoredGroup*>& groups, uint64_t step);
 
+  // Device tensors (weights, gradients) then go over `comm` instead of the Gloo group.
+  void SetDeviceCollectives(std::unique_ptr<DeviceCollectives> comm) { device_comm_ = std::move(comm); }
+
   // Makes every rank's policy and reference weights equal to `root`'s (no-op without
   // a group).
   void BroadcastParameters(int root);
@@ -91,6 +96,7 @@ class GrpoTrainer {
   TrainerOptions opts_;
   int64_t pad_id_;
   c10::intrusive_ptr<c10d::ProcessGroup> pg_;
+  std::unique_ptr<DeviceCollectives> device_comm_;
 };
 
 }  // namespace grpo
