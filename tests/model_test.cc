@@ -7,6 +7,7 @@
 #include <vector>
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/autocast_mode.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -268,8 +269,13 @@ TEST(TransformerTest, Bf16AutocastRunsLinearLayersInBf16AndForgetsCastsAfterward
     Bf16Autocast autocast(true);
     before = q->forward(x);
     EXPECT_EQ(before.scalar_type(), torch::kBFloat16);
+    // CUDA autocast is switched on too, for models on a GPU.
+    EXPECT_TRUE(at::autocast::is_enabled());
+    EXPECT_EQ(at::autocast::get_autocast_gpu_dtype(), at::kBFloat16);
   }
   EXPECT_EQ(q->forward(x).scalar_type(), torch::kFloat32);
+  EXPECT_FALSE(at::autocast::is_enabled());
+  EXPECT_FALSE(at::autocast::is_cpu_enabled());
   {
     torch::NoGradGuard ng;
     q->weight.mul_(2);  // an optimizer step between two autocast regions

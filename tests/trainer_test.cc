@@ -282,7 +282,7 @@ TEST(TrainerTest, ARankWithNoGroupsStillTakesPartInTheStep) {
 
 TEST(DeviceTest, NcclNeedsAGpuAndSaysSo) {
   auto store = c10::make_intrusive<c10d::HashStore>();
-  auto comm = MakeNcclCollectives(*store, 0, 1, 0);
+  auto comm = MakeNcclCollectives(*store, 0, 1, 0, std::chrono::milliseconds(60000));
   if (!HaveNccl()) {
     EXPECT_EQ(comm.status().code(), absl::StatusCode::kUnimplemented);
   } else if (!torch::cuda::is_available()) {

@@ -152,7 +152,10 @@ struct LearnerConfig {
   int64_t world_size = 1;
   int64_t rank = 0;             // this process's rank; rank 0 serves gRPC, checkpoints and publishes
   std::string dist_address;     // host:port of rank 0's TCPStore ("": ask the coordinator)
-  int64_t dist_timeout_s = 300;  // a collective waiting longer fails the rank
+  // A collective waiting longer fails the rank (a dead peer is noticed at once through
+  // its closed connection; this bounds a hung one, and rank 0's pauses between steps,
+  // such as publishing through a coordinator outage).
+  int64_t dist_timeout_s = 1800;
 };
 
 struct RunConfig {

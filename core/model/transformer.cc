@@ -165,6 +165,45 @@ namespace {
 // only the block's input; backward recomputes the block with grad mode on and
 // back-propagates through it, which accumulates the block's parameter
 // gradients directly and returns the gradient of the input.
+// Autocast state of this thread (CPU and CUDA), restored on destruction.
+struct AutocastState {
+  bool cpu = at::autocast::is_cpu_enabled();
+  at::ScalarType cpu_dtype = at::autocast::get_autocast_cpu_dtype();
+  bool gpu = at::autocast::is_enabled();
+  at::ScalarType gpu_dtype = at::autocast::get_autocast_gpu_dtype();
+  void Apply() const {
+    at::autocast::set_cpu_enabled(cpu);
+    at::autocast::set_autocast_cpu_dtype(cpu_dtype);
+    at::autocast::set_enabled(gpu);
+    at::autocast::set_autocast_gpu_dtype(gpu_dtype);
+  }
+};
+
+// Enters the autocast state `to` (nesting once) and restores the previous one on
+// destruction, also when the scope ends by an exception; the cast cache is cleared
+// when the outermost region ends.
+class AutocastScope {
+ public:
+  explicit AutocastScope(const AutocastState& to) {
+    to.Apply();
+    at::autocast::increment_nesting();
+  }
+  ~AutocastScope() {
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    prev_.Apply();
+  }
+  AutocastScope(const AutocastScope&) = delete;
+  AutocastScope& operator=(const AutocastScope&) = delete;
+
+ private:
+  AutocastState prev_;
+};
+
+// Reentrant activation checkpointing of one Block (as torch.utils.checkpoint
+// with use_reentrant=True): forward runs without recording a graph and saves
+// only the block's input; backward recomputes the block with grad mode on and
+// back-propagates through it, which accumulates the block's parameter
+// gradients directly and returns the gradient of the input.
 struct CheckpointedBlock : torch::autograd::Function<CheckpointedBlock> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::Tensor x, torch::Tensor cos,
                                torch::Tensor sin, BlockImpl* block) {
@@ -172,8 +211,11 @@ struct CheckpointedBlock : torch::autograd::Function<CheckpointedBlock> {
     // The block outlives the graph (it is a registered submodule of the model
     // that built the graph); the pointer travels as an integer.
     ctx->saved_data["block"] = static_cast<int64_t>(reinterpret_cast<intptr_t>(block));
-    ctx->saved_data["autocast"] = at::autocast::is_cpu_enabled();
-    ctx->saved_data["autocast_dtype"] = static_cast<int64_t>(at::autocast::get_autocast_cpu_dtype());
+    AutocastState a;
+    ctx->saved_data["autocast_cpu"] = a.cpu;
+    ctx->saved_data["autocast_cpu_dtype"] = static_cast<int64_t>(a.cpu_dtype);
+    ctx->saved_data["autocast_gpu"] = a.gpu;
+    ctx->saved_data["autocast_gpu_dtype"] = static_cast<int64_t>(a.gpu_dtype);
     return block->forward(x, cos, sin, 0, nullptr);  // (B, T, C)
   }
 
@@ -181,21 +223,18 @@ struct CheckpointedBlock : torch::autograd::Function<CheckpointedBlock> {
                                                  torch::autograd::variable_list grad_out) {
     auto saved = ctx->get_saved_variables();
     auto* block = reinterpret_cast<BlockImpl*>(static_cast<intptr_t>(ctx->saved_data["block"].toInt()));
-    const bool autocast = ctx->saved_data["autocast"].toBool();
-    const bool prev = at::autocast::is_cpu_enabled();
-    const auto prev_dtype = at::autocast::get_autocast_cpu_dtype();
-    at::autocast::set_cpu_enabled(autocast);
-    at::autocast::set_autocast_cpu_dtype(static_cast<at::ScalarType>(ctx->saved_data["autocast_dtype"].toInt()));
-    at::autocast::increment_nesting();
+    AutocastState forward_state;
+    forward_state.cpu = ctx->saved_data["autocast_cpu"].toBool();
+    forward_state.cpu_dtype = static_cast<at::ScalarType>(ctx->saved_data["autocast_cpu_dtype"].toInt());
+    forward_state.gpu = ctx->saved_data["autocast_gpu"].toBool();
+    forward_state.gpu_dtype = static_cast<at::ScalarType>(ctx->saved_data["autocast_gpu_dtype"].toInt());
+    AutocastScope scope(forward_state);  // recompute exactly as the forward ran
     torch::Tensor x = saved[0].detach().requires_grad_(true);  // (B, T, C)
     {
       torch::AutoGradMode grad(true);
       torch::Tensor y = block->forward(x, saved[1], saved[2], 0, nullptr);  // (B, T, C)
       torch::autograd::backward({y}, {grad_out[0]});
     }
-    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-    at::autocast::set_cpu_enabled(prev);
-    at::autocast::set_autocast_cpu_dtype(prev_dtype);
     return {x.grad(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
@@ -206,8 +245,13 @@ Bf16Autocast::Bf16Autocast(bool enabled) : enabled_(enabled) {
   if (!enabled_) return;
   prev_enabled_ = at::autocast::is_cpu_enabled();
   prev_dtype_ = at::autocast::get_autocast_cpu_dtype();
+  prev_gpu_enabled_ = at::autocast::is_enabled();
+  prev_gpu_dtype_ = at::autocast::get_autocast_gpu_dtype();
+  // CPU and CUDA autocast are separate switches; the model's device decides which acts.
   at::autocast::set_cpu_enabled(true);
   at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+  at::autocast::set_enabled(true);
+  at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
   at::autocast::increment_nesting();
 }
 
@@ -216,6 +260,8 @@ Bf16Autocast::~Bf16Autocast() {
   if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
   at::autocast::set_cpu_enabled(prev_enabled_);
   at::autocast::set_autocast_cpu_dtype(prev_dtype_);
+  at::autocast::set_enabled(prev_gpu_enabled_);
+  at::autocast::set_autocast_gpu_dtype(prev_gpu_dtype_);
 }
 
 torch::Tensor TransformerImpl::forward(const torch::Tensor& tokens,
@@ -244,7 +290,10 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& tokens,
   torch::Tensor x = model->embed_tokens->forward(tokens);     // (B, T, C)
   cos = cos.to(x.device(), x.scalar_type());                  // (T, D)
   sin = sin.to(x.device(), x.scalar_type());                  // (T, D)
-  const bool checkpoint = checkpointing_ && cache == nullptr && torch::GradMode::is_enabled();
+  // Only when the block input records gradients (it does while the embedding trains):
+  // the custom function records no backward otherwise, and the block's parameters
+  // would silently get none.
+  const bool checkpoint = checkpointing_ && cache == nullptr && torch::GradMode::is_enabled() && x.requires_grad();
   for (const auto& layer : *model->layers) {
     BlockImpl* block = layer->as<Block>();
     x = checkpoint ? CheckpointedBlock::apply(x, cos, sin, block)      // (B, T, C)

@@ -197,7 +197,7 @@ class TransformerImpl : public torch::nn::Module {
   bool checkpointing_ = false;
 };
 
-// bf16 autocast on CPU for a scope (matmuls and linear layers run in bfloat16,
+// bf16 autocast on CPU and CUDA for a scope (matmuls and linear layers run in bfloat16,
 // everything else, weights and gradients stay float32). Nests; the cast cache
 // is cleared when the outermost guard ends, so weights changed by an optimizer
 // step are never served from a stale bf16 copy. Disabled: does nothing.
@@ -212,6 +212,8 @@ class Bf16Autocast {
   bool enabled_;
   bool prev_enabled_ = false;
   c10::ScalarType prev_dtype_ = c10::ScalarType::BFloat16;
+  bool prev_gpu_enabled_ = false;
+  c10::ScalarType prev_gpu_dtype_ = c10::ScalarType::Half;
 };
 TORCH_MODULE(Transformer);
 

@@ -1,7 +1,9 @@
 #include "services/learner/collectives.h"
 
 #include <cstring>
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -22,16 +24,22 @@ constexpr cudaStream_t kStream = nullptr;
 
 class NcclCollectives final : public DeviceCollectives {
  public:
-  NcclCollectives(ncclComm_t comm, int device) : comm_(comm), device_(device) {}
-  ~NcclCollectives() override { ncclCommDestroy(comm_); }
+  NcclCollectives(ncclComm_t comm, int device, std::chrono::milliseconds timeout)
+      : comm_(comm), device_(device), timeout_(timeout) {}
+  ~NcclCollectives() override {
+    if (aborted_) return;
+    ncclCommDestroy(comm_);
+  }
 
   void AllReduceSum(at::Tensor& t) override {
+    TORCH_CHECK(!aborted_, "NCCL communicator was aborted");
     Check(t);
     Ok(ncclAllReduce(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), Type(t), ncclSum, comm_, kStream),
        "ncclAllReduce");
     Sync();
   }
   void Broadcast(at::Tensor& t, int root) override {
+    TORCH_CHECK(!aborted_, "NCCL communicator was aborted");
     Check(t);
     Ok(ncclBroadcast(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), Type(t), root, comm_, kStream),
        "ncclBroadcast");
@@ -57,13 +65,36 @@ class NcclCollectives final : public DeviceCollectives {
   static void Ok(ncclResult_t r, const char* what) {
     TORCH_CHECK(r == ncclSuccess, what, ": ", ncclGetErrorString(r));
   }
+  // Waits for the queued collective, polling so that a peer that died or hangs fails
+  // this rank after the timeout (and aborts the communicator) instead of blocking it.
   void Sync() {
-    cudaError_t e = cudaStreamSynchronize(kStream);
-    TORCH_CHECK(e == cudaSuccess, "CUDA device ", device_, ": ", cudaGetErrorString(e));
+    const auto deadline = std::chrono::steady_clock::now() + timeout_;
+    for (;;) {
+      cudaError_t e = cudaStreamQuery(kStream);
+      if (e == cudaSuccess) return;
+      TORCH_CHECK(e == cudaErrorNotReady, "CUDA device ", device_, ": ", cudaGetErrorString(e));
+      ncclResult_t async = ncclSuccess;
+      ncclCommGetAsyncError(comm_, &async);
+      if (async != ncclSuccess && async != ncclInProgress) {
+        Abort();
+        TORCH_CHECK(false, "NCCL: ", ncclGetErrorString(async));
+      }
+      if (std::chrono::steady_clock::now() > deadline) {
+        Abort();
+        TORCH_CHECK(false, "NCCL collective did not finish within ", timeout_.count(), " ms (a peer is gone or hung)");
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+  }
+  void Abort() {
+    if (!aborted_) ncclCommAbort(comm_);
+    aborted_ = true;
   }
 
   ncclComm_t comm_;
   int device_;
+  std::chrono::milliseconds timeout_;
+  bool aborted_ = false;
 };
 
 }  // namespace
@@ -71,7 +102,7 @@ class NcclCollectives final : public DeviceCollectives {
 bool HaveNccl() { return true; }
 
 absl::StatusOr<std::unique_ptr<DeviceCollectives>> MakeNcclCollectives(c10d::Store& store, int rank, int size,
-                                                                       int device) {
+                                                                       int device, std::chrono::milliseconds timeout) {
   int count = 0;
   if (cudaError_t e = cudaGetDeviceCount(&count); e != cudaSuccess || device >= count) {
     return absl::FailedPreconditionError(absl::StrCat("NCCL: CUDA device ", device, " is not available (",
@@ -103,14 +134,15 @@ absl::StatusOr<std::unique_ptr<DeviceCollectives>> MakeNcclCollectives(c10d::Sto
   if (ncclResult_t r = ncclCommInitRank(&comm, size, id, rank); r != ncclSuccess) {
     return absl::InternalError(absl::StrCat("ncclCommInitRank (rank ", rank, " of ", size, "): ", ncclGetErrorString(r)));
   }
-  return std::unique_ptr<DeviceCollectives>(new NcclCollectives(comm, device));
+  return std::unique_ptr<DeviceCollectives>(new NcclCollectives(comm, device, timeout));
 }
 
 #else
 
 bool HaveNccl() { return false; }
 
-absl::StatusOr<std::unique_ptr<DeviceCollectives>> MakeNcclCollectives(c10d::Store&, int, int, int) {
+absl::StatusOr<std::unique_ptr<DeviceCollectives>> MakeNcclCollectives(c10d::Store&, int, int, int,
+                                                                       std::chrono::milliseconds) {
   return absl::UnimplementedError("this build has no NCCL (nccl.h, libnccl and libcudart were not found at configure time)");
 }
 

@@ -6,6 +6,7 @@
 // it needs a LibTorch built with CUDA to have device tensors to work on.
 #pragma once
 
+#include <chrono>
 #include <memory>
 
 #include <ATen/core/Tensor.h>
@@ -27,8 +28,9 @@ class DeviceCollectives {
 bool HaveNccl();
 
 // An NCCL communicator of `size` ranks on CUDA device `device`. Errors name what is
-// missing (no NCCL in this build, no such device, an NCCL failure).
+// missing (no NCCL in this build, no such device, an NCCL failure). A collective that
+// has not finished after `timeout` aborts the communicator and throws.
 absl::StatusOr<std::unique_ptr<DeviceCollectives>> MakeNcclCollectives(c10d::Store& store, int rank, int size,
-                                                                       int device);
+                                                                       int device, std::chrono::milliseconds timeout);
 
 }  // namespace grpo

@@ -223,7 +223,12 @@ void Learner::Stop() {
   }
   if (trainer_.joinable()) trainer_.join();
   // On SIGTERM: keep the steps done since the last checkpoint (rank 0 writes them).
-  if (leader() && last_step_ > last_checkpoint_step_) {
+  // Not after a step that failed half-way: its optimizer steps changed the weights
+  // without the step counting, and a checkpoint would apply them twice on resume.
+  if (mid_step_) {
+    spdlog::warn("no checkpoint on stop: step {} failed part-way; resume from step {}", last_step_ + 1,
+                 last_checkpoint_step_);
+  } else if (leader() && last_step_ > last_checkpoint_step_) {
     absl::Status s = Checkpoint(last_step_, last_version_);
     if (s.ok()) {
       spdlog::info("checkpoint of step {} written on stop", last_step_);
@@ -654,7 +659,8 @@ absl::Status Learner::JoinGroup() {
       // Weights and gradients live on the GPU: they go over NCCL; control messages and
       // statistics stay on the Gloo group.
       absl::StatusOr<std::unique_ptr<DeviceCollectives>> nccl =
-          MakeNcclCollectives(*store, r, R, device.has_index() ? device.index() : 0);
+          MakeNcclCollectives(*store, r, R, device.has_index() ? device.index() : 0,
+                              std::chrono::duration_cast<std::chrono::milliseconds>(timeout));
       if (!nccl.ok()) return nccl.status();
       device_comm_ = std::move(*nccl);
     }
@@ -737,9 +743,11 @@ void Learner::FollowerLoop() {
       return;
     }
     SetLearningRate(step);
+    mid_step_ = true;
     TrainStats ts = grpo_->Step(Shard(*batch), step);
     MaybeRefreshReference(step);
     last_step_ = step;
+    mid_step_ = false;
     spdlog::info("rank {} step {}: {} group(s), loss {:.4f}, grad norm {:.3f}", cfg_.learner.rank, step,
                  Shard(*batch).size(), ts.loss, ts.grad_norm);
   }
@@ -795,9 +803,11 @@ void Learner::LeaderLoop() {
     SetLearningRate(step);
     const double lr = LearningRate(step);
     BatchStats bs = ComputeBatchStats(batch);
+    mid_step_ = true;
     TrainStats ts = grpo_->Step(Shard(batch), step);
     MaybeRefreshReference(step);
     last_step_ = step;
+    mid_step_ = false;
     last_version_ = version;
     // Checkpoint before publishing: a version the coordinator has is never newer than
     // what a restarted learner resumes from (unless checkpoints are sparse; see v0).

@@ -104,6 +104,7 @@ class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
   uint64_t last_step_ = 0;         // trainer thread; read by Stop after the join
   int64_t last_version_ = 0;
   uint64_t last_checkpoint_step_ = 0;
+  bool mid_step_ = false;          // trainer thread: inside a step (read by Stop after the join)
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::shared_ptr<grpc::ClientContext> publish_ctx_ ABSL_GUARDED_BY(mu_);  // in-flight PublishWeights
 

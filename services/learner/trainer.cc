@@ -260,7 +260,7 @@ TrainStats GrpoTrainer::Step(const std::vector<const v1::ScoredGroup*>& groups, 
         at::Tensor logp = model::TokenLogprobs(logits, target, 1.0);  // (b, T)
         at::Tensor mask = rows.Take(rows.mask, mi, T);                // (b, T)
         if (e == 0) {
-          // Entropy of the policy at the step's start, over every completion token.
+          // Entropy over every completion token, in the first pass.
           torch::NoGradGuard ng;
           at::Tensor lsm = torch::log_softmax(logits.detach(), -1);  // (b, T, V)
           at::Tensor ent = -(lsm.exp() * lsm).sum(-1);               // (b, T)

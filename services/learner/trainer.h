@@ -57,7 +57,8 @@ struct TrainStats {
   double pg_loss = 0;   // same, policy-gradient part
   double kl = 0;        // mean KL estimate (0 when beta == 0)
   double clip_fraction = 0, ratio_mean = 0, importance_weight_mean = 1;
-  double entropy = 0;   // mean per-token entropy of the policy at the start of the step
+  double entropy = 0;   // mean per-token entropy of the policy over the first pass (with several
+                        // minibatches, later ones see the weights after earlier optimizer steps)
   double grad_norm = 0;  // of the last optimizer step, before clipping
   int64_t optimizer_steps = 0;
   int64_t loss_tokens = 0;  // completion tokens with gradient, per pass
