@@ -490,13 +490,19 @@ std::string FetchWeights(Cluster& c, uint64_t version) {
 }
 
 // kill -9 the learner after step 2, restart it: it resumes from its checkpoint, and
-// step 3's weights are bit-identical to those of an uninterrupted run on the same data.
+// step 3's weights are bit-identical to those of an uninterrupted run on the same data
+// (with two passes of two minibatches per step).
 TEST(Integration, LearnerKilledMidRunResumesExactly) {
   auto cluster_sets = [](const fs::path& dir) {
     std::vector<std::string> sets = SmallRun(dir, 0);
     sets.push_back("learner.prompts_per_step=2");
     sets.push_back("learner.checkpoint_every=1");
     sets.push_back("learner.max_staleness=100");
+    // Several shuffled minibatches per step, accumulated in micro-batches: the shuffle
+    // is seeded by (run.seed, step, pass), so it needs no saved RNG state.
+    sets.push_back("learner.epochs=2");
+    sets.push_back("learner.minibatches=2");
+    sets.push_back("learner.micro_batch_size=3");
     return sets;
   };
   fs::path dir_a = FreshDir("resume-a");
