@@ -23,34 +23,19 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "core/model/generator.h"
 #include "core/model/presets.h"
 #include "core/model/transformer.h"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using grpo::bench::Clock;
+using grpo::bench::Seconds;
+using grpo::bench::Sync;
 using grpo::model::GenerationRequest;
 
-double Seconds(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-void Sync(const torch::Device& device) {
-  if (device.is_cuda()) torch::zeros({1}, torch::TensorOptions().device(device)).cpu();
-}
-
-double MatmulFlops(int64_t n, torch::TensorOptions options) {
-  torch::Tensor a = torch::randn({n, n}, options), b = torch::randn({n, n}, options);
-  torch::mm(a, b);  // warm-up
-  Sync(options.device());
-  int iters = 0;
-  auto t0 = Clock::now();
-  while (Seconds(t0) < 1.5) {
-    torch::mm(a, b);
-    Sync(options.device());
-    ++iters;
-  }
-  return 2.0 * n * n * n * iters / Seconds(t0);
-}
+double MatmulFlops(int64_t n, torch::TensorOptions options) { return grpo::bench::MatmulFlops(n, options, 1.5); }
 
 struct Result {
   double seconds = 0;

@@ -37,27 +37,18 @@
 
 #include "core/model/presets.h"
 #include "core/model/transformer.h"
+#include "bench/bench_util.h"
 #include "grpo/v1/learner.pb.h"
 #include "services/learner/trainer.h"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double Seconds(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+using grpo::bench::Clock;
+using grpo::bench::Seconds;
 
 // torch::mm FLOP/s on n x n matrices: one warm-up, then at least 3 reps and 1 second.
 double MatmulFlops(int64_t n, torch::ScalarType dtype) {
-  const auto options = torch::TensorOptions().dtype(dtype);
-  torch::Tensor a = torch::randn({n, n}, options), b = torch::randn({n, n}, options);
-  torch::mm(a, b);  // warm-up
-  int iters = 0;
-  auto t0 = Clock::now();
-  while (iters < 3 || Seconds(t0) < 1.0) {
-    torch::mm(a, b);
-    ++iters;
-  }
-  return 2.0 * n * n * n * iters / Seconds(t0);
+  return grpo::bench::MatmulFlops(n, torch::TensorOptions().dtype(dtype), 1.0);
 }
 
 std::vector<grpo::v1::ScoredGroup> MakeGroups(int64_t n, int64_t G, int64_t prompt_len, int64_t completion_len,

@@ -475,11 +475,12 @@ std::vector<v1::ScoredGroup> Learner::DrawBatch(absl::Duration wait, int64_t* st
   return batch;
 }
 
-void Learner::SetLearningRate(uint64_t step) {
+double Learner::SetLearningRate(uint64_t step) {
   const double lr = LearningRate(step);
   for (auto& group : optimizer_->param_groups()) {
     static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
   }
+  return lr;
 }
 
 void Learner::MaybeRefreshReference(uint64_t step) {
@@ -800,8 +801,7 @@ void Learner::LeaderLoop() {
       BroadcastBytes(*group_, bytes, n);
     }
     auto t0 = std::chrono::steady_clock::now();
-    SetLearningRate(step);
-    const double lr = LearningRate(step);
+    const double lr = SetLearningRate(step);
     BatchStats bs = ComputeBatchStats(batch);
     mid_step_ = true;
     TrainStats ts = grpo_->Step(Shard(batch), step);

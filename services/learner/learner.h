@@ -68,7 +68,8 @@ class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
   BatchStats ComputeBatchStats(const std::vector<v1::ScoredGroup>& batch);
   // This rank's share of a batch: a contiguous block of groups.
   std::vector<const v1::ScoredGroup*> Shard(const std::vector<v1::ScoredGroup>& batch) const;
-  void SetLearningRate(uint64_t step);
+  // Sets and returns the learning rate of `step`.
+  double SetLearningRate(uint64_t step);
   void MaybeRefreshReference(uint64_t step);
   absl::Status Publish(uint64_t version, uint64_t step);
   void CompleteLeases(const std::vector<uint64_t>& ids, bool requeue);

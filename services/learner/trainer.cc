@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <functional>
 #include <cmath>
 
 #include "core/model/sampler.h"
@@ -99,53 +100,62 @@ void GrpoTrainer::AllReduceSum(std::vector<at::Tensor>& values) {
   pg_->allreduce(values)->wait();
 }
 
-void GrpoTrainer::AllReduceGradients() {
-  if (!pg_ || pg_->getSize() == 1) return;
-  // One flat buffer: a single collective instead of one per parameter.
-  std::vector<at::Tensor> params = policy_->parameters();
+namespace {
+
+// Applies `fn` to one flat buffer holding all of `tensors` and copies the result back:
+// one collective instead of one per tensor.
+void OverFlat(const std::vector<at::Tensor>& tensors, const std::function<void(at::Tensor&)>& fn) {
   std::vector<at::Tensor> flat;
-  flat.reserve(params.size());
-  for (auto& p : params) {
-    if (!p.mutable_grad().defined()) p.mutable_grad() = torch::zeros_like(p);  // a rank with no rows
-    flat.push_back(p.grad().reshape({-1}));
-  }
-  std::vector<at::Tensor> buf{torch::cat(flat)};
-  if (device_comm_) {
-    device_comm_->AllReduceSum(buf[0]);
-  } else {
-    pg_->allreduce(buf)->wait();
-  }
+  flat.reserve(tensors.size());
+  for (const auto& t : tensors) flat.push_back(t.reshape({-1}));
+  at::Tensor buf = torch::cat(flat);
+  fn(buf);
   int64_t off = 0;
-  for (auto& p : params) {
-    const int64_t n = p.numel();
-    p.mutable_grad().copy_(buf[0].slice(0, off, off + n).view_as(p));
+  for (const auto& t : tensors) {
+    const int64_t n = t.numel();
+    at::Tensor dst = t;
+    dst.copy_(buf.slice(0, off, off + n).view_as(t));
     off += n;
   }
+}
+
+}  // namespace
+
+void GrpoTrainer::AllReduceGradients() {
+  if (!pg_ || pg_->getSize() == 1) return;
+  std::vector<at::Tensor> grads;
+  for (auto& p : policy_->parameters()) {
+    if (!p.mutable_grad().defined()) p.mutable_grad() = torch::zeros_like(p);  // a rank with no rows
+    grads.push_back(p.grad());
+  }
+  OverFlat(grads, [&](at::Tensor& buf) {
+    if (device_comm_) {
+      device_comm_->AllReduceSum(buf);
+    } else {
+      std::vector<at::Tensor> v{buf};
+      pg_->allreduce(v)->wait();
+    }
+  });
 }
 
 void GrpoTrainer::BroadcastParameters(int root) {
   if (!pg_ || pg_->getSize() == 1) return;
   torch::NoGradGuard ng;
-  std::vector<at::Tensor> params = policy_->parameters();
+  std::vector<at::Tensor> params;
+  for (auto& p : policy_->parameters()) params.push_back(p.detach());
   if (!reference_.is_empty()) {
-    for (auto& p : reference_->parameters()) params.push_back(p);
+    for (auto& p : reference_->parameters()) params.push_back(p.detach());
   }
-  std::vector<at::Tensor> flat;
-  for (auto& p : params) flat.push_back(p.detach().reshape({-1}).to(torch::kFloat32));
-  std::vector<at::Tensor> buf{torch::cat(flat)};
-  if (device_comm_) {
-    device_comm_->Broadcast(buf[0], root);
-  } else {
-    c10d::BroadcastOptions o;
-    o.rootRank = root;
-    pg_->broadcast(buf, o)->wait();
-  }
-  int64_t off = 0;
-  for (auto& p : params) {
-    const int64_t n = p.numel();
-    p.copy_(buf[0].slice(0, off, off + n).view_as(p));
-    off += n;
-  }
+  OverFlat(params, [&](at::Tensor& buf) {
+    if (device_comm_) {
+      device_comm_->Broadcast(buf, root);
+    } else {
+      std::vector<at::Tensor> v{buf};
+      c10d::BroadcastOptions o;
+      o.rootRank = root;
+      pg_->broadcast(v, o)->wait();
+    }
+  });
 }
 
 at::Tensor GrpoTrainer::NoGradLogprobs(model::Transformer& model, const Rows& rows) {
