@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "core/common/checksum.h"
+#include "core/common/config.h"
 #include "nlohmann/json.hpp"
 
 namespace grpo::reward {
@@ -80,6 +81,25 @@ TEST(Scorer, BoxedExtractionByConfig) {
   v1::ScoredGroup s = scorer->ScoreGroup(Group({"so \\boxed{7}.", "<answer>7</answer>"}));
   EXPECT_EQ(s.scores(0).components().at("accuracy"), 1.0f);
   EXPECT_EQ(s.scores(1).components().at("accuracy"), 0.0f);
+}
+
+TEST(Scorer, FreeTextExtractionByConfig) {
+  RunConfig cfg;
+  cfg.reward.answer_extraction = "free";
+  EXPECT_TRUE(ValidateConfig(cfg).ok()) << ValidateConfig(cfg);
+  auto free_text = MakeScorer(cfg);
+  auto answer_tag = MakeScorer();  // the training default
+  EXPECT_EQ(RunConfig().reward.answer_extraction, "answer_tag");
+  auto acc = [](Scorer& s, const std::string& completion) {
+    return s.ScoreGroup(Group({completion}, "42")).scores(0).components().at("accuracy");
+  };
+  const std::string completion = "We add 3 and 39 to get the total, so the answer is 42.";
+  EXPECT_EQ(acc(*free_text, completion), 1.0f);
+  EXPECT_EQ(acc(*answer_tag, completion), 0.0f);
+  EXPECT_EQ(acc(*free_text, "so the answer is 41."), 0.0f);
+  EXPECT_EQ(acc(*free_text, "<answer>42</answer>"), 1.0f);  // tags still count
+  cfg.reward.answer_extraction = "freetext";
+  EXPECT_FALSE(ValidateConfig(cfg).ok());
 }
 
 TEST(Scorer, TruncationOverlongAndLanguage) {

@@ -198,7 +198,7 @@ std::vector<ConfigField> ConfigFields(RunConfig& c) {
   f.push_back({"reward", "overlong_max_tokens", &c.reward.overlong_max_tokens, "length where the overlong penalty reaches -1 (0: actor.max_new_tokens)"});
   f.push_back({"reward", "overlong_buffer_tokens", &c.reward.overlong_buffer_tokens, "the penalty ramps from 0 to -1 over this many tokens"});
   f.push_back({"reward", "truncated", &c.reward.truncated, "keep: score truncated completions as they are; zero: their reward is 0"});
-  f.push_back({"reward", "answer_extraction", &c.reward.answer_extraction, "answer_tag (last <answer>), boxed (last \\boxed{}), answer_then_boxed"});
+  f.push_back({"reward", "answer_extraction", &c.reward.answer_extraction, "answer_tag (last <answer>), boxed (last \\boxed{}), answer_then_boxed, free (free text: answer tag, box, final-answer phrase, last math, last number; for evaluating base models)"});
   f.push_back({"reward", "math_rel_tol", &c.reward.math_rel_tol, "relative tolerance of numeric answers"});
   f.push_back({"reward", "math_timeout_ms", &c.reward.math_timeout_ms, "time budget of one answer check (a timeout scores 0 with an error)"});
   f.push_back({"reward", "math_symbolic", &c.reward.math_symbolic, "check symbolic equivalence of expressions (GiNaC)"});
@@ -361,8 +361,8 @@ absl::Status ValidateConfig(const RunConfig& c) {
   if (c.reward.workers < 1) return bad("reward.workers", "must be at least 1");
   if (c.reward.truncated != "keep" && c.reward.truncated != "zero") return bad("reward.truncated", "must be keep or zero");
   if (c.reward.answer_extraction != "answer_tag" && c.reward.answer_extraction != "boxed" &&
-      c.reward.answer_extraction != "answer_then_boxed")
-    return bad("reward.answer_extraction", "must be answer_tag, boxed or answer_then_boxed");
+      c.reward.answer_extraction != "answer_then_boxed" && c.reward.answer_extraction != "free")
+    return bad("reward.answer_extraction", "must be answer_tag, boxed, answer_then_boxed or free");
   if (c.reward.code_reward != "fraction" && c.reward.code_reward != "all_or_nothing")
     return bad("reward.code_reward", "must be fraction or all_or_nothing");
   if (c.reward.code_compare != "exact" && c.reward.code_compare != "whitespace" && c.reward.code_compare != "float")

@@ -99,7 +99,9 @@ struct RewardConfig {
   int64_t overlong_buffer_tokens = 0;  // the penalty ramps over the last this many tokens
   std::string truncated = "keep";      // keep | zero: reward of a completion cut at max tokens
   // Math answers.
-  std::string answer_extraction = "answer_tag";  // answer_tag | boxed | answer_then_boxed
+  // answer_tag | boxed | answer_then_boxed | free (free text, for evaluating base models
+  // that write no tags: math_checker.h ExtractMode::kFreeText). Training keeps answer_tag.
+  std::string answer_extraction = "answer_tag";
   double math_rel_tol = 1e-6;
   int64_t math_timeout_ms = 1000;  // budget of one answer check
   bool math_symbolic = true;       // symbolic equivalence (GiNaC) after the cheap checks

@@ -17,7 +17,7 @@ bool IsDigit(char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; 
 
 const std::set<std::string>& Functions() {
   static const auto* const kSet =
-      new std::set<std::string>{"sqrt", "sin", "cos", "tan", "log", "ln", "exp", "abs"};
+      new std::set<std::string>{"sqrt", "sin", "cos", "tan", "sec", "csc", "cot", "log", "ln", "exp", "abs"};
   return *kSet;
 }
 
@@ -234,10 +234,22 @@ class Parser {
     }
     if (t.kind == Token::Kind::kFunction) {
       ++i_;
+      // sin^2(x) is sin(x)^2. Only a positive integer power: sin^{-1} is arcsin.
+      std::unique_ptr<Expr> power;
+      if (IsOp("^")) {
+        ++i_;
+        auto p = Primary(depth + 1);
+        if (!p.ok()) return p;
+        if ((*p)->kind != Expr::Kind::kNumber || (*p)->text.find_first_not_of("0123456789") != std::string::npos) {
+          return Error("unsupported power of a function");
+        }
+        power = std::move(*p);
+      }
       auto arg = IsOp("(") ? Primary(depth + 1) : Power(depth + 1);
       if (!arg.ok()) return arg;
       auto e = Make(Expr::Kind::kFunction, std::move(*arg));
       e->text = t.text == "ln" ? "log" : t.text;
+      if (power) return Make(Expr::Kind::kPow, std::move(e), std::move(power));
       return e;
     }
     if (IsOp("(") || IsOp("[")) {
@@ -363,6 +375,9 @@ Value Evaluate(const Expr& e) {
       if (f == "sin") return number(std::sin(a));
       if (f == "cos") return number(std::cos(a));
       if (f == "tan") return number(std::tan(a));
+      if (f == "sec") return number(1 / std::cos(a));
+      if (f == "csc") return number(1 / std::sin(a));
+      if (f == "cot") return number(1 / std::tan(a));
       if (f == "log") return a <= 0 ? Value{K::kUndefined, 0} : number(std::log(a));
       if (f == "exp") return number(std::exp(a));
       if (f == "abs") return number(std::fabs(a));
@@ -416,6 +431,10 @@ std::string Print(const Expr& e) {
       // Prefixed so that no name collides with GiNaC's own (I, beta, zeta, psi ...).
       return "s_" + e.text;
     case Expr::Kind::kFunction:
+      // GiNaC has no sec, csc, cot.
+      if (e.text == "sec") return absl::StrCat("(1/cos(", Print(*e.args[0]), "))");
+      if (e.text == "csc") return absl::StrCat("(1/sin(", Print(*e.args[0]), "))");
+      if (e.text == "cot") return absl::StrCat("(1/tan(", Print(*e.args[0]), "))");
       return absl::StrCat(e.text, "(", Print(*e.args[0]), ")");
     case Expr::Kind::kNeg:
       return absl::StrCat("(-", Print(*e.args[0]), ")");

@@ -1,8 +1,9 @@
 // A small expression tree for the leaves of an answer (internal to grpo_math).
 //
 // Parses the plain text of latex.h (numbers, names, + - * / ^ !, implicit products,
-// sqrt/sin/cos/tan/log/ln/exp/abs, |x|), evaluates constant trees in double precision
-// and prints a canonical form that GiNaC's parser reads (decimals as exact rationals).
+// sqrt/sin/cos/tan/sec/csc/cot/log/ln/exp/abs, sin^2(x) = sin(x)^2, |x|), evaluates
+// constant trees in double precision and prints a canonical form that GiNaC's parser
+// reads (decimals as exact rationals; sec as 1/cos).
 // Multi-letter names are products of letters (ab = a*b) except known words (pi,
 // function names, Greek letters); a subscript stays with its letter (a_37).
 #pragma once

@@ -163,6 +163,7 @@ class Converter {
             {"quad", " "}, {"qquad", " "}, {"hfill", " "}, {"and", ","},
             {"implies", " "}, {"Rightarrow", " "}, {"therefore", " "},
             {"sin", " sin "}, {"cos", " cos "}, {"tan", " tan "}, {"log", " log "},
+            {"sec", " sec "}, {"csc", " csc "}, {"cot", " cot "},
             {"ln", " ln "}, {"exp", " exp "}, {"lfloor", ""}, {"rfloor", ""},
             {"lceil", ""}, {"rceil", ""}, {"prime", "'"}, {"%", ""}, {"$", ""},
             {",", std::string(1, kThin)}, {"!", std::string(1, kThin)},
@@ -275,7 +276,8 @@ class Converter {
       if (c == '{') {
         size_t close = MatchBrace(i, end);
         if (close == absl::string_view::npos) return absl::InvalidArgumentError("unbalanced braces");
-        if (close == i + 3 && s_[i + 1] == ',') {  // 1{,}000
+        if (absl::StripAsciiWhitespace(s_.substr(i + 1, close - i - 2)) == ",") {  // 1{,}000, 14 {, }916
+          while (!out.empty() && out.back() == ' ') out.pop_back();
           out += ',';
           i = close;
           continue;

@@ -2,7 +2,8 @@
 //
 // An answer's plain text (latex.h) is read into a Node tree:
 //   kList   a, b; c  (also "a and b")   order-free against lists and sets, ordered
-//                                        against a parenthesised tuple: 1,3 == (1,3)
+//                                        against a parenthesised tuple: 1,3 == (1,3);
+//                                        "a, b; c, d" is a list of two lists
 //   kSet    {a, b}                       order-free
 //   kSeq    (a, b) [a, b) (a, b]         ordered; both brackets must match. A tuple and
 //                                        an open interval are the same thing here.
@@ -187,6 +188,13 @@ Node ExpandPlusMinus(const std::string& s) {
 absl::StatusOr<Node> ParseNode(const std::string& raw, int depth) {
   if (depth > kMaxDepth) return absl::InvalidArgumentError("nested too deeply");
   std::string s = Trim(raw);
+  // "p=5, q=2; p=7, q=2": with both at the top level, ';' separates groups and ','
+  // the items of a group (two solutions, each a pair).
+  if (auto groups = SplitTop(s, ";"); groups.size() > 1 && SplitTop(s, ",").size() > 1) {
+    auto list = ParseItems(Node::Kind::kList, groups, depth);
+    if (list.ok() && list->items.size() == 1) return std::move(list->items[0]);
+    return list;
+  }
   if (auto parts = SplitTop(s, ",;"); parts.size() > 1) {
     auto list = ParseItems(Node::Kind::kList, parts, depth);
     if (list.ok() && list->items.size() == 1) return std::move(list->items[0]);
@@ -235,6 +243,12 @@ absl::StatusOr<Node> ParseNode(const std::string& raw, int depth) {
     std::string inner = s.substr(1, s.size() - 2);
     // \left[ \begin{array}...\end{array} \right]: brackets around a matrix.
     if (s[0] == '[' && s.back() == ']' && absl::StartsWith(inner, "((") &&
+        MatchOpen(inner) == inner.size() - 1) {
+      return ParseNode(inner, depth + 1);
+    }
+    // Redundant parentheses around a bracketed whole: ((1, 2)) is (1, 2), and
+    // (\begin{pmatrix}...\end{pmatrix}) the matrix.
+    if (s[0] == '(' && s.back() == ')' && !inner.empty() && IsOpen(inner[0]) &&
         MatchOpen(inner) == inner.size() - 1) {
       return ParseNode(inner, depth + 1);
     }

@@ -1,7 +1,8 @@
 // Math answer checking for the reward service (issue #4).
 //
 //   ExtractAnswer  takes the final answer out of a completion: the last <answer>...</answer>
-//                  block (a \boxed{} inside it is unwrapped) and/or the last \boxed{} / \fbox{}.
+//                  block (a \boxed{} inside it is unwrapped) and/or the last \boxed{} / \fbox{};
+//                  or, for base models that write no tags, from free text (kFreeText).
 //   MathChecker    decides whether an extracted answer equals the reference (gold) answer.
 //
 // How a check runs (math_checker.cc has the details):
@@ -35,6 +36,20 @@ enum class ExtractMode {
   kAnswerTag,        // only the last <answer>...</answer>
   kBoxed,            // only the last \boxed{...} or \fbox{...}
   kAnswerThenBoxed,  // the answer tag if there is one, else the last box
+  // Free text, in the spirit of Math-Verify, strongest first:
+  //   1. the last <answer> block (a box inside unwrapped), as kAnswerTag;
+  //   2. the last \boxed{} / \fbox{}; inside a math segment, all boxes of that segment
+  //      and of the segments joined to it by separators only ($$\boxed{1} \text{ for (a)
+  //      and } \boxed{2}$$ is "1, 2"). A "final answer" statement after it wins;
+  //   3. a final-answer phrase: "final answer is / final answer: X", "the answer is X",
+  //      "answer: X", "#### X"; then "... = N" at the very end; then "therefore / thus /
+  //      hence / so the ... is X" when no digit follows its sentence;
+  //   4. the last math segment ($...$, $$...$$, \(...\), \[...\]), with segments joined
+  //      by separators ($1$ and $2$) read as one list;
+  //   5. the last number (-5, 1,000.5, 7 425 000, .4, 3/4, \frac{3}{4}).
+  // In 3 and 4 a chain of arithmetic ending in a value (5 \times 6 = 30) gives the value.
+  // Linear in the input's length; any bytes are accepted.
+  kFreeText,
 };
 
 // The final answer of `completion`, trimmed; nullopt when none is found (or a box is

@@ -127,6 +127,7 @@ absl::StatusOr<std::unique_ptr<Scorer>> Scorer::Create(const RunConfig& cfg) {
   const std::string& ex = cfg.reward.answer_extraction;
   impl->extract = ex == "boxed"               ? math::ExtractMode::kBoxed
                   : ex == "answer_then_boxed" ? math::ExtractMode::kAnswerThenBoxed
+                  : ex == "free"              ? math::ExtractMode::kFreeText
                                               : math::ExtractMode::kAnswerTag;
   math::CheckOptions mo;
   mo.rel_tol = cfg.reward.math_rel_tol;
