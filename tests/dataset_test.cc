@@ -1,5 +1,6 @@
 // Dataset JSONL: parsing, errors that name file and line, the arithmetic generator.
 #include "core/common/dataset.h"
+#include "core/common/sft_data.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -73,6 +74,49 @@ TEST(Dataset, GeneratedArithmeticRoundTripsAndIsCorrect) {
   ASSERT_EQ(back->size(), 50u);
   EXPECT_EQ((*back)[49].id, tasks[49].id);
   EXPECT_EQ((*back)[49].answer, tasks[49].answer);
+  std::filesystem::remove(path);
+}
+
+TEST(SftData, TextAndPromptCompletionLines) {
+  auto t = ParseSftLine(R"({"text": "12+7=19", "id": "x"})", "f:1");
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_TRUE(t->is_text);
+  EXPECT_EQ(t->text, "12+7=19");
+  auto p = ParseSftLine(R"({"prompt": "12+7", "completion": "<answer>19</answer>"})", "f:2");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_FALSE(p->is_text);
+  EXPECT_EQ(p->completion, "<answer>19</answer>");
+  EXPECT_EQ(p->where, "f:2");
+}
+
+TEST(SftData, EveryBadLineIsReportedByFileAndLineAndNothingIsReturned) {
+  const std::string path = TempPath("sft-bad.jsonl");
+  {
+    std::ofstream out(path);
+    out << R"({"text": "fine"})" << "\n"
+        << "not json\n"
+        << R"({"prompt": "only a prompt"})" << "\n"
+        << "\n"
+        << R"({"text": "a", "prompt": "b", "completion": "c"})" << "\n"
+        << R"({"text": 5})" << "\n"
+        << "{\"text\": \"\xff\xfe\"}\n"
+        << R"({"completion": "x"})" << "\n"
+        << R"({"text": ""})" << "\n"
+        << "[1, 2]\n";
+  }
+  auto r = LoadSftData(path);
+  ASSERT_FALSE(r.ok());
+  const std::string msg(r.status().message());
+  EXPECT_THAT(msg, HasSubstr("8 bad line(s)"));
+  EXPECT_THAT(msg, HasSubstr(path + ":2: not valid JSON"));
+  EXPECT_THAT(msg, HasSubstr(path + ":3: missing field 'completion'"));
+  EXPECT_THAT(msg, HasSubstr(path + ":5: give either"));
+  EXPECT_THAT(msg, HasSubstr(path + ":6: field 'text' must be a string"));
+  EXPECT_THAT(msg, HasSubstr(path + ":7: not valid JSON (or a string that is not valid UTF-8)"));
+  EXPECT_THAT(msg, HasSubstr(path + ":8: missing field 'prompt'"));
+  EXPECT_THAT(msg, HasSubstr(path + ":9: field 'text' is empty"));
+  EXPECT_THAT(msg, HasSubstr(path + ":10: expected a JSON object"));
+  EXPECT_FALSE(LoadSftData(TempPath("sft-missing.jsonl")).ok());
   std::filesystem::remove(path);
 }
 

@@ -23,6 +23,7 @@
 #include <torch/torch.h>
 #include "core/tokenizer/bpe_tokenizer.h"
 #include "core/tokenizer/chat_template.h"
+#include "tests/cli_util.h"
 #include "tests/reference_model.h"
 
 namespace grpo {
@@ -31,56 +32,12 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-std::string Bin() {
-  const char* d = std::getenv("GRPO_BIN_DIR");
-  return std::string(d ? d : "build/bin") + "/grpo";
-}
+using testing::JsonLines;
+using Result = testing::CliResult;
 
-fs::path FreshDir(const std::string& name) {
-  fs::path dir = fs::temp_directory_path() / absl::StrCat("grpo-model-cli-", name, "-", getpid());
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
-struct Result {
-  int status = -1;  // exit status
-  std::string out;  // stdout
-  std::string err;  // stderr
-};
-
-// Runs `grpo` with `args` (shell-quoted here), capturing stdout and stderr.
-Result Grpo(const std::vector<std::string>& args, const fs::path& scratch) {
-  std::string cmd = "'" + Bin() + "'";
-  for (const std::string& a : args) {
-    std::string q;
-    for (char c : a) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    cmd += " '" + q + "'";
-  }
-  const std::string err_path = (scratch / "stderr.txt").string();
-  cmd += " 2>'" + err_path + "'";
-  Result r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  auto e = ReadFile(err_path);
-  if (e.ok()) r.err = *e;
-  return r;
-}
-
-std::vector<nlohmann::json> JsonLines(const std::string& text) {
-  std::vector<nlohmann::json> out;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
-  }
-  return out;
-}
+std::string Bin() { return testing::GrpoBin(); }
+fs::path FreshDir(const std::string& name) { return testing::FreshTestDir("grpo-model-cli-", name); }
+Result Grpo(const std::vector<std::string>& args, const fs::path& scratch) { return testing::RunGrpo(args, scratch); }
 
 // One tiny model per test binary run, shared by the tests below.
 const fs::path& TinyModel() {

@@ -280,6 +280,133 @@ TEST(TrainerTest, ARankWithNoGroupsStillTakesPartInTheStep) {
   EXPECT_LT(MaxDiff(single.model, rank_models[1]), 2e-6);
 }
 
+// ---- Supervised steps (grpo sft) on the same trainer.
+
+std::vector<SupervisedExample> MakeExamples(int n, uint32_t seed = 3) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> tok(1, kVocab - 1), len(3, 14);
+  std::vector<SupervisedExample> out;
+  for (int i = 0; i < n; ++i) {
+    SupervisedExample e;
+    for (int j = len(rng); j > 0; --j) e.tokens.push_back(tok(rng));
+    // Odd examples are prompt + completion; even ones plain text (loss on every token).
+    e.loss_from = i % 2 ? static_cast<int64_t>(e.tokens.size()) / 2 : 1;
+    out.push_back(e);
+  }
+  return out;
+}
+
+std::vector<const SupervisedExample*> ExPtrs(const std::vector<SupervisedExample>& es, size_t from = 0,
+                                             size_t to = SIZE_MAX) {
+  std::vector<const SupervisedExample*> out;
+  for (size_t i = from; i < std::min(to, es.size()); ++i) out.push_back(&es[i]);
+  return out;
+}
+
+// The mean NLL of the loss targets, one example at a time with a plain forward.
+double ManualNll(model::Transformer& m, const std::vector<SupervisedExample>& es, int64_t* tokens) {
+  torch::NoGradGuard ng;
+  double sum = 0;
+  *tokens = 0;
+  for (const auto& e : es) {
+    at::Tensor ids = torch::tensor(e.tokens, torch::kInt64).view({1, -1});  // (1, L)
+    at::Tensor lsm = torch::log_softmax(m->forward(ids.slice(1, 0, -1)), -1);  // (1, L-1, V)
+    for (int64_t j = std::max<int64_t>(1, e.loss_from); j < static_cast<int64_t>(e.tokens.size()); ++j) {
+      sum -= lsm[0][j - 1][e.tokens[static_cast<size_t>(j)]].item<double>();
+      ++*tokens;
+    }
+  }
+  return sum / static_cast<double>(*tokens);
+}
+
+TEST(SupervisedTest, LossIsTheMeanNllOfCompletionTokensOnly) {
+  auto examples = MakeExamples(6);
+  model::Transformer m = MakeModel();
+  int64_t tokens = 0;
+  const double expected = ManualNll(m, examples, &tokens);
+  // Counting the prompt targets too gives a different number: the check can fail.
+  std::vector<SupervisedExample> all_tokens = examples;
+  for (auto& e : all_tokens) e.loss_from = 1;
+  int64_t all_count = 0;
+  const double with_prompts = ManualNll(m, all_tokens, &all_count);
+  ASSERT_GT(all_count, tokens);
+  ASSERT_GT(std::abs(with_prompts - expected), 1e-4);
+
+  auto opt = std::make_unique<torch::optim::SGD>(m->parameters(), torch::optim::SGDOptions(0.0));
+  GrpoTrainer trainer(m, model::Transformer(nullptr), opt.get(), Options(), 0);
+  TrainStats st = trainer.SupervisedStep(ExPtrs(examples), 1);
+  EXPECT_NEAR(st.loss, expected, 1e-5);
+  EXPECT_EQ(st.loss_tokens, tokens);
+  EXPECT_EQ(st.optimizer_steps, 1);
+}
+
+TEST(SupervisedTest, PromptTokensGetNoGradient) {
+  // The prompt still conditions the completion (attention), so "no gradient" means:
+  // the gradient is exactly that of the loss over completion targets alone.
+  auto examples = MakeExamples(4, 8);
+  model::Transformer a = MakeModel(), b = MakeModel();
+  auto opt = std::make_unique<torch::optim::SGD>(a->parameters(), torch::optim::SGDOptions(0.0));
+  GrpoTrainer trainer(a, model::Transformer(nullptr), opt.get(), Options(), 0);
+  trainer.SupervisedStep(ExPtrs(examples), 1);  // lr 0: gradients stay in .grad
+  // Hand-written: -sum(logp of completion targets) / count, on b.
+  double count = 0;
+  std::vector<at::Tensor> terms;
+  for (const auto& e : examples) {
+    at::Tensor ids = torch::tensor(e.tokens, torch::kInt64).view({1, -1});
+    at::Tensor lsm = torch::log_softmax(b->forward(ids.slice(1, 0, -1)), -1);
+    for (int64_t j = std::max<int64_t>(1, e.loss_from); j < static_cast<int64_t>(e.tokens.size()); ++j) {
+      terms.push_back(-lsm[0][j - 1][e.tokens[static_cast<size_t>(j)]]);
+      ++count;
+    }
+  }
+  (torch::stack(terms).sum() / count).backward();
+  auto gb = b->named_parameters();
+  double max_diff = 0, max_grad = 0;
+  for (const auto& p : a->named_parameters()) {
+    max_diff = std::max(max_diff, (p.value().grad() - gb[p.key()].grad()).abs().max().item<double>());
+    max_grad = std::max(max_grad, p.value().grad().abs().max().item<double>());
+  }
+  EXPECT_GT(max_grad, 1e-4);
+  EXPECT_LT(max_diff, 1e-6);
+}
+
+TEST(SupervisedTest, MicroBatchesAndTwoRanksEqualOneWholeBatch) {
+  auto examples = MakeExamples(7, 5);
+  TrainerOptions opts = Options();
+  opts.grad_clip = 1.0;
+  auto train_single = [&](int64_t micro) {
+    model::Transformer m = MakeModel();
+    auto opt = MakeOptimizer(m, Opt::kAdamW);
+    TrainerOptions o = opts;
+    o.micro_batch_size = micro;
+    GrpoTrainer trainer(m, model::Transformer(nullptr), opt.get(), o, 0);
+    std::vector<TrainStats> st;
+    for (int s = 1; s <= 3; ++s) st.push_back(trainer.SupervisedStep(ExPtrs(examples), s));
+    return std::make_pair(m, st);
+  };
+  auto [whole, whole_stats] = train_single(0);
+  auto [micro, micro_stats] = train_single(2);
+  // Three AdamW steps: float sums in another order move weights by ~1e-5 at most
+  // (Adam divides by tiny second moments early on).
+  EXPECT_LT(MaxDiff(whole, micro), 5e-5);
+  model::Transformer rank_models[2] = {MakeModel(), MakeModel()};
+  std::vector<TrainStats> rank_stats[2];
+  RunTwoRanks([&](int r, c10::intrusive_ptr<c10d::ProcessGroup> pg) {
+    model::Transformer m = rank_models[r];
+    auto opt = MakeOptimizer(m, Opt::kAdamW);
+    GrpoTrainer trainer(m, model::Transformer(nullptr), opt.get(), opts, 0, pg);
+    auto shard = r == 0 ? ExPtrs(examples, 0, 3) : ExPtrs(examples, 3);
+    for (int s = 1; s <= 3; ++s) rank_stats[r].push_back(trainer.SupervisedStep(shard, s));
+  });
+  EXPECT_LT(MaxDiff(rank_models[0], rank_models[1]), 1e-7);
+  EXPECT_LT(MaxDiff(whole, rank_models[0]), 5e-5);
+  for (int s = 0; s < 3; ++s) {
+    EXPECT_NEAR(whole_stats[s].loss, rank_stats[1][s].loss, 1e-5);
+    EXPECT_EQ(whole_stats[s].loss_tokens, rank_stats[0][s].loss_tokens);
+  }
+  EXPECT_LT(whole_stats[2].loss, whole_stats[0].loss);
+}
+
 TEST(DeviceTest, NcclNeedsAGpuAndSaysSo) {
   auto store = c10::make_intrusive<c10d::HashStore>();
   auto comm = MakeNcclCollectives(*store, 0, 1, 0, std::chrono::milliseconds(60000));

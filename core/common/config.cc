@@ -247,6 +247,22 @@ std::vector<ConfigField> ConfigFields(RunConfig& c) {
   f.push_back({"learner", "rank", &c.learner.rank, "this learner's rank in [0, world_size); rank 0 serves, checkpoints and publishes"});
   f.push_back({"learner", "dist_address", &c.learner.dist_address, "host:port of rank 0's rendezvous store (empty: handed out by the coordinator)"});
   f.push_back({"learner", "dist_timeout_s", &c.learner.dist_timeout_s, "seconds a rank waits in a collective before failing"});
+  f.push_back({"learner", "eval_every", &c.learner.eval_every, "> 0: evaluate eval.data every N steps, before step 1 and after the last (eval_* in metrics.jsonl)"});
+
+  f.push_back({"sft", "batch_size", &c.sft.batch_size, "sequences per optimizer step (over all ranks)"});
+  f.push_back({"sft", "epochs", &c.sft.epochs, "passes over the data"});
+  f.push_back({"sft", "max_steps", &c.sft.max_steps, "> 0: stop after this many steps"});
+  f.push_back({"sft", "max_seq_len", &c.sft.max_seq_len, "longest sequence (0: the model's context); a longer line is refused"});
+
+  f.push_back({"eval", "data", &c.eval.data, "held-out dataset JSONL"});
+  f.push_back({"eval", "k", &c.eval.k, "samples per task (pass@k, maj@k)"});
+  f.push_back({"eval", "temperature", &c.eval.temperature, "sampling temperature (0: greedy, one sample)"});
+  f.push_back({"eval", "top_p", &c.eval.top_p, "nucleus sampling threshold"});
+  f.push_back({"eval", "max_new_tokens", &c.eval.max_new_tokens, "longest completion (0: actor.max_new_tokens)"});
+  f.push_back({"eval", "answer_extraction", &c.eval.answer_extraction, "how answers are read: free (final-answer phrases, boxed, last number), answer_tag, boxed, answer_then_boxed"});
+  f.push_back({"eval", "max_tasks", &c.eval.max_tasks, "> 0: evaluate only the first N tasks"});
+  f.push_back({"eval", "seed", &c.eval.seed, "sampling seed"});
+  f.push_back({"eval", "max_batch", &c.eval.max_batch, "completions decoded together"});
   return f;
 }
 
@@ -413,6 +429,24 @@ absl::Status ValidateConfig(const RunConfig& c) {
   if (c.learner.dist_timeout_s < 1) return bad("learner.dist_timeout_s", "must be at least 1");
   if (c.learner.buffer_groups < c.learner.prompts_per_step)
     return bad("learner.buffer_groups", "must be at least learner.prompts_per_step");
+  if (c.learner.eval_every < 0) return bad("learner.eval_every", "must be >= 0");
+  if (c.learner.eval_every > 0 && c.eval.data.empty())
+    return bad("learner.eval_every", "needs eval.data, the held-out dataset");
+  if (c.sft.batch_size < 1) return bad("sft.batch_size", "must be at least 1");
+  if (c.sft.epochs < 1) return bad("sft.epochs", "must be at least 1");
+  if (c.sft.max_steps < 0) return bad("sft.max_steps", "must be >= 0");
+  if (c.sft.max_seq_len < 0) return bad("sft.max_seq_len", "must be >= 0");
+  if (c.eval.k < 1) return bad("eval.k", "must be at least 1");
+  if (c.eval.temperature < 0) return bad("eval.temperature", "must be >= 0");
+  if (!(c.eval.top_p > 0 && c.eval.top_p <= 1)) return bad("eval.top_p", "must be in (0, 1]");
+  if (c.eval.max_new_tokens < 0) return bad("eval.max_new_tokens", "must be >= 0");
+  if (c.eval.max_tasks < 0) return bad("eval.max_tasks", "must be >= 0");
+  if (c.eval.max_batch < 1) return bad("eval.max_batch", "must be at least 1");
+  {
+    const std::string& x = c.eval.answer_extraction;
+    if (x != "free" && x != "answer_tag" && x != "boxed" && x != "answer_then_boxed")
+      return bad("eval.answer_extraction", "must be free, answer_tag, boxed or answer_then_boxed");
+  }
   if (c.model.path.empty() && c.model.max_position_embeddings < c.actor.max_new_tokens + 8)
     return bad("model.max_position_embeddings", "too small for actor.max_new_tokens plus a prompt");
   return absl::OkStatus();

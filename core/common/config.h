@@ -158,6 +158,31 @@ struct LearnerConfig {
   // its closed connection; this bounds a hung one, and rank 0's pauses between steps,
   // such as publishing through a coordinator outage).
   int64_t dist_timeout_s = 1800;
+  // Validation: every eval_every steps (and before the first and after the last) the
+  // learner samples eval.k completions of each eval.data task and logs eval_* fields.
+  int64_t eval_every = 0;
+};
+
+// Supervised training (`grpo sft`). The optimiser, schedule, dtype, micro-batches,
+// checkpoints and data-parallel ranks come from the learner section.
+struct SftConfig {
+  int64_t batch_size = 32;   // sequences per optimizer step (over all ranks)
+  int64_t epochs = 1;        // passes over the data (shuffled by run.seed and the pass)
+  int64_t max_steps = 0;     // > 0: stop after this many steps (else epochs decide)
+  int64_t max_seq_len = 0;   // longest sequence allowed (0: the model's context); longer lines are refused
+};
+
+// Evaluation on held-out tasks (`grpo eval`, and the learner's learner.eval_every).
+struct EvalConfig {
+  std::string data;                          // held-out dataset JSONL (learner.eval_every needs it)
+  int64_t k = 8;                             // samples per task
+  double temperature = 0.6;                  // 0: greedy (k is then 1)
+  double top_p = 1.0;
+  int64_t max_new_tokens = 0;                // 0: actor.max_new_tokens
+  std::string answer_extraction = "free";    // how answers are read (see reward.answer_extraction)
+  int64_t max_tasks = 0;                     // > 0: only the first N tasks
+  int64_t seed = 1234;
+  int64_t max_batch = 64;                    // completions decoded together
 };
 
 struct RunConfig {
@@ -169,6 +194,8 @@ struct RunConfig {
   ActorConfig actor;
   RewardConfig reward;
   LearnerConfig learner;
+  SftConfig sft;
+  EvalConfig eval;
 };
 
 // One field of the schema: where it lives and what it is for.

@@ -67,7 +67,10 @@ CoordinatorService::CoordinatorService(const RunConfig& cfg, std::vector<Task> t
   auto& r = *registry_;
   leases_issued_ = MakeCounter(r, "grpo_coordinator_leases_issued_total", "Prompt leases handed to actors");
   leases_completed_ = MakeCounter(r, "grpo_coordinator_leases_completed_total", "Leases completed by the learner");
-  leases_expired_ = MakeCounter(r, "grpo_coordinator_leases_expired_total", "Leases expired and re-queued");
+  leases_expired_ = MakeCounter(r, "grpo_coordinator_leases_expired_total",
+                                "Leases expired, lost with their actor or released, and re-queued");
+  leases_released_ = MakeCounter(r, "grpo_coordinator_leases_released_total",
+                                 "Leases released by the learner for re-issue (part of expired)");
   weight_bytes_in_ = MakeCounter(r, "grpo_coordinator_weight_bytes_received_total", "Weight bytes published");
   weight_bytes_out_ = MakeCounter(r, "grpo_coordinator_weight_bytes_sent_total", "Weight bytes fetched by actors");
   leases_outstanding_ = MakeGauge(r, "grpo_coordinator_leases_outstanding", "Leases not yet completed or expired");
@@ -205,6 +208,8 @@ grpc::Status CoordinatorService::CompleteWork(grpc::ServerContext*, const v1::Co
   resp->set_already_completed(c.already_completed);
   resp->set_unknown(c.unknown);
   leases_completed_->Increment(c.completed);
+  leases_expired_->Increment(c.released);
+  leases_released_->Increment(c.released);
   if (c.unknown > 0) spdlog::warn("CompleteWork: {} unknown lease id(s)", c.unknown);
   PersistLocked(false);
   UpdateGaugesLocked();
@@ -347,6 +352,7 @@ grpc::Status CoordinatorService::GetRunStatus(grpc::ServerContext*, const v1::Ru
   resp->set_leases_completed(queue_.completed());
   resp->set_leases_expired(queue_.expired());
   resp->set_leases_outstanding(queue_.outstanding());
+  resp->set_leases_released(queue_.released());
   resp->set_duplicate_completions(queue_.duplicates());
   resp->set_members(static_cast<uint32_t>(members_.size()));
   resp->set_run_finished(run_finished_);

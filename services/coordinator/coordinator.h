@@ -91,6 +91,7 @@ class CoordinatorService final : public v1::Coordinator::Service {
   prometheus::Counter* leases_issued_;
   prometheus::Counter* leases_completed_;
   prometheus::Counter* leases_expired_;
+  prometheus::Counter* leases_released_;
   prometheus::Counter* weight_bytes_in_;
   prometheus::Counter* weight_bytes_out_;
   prometheus::Gauge* leases_outstanding_;

@@ -50,8 +50,14 @@ CompleteCounts WorkQueue::Complete(const std::vector<uint64_t>& lease_ids, bool 
     if (it != leases_.end()) {
       unit = Unit{it->second.task_index, it->second.epoch};
       if (requeue) {
+        // A released lease leaves the ledger the way an expired one does: it counts in
+        // expired() (and in released()), so issued = completed + outstanding + expired
+        // holds for every lease however it ended.
         Requeue(it->second);
         leases_.erase(it);
+        ++expired_;
+        ++released_;
+        ++c.released;
         continue;
       }
       leases_.erase(it);

@@ -32,6 +32,7 @@ struct CompleteCounts {
   uint32_t completed = 0;
   uint32_t already_completed = 0;
   uint32_t unknown = 0;
+  uint32_t released = 0;  // outstanding leases released for re-issue (requeue=true)
 };
 
 struct UnitProgress {
@@ -68,7 +69,10 @@ class WorkQueue {
   uint32_t epoch() const { return epoch_; }
   uint64_t issued() const { return issued_; }
   uint64_t completed() const { return completed_; }
+  // Leases that ended without completing their unit: expired, their member died, or
+  // released for re-issue. Every issued lease is completed, outstanding or here.
   uint64_t expired() const { return expired_; }
+  uint64_t released() const { return released_; }  // the released part of expired()
   uint64_t duplicates() const { return duplicates_; }
   size_t outstanding() const { return leases_.size(); }
   const std::map<std::pair<int64_t, uint32_t>, UnitProgress>& progress() const { return progress_; }
@@ -89,7 +93,7 @@ class WorkQueue {
   std::map<uint64_t, Unit> retired_leases_;    // expired or released lease ids -> unit
   std::set<Unit> done_;                        // completed units (pruned per epoch is future work)
   std::map<Unit, UnitProgress> progress_;
-  uint64_t issued_ = 0, completed_ = 0, expired_ = 0, duplicates_ = 0;
+  uint64_t issued_ = 0, completed_ = 0, expired_ = 0, released_ = 0, duplicates_ = 0;
 };
 
 }  // namespace grpo

@@ -24,6 +24,8 @@
 #include "core/grpo/grpo_loss.h"
 #include "services/learner/checkpoint.h"
 #include "services/learner/collectives.h"
+#include "services/learner/group.h"
+#include "services/learner/schedule.h"
 #include "core/model/sampler.h"
 #include "core/rpc/rpc.h"
 
@@ -72,20 +74,6 @@ struct Learner::BatchStats {
   uint64_t version_min = 0, version_max = 0;
 };
 
-namespace {
-
-// AdamW's moments follow the parameters to their device (a loaded archive is on CPU).
-void MoveOptimizerState(torch::optim::Optimizer& opt, const torch::Device& device) {
-  for (auto& [key, state] : opt.state()) {
-    if (auto* s = dynamic_cast<torch::optim::AdamWParamState*>(state.get())) {
-      s->exp_avg(s->exp_avg().to(device));
-      s->exp_avg_sq(s->exp_avg_sq().to(device));
-      if (s->max_exp_avg_sq().defined()) s->max_exp_avg_sq(s->max_exp_avg_sq().to(device));
-    }
-  }
-}
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(const RunConfig& cfg,
                                                          std::shared_ptr<prometheus::Registry> registry) {
@@ -123,6 +111,11 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(const RunConfig& cfg,
   // Rank 0 resumes; the other ranks receive its state when the group forms.
   if (cfg.learner.rank == 0) {
     if (absl::Status s = learner->Resume(); !s.ok()) return s;
+    if (cfg.learner.eval_every > 0) {
+      absl::StatusOr<std::unique_ptr<Validator>> v = Validator::Create(cfg);
+      if (!v.ok()) return v.status();
+      learner->validator_ = std::move(*v);
+    }
   }
   return learner;
 }
@@ -315,15 +308,7 @@ grpc::Status Learner::SubmitGroups(grpc::ServerContext* ctx,
 }
 
 double Learner::LearningRate(uint64_t step) const {
-  const double base = cfg_.learner.lr;
-  const auto warmup = static_cast<uint64_t>(cfg_.learner.warmup_steps);
-  if (warmup > 0 && step <= warmup) return base * static_cast<double>(step) / static_cast<double>(warmup);
-  if (cfg_.learner.lr_schedule != "cosine" || cfg_.learner.max_steps <= static_cast<int64_t>(warmup)) return base;
-  const double progress = std::clamp(static_cast<double>(step - warmup) /
-                                         static_cast<double>(cfg_.learner.max_steps - static_cast<int64_t>(warmup)),
-                                     0.0, 1.0);
-  const double floor = cfg_.learner.min_lr_ratio;
-  return base * (floor + (1 - floor) * 0.5 * (1 + std::cos(M_PI * progress)));
+  return ScheduledLearningRate(cfg_.learner, step, cfg_.learner.max_steps);
 }
 
 bool Learner::AllRewardsEqual(const v1::ScoredGroup& g) {
@@ -494,6 +479,19 @@ void Learner::MaybeRefreshReference(uint64_t step) {
   spdlog::info("step {}: reference policy refreshed to the current weights", step);
 }
 
+nlohmann::json Learner::Validate(uint64_t step) {
+  if (!validator_) return nlohmann::json::object();
+  absl::StatusOr<EvalOutput> out = validator_->Run(*policy_);
+  if (!out.ok()) {
+    spdlog::error("validation after step {}: {}", step, out.status().message());
+    return nlohmann::json::object();
+  }
+  const eval::EvalMetrics& m = out->report.overall;
+  spdlog::info("validation after step {}: pass@1 {:.3f} maj@{} {:.3f} format {:.3f} length {:.1f} ({} tasks, {:.1f} s)",
+               step, m.pass1, m.k, m.majk, m.format, m.response_len_mean, m.n, out->seconds);
+  return Validator::MetricsFields(*out);
+}
+
 void Learner::WriteMetricsLine(const std::string& line) {
   if (!metrics_file_) return;
   std::fputs(line.c_str(), metrics_file_);
@@ -505,20 +503,6 @@ namespace {
 
 // Rank 0 tells the other ranks what comes next with a broadcast header.
 enum Message : int64_t { kIdle = 0, kBatch = 1, kStop = 2 };
-
-std::array<int64_t, 3> BroadcastHeader(c10d::ProcessGroup& pg, std::array<int64_t, 3> h) {
-  std::vector<at::Tensor> t{torch::tensor({h[0], h[1], h[2]}, torch::kInt64)};
-  pg.broadcast(t)->wait();
-  auto a = t[0].accessor<int64_t, 1>();
-  return {a[0], a[1], a[2]};
-}
-
-std::string BroadcastBytes(c10d::ProcessGroup& pg, const std::string& data, int64_t n) {
-  std::vector<at::Tensor> t{torch::empty({n}, torch::kUInt8)};
-  if (pg.getRank() == 0) std::memcpy(t[0].data_ptr(), data.data(), static_cast<size_t>(n));
-  pg.broadcast(t)->wait();
-  return std::string(static_cast<const char*>(t[0].data_ptr()), static_cast<size_t>(n));
-}
 
 // Groups, each as an 8-byte length and its serialized bytes.
 std::string SerializeBatch(const std::vector<v1::ScoredGroup>& batch) {
@@ -549,22 +533,13 @@ absl::StatusOr<std::vector<v1::ScoredGroup>> ParseBatch(const std::string& data)
   return out;
 }
 
-bool IsLoopback(const std::string& host) { return host == "localhost" || absl::StartsWith(host, "127."); }
-
 }  // namespace
 
 absl::Status Learner::JoinGroup() {
   const int R = static_cast<int>(cfg_.learner.world_size), r = static_cast<int>(cfg_.learner.rank);
   const auto timeout = std::chrono::seconds(cfg_.learner.dist_timeout_s);
   std::string addr = cfg_.learner.dist_address;
-  auto split = [](const std::string& a, std::string* host, int* port) {
-    size_t colon = a.rfind(':');
-    if (colon == std::string::npos || !absl::SimpleAtoi(a.substr(colon + 1), port) || *port < 0 || *port > 65535) {
-      return false;
-    }
-    *host = a.substr(0, colon);
-    return !host->empty();
-  };
+  auto split = [](const std::string& a, std::string* host, int* port) { return SplitHostPort(a, host, port, true); };
   std::string host;
   int port = 0;
   c10::intrusive_ptr<c10d::TCPStore> store;
@@ -645,16 +620,7 @@ absl::Status Learner::JoinGroup() {
         }
       }
     }
-    auto opts = c10d::ProcessGroupGloo::Options::create();
-    opts->timeout = std::chrono::duration_cast<std::chrono::milliseconds>(timeout);
-    if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname && *ifname) {
-      opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
-    } else if (IsLoopback(host)) {
-      opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
-    } else {
-      opts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
-    }
-    group_ = c10::make_intrusive<c10d::ProcessGroupGloo>(store, r, R, opts);
+    group_ = MakeGlooGroup(store, host, r, R, timeout);
     const torch::Device device(cfg_.learner.device);
     if (device.is_cuda()) {
       // Weights and gradients live on the GPU: they go over NCCL; control messages and
@@ -687,30 +653,12 @@ void Learner::TrainLoop() {
     if (group_) {
       // Every rank starts from rank 0's state (its checkpoint, if it resumed): step,
       // weights, reference and optimizer state. Other ranks need no checkpoint files.
-      std::string opt_bytes;
-      if (leader() && resumed_step_ > 0) {
-        torch::serialize::OutputArchive archive;
-        optimizer_->save(archive);
-        std::ostringstream os;
-        archive.save_to(os);
-        opt_bytes = os.str();
-      }
-      auto h = BroadcastHeader(*group_, {static_cast<int64_t>(resumed_step_), resumed_version_,
-                                         static_cast<int64_t>(opt_bytes.size())});
-      grpo_->BroadcastParameters(0);
-      if (h[2] > 0) {
-        std::string bytes = BroadcastBytes(*group_, opt_bytes, h[2]);
-        if (!leader()) {
-          std::istringstream is(bytes);
-          torch::serialize::InputArchive archive;
-          archive.load_from(is);
-          optimizer_->load(archive);
-          MoveOptimizerState(*optimizer_, torch::Device(cfg_.learner.device));
-        }
-      }
+      Rank0State st = ShareRank0State(*group_, *grpo_, *optimizer_,
+                                      {static_cast<int64_t>(resumed_step_), resumed_version_},
+                                      torch::Device(cfg_.learner.device));
       if (!leader()) {
-        resumed_step_ = last_step_ = static_cast<uint64_t>(h[0]);
-        if (h[0] > 0) spdlog::info("rank {}: took rank 0's state at step {}", cfg_.learner.rank, h[0]);
+        resumed_step_ = last_step_ = static_cast<uint64_t>(st.step);
+        if (st.step > 0) spdlog::info("rank {}: took rank 0's state at step {}", cfg_.learner.rank, st.step);
       }
     }
     if (leader()) {
@@ -782,6 +730,14 @@ void Learner::LeaderLoop() {
   }
   last_version_ = v0;
   spdlog::info("published starting weights (version {}, step {}); waiting for groups", v0, resumed_step_);
+  if (validator_ && resumed_step_ == 0) {
+    // Before the first step: a metrics line of its own, step 0.
+    nlohmann::json j = Validate(0);
+    j["step"] = 0;
+    j["version"] = v0;
+    j["time"] = absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone());
+    WriteMetricsLine(j.dump());
+  }
   auto last = std::chrono::steady_clock::now();
   for (uint64_t step = resumed_step_ + 1;; ++step) {
     const int64_t version = static_cast<int64_t>(step) + version_offset;
@@ -847,6 +803,10 @@ void Learner::LeaderLoop() {
         {"truncated_share", bs.truncated_share}, {"tokens_per_s", wall_s > 0 ? bs.tokens / wall_s : 0.0},
         {"train_s", step_s}, {"policy_version_min", bs.version_min}, {"policy_version_max", bs.version_max},
         {"time", absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone())}};
+    const bool last_step = cfg_.learner.max_steps > 0 && step >= static_cast<uint64_t>(cfg_.learner.max_steps);
+    if (validator_ && (step % static_cast<uint64_t>(cfg_.learner.eval_every) == 0 || last_step)) {
+      j.update(Validate(step));
+    }
     WriteMetricsLine(j.dump());
     step_gauge_->Set(static_cast<double>(step));
     reward_gauge_->Set(bs.reward_mean);

@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "core/common/config.h"
@@ -28,6 +30,7 @@
 #include "prometheus/gauge.h"
 #include "prometheus/registry.h"
 #include "services/learner/trainer.h"
+#include "services/learner/validation.h"
 #include <torch/optim/optimizer.h>
 
 namespace grpo {
@@ -81,6 +84,9 @@ class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
   std::string CheckpointRoot() const;
   absl::Status Checkpoint(uint64_t step, int64_t version);
   void WriteMetricsLine(const std::string& line);
+  // Rank 0 with learner.eval_every: the held-out evaluation's metrics fields (empty
+  // object when there is no validator or it failed; a failure is logged, not fatal).
+  nlohmann::json Validate(uint64_t step);
   bool Stopping();
   bool leader() const { return cfg_.learner.rank == 0; }
 
@@ -91,6 +97,7 @@ class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
   c10::intrusive_ptr<c10d::ProcessGroup> group_;  // world_size > 1; trainer thread
   std::unique_ptr<DeviceCollectives> device_comm_;  // NCCL on CUDA, until handed to grpo_
   std::unique_ptr<GrpoTrainer> grpo_;             // trainer thread
+  std::unique_ptr<Validator> validator_;          // learner.eval_every > 0, rank 0; trainer thread
   std::unique_ptr<v1::Coordinator::Stub> coordinator_;
   ShutdownSignal* shutdown_ = nullptr;
   std::thread trainer_;

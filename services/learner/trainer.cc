@@ -225,13 +225,49 @@ TrainStats GrpoTrainer::Step(const std::vector<const v1::ScoredGroup*>& groups, 
     }
   }
   rows.adv = advs.empty() ? torch::zeros({0}, torch::kFloat32) : torch::cat(advs).to(torch::kFloat32);  // (B)
+  return Optimize(rows, step, /*supervised=*/false);
+}
 
+TrainStats GrpoTrainer::SupervisedStep(const std::vector<const SupervisedExample*>& examples, uint64_t step) {
+  Rows rows;
+  int64_t max_len = 2;
+  for (const auto* e : examples) max_len = std::max<int64_t>(max_len, static_cast<int64_t>(e->tokens.size()));
+  const int64_t B = static_cast<int64_t>(examples.size()), L = max_len;
+  rows.B = B;
+  rows.device = opts_.device;
+  rows.tokens = torch::full({B, L}, pad_id_, torch::kInt64);
+  rows.lengths = torch::zeros({B}, torch::kInt64);
+  rows.old_logp = torch::zeros({B, L - 1}, torch::kFloat32);
+  rows.mask = torch::zeros({B, L - 1}, torch::kFloat32);
+  rows.present = torch::zeros({B, L - 1}, torch::kFloat32);
+  rows.temps = torch::ones({B}, torch::kFloat32);
+  rows.adv = torch::zeros({B}, torch::kFloat32);
+  {
+    auto tok = rows.tokens.accessor<int64_t, 2>();
+    auto len = rows.lengths.accessor<int64_t, 1>();
+    auto msk = rows.mask.accessor<float, 2>();
+    for (int64_t row = 0; row < B; ++row) {
+      const SupervisedExample& e = *examples[static_cast<size_t>(row)];
+      const int64_t n = static_cast<int64_t>(e.tokens.size());
+      for (int64_t j = 0; j < n; ++j) tok[row][j] = e.tokens[static_cast<size_t>(j)];
+      // Token j is predicted at position j - 1; only targets at or after loss_from count.
+      for (int64_t j = std::max<int64_t>(1, e.loss_from); j < n; ++j) msk[row][j - 1] = 1.0f;
+      len[row] = n;
+    }
+  }
+  return Optimize(rows, step, /*supervised=*/true);
+}
+
+TrainStats GrpoTrainer::Optimize(const Rows& rows, uint64_t step, bool supervised) {
+  const int64_t B = rows.B;
   // ---- Fixed log-probs: reference, and the step's starting policy when needed.
-  const int64_t E = std::max<int64_t>(1, opts_.epochs), M = std::max<int64_t>(1, opts_.minibatches);
-  const bool decoupled = opts_.loss.importance_cap > 0;
+  const int64_t E = supervised ? 1 : std::max<int64_t>(1, opts_.epochs);
+  const int64_t M = supervised ? 1 : std::max<int64_t>(1, opts_.minibatches);
+  const bool decoupled = !supervised && opts_.loss.importance_cap > 0;
   policy_->train();
   at::Tensor prox = decoupled && E * M > 1 ? NoGradLogprobs(policy_, rows) : at::Tensor();  // (B, L-1)
-  at::Tensor ref = !reference_.is_empty() && opts_.loss.beta != 0 ? NoGradLogprobs(reference_, rows) : at::Tensor();  // (B, L-1)
+  at::Tensor ref = !supervised && !reference_.is_empty() && opts_.loss.beta != 0 ? NoGradLogprobs(reference_, rows)
+                                                                                    : at::Tensor();  // (B, L-1)
 
   // Local sums, reduced over ranks at the end.
   double loss_sum = 0, pg_sum = 0, kl_tok = 0, clip_tok = 0, ratio_tok = 0, iw_tok = 0, tok = 0;
@@ -269,6 +305,15 @@ TrainStats GrpoTrainer::Step(const std::vector<const v1::ScoredGroup*>& groups, 
         }
         at::Tensor logp = model::TokenLogprobs(logits, target, 1.0);  // (b, T)
         at::Tensor mask = rows.Take(rows.mask, mi, T);                // (b, T)
+        if (supervised) {
+          // Next-token cross-entropy over the masked targets, divided by the whole
+          // minibatch's count over all ranks (so parts sum to the batch's mean).
+          at::Tensor loss = -(logp * mask).sum() / lc.total_tokens;
+          loss.backward();
+          loss_sum += loss.item<double>();
+          tok += mask.sum().item<double>();
+          continue;
+        }
         if (e == 0) {
           // Entropy over every completion token, in the first pass.
           torch::NoGradGuard ng;

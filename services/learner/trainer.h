@@ -64,6 +64,19 @@ struct TrainStats {
   int64_t loss_tokens = 0;  // completion tokens with gradient, per pass
 };
 
+// One supervised sequence: next-token loss on tokens[loss_from..] (each predicted from
+// the tokens before it). loss_from = 1: every token but the first (pretraining text);
+// the prompt's length: the completion only (SFT).
+struct SupervisedExample {
+  std::vector<int64_t> tokens;
+  int64_t loss_from = 1;
+};
+
+// The trainer behind both GRPO (Step) and supervised training (SupervisedStep): the
+// same rows, micro-batching, exact sums over ranks, bf16 autocast, activation
+// checkpointing, gradient all-reduce, clipping and optimizer step. A supervised step
+// is one optimizer step (epochs and minibatches are GRPO's) whose loss is the mean
+// negative log-likelihood over the batch's loss tokens on all ranks.
 class GrpoTrainer {
  public:
   // `reference` may be null (beta == 0). `pg`, when set, is the data-parallel group:
@@ -73,6 +86,9 @@ class GrpoTrainer {
 
   // `groups`: this rank's share of the batch (may be empty), validated upstream.
   TrainStats Step(const std::vector<const v1::ScoredGroup*>& groups, uint64_t step);
+  // `examples`: this rank's share of the batch (may be empty). TrainStats.loss is the
+  // batch's mean token NLL, loss_tokens its loss-token count over all ranks.
+  TrainStats SupervisedStep(const std::vector<const SupervisedExample*>& examples, uint64_t step);
 
   // Device tensors (weights, gradients) then go over `comm` instead of the Gloo group.
   void SetDeviceCollectives(std::unique_ptr<DeviceCollectives> comm) { device_comm_ = std::move(comm); }
@@ -85,6 +101,8 @@ class GrpoTrainer {
 
  private:
   struct Rows;
+  // The epochs x minibatches x micro-batches loop shared by both objectives.
+  TrainStats Optimize(const Rows& rows, uint64_t step, bool supervised);
   // Log-probabilities (rows, T) of `model` at `rows` of `all`, micro-batched, no grad.
   at::Tensor NoGradLogprobs(model::Transformer& model, const Rows& all);
   // Sums `values` over ranks in place.

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/common/logging.h"
+#include "core/eval/judging.h"
 #include "core/math/math_checker.h"
 #include "core/sandbox/sandbox.h"
 #include "core/sandbox/sandbox_pool.h"
@@ -14,22 +15,19 @@
 
 namespace grpo::reward {
 
-v1::WorkItem TaskToWorkItem(const Task& task) {
-  v1::WorkItem item;
-  item.set_prompt_id(task.id);
-  item.set_prompt(task.prompt);
-  item.set_answer(task.answer);
-  item.set_task(task.task);
-  item.set_language(task.language);
-  if (task.tests.is_array()) {
-    for (const auto& t : task.tests) {
-      v1::TestCase* c = item.add_tests();
-      c->set_input(t.value("input", ""));
-      c->set_output(t.value("output", ""));
-    }
-  }
-  return item;
+v1::WorkItem TaskToWorkItem(const Task& task) { return eval::TaskToWorkItem(task); }
+
+namespace {
+
+// reward.answer_extraction (and RolloutGroup.answer_extraction) as a mode.
+math::ExtractMode ExtractModeFromName(const std::string& ex) {
+  return ex == "boxed"               ? math::ExtractMode::kBoxed
+         : ex == "answer_then_boxed" ? math::ExtractMode::kAnswerThenBoxed
+         : ex == "free"              ? math::ExtractMode::kFreeText
+                                     : math::ExtractMode::kAnswerTag;
 }
+
+}  // namespace
 
 struct Scorer::Impl {
   RewardConfig cfg;
@@ -44,9 +42,12 @@ struct Scorer::Impl {
   sandbox::RewardMode code_mode = sandbox::RewardMode::kFractionPassed;
 
   // Accuracy of a math completion: 1/0, and an error when it could not be decided.
-  std::pair<double, std::string> MathAccuracy(const v1::WorkItem& item, const std::string& text) const {
-    std::optional<std::string> answer = math::ExtractAnswer(text, extract);
+  // The extracted answer goes to `score`.
+  std::pair<double, std::string> MathAccuracy(const v1::WorkItem& item, const std::string& text,
+                                              math::ExtractMode mode, v1::Score* score) const {
+    std::optional<std::string> answer = math::ExtractAnswer(text, mode);
     if (!answer || answer->empty()) return {0.0, ""};  // no answer given: plainly wrong
+    score->set_answer(*answer);
     math::CheckResult r = math->Check(*answer, item.answer());
     return {r.correct ? 1.0 : 0.0, r.error};
   }
@@ -124,11 +125,7 @@ absl::StatusOr<std::unique_ptr<Scorer>> Scorer::Create(const RunConfig& cfg) {
   auto impl = std::make_unique<Impl>();
   impl->cfg = cfg.reward;
   impl->overlong_max = cfg.reward.overlong_max_tokens > 0 ? cfg.reward.overlong_max_tokens : cfg.actor.max_new_tokens;
-  const std::string& ex = cfg.reward.answer_extraction;
-  impl->extract = ex == "boxed"               ? math::ExtractMode::kBoxed
-                  : ex == "answer_then_boxed" ? math::ExtractMode::kAnswerThenBoxed
-                  : ex == "free"              ? math::ExtractMode::kFreeText
-                                              : math::ExtractMode::kAnswerTag;
+  impl->extract = ExtractModeFromName(cfg.reward.answer_extraction);
   math::CheckOptions mo;
   mo.rel_tol = cfg.reward.math_rel_tol;
   mo.budget = absl::Milliseconds(cfg.reward.math_timeout_ms);
@@ -157,13 +154,16 @@ absl::StatusOr<std::unique_ptr<Scorer>> Scorer::Create(const RunConfig& cfg) {
   return std::unique_ptr<Scorer>(new Scorer(std::move(impl)));
 }
 
-v1::Score Scorer::ScoreCompletion(const v1::WorkItem& item, const CompletionToScore& c) const {
+v1::Score Scorer::ScoreCompletion(const v1::WorkItem& item, const CompletionToScore& c,
+                                  const std::string& answer_extraction) const {
   v1::Score s;
   double accuracy = 0.0;
   std::string error;
   if (item.task() == "math" || item.task().empty()) {
-    std::tie(accuracy, error) = impl_->MathAccuracy(item, c.text);
+    const math::ExtractMode mode = answer_extraction.empty() ? impl_->extract : ExtractModeFromName(answer_extraction);
+    std::tie(accuracy, error) = impl_->MathAccuracy(item, c.text, mode, &s);
   } else if (item.task() == "code") {
+    s.set_answer(Impl::ProgramOf(c.text));
     std::optional<std::future<sandbox::RunResult>> run = impl_->SubmitCode(item, c.text, &error);
     if (run) {
       sandbox::RunResult r = run->get();
@@ -192,13 +192,20 @@ v1::ScoredGroup Scorer::ScoreGroup(const v1::RolloutGroup& group) const {
       return out;
     }
   }
+  const std::string& ex = group.answer_extraction();
+  if (!ex.empty() && ex != "answer_tag" && ex != "boxed" && ex != "answer_then_boxed" && ex != "free") {
+    out.set_error(absl::StrCat("unknown answer_extraction '", ex, "' (answer_tag, boxed, answer_then_boxed, free)"));
+    return out;
+  }
   const v1::WorkItem& item = group.item();
   auto completion = [&](int i) {
     const v1::Completion& c = group.completions(i);
     return CompletionToScore{c.text(), c.token_ids_size(), c.truncated()};
   };
   if (item.task() != "code") {
-    for (int i = 0; i < group.completions_size(); ++i) *out.add_scores() = ScoreCompletion(item, completion(i));
+    for (int i = 0; i < group.completions_size(); ++i) {
+      *out.add_scores() = ScoreCompletion(item, completion(i), group.answer_extraction());
+    }
     return out;
   }
   // Code: all completions go to the sandbox pool at once, then are collected in order.
@@ -214,7 +221,9 @@ v1::ScoredGroup Scorer::ScoreGroup(const v1::RolloutGroup& group) const {
       if (r.status == sandbox::RunStatus::kInternalError) errors[i] = absl::StrCat("sandbox: ", r.main.error);
       accuracy = sandbox::Reward(r, impl_->code_mode);
     }
-    impl_->Finish(item, completion(i), accuracy, errors[i], out.add_scores());
+    v1::Score* score = out.add_scores();
+    score->set_answer(Impl::ProgramOf(group.completions(i).text()));
+    impl_->Finish(item, completion(i), accuracy, errors[i], score);
   }
   return out;
 }

@@ -42,10 +42,14 @@ class Scorer {
   static absl::StatusOr<std::unique_ptr<Scorer>> Create(const RunConfig& cfg);
   ~Scorer();
 
-  v1::Score ScoreCompletion(const v1::WorkItem& item, const CompletionToScore& completion) const;
+  // `answer_extraction`, when not empty, overrides reward.answer_extraction (a name
+  // that config validation accepts). Score.answer is the answer read.
+  v1::Score ScoreCompletion(const v1::WorkItem& item, const CompletionToScore& completion,
+                            const std::string& answer_extraction = "") const;
 
   // Scores every completion of a group (code completions run in parallel in the
-  // sandbox pool). A malformed group gets ScoredGroup.error and no scores.
+  // sandbox pool), reading answers as group.answer_extraction says when it is set.
+  // A malformed group gets ScoredGroup.error and no scores.
   v1::ScoredGroup ScoreGroup(const v1::RolloutGroup& group) const;
 
  private:

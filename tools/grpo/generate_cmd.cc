@@ -29,6 +29,13 @@
 #include "core/tokenizer/bpe_tokenizer.h"
 #include "core/tokenizer/chat_template.h"
 #include "nlohmann/json.hpp"
+#include "absl/strings/str_cat.h"
+#include "core/common/checksum.h"
+#include "core/common/config.h"
+#include "core/common/dataset.h"
+#include "core/policy/evaluate.h"
+#include "services/reward/scorer.h"
+#include "tools/grpo/judge.h"
 #include "tools/grpo/subcommands.h"
 
 namespace grpo {
@@ -51,9 +58,84 @@ struct GenerateOptions {
   bool json = false;
   std::string dtype = "f32";
   int threads = 0;
+  // Rejection sampling (--data): -n samples per task, the verified ones kept.
+  std::string data;
+  bool verify = false;
+  std::string out;
+  bool keep_all = false;
+  std::string config;
+  std::vector<std::string> sets;
+  bool template_given = false, plain_template_given = false, system_given = false;
 };
 
+// grpo generate --data FILE -n K [--verify] --out FILE: K completions per task of a
+// dataset, scored by the same Scorer as training; with --verify only the correct ones
+// are written (the first per task, or all with --all-correct) as {"id", "prompt",
+// "completion"} lines that `grpo sft` trains on (R1's rejection sampling).
+int RunGenerateData(const GenerateOptions& o) {
+  auto fail = [](const std::string& msg, int code) {
+    std::cerr << "grpo generate: " << msg << "\n";
+    return code;
+  };
+  if (o.out.empty()) return fail("--data needs --out FILE.jsonl", 2);
+  if (o.n < 1) return fail("-n must be >= 1", 2);
+  std::vector<std::string> sets = o.sets;
+  sets.insert(sets.begin(), absl::StrCat("model.path=", o.model_dir));
+  if (o.template_given) sets.push_back("model.chat_template=" + o.template_name);
+  if (o.plain_template_given) sets.push_back("model.prompt_template=" + o.plain_template);
+  if (o.system_given) sets.push_back("model.system_prompt=" + o.system);
+  absl::StatusOr<RunConfig> cfg = LoadConfigWithOverrides(o.config, sets);
+  if (!cfg.ok()) return fail(std::string(cfg.status().message()), 2);
+  if (o.threads > 0) torch::set_num_threads(o.threads);
+  absl::StatusOr<std::vector<Task>> tasks = LoadDataset(o.data);
+  if (!tasks.ok()) return fail(std::string(tasks.status().message()), 1);
+  absl::StatusOr<std::unique_ptr<Policy>> policy = BuildPolicy(*cfg, 0);
+  if (!policy.ok()) return fail(std::string(policy.status().message()), 1);
+  absl::StatusOr<std::unique_ptr<reward::Scorer>> scorer = reward::Scorer::Create(*cfg);
+  if (!scorer.ok()) return fail(std::string(scorer.status().message()), 1);
+  EvalSettings settings;
+  settings.k = o.n;
+  settings.temperature = o.temperature;
+  settings.top_p = o.top_p;
+  settings.max_new_tokens = o.max_new_tokens;
+  settings.seed = o.seed;
+  absl::StatusOr<EvalOutput> out = EvaluatePolicy(**policy, *tasks, settings, ScorerJudge(**scorer, ""));
+  if (!out.ok()) return fail(std::string(out.status().message()), 1);
+  std::string lines;
+  int64_t kept = 0, tasks_kept = 0;
+  size_t i = 0;
+  for (size_t t = 0; t < out->texts.size(); ++t) {
+    bool any = false;
+    for (size_t s = 0; s < out->texts[t].size(); ++s, ++i) {
+      const eval::EvalSample& e = out->samples[i];
+      if (o.verify && (!e.correct || (any && !o.keep_all))) continue;
+      nlohmann::ordered_json j;
+      j["id"] = e.id;
+      j["prompt"] = (*tasks)[t].prompt;
+      j["completion"] = out->texts[t][s];
+      if (!o.verify) {
+        j["sample"] = e.sample;
+        j["correct"] = e.correct;
+      }
+      absl::StrAppend(&lines, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "\n");
+      ++kept;
+      any = true;
+    }
+    tasks_kept += any;
+  }
+  if (absl::Status s = WriteFileAtomic(o.out, lines); !s.ok()) return fail(std::string(s.message()), 1);
+  std::cerr << "grpo generate: " << out->samples.size() << " samples of " << out->texts.size() << " tasks, "
+            << "pass@1 " << out->report.overall.pass1 << "; wrote " << kept << " line(s) covering " << tasks_kept
+            << " task(s) to " << o.out << "\n";
+  return 0;
+}
+
 int RunGenerate(const GenerateOptions& o) {
+  if (!o.data.empty()) return RunGenerateData(o);
+  if (o.verify || !o.out.empty()) {
+    std::cerr << "grpo generate: --verify and --out go with --data\n";
+    return 2;
+  }
   auto fail = [](const std::string& msg) {
     std::cerr << "grpo generate: " << msg << "\n";
     return 1;
@@ -160,7 +242,19 @@ Subcommand AddGenerateCommand(CLI::App& app) {
   cmd->add_flag("--json", o->json, "one JSON line per completion: ids, logprobs, text");
   cmd->add_option("--dtype", o->dtype, "compute dtype: f32 or bf16");
   cmd->add_option("--threads", o->threads, "LibTorch threads (0: LibTorch's default)");
-  return {cmd, [o] { return RunGenerate(*o); }};
+  cmd->add_option("--data", o->data, "dataset JSONL: sample -n completions of every task (rejection sampling)");
+  cmd->add_flag("--verify", o->verify, "with --data: keep only completions the training scorer judges correct");
+  cmd->add_option("--out", o->out, "with --data: JSONL of {id, prompt, completion} lines");
+  cmd->add_flag("--all-correct", o->keep_all, "with --verify: keep every correct completion, not only the first per task");
+  cmd->add_option("--config", o->config, "with --data: run config (templates, reward.*; default: the demo's)");
+  cmd->add_option("--set", o->sets, "with --data: override a config field (repeatable)");
+  return {cmd, [o, cmd] {
+            GenerateOptions opts = *o;
+            opts.template_given = cmd->count("--template") > 0;
+            opts.plain_template_given = cmd->count("--plain-template") > 0;
+            opts.system_given = cmd->count("--system") > 0;
+            return RunGenerate(opts);
+          }};
 }
 
 }  // namespace grpo

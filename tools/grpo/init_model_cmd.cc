@@ -2,7 +2,9 @@
 // Hugging Face layout, for tests, benchmarks and the demo.
 //
 //   grpo init-model --arch llama|qwen2|qwen3 --preset tiny|small --out DIR
-//                   [--seed S] [--dtype f32|bf16] [--merges N]
+//                   [--seed S] [--dtype f32|bf16] [--merges N] [--corpus FILE.jsonl]
+//                   [--hidden-size N --intermediate-size N --layers N --heads N
+//                    --kv-heads N --context N]
 //
 // DIR receives config.json, generation_config.json, model.safetensors,
 // tokenizer.json and tokenizer_config.json. The tokenizer is a byte-level BPE
@@ -21,6 +23,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/common/checksum.h"
+#include "core/common/sft_data.h"
 #include "core/model/hf_model.h"
 #include "core/model/presets.h"
 #include "core/tokenizer/bpe_tokenizer.h"
@@ -38,6 +41,10 @@ struct InitOptions {
   uint64_t seed = 0;
   std::string dtype = "f32";
   int merges = -1;  // -1: 200 for tiny, 3800 for small
+  // Tokenizer corpus: a `grpo sft` JSONL file instead of the built-in text.
+  std::string corpus;
+  // Shape overrides on top of the preset (0: the preset's).
+  int64_t hidden_size = 0, intermediate_size = 0, layers = 0, heads = 0, kv_heads = 0, context = 0;
 };
 
 constexpr const char* kProse =
@@ -121,13 +128,30 @@ int RunInit(const InitOptions& o) {
   // Check the shape before spending a second on tokenizer training.
   if (auto c = model::PresetConfig(o.arch, o.preset, 512); !c.ok()) return fail(std::string(c.status().message()), 2);
   const int merges = o.merges >= 0 ? o.merges : (o.preset == "small" ? 3800 : 200);
-  auto tok_json = tokenizer::TrainByteLevelBpe(Corpus(), merges, SpecialTokens(o.arch), kTagTokens);
+  std::vector<std::string> corpus;
+  if (o.corpus.empty()) {
+    corpus = Corpus();
+  } else {
+    // The task's own text (and the prompt template) shape the merges.
+    absl::StatusOr<std::vector<SftRecord>> records = LoadSftData(o.corpus);
+    if (!records.ok()) return fail(std::string(records.status().message()), 2);
+    for (const SftRecord& r : *records) corpus.push_back(r.is_text ? r.text : r.prompt + " " + r.completion);
+    for (int i = 0; i < 20; ++i) corpus.push_back(kProse);
+  }
+  auto tok_json = tokenizer::TrainByteLevelBpe(corpus, merges, SpecialTokens(o.arch), kTagTokens);
   if (!tok_json.ok()) return fail(std::string(tok_json.status().message()));
   auto tok = tokenizer::BpeTokenizer::FromJson(*tok_json, "trained tokenizer");
   if (!tok.ok()) return fail(std::string(tok.status().message()));
 
   auto config = model::PresetConfig(o.arch, o.preset, tok->vocab_size());
   if (!config.ok()) return fail(std::string(config.status().message()), 2);
+  if (o.hidden_size > 0) config->hidden_size = o.hidden_size;
+  if (o.intermediate_size > 0) config->intermediate_size = o.intermediate_size;
+  if (o.layers > 0) config->num_hidden_layers = o.layers;
+  if (o.heads > 0) config->num_attention_heads = o.heads;
+  if (o.kv_heads > 0) config->num_key_value_heads = o.kv_heads;
+  if (o.context > 0) config->max_position_embeddings = o.context;
+  if (absl::Status s = config->Validate(); !s.ok()) return fail(absl::StrCat("model shape: ", s.message()), 2);
   if (o.arch == "llama") {
     config->bos_token_id = *tok->TokenToId("<|begin_of_text|>");
     config->eos_token_id = {*tok->TokenToId("<|end_of_text|>"), *tok->TokenToId("<|eot_id|>")};
@@ -169,6 +193,13 @@ Subcommand AddInitModelCommand(CLI::App& app) {
   cmd->add_option("--seed", o->seed, "weight initialisation seed");
   cmd->add_option("--dtype", o->dtype, "dtype on disk: f32 or bf16");
   cmd->add_option("--merges", o->merges, "BPE merges to learn (default 200 tiny, 3800 small)");
+  cmd->add_option("--corpus", o->corpus, "train the tokenizer on this JSONL ({\"text\"} or prompt/completion lines)");
+  cmd->add_option("--hidden-size", o->hidden_size, "model width (default: the preset's)");
+  cmd->add_option("--intermediate-size", o->intermediate_size, "SwiGLU width (default: the preset's)");
+  cmd->add_option("--layers", o->layers, "transformer blocks (default: the preset's)");
+  cmd->add_option("--heads", o->heads, "attention heads (default: the preset's)");
+  cmd->add_option("--kv-heads", o->kv_heads, "key/value heads (default: the preset's)");
+  cmd->add_option("--context", o->context, "max_position_embeddings (default: the preset's)");
   return {cmd, [o] { return RunInit(*o); }};
 }
 

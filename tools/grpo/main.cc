@@ -61,6 +61,8 @@ int main(int argc, char** argv) {
   subcommands.push_back(grpo::AddSandboxCommand(app));
   subcommands.push_back(grpo::AddScoreCommand(app));
   subcommands.push_back(grpo::AddExportCommand(app));
+  subcommands.push_back(grpo::AddSftCommand(app));
+  subcommands.push_back(grpo::AddEvalCommand(app));
 
   CLI11_PARSE(app, argc, argv);
 

@@ -26,5 +26,9 @@ Subcommand AddSandboxCommand(CLI::App& app);
 Subcommand AddScoreCommand(CLI::App& app);
 // grpo export --checkpoint DIR --out HFDIR
 Subcommand AddExportCommand(CLI::App& app);
+// grpo sft --model DIR --data FILE.jsonl --out DIR
+Subcommand AddSftCommand(CLI::App& app);
+// grpo eval --model DIR --data FILE.jsonl -k K ...
+Subcommand AddEvalCommand(CLI::App& app);
 
 }  // namespace grpo

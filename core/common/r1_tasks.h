@@ -1,0 +1,60 @@
+// The demo's R1-Zero task: arithmetic chains such as "14+7-9+18" (several operations,
+// multi-digit numbers), split into disjoint train and held-out test sets, and the
+// pretraining corpus the base model learns the task's language from.
+//
+// The corpus is text a web crawl might hold about such sums, not the answer format:
+//   * answer keys and worksheets ("14+7-9+18 = 31"), whose answers are often wrong
+//     (a dropped carry, a slip of a few units: the base model's guesses);
+//   * worked solutions ("14+7=21, 21-9=12, 12+18=30. The answer is 30."), correct;
+//   * transcripts "User: 14+7-9+18. Assistant: ..." answering either way, some under
+//     the R1-Zero instruction, and a few (`tagged_share`) that happen to use
+//     <think>/<answer> tags, so the format is possible but rare.
+// No test-set sum appears in the corpus or the training set. Deterministic for a seed.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/common/dataset.h"
+
+namespace grpo {
+
+struct ChainOptions {
+  int64_t train_tasks = 2000;
+  int64_t test_tasks = 200;
+  int64_t min_operands = 3;
+  int64_t max_operands = 4;
+  int64_t max_operand = 20;  // operands in [1, max_operand]
+  std::string operators = "+-";
+  uint64_t seed = 1;
+};
+
+struct ChainTasks {
+  std::vector<Task> train, test;
+};
+
+// Running values never go below 0, so every step is a small sum or difference.
+ChainTasks GenerateChainTasks(const ChainOptions& opts);
+
+struct CorpusOptions {
+  int64_t documents = 20000;
+  double worked_share = 0.2;   // worked solutions among answers
+  double wrong_share = 0.6;    // wrong answers among direct answers
+  double dialog_share = 0.5;   // documents shaped as User/Assistant transcripts
+  double tagged_share = 0.03;  // transcripts that use <think>/<answer> tags
+  uint64_t seed = 1;
+};
+
+// {"text": ...} documents (JSONL lines as `grpo sft` reads them); sums drawn like the
+// tasks', never one of `exclude` (the held-out prompts).
+std::vector<std::string> GeneratePretrainCorpus(const ChainOptions& tasks, const CorpusOptions& opts,
+                                                const std::vector<Task>& exclude);
+
+// The worked solution of a chain: "14+7=21, 21-9=12, 12+18=30".
+std::string WorkedSolution(const std::string& chain);
+
+// The R1-Zero prompt template (DeepSeek-R1 paper, table 1), with {prompt}.
+const char* R1ZeroTemplate();
+
+}  // namespace grpo
