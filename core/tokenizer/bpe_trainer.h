@@ -18,6 +18,7 @@
 #define GRPO_CORE_TOKENIZER_BPE_TRAINER_H_
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -27,9 +28,11 @@ namespace grpo::tokenizer {
 // Learns at most `num_merges` merges (fewer when no adjacent pair is left) and returns
 // the tokenizer.json text. Fails on num_merges < 0 and on empty, repeated or invalid
 // UTF-8 special tokens.
+// `split_pattern` replaces Qwen2's Split regex (kQwen2WholeNumbersPattern, say).
 absl::StatusOr<std::string> TrainByteLevelBpe(const std::vector<std::string>& corpus, int num_merges,
                                               const std::vector<std::string>& special_tokens,
-                                              const std::vector<std::string>& plain_added_tokens = {});
+                                              const std::vector<std::string>& plain_added_tokens = {},
+                                              std::string_view split_pattern = {});
 
 }  // namespace grpo::tokenizer
 

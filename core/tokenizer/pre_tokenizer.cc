@@ -209,13 +209,15 @@ absl::StatusOr<PreTokenizer> PreTokenizer::FromJson(const nlohmann::json& j, con
   return p;
 }
 
-PreTokenizer PreTokenizer::Qwen2() {
+PreTokenizer PreTokenizer::Qwen2() { return *Qwen2Shaped(kQwen2Pattern); }
+
+absl::StatusOr<PreTokenizer> PreTokenizer::Qwen2Shaped(std::string_view split_pattern) {
   nlohmann::json j = {
       {"type", "Sequence"},
       {"pretokenizers",
-       {{{"type", "Split"}, {"pattern", {{"Regex", std::string(kQwen2Pattern)}}}, {"behavior", "Isolated"}, {"invert", false}},
+       {{{"type", "Split"}, {"pattern", {{"Regex", std::string(split_pattern)}}}, {"behavior", "Isolated"}, {"invert", false}},
         {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", false}}}}};
-  return *FromJson(j, "pre_tokenizer");
+  return FromJson(j, "pre_tokenizer");
 }
 
 void PreTokenizer::Run(std::string_view text, absl::FunctionRef<void(std::string_view)> emit) const {

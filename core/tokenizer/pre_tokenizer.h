@@ -29,6 +29,10 @@ namespace grpo::tokenizer {
 // with single digits (\p{N} instead of \p{N}{1,3}).
 inline constexpr std::string_view kQwen2Pattern =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+// Qwen2's pattern with whole digit runs (" 21" one pre-token, as GPT-2 cuts numbers)
+// instead of single digits: small models on arithmetic then see numbers as tokens.
+inline constexpr std::string_view kQwen2WholeNumbersPattern =
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 // GPT-2's pattern, used by ByteLevel when use_regex is true.
 inline constexpr std::string_view kGpt2Pattern =
     R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
@@ -43,6 +47,8 @@ class PreTokenizer {
   // Sequence[Split(kQwen2Pattern, Isolated), ByteLevel(add_prefix_space=false,
   // use_regex=false)], what the trainer writes.
   static PreTokenizer Qwen2();
+  // The same with another Split pattern.
+  static absl::StatusOr<PreTokenizer> Qwen2Shaped(std::string_view split_pattern);
 
   // Whether the last step is ByteLevel (required for byte-level BPE).
   bool ends_with_byte_level() const { return !steps_.empty() && steps_.back().kind == Kind::kByteLevel; }

@@ -398,6 +398,7 @@ void Actor::Loop() {
       continue;
     }
     idle = absl::Milliseconds(20);
+    const int64_t sampled_with = version_.load();
     absl::StatusOr<std::vector<v1::RolloutGroup>> generated =
         Generate(std::vector<v1::WorkItem>(resp.items().begin(), resp.items().end()));
     if (!generated.ok()) {
@@ -419,6 +420,14 @@ void Actor::Loop() {
       failed_batches_->Increment();
       spdlog::warn("batch of {} group(s) lost ({}); their leases will expire and be re-issued", groups.size(),
                    submitted.message());
+    } else if (cfg_.actor.sync) {
+      // Synchronous mode: the next batch is sampled by the version trained on this one.
+      auto newer = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || announced_version_ > sampled_with; };
+      absl::MutexLock l(&mu_);
+      if (!mu_.AwaitWithTimeout(absl::Condition(&newer), absl::Milliseconds(cfg_.actor.sync_timeout_ms))) {
+        spdlog::warn("synchronous mode: no version after {} within {} ms; sampling again with it", sampled_with,
+                     cfg_.actor.sync_timeout_ms);
+      }
     }
   }
 }

@@ -21,7 +21,7 @@ absl::StatusOr<EvalOutput> Validator::Run(const Policy& policy) {
                          const std::vector<SampledCompletion>& comps) -> absl::StatusOr<std::vector<Judgement>> {
     v1::RolloutGroup g = eval::GroupForJudging(task, prompt_ids, comps, cfg_.eval.answer_extraction,
                                                cfg_.eval.temperature);
-    auto ctx = rpc::ContextWithDeadline(absl::Seconds(120));
+    auto ctx = rpc::ContextWithDeadline(absl::Seconds(30));
     ctx->set_wait_for_ready(true);
     auto stream = reward_->Score(ctx.get());
     v1::ScoredGroup sg;

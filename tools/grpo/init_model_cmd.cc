@@ -28,6 +28,7 @@
 #include "core/model/presets.h"
 #include "core/tokenizer/bpe_tokenizer.h"
 #include "core/tokenizer/bpe_trainer.h"
+#include "core/tokenizer/pre_tokenizer.h"
 #include "nlohmann/json.hpp"
 #include "tools/grpo/subcommands.h"
 
@@ -43,6 +44,7 @@ struct InitOptions {
   int merges = -1;  // -1: 200 for tiny, 3800 for small
   // Tokenizer corpus: a `grpo sft` JSONL file instead of the built-in text.
   std::string corpus;
+  std::string numbers = "digits";  // digits: one token per digit (Qwen2); whole: digit runs merge
   // Shape overrides on top of the preset (0: the preset's).
   int64_t hidden_size = 0, intermediate_size = 0, layers = 0, heads = 0, kv_heads = 0, context = 0;
 };
@@ -138,7 +140,10 @@ int RunInit(const InitOptions& o) {
     for (const SftRecord& r : *records) corpus.push_back(r.is_text ? r.text : r.prompt + " " + r.completion);
     for (int i = 0; i < 20; ++i) corpus.push_back(kProse);
   }
-  auto tok_json = tokenizer::TrainByteLevelBpe(corpus, merges, SpecialTokens(o.arch), kTagTokens);
+  if (o.numbers != "digits" && o.numbers != "whole") return fail("--numbers must be digits or whole", 2);
+  auto tok_json = tokenizer::TrainByteLevelBpe(
+      corpus, merges, SpecialTokens(o.arch), kTagTokens,
+      o.numbers == "whole" ? tokenizer::kQwen2WholeNumbersPattern : tokenizer::kQwen2Pattern);
   if (!tok_json.ok()) return fail(std::string(tok_json.status().message()));
   auto tok = tokenizer::BpeTokenizer::FromJson(*tok_json, "trained tokenizer");
   if (!tok.ok()) return fail(std::string(tok.status().message()));
@@ -194,6 +199,7 @@ Subcommand AddInitModelCommand(CLI::App& app) {
   cmd->add_option("--dtype", o->dtype, "dtype on disk: f32 or bf16");
   cmd->add_option("--merges", o->merges, "BPE merges to learn (default 200 tiny, 3800 small)");
   cmd->add_option("--corpus", o->corpus, "train the tokenizer on this JSONL ({\"text\"} or prompt/completion lines)");
+  cmd->add_option("--numbers", o->numbers, "digits (one token per digit, Qwen2) or whole (digit runs can merge into one token)");
   cmd->add_option("--hidden-size", o->hidden_size, "model width (default: the preset's)");
   cmd->add_option("--intermediate-size", o->intermediate_size, "SwiGLU width (default: the preset's)");
   cmd->add_option("--layers", o->layers, "transformer blocks (default: the preset's)");

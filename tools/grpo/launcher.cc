@@ -20,6 +20,7 @@
 #include "core/common/shutdown.h"
 #include "core/common/service_process.h"
 #include "core/common/subprocess.h"
+#include "tools/grpo/pipeline.h"
 
 namespace grpo {
 namespace fs = std::filesystem;
@@ -63,6 +64,25 @@ std::string ProgressLine(const nlohmann::json& m, int64_t max_steps, bool tty) {
   return absl::StrFormat("%sstep %s  reward %.3f  accuracy %.3f  tokens/s %.0f  version %d", tty ? bar : "", steps,
                          m.value("reward_mean", 0.0), m.value("accuracy", 0.0), m.value("tokens_per_s", 0.0),
                          m.value("version", 0));
+}
+
+// The held-out before/after table, when the run has one.
+void PrintBeforeAfter(const fs::path& run_dir) {
+  std::vector<std::pair<std::string, nlohmann::json>> rows;
+  for (const char* which : {"before", "after"}) {
+    absl::StatusOr<std::string> t = ReadFile((run_dir / "eval" / (std::string(which) + ".json")).string());
+    if (!t.ok()) continue;
+    nlohmann::json j = nlohmann::json::parse(*t, nullptr, false);
+    if (!j.is_discarded()) rows.emplace_back(which, j);
+  }
+  if (rows.empty()) return;
+  std::printf("grpo: held-out (%s)\n  %-7s %7s %7s %7s %7s %9s\n", (run_dir / "eval").c_str(), "", "pass@1",
+              "pass@k", "maj@k", "format", "length");
+  for (const auto& [name, j] : rows) {
+    std::printf("  %-7s %7.3f %7.3f %7.3f %7.3f %9.1f   (k=%lld, n=%lld)\n", name.c_str(), j.value("pass@1", 0.0),
+                j.value("pass@k", 0.0), j.value("maj@k", 0.0), j.value("format", 0.0), j.value("response_len_mean", 0.0),
+                static_cast<long long>(j.value("k", int64_t{0})), static_cast<long long>(j.value("n", int64_t{0})));
+  }
 }
 
 }  // namespace
@@ -113,6 +133,11 @@ int RunLocal(const LaunchOptions& opts) {
     return 2;
   }
   fs::path bin = opts.bin_dir;
+  PipelineContext stages{run_dir, bin, &shutdown};
+  if (absl::Status s = RunStagesBefore(*cfg, stages); !s.ok()) {
+    Say(absl::StrCat("grpo: ", s.message()));
+    return shutdown.Requested() ? 130 : 1;
+  }
   const int64_t max_steps = cfg->learner.max_steps;
   const bool tty = ::isatty(STDERR_FILENO) && opts.progress;
   Say(absl::StrCat("grpo: run directory ", run_dir.string(), " (logs in ", (run_dir / "logs").string(), ")"));
@@ -150,7 +175,8 @@ int RunLocal(const LaunchOptions& opts) {
   // Data parallelism: ranks 1.. first, so that stopping in reverse order reaches rank 0
   // first, which then tells the others to stop. They meet at rank 0's store, whose
   // address the coordinator hands out (unless learner.dist_address fixes it).
-  std::vector<std::string> learner_sets = {coord};
+  // The learner's validation (learner.eval_every) scores through the reward service.
+  std::vector<std::string> learner_sets = {coord, absl::StrCat("endpoints.reward=127.0.0.1:", reward_port)};
   for (int64_t r = 1; r < cfg->learner.world_size; ++r) {
     std::vector<std::string> sets = learner_sets;
     sets.push_back(absl::StrCat("learner.rank=", r));
@@ -238,6 +264,13 @@ int RunLocal(const LaunchOptions& opts) {
     std::printf("grpo: %s after step %lld: reward %.3f, accuracy %.3f (metrics: %s)\n",
                 exit_code == 0 ? "finished" : "stopped", static_cast<long long>(last.value("step", int64_t{0})),
                 last.value("reward_mean", 0.0), last.value("accuracy", 0.0), (run_dir / "metrics.jsonl").c_str());
+  }
+  if (exit_code == 0) {
+    if (absl::Status s = RunStagesAfter(*cfg, stages); !s.ok()) {
+      Say(absl::StrCat("grpo: ", s.message()));
+      return shutdown.Requested() ? 130 : 1;
+    }
+    PrintBeforeAfter(run_dir);
   }
   return exit_code;
 }

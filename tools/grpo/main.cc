@@ -13,8 +13,11 @@
 #include <CLI/CLI.hpp>
 
 #include "core/common/config.h"
+#include "core/common/checksum.h"
 #include "core/common/dataset.h"
+#include "core/common/r1_tasks.h"
 #include "tools/grpo/launcher.h"
+#include "tools/grpo/report.h"
 #include "tools/grpo/subcommands.h"
 
 namespace {
@@ -46,6 +49,26 @@ int main(int argc, char** argv) {
   gen_cmd->add_option("--max-operand", gen.max_operand, "operands are drawn from [0, M]");
   gen_cmd->add_option("--operators", gen.operators, "operators to use, from +-*");
   gen_cmd->add_option("--seed", gen.seed, "random seed");
+  // The R1-Zero demo's chains ("14+7-9+18"): disjoint train and test sets and a corpus.
+  std::string generator = "arithmetic", test_out, corpus_out;
+  grpo::ChainOptions chains;
+  grpo::CorpusOptions corpus;
+  gen_cmd->add_option("--generator", generator, "arithmetic (a op b) or chains (R1-Zero demo: a+b-c+d)");
+  gen_cmd->add_option("--test-out", test_out, "chains: held-out test set JSONL (disjoint from --out)");
+  gen_cmd->add_option("--test-tasks", chains.test_tasks, "chains: held-out tasks");
+  gen_cmd->add_option("--min-operands", chains.min_operands, "chains: fewest numbers in a chain");
+  gen_cmd->add_option("--max-operands", chains.max_operands, "chains: most numbers in a chain");
+  gen_cmd->add_option("--corpus-out", corpus_out, "chains: pretraining corpus JSONL ({\"text\"} lines for grpo sft)");
+  gen_cmd->add_option("--corpus-docs", corpus.documents, "chains: documents in the corpus");
+  gen_cmd->add_option("--worked-share", corpus.worked_share, "chains: share of exercise answers worked step by step");
+  gen_cmd->add_option("--dialog-worked-share", corpus.dialog_worked_share, "chains: share of transcript answers worked step by step");
+  gen_cmd->add_option("--facts-share", corpus.facts_share, "chains: share of arithmetic-fact documents");
+  gen_cmd->add_option("--wrong-share", corpus.wrong_share, "chains: share of direct corpus answers that are wrong");
+  gen_cmd->add_option("--tagged-share", corpus.tagged_share, "chains: share of corpus documents with <think>/<answer> tags");
+
+  std::string report_dir;
+  auto* report_cmd = app.add_subcommand("report", "write report.html for a run directory");
+  report_cmd->add_option("--run-dir", report_dir, "the run directory")->required();
 
   std::string cfg_path;
   std::vector<std::string> cfg_sets;
@@ -76,7 +99,35 @@ int main(int argc, char** argv) {
     }
   }
 
+  if (*gen_cmd && generator == "chains") {
+    chains.train_tasks = gen.num_tasks;
+    chains.max_operand = gen.max_operand;
+    chains.operators = gen.operators.find('*') == std::string::npos ? gen.operators : "+-";
+    chains.seed = gen.seed;
+    corpus.seed = gen.seed;
+    grpo::ChainTasks t = grpo::GenerateChainTasks(chains);
+    absl::Status s = grpo::WriteDataset(out, t.train);
+    if (s.ok() && !test_out.empty()) s = grpo::WriteDataset(test_out, t.test);
+    if (s.ok() && !corpus_out.empty()) {
+      std::string text;
+      for (const std::string& d : grpo::GeneratePretrainCorpus(chains, corpus, t.test)) text += d + "\n";
+      s = grpo::WriteFileAtomic(corpus_out, text);
+    }
+    if (!s.ok()) {
+      std::cerr << "grpo gen-data: " << s.message() << "\n";
+      return 1;
+    }
+    std::cerr << "wrote " << t.train.size() << " train tasks to " << out
+              << (test_out.empty() ? "" : ", " + std::to_string(t.test.size()) + " test tasks to " + test_out)
+              << (corpus_out.empty() ? "" : ", " + std::to_string(corpus.documents) + " documents to " + corpus_out)
+              << "\n";
+    return 0;
+  }
   if (*gen_cmd) {
+    if (generator != "arithmetic") {
+      std::cerr << "grpo gen-data: --generator must be arithmetic or chains\n";
+      return 2;
+    }
     if (gen.operators.empty() || gen.operators.find_first_not_of("+-*") != std::string::npos || gen.max_operand < 1 ||
         gen.num_tasks < 1) {
       std::cerr << "grpo gen-data: --operators must be a subset of +-*, --max-operand >= 1, --num-tasks >= 1\n";
@@ -88,6 +139,15 @@ int main(int argc, char** argv) {
       return 1;
     }
     std::cerr << "wrote " << gen.num_tasks << " tasks to " << out << "\n";
+    return 0;
+  }
+  if (*report_cmd) {
+    absl::Status s = grpo::WriteRunReport(report_dir);
+    if (!s.ok()) {
+      std::cerr << "grpo report: " << s.message() << "\n";
+      return 1;
+    }
+    std::cerr << "wrote " << report_dir << "/report.html\n";
     return 0;
   }
   if (*cfg_cmd) {

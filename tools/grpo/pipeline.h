@@ -1,0 +1,36 @@
+// The stages `grpo run` runs around the GRPO services, as the R1-Zero demo needs them:
+//
+//   before:  data/train.jsonl + data/test.jsonl (pipeline.tasks = chains)
+//            base/model: data/pretrain.jsonl -> grpo init-model -> grpo sft (pipeline.base_docs)
+//            eval/before.json (pipeline.eval_before_after)
+//   after:   final_model/ (grpo export of the newest checkpoint), eval/after.json,
+//            report.html (pipeline.report)
+//
+// Model stages run as `grpo <subcommand>` child processes logging to logs/<stage>.log,
+// so the launcher never loads a model itself. A stage whose output already exists is
+// skipped, so a resumed run does not redo them. Ctrl-C stops a stage like a service.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include "absl/status/status.h"
+#include "core/common/config.h"
+#include "core/common/shutdown.h"
+
+namespace grpo {
+
+struct PipelineContext {
+  std::filesystem::path run_dir;
+  std::filesystem::path bin_dir;  // grpo and the grpo-* services
+  ShutdownSignal* shutdown = nullptr;
+};
+
+// Runs the stages before GRPO; points cfg.data.path, cfg.eval.data and cfg.model.path
+// at what they made and writes <run>/config.yaml whenever cfg changes.
+absl::Status RunStagesBefore(RunConfig& cfg, const PipelineContext& ctx);
+
+// Runs the stages after a GRPO run that ended cleanly.
+absl::Status RunStagesAfter(const RunConfig& cfg, const PipelineContext& ctx);
+
+}  // namespace grpo
