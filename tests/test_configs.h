@@ -11,7 +11,7 @@ namespace grpo::testing {
 inline std::vector<std::string> ClassicRunOverrides() {
   return {"pipeline.tasks=",           "pipeline.base_docs=0",        "pipeline.eval_before_after=false",
           "pipeline.report=false",     "learner.eval_every=0",        "model.path=",
-          "model.prompt_template={prompt}=", "data.operators=+",      "data.max_operand=4",
+          "model.prompt_template={prompt}=", "model.charset=0123456789+= ", "data.operators=+",      "data.max_operand=4",
           "actor.max_new_tokens=8",    "reward.format_mode=lenient", "learner.lr=0.001",
           "learner.beta=0.04"};
 }

@@ -145,6 +145,8 @@ std::vector<ConfigField> ConfigFields(RunConfig& c) {
   f.push_back({"run", "name", &c.run.name, "name of the run (logs, metrics labels)"});
   f.push_back({"run", "dir", &c.run.dir, "run directory: logs, metrics.jsonl, state"});
   f.push_back({"run", "seed", &c.run.seed, "seed for initial weights, data and sampling"});
+  f.push_back({"run", "actors", &c.run.actors, "grpo run: actor processes to start"});
+  f.push_back({"run", "reward_servers", &c.run.reward_servers, "grpo run: reward servers to start (actor i uses server i mod this)"});
 
   f.push_back({"endpoints", "coordinator", &c.endpoints.coordinator, "host:port of the coordinator"});
   f.push_back({"endpoints", "reward", &c.endpoints.reward, "host:port of the reward service"});
@@ -461,6 +463,8 @@ absl::Status ValidateConfig(const RunConfig& c) {
   if (c.learner.eval_every < 0) return bad("learner.eval_every", "must be >= 0");
   if (c.learner.eval_every > 0 && c.eval.data.empty() && c.pipeline.tasks.empty())
     return bad("learner.eval_every", "needs eval.data, the held-out dataset (or pipeline.tasks to make one)");
+  if (c.run.actors < 1) return bad("run.actors", "must be at least 1");
+  if (c.run.reward_servers < 1) return bad("run.reward_servers", "must be at least 1");
   if (c.pipeline.tasks != "" && c.pipeline.tasks != "chains") return bad("pipeline.tasks", "must be empty or chains");
   if (c.pipeline.test_tasks < 1) return bad("pipeline.test_tasks", "must be at least 1");
   if (c.pipeline.min_operands < 2 || c.pipeline.max_operands < c.pipeline.min_operands)

@@ -167,11 +167,15 @@ int RunLocal(const LaunchOptions& opts) {
   };
   if (!start("coordinator", {})) return 1;
   std::string coord = absl::StrCat("endpoints.coordinator=127.0.0.1:", children[0].grpc_port);
-  if (!start("reward", {coord})) {
-    stop_all(absl::Seconds(10));
-    return shutdown.Requested() ? 130 : 1;
+  std::vector<int> reward_ports;
+  for (int64_t i = 0; i < cfg->run.reward_servers; ++i) {
+    if (!start(i == 0 ? std::string("reward") : absl::StrCat("reward-", i), {coord}, "reward")) {
+      stop_all(absl::Seconds(10));
+      return shutdown.Requested() ? 130 : 1;
+    }
+    reward_ports.push_back(children.back().grpc_port);
   }
-  const int reward_port = children[1].grpc_port;
+  const int reward_port = reward_ports[0];
   // Data parallelism: ranks 1.. first, so that stopping in reverse order reaches rank 0
   // first, which then tells the others to stop. They meet at rank 0's store, whose
   // address the coordinator hands out (unless learner.dist_address fixes it).
@@ -190,11 +194,15 @@ int RunLocal(const LaunchOptions& opts) {
     stop_all(absl::Seconds(10));
     return shutdown.Requested() ? 130 : 1;
   }
-  std::vector<std::string> actor_sets = {coord, absl::StrCat("endpoints.reward=127.0.0.1:", reward_port),
-                                         absl::StrCat("endpoints.learner=127.0.0.1:", children.back().grpc_port)};
-  if (!start("actor", actor_sets)) {
-    stop_all(absl::Seconds(10));
-    return shutdown.Requested() ? 130 : 1;
+  const int learner_port = children.back().grpc_port;
+  for (int64_t i = 0; i < cfg->run.actors; ++i) {
+    std::vector<std::string> actor_sets = {
+        coord, absl::StrCat("endpoints.reward=127.0.0.1:", reward_ports[static_cast<size_t>(i) % reward_ports.size()]),
+        absl::StrCat("endpoints.learner=127.0.0.1:", learner_port)};
+    if (!start(i == 0 ? std::string("actor") : absl::StrCat("actor-", i), actor_sets, "actor")) {
+      stop_all(absl::Seconds(10));
+      return shutdown.Requested() ? 130 : 1;
+    }
   }
   std::string ports;
   for (const auto& c : children) absl::StrAppend(&ports, " ", c.name, "=", c.grpc_port, "/", c.metrics_port);
