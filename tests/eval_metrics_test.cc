@@ -107,18 +107,7 @@ TEST(EvalMetrics, SummarizeByTaskTypeAndOverall) {
 
   // The samples file's lines carry everything the report needs.
   std::vector<EvalSample> back;
-  for (const auto& s : ss) {
-    nlohmann::json j = nlohmann::json::parse(SampleJson(s).dump());
-    EvalSample e;
-    e.id = j["id"];
-    e.sample = j["sample"];
-    if (!j["answer"].is_null()) e.answer = j["answer"].get<std::string>();
-    e.correct = j["correct"];
-    e.format = j["format"];
-    e.length = j["length"];
-    e.task = j["task"];
-    back.push_back(e);
-  }
+  for (const auto& s : ss) back.push_back(SampleFromJson(nlohmann::json::parse(SampleJson(s).dump())));
   EXPECT_EQ(ReportJson(Summarize(back)).dump(), ReportJson(r).dump());
   nlohmann::ordered_json j = ReportJson(r);
   for (const char* key : {"pass@1", "pass@k", "maj@k", "k", "format", "response_len_mean", "n", "by_task"}) {

@@ -251,15 +251,7 @@ TEST(Eval, JsonRecomputesFromTheSamplesFile) {
   std::vector<eval::EvalSample> samples;
   for (const auto& l : JsonLines(*ReadFile((dir / "samples.jsonl").string()))) {
     for (const char* k : {"id", "sample", "answer", "correct", "format", "length"}) EXPECT_TRUE(l.contains(k)) << k;
-    eval::EvalSample s;
-    s.id = l["id"];
-    s.sample = l["sample"];
-    if (!l["answer"].is_null()) s.answer = l["answer"].get<std::string>();
-    s.correct = l["correct"];
-    s.format = l["format"];
-    s.length = l["length"];
-    s.task = l["task"];
-    samples.push_back(s);
+    samples.push_back(eval::SampleFromJson(l));
   }
   ASSERT_EQ(samples.size(), 60u);
   eval::EvalReport back = eval::Summarize(samples);

@@ -203,4 +203,16 @@ nlohmann::ordered_json SampleJson(const EvalSample& s) {
   return j;
 }
 
+EvalSample SampleFromJson(const nlohmann::json& j) {
+  EvalSample s;
+  s.id = j.at("id").get<std::string>();
+  s.sample = j.at("sample").get<int64_t>();
+  if (!j.at("answer").is_null()) s.answer = j.at("answer").get<std::string>();
+  s.correct = j.at("correct").get<bool>();
+  s.format = j.at("format").get<bool>();
+  s.length = j.at("length").get<int64_t>();
+  s.task = j.value("task", "math");
+  return s;
+}
+
 }  // namespace grpo::eval

@@ -69,5 +69,8 @@ std::string ReportTable(const EvalReport& r);
 
 // One samples-file line: id, sample, answer (or null), correct, format, length, task.
 nlohmann::ordered_json SampleJson(const EvalSample& s);
+// The sample a samples-file line describes (fields missing or of the wrong type throw
+// nlohmann::json::exception).
+EvalSample SampleFromJson(const nlohmann::json& j);
 
 }  // namespace grpo::eval

@@ -31,39 +31,6 @@
 
 namespace grpo {
 
-std::string ValidateScoredGroup(const v1::ScoredGroup& g, int64_t vocab_size, int64_t max_positions) {
-  if (!g.error().empty()) return absl::StrCat("scoring failed: ", g.error());
-  const v1::RolloutGroup& r = g.group();
-  if (r.completions_size() < 2) return absl::StrCat("group has ", r.completions_size(), " completion(s); need at least 2");
-  if (g.scores_size() != r.completions_size()) {
-    return absl::StrCat(g.scores_size(), " scores for ", r.completions_size(), " completions");
-  }
-  if (r.prompt_token_ids_size() == 0) return "empty prompt";
-  auto in_range = [&](int32_t t) { return t >= 0 && t < vocab_size; };
-  for (int32_t t : r.prompt_token_ids()) {
-    if (!in_range(t)) return absl::StrCat("prompt token id ", t, " outside the vocabulary [0, ", vocab_size, ")");
-  }
-  for (int i = 0; i < r.completions_size(); ++i) {
-    const v1::Completion& c = r.completions(i);
-    if (c.token_ids_size() != c.logprobs_size()) {
-      return absl::StrCat("completion ", i, ": ", c.token_ids_size(), " tokens but ", c.logprobs_size(), " logprobs");
-    }
-    if (r.prompt_token_ids_size() + c.token_ids_size() > max_positions) {
-      return absl::StrCat("completion ", i, ": prompt + completion is ", r.prompt_token_ids_size() + c.token_ids_size(),
-                          " tokens, over the model's ", max_positions);
-    }
-    for (int32_t t : c.token_ids()) {
-      if (!in_range(t)) return absl::StrCat("completion ", i, ": token id ", t, " outside the vocabulary");
-    }
-    for (float lp : c.logprobs()) {
-      if (!std::isfinite(lp) || lp > 0) return absl::StrCat("completion ", i, ": logprob ", lp, " is not a log-probability");
-    }
-    if (!std::isfinite(g.scores(i).reward())) return absl::StrCat("completion ", i, ": reward is not finite");
-  }
-  if (!(r.temperature() >= 0) || !std::isfinite(r.temperature())) return "temperature is not a number >= 0";
-  return "";
-}
-
 struct Learner::BatchStats {
   std::map<int64_t, int64_t> staleness;  // versions behind when trained -> groups
   std::map<std::string, double> components;  // mean of each reward component over completions
@@ -138,10 +105,7 @@ absl::Status Learner::Resume() {
   MoveOptimizerState(*optimizer_, torch::Device(cfg_.learner.device));
   resumed_step_ = last_step_ = last_checkpoint_step_ = st->step;
   resumed_version_ = last_version_ = st->version;
-  {
-    absl::MutexLock l(&mu_);
-    seen_ = std::move(st->seen);
-  }
+  admission_.RestoreSeen(std::move(st->seen));
   spdlog::info("resumed from {} (step {}, version {})", *dir, st->step, st->version);
   return absl::OkStatus();
 }
@@ -152,10 +116,7 @@ absl::Status Learner::Checkpoint(uint64_t step, int64_t version) {
   CheckpointState state;
   state.step = step;
   state.version = version;
-  {
-    absl::MutexLock l(&mu_);
-    state.seen = seen_;
-  }
+  state.seen = admission_.Seen();
   CheckpointInputs in{policy_->model, reference_ ? reference_->model : model::Transformer(nullptr), optimizer_.get(),
                       cfg_.model.path};
   absl::Status s = WriteCheckpoint(root, state, in, static_cast<int>(cfg_.learner.keep_checkpoints));
@@ -165,7 +126,13 @@ absl::Status Learner::Checkpoint(uint64_t step, int64_t version) {
 
 Learner::Learner(const RunConfig& cfg, std::unique_ptr<Policy> policy, std::unique_ptr<Policy> reference,
                  std::shared_ptr<prometheus::Registry> registry)
-    : cfg_(cfg), policy_(std::move(policy)), reference_(std::move(reference)), registry_(std::move(registry)) {
+    : cfg_(cfg),
+      policy_(std::move(policy)),
+      reference_(std::move(reference)),
+      admission_(AdmissionLimits{cfg.learner.prompts_per_step, cfg.learner.max_staleness, cfg.learner.buffer_groups,
+                                 cfg.learner.dynamic_sampling, policy_->model->config().vocab_size,
+                                 policy_->max_positions()}),
+      registry_(std::move(registry)) {
   optimizer_ = std::make_unique<torch::optim::AdamW>(
       policy_->model->parameters(), torch::optim::AdamWOptions(cfg.learner.lr).weight_decay(cfg.learner.weight_decay));
   coordinator_ = v1::Coordinator::NewStub(rpc::MakeChannel(cfg.endpoints.coordinator));
@@ -214,6 +181,7 @@ void Learner::Stop() {
     stopping_ = true;
     if (publish_ctx_) publish_ctx_->TryCancel();
   }
+  admission_.Stop();
   if (trainer_.joinable()) trainer_.join();
   // On SIGTERM: keep the steps done since the last checkpoint (rank 0 writes them).
   // Not after a step that failed half-way: its optimizer steps changed the weights
@@ -237,71 +205,15 @@ grpc::Status Learner::SubmitGroups(grpc::ServerContext* ctx,
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         absl::StrCat("learner rank ", cfg_.learner.rank, " takes no groups; send them to rank 0"));
   }
-  const int64_t vocab = policy_->model->config().vocab_size;
-  const int64_t max_pos = policy_->max_positions();
   v1::ScoredGroup g;
   while (stream->Read(&g)) {
-    v1::SubmitAck ack;
-    ack.set_lease_id(g.group().item().lease_id());
-    std::string bad = ValidateScoredGroup(g, vocab, max_pos);
-    bool requeue = false, complete = false;
-    {
-      absl::MutexLock l(&mu_);
-      std::pair<std::string, uint32_t> key{g.group().item().prompt_id(), g.group().item().epoch()};
-      // Duplicate or too stale: sets the ack and returns true. Called again after the
-      // backpressure wait, which releases the lock (another stream may have brought the
-      // same unit, and new versions may have made this group stale).
-      auto turned_away = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        int64_t lag = version_ - static_cast<int64_t>(g.group().policy_version());
-        if (seen_.count(key)) {
-          ack.set_outcome(v1::SubmitAck::DUPLICATE);
-          ack.set_detail(absl::StrCat("prompt ", key.first, " epoch ", key.second, " was already accepted"));
-          complete = true;
-        } else if (lag > cfg_.learner.max_staleness) {
-          ack.set_outcome(v1::SubmitAck::STALE);
-          ack.set_detail(absl::StrCat("sampled with version ", g.group().policy_version(), ", ", lag,
-                                      " behind; the bound is ", cfg_.learner.max_staleness));
-          requeue = true;
-        }
-        return complete || requeue;
-      };
-      if (!bad.empty()) {
-        ack.set_outcome(v1::SubmitAck::REJECTED);
-        ack.set_detail(bad);
-        // Not re-queued: a malformed group would most likely be malformed again, and
-        // circulate for the whole run. The prompt is skipped for this epoch.
-        complete = true;
-      } else if (cfg_.learner.dynamic_sampling && AllRewardsEqual(g)) {
-        ack.set_outcome(v1::SubmitAck::FILTERED);
-        ack.set_detail("every completion has the same reward: no signal");
-        complete = true;
-      } else if (!turned_away()) {
-        // Backpressure: wait for room (the trainer frees it every step) or shutdown.
-        // Room shrinks with the group's age: a group L versions old that queues behind
-        // n others is trained about n / prompts_per_step versions later (plus one for a
-        // step in progress), so accepting it behind more than prompts_per_step *
-        // (max_staleness - L) groups (at least one step's worth) would mostly see it
-        // dropped at batch time. Holding the stream instead slows the actor rather than
-        // wasting its samples.
-        auto room = [this, &g]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-          const int64_t lag = std::max<int64_t>(0, version_ - static_cast<int64_t>(g.group().policy_version()));
-          const int64_t fresh = cfg_.learner.prompts_per_step * std::max<int64_t>(1, cfg_.learner.max_staleness - lag);
-          return stopping_ || static_cast<int64_t>(buffer_.size()) < std::min(cfg_.learner.buffer_groups, fresh);
-        };
-        while (!room() && !ctx->IsCancelled()) mu_.AwaitWithTimeout(absl::Condition(&room), absl::Milliseconds(200));
-        if (stopping_ || ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "learner stopping");
-        if (!turned_away()) {
-          seen_.insert(key);
-          buffer_.push_back(g);
-          buffer_gauge_->Set(static_cast<double>(buffer_.size()));
-          ack.set_outcome(v1::SubmitAck::ACCEPTED);
-        }
-      }
-      ack.set_latest_version(version_);
-    }
+    std::optional<AdmitResult> r = admission_.Admit(g, [ctx] { return ctx->IsCancelled(); });
+    if (!r) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "learner stopping");
+    buffer_gauge_->Set(static_cast<double>(admission_.size()));
+    const v1::SubmitAck& ack = r->ack;
     groups_family_->Add({{"outcome", v1::SubmitAck::Outcome_Name(ack.outcome())}}).Increment();
-    if (!bad.empty()) spdlog::warn("rejected group of lease {}: {}", ack.lease_id(), bad);
-    if (requeue || complete) CompleteLeases({ack.lease_id()}, requeue);
+    if (ack.outcome() == v1::SubmitAck::REJECTED) spdlog::warn("rejected group of lease {}: {}", ack.lease_id(), ack.detail());
+    if (r->requeue || r->complete) CompleteLeases({ack.lease_id()}, r->requeue);
     if (!stream->Write(ack)) break;
   }
   return grpc::Status::OK;
@@ -309,13 +221,6 @@ grpc::Status Learner::SubmitGroups(grpc::ServerContext* ctx,
 
 double Learner::LearningRate(uint64_t step) const {
   return ScheduledLearningRate(cfg_.learner, step, cfg_.learner.max_steps);
-}
-
-bool Learner::AllRewardsEqual(const v1::ScoredGroup& g) {
-  for (int i = 1; i < g.scores_size(); ++i) {
-    if (g.scores(i).reward() != g.scores(0).reward()) return false;
-  }
-  return true;
 }
 
 void Learner::CompleteLeases(const std::vector<uint64_t>& ids, bool requeue) {
@@ -376,11 +281,7 @@ Learner::BatchStats Learner::ComputeBatchStats(const std::vector<v1::ScoredGroup
   std::vector<double> rewards;
   double acc_sum = 0, fmt_sum = 0, len_sum = 0, truncated = 0;
   st.version_min = UINT64_MAX;
-  int64_t now;
-  {
-    absl::MutexLock l(&mu_);
-    now = version_;
-  }
+  const int64_t now = admission_.version();
   for (const auto& g : batch) {
     const auto& r = g.group();
     st.version_min = std::min<uint64_t>(st.version_min, r.policy_version());
@@ -422,34 +323,10 @@ std::vector<const v1::ScoredGroup*> Learner::Shard(const std::vector<v1::ScoredG
 }
 
 std::vector<v1::ScoredGroup> Learner::DrawBatch(absl::Duration wait, int64_t* stale) {
-  const size_t per_step = static_cast<size_t>(cfg_.learner.prompts_per_step);
-  std::vector<v1::ScoredGroup> batch;
-  std::vector<uint64_t> requeue;
-  {
-    absl::MutexLock l(&mu_);
-    // Versions only change on this thread, between draws: one pass over the buffer
-    // catches every group that aged past the bound while it waited for its step.
-    // Groups arriving meanwhile are checked against the same version on arrival.
-    for (auto it = buffer_.begin(); it != buffer_.end();) {
-      if (version_ - static_cast<int64_t>(it->group().policy_version()) > cfg_.learner.max_staleness) {
-        requeue.push_back(it->group().item().lease_id());
-        // Forget the unit, or its re-sampled group would be turned away as a duplicate.
-        seen_.erase({it->group().item().prompt_id(), it->group().item().epoch()});
-        it = buffer_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || buffer_.size() >= per_step; };
-    mu_.AwaitWithTimeout(absl::Condition(&ready), wait);
-    if (!stopping_ && buffer_.size() >= per_step) {
-      for (size_t i = 0; i < per_step; ++i) {
-        batch.push_back(std::move(buffer_.front()));
-        buffer_.pop_front();
-      }
-    }
-    buffer_gauge_->Set(static_cast<double>(buffer_.size()));
-  }
+  AdmissionBuffer::Draw d = admission_.DrawBatch(wait);
+  buffer_gauge_->Set(static_cast<double>(admission_.size()));
+  std::vector<uint64_t>& requeue = d.stale_leases;
+  std::vector<v1::ScoredGroup>& batch = d.batch;
   if (!requeue.empty()) {
     *stale += static_cast<int64_t>(requeue.size());
     stale_in_buffer_->Increment(static_cast<double>(requeue.size()));
@@ -724,10 +601,7 @@ void Learner::LeaderLoop() {
     shutdown_->Fail();
     return;
   }
-  {
-    absl::MutexLock l(&mu_);
-    version_ = v0;
-  }
+  admission_.SetVersion(v0);
   last_version_ = v0;
   spdlog::info("published starting weights (version {}, step {}); waiting for groups", v0, resumed_step_);
   if (validator_ && resumed_step_ == 0) {
@@ -777,10 +651,7 @@ void Learner::LeaderLoop() {
       shutdown_->Fail();
       return;
     }
-    {
-      absl::MutexLock l(&mu_);
-      version_ = version;
-    }
+    admission_.SetVersion(version);
     std::vector<uint64_t> leases;
     for (const auto& g : batch) leases.push_back(g.group().item().lease_id());
     CompleteLeases(leases, /*requeue=*/false);

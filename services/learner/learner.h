@@ -29,15 +29,13 @@
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
 #include "prometheus/registry.h"
+#include "services/learner/admission.h"
 #include "services/learner/trainer.h"
 #include "services/learner/validation.h"
 #include <torch/optim/optimizer.h>
 
 namespace grpo {
 
-// Why a group cannot be trained on, or "" when it can. Pure: checks lengths, token
-// ranges, scores and the sequence length limit.
-std::string ValidateScoredGroup(const v1::ScoredGroup& g, int64_t vocab_size, int64_t max_positions);
 
 class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
  public:
@@ -76,7 +74,6 @@ class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
   void MaybeRefreshReference(uint64_t step);
   absl::Status Publish(uint64_t version, uint64_t step);
   void CompleteLeases(const std::vector<uint64_t>& ids, bool requeue);
-  static bool AllRewardsEqual(const v1::ScoredGroup& g);
   // Warm-up, then constant or cosine, for 1-based `step`.
   double LearningRate(uint64_t step) const;
   // Loads the newest valid checkpoint, if any (called once by Create).
@@ -103,10 +100,8 @@ class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
   std::thread trainer_;
   FILE* metrics_file_ = nullptr;
 
+  AdmissionBuffer admission_;  // thread-safe: handler threads admit, the trainer draws
   absl::Mutex mu_;
-  std::deque<v1::ScoredGroup> buffer_ ABSL_GUARDED_BY(mu_);
-  std::set<std::pair<std::string, uint32_t>> seen_ ABSL_GUARDED_BY(mu_);  // (prompt id, epoch) accepted
-  int64_t version_ ABSL_GUARDED_BY(mu_) = -1;                              // newest published
   uint64_t resumed_step_ = 0;      // step of the checkpoint resumed from (0: fresh)
   int64_t resumed_version_ = 0;
   uint64_t last_step_ = 0;         // trainer thread; read by Stop after the join

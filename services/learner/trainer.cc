@@ -69,6 +69,17 @@ struct GrpoTrainer::Rows {
   at::Tensor temps;     // (B) sampling temperature (1 for greedy)
   at::Tensor adv;       // (B) float32 advantages
 
+  // B right-padded rows of up to L tokens, every table zero (temperatures 1).
+  void Allocate(int64_t rows_, int64_t L, int64_t pad_id, c10::Device dev) {
+    B = rows_;
+    device = dev;
+    tokens = torch::full({B, L}, pad_id, torch::kInt64);
+    lengths = torch::zeros({B}, torch::kInt64);
+    old_logp = torch::zeros({B, L - 1}, torch::kFloat32);
+    mask = torch::zeros({B, L - 1}, torch::kFloat32);
+    present = torch::zeros({B, L - 1}, torch::kFloat32);
+    temps = torch::ones({B}, torch::kFloat32);
+  }
   // The micro-batch `idx` trimmed to its longest row: inputs and targets (b, T).
   std::pair<at::Tensor, at::Tensor> Inputs(const at::Tensor& idx, int64_t* T) const {
     const int64_t len = std::max<int64_t>(2, lengths.index_select(0, idx).max().item<int64_t>());
@@ -183,14 +194,7 @@ TrainStats GrpoTrainer::Step(const std::vector<const v1::ScoredGroup*>& groups, 
       ++rows.B;
     }
   }
-  const int64_t B = rows.B, L = max_len;
-  rows.device = opts_.device;
-  rows.tokens = torch::full({B, L}, pad_id_, torch::kInt64);
-  rows.lengths = torch::zeros({B}, torch::kInt64);
-  rows.old_logp = torch::zeros({B, L - 1}, torch::kFloat32);
-  rows.mask = torch::zeros({B, L - 1}, torch::kFloat32);
-  rows.present = torch::zeros({B, L - 1}, torch::kFloat32);
-  rows.temps = torch::ones({B}, torch::kFloat32);
+  rows.Allocate(rows.B, max_len, pad_id_, opts_.device);
   std::vector<at::Tensor> advs;
   {
     auto tok = rows.tokens.accessor<int64_t, 2>();
@@ -238,15 +242,8 @@ TrainStats GrpoTrainer::SupervisedStep(const std::vector<const SupervisedExample
   Rows rows;
   int64_t max_len = 2;
   for (const auto* e : examples) max_len = std::max<int64_t>(max_len, static_cast<int64_t>(e->tokens.size()));
-  const int64_t B = static_cast<int64_t>(examples.size()), L = max_len;
-  rows.B = B;
-  rows.device = opts_.device;
-  rows.tokens = torch::full({B, L}, pad_id_, torch::kInt64);
-  rows.lengths = torch::zeros({B}, torch::kInt64);
-  rows.old_logp = torch::zeros({B, L - 1}, torch::kFloat32);
-  rows.mask = torch::zeros({B, L - 1}, torch::kFloat32);
-  rows.present = torch::zeros({B, L - 1}, torch::kFloat32);
-  rows.temps = torch::ones({B}, torch::kFloat32);
+  const int64_t B = static_cast<int64_t>(examples.size());
+  rows.Allocate(B, max_len, pad_id_, opts_.device);
   rows.adv = torch::zeros({B}, torch::kFloat32);
   {
     auto tok = rows.tokens.accessor<int64_t, 2>();
