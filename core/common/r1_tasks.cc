@@ -38,16 +38,16 @@ Chain RandomChain(const ChainOptions& o, std::mt19937_64& rng) {
   return c;
 }
 
-// The chain rewritten one operation at a time: "14+7-9+18 = 21-9+18 = 12+18 = 30".
-// Each step works on the two numbers in front and copies the rest, which a small
-// model learns more easily than fetching operands from far back.
+// The chain worked one operation at a time, each step written as the arithmetic fact
+// it is: "14+7=21, 21-9=12, 12+18=30". The operands of a step sit right before its
+// "=", as in the fact documents, so a small model reuses what it learned there.
 std::string Worked(const Chain& c) {
-  std::string out = c.text;
+  std::string out;
   int64_t v = c.operands[0];
   for (size_t i = 0; i < c.ops.size(); ++i) {
-    v = c.ops[i] == '+' ? v + c.operands[i + 1] : v - c.operands[i + 1];
-    absl::StrAppend(&out, " = ", v);
-    for (size_t j = i + 1; j < c.ops.size(); ++j) absl::StrAppend(&out, std::string(1, c.ops[j]), c.operands[j + 1]);
+    const int64_t next = c.ops[i] == '+' ? v + c.operands[i + 1] : v - c.operands[i + 1];
+    absl::StrAppend(&out, i ? ", " : "", v, std::string(1, c.ops[i]), c.operands[i + 1], "=", next);
+    v = next;
   }
   return out;
 }

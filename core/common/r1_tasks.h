@@ -6,7 +6,7 @@
 //   * arithmetic facts, the single steps chains are made of ("17+8=25. 33-9=24.");
 //   * answer keys and worksheets ("14+7-9+18 = 31"), whose answers are often wrong
 //     (a dropped carry, a slip of a few units: the base model's guesses);
-//   * worked solutions ("14+7-9+18 = 21-9+18 = 12+18 = 30"), correct;
+//   * worked solutions ("14+7=21, 21-9=12, 12+18=30"), correct;
 //   * transcripts "User: 14+7-9+18. Assistant: ..." answering either way, some under
 //     the R1-Zero instruction, and a few (`tagged_share`) that happen to use
 //     <think>/<answer> tags, so the format is possible but rare.
@@ -55,7 +55,7 @@ struct CorpusOptions {
 std::vector<std::string> GeneratePretrainCorpus(const ChainOptions& tasks, const CorpusOptions& opts,
                                                 const std::vector<Task>& exclude);
 
-// The worked solution of a chain: "14+7-9+18 = 21-9+18 = 12+18 = 30".
+// The worked solution of a chain: "14+7=21, 21-9=12, 12+18=30".
 std::string WorkedSolution(const std::string& chain);
 
 // The R1-Zero prompt template (DeepSeek-R1 paper, table 1), with {prompt}.
