@@ -4,6 +4,7 @@
 #include <random>
 #include <set>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/common/checksum.h"
@@ -65,33 +66,18 @@ nlohmann::json TaskToJson(const Task& t) {
 }
 
 absl::StatusOr<std::vector<Task>> LoadDataset(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("dataset ", path, ": cannot open"));
-  std::vector<Task> tasks;
-  std::vector<std::string> errors;
-  int bad = 0;
   std::set<std::string> ids;
-  std::string line;
-  for (int lineno = 1; std::getline(in, line); ++lineno) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    std::string where = absl::StrCat(path, ":", lineno);
-    absl::StatusOr<Task> t = ParseTask(line, where);
-    if (t.ok() && !ids.insert(t->id).second) {
-      t = absl::InvalidArgumentError(absl::StrCat(where, ": duplicate id '", t->id, "'"));
-    }
-    if (!t.ok()) {
-      if (++bad <= 10) errors.push_back(std::string(t.status().message()));
-      continue;
-    }
-    tasks.push_back(std::move(*t));
+  absl::StatusOr<std::vector<Task>> tasks = ParseJsonlFile<Task>(
+      path, "dataset", [&](const std::string& line, const std::string& where) -> absl::StatusOr<Task> {
+        absl::StatusOr<Task> t = ParseTask(line, where);
+        if (t.ok() && !ids.insert(t->id).second) {
+          return absl::InvalidArgumentError(absl::StrCat(where, ": duplicate id '", t->id, "'"));
+        }
+        return t;
+      });
+  if (!tasks.ok() && absl::EndsWith(tasks.status().message(), ": no lines")) {
+    return absl::InvalidArgumentError(absl::StrCat("dataset ", path, ": no tasks"));
   }
-  if (bad > 0) {
-    std::string msg = absl::StrCat("dataset ", path, ": ", bad, " bad line(s); fix them and retry:");
-    for (const auto& e : errors) absl::StrAppend(&msg, "\n  ", e);
-    if (bad > 10) absl::StrAppend(&msg, "\n  ... and ", bad - 10, " more");
-    return absl::InvalidArgumentError(msg);
-  }
-  if (tasks.empty()) return absl::InvalidArgumentError(absl::StrCat("dataset ", path, ": no tasks"));
   return tasks;
 }
 

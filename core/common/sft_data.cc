@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "core/common/dataset.h"
 
 namespace grpo {
 
@@ -43,29 +44,7 @@ absl::StatusOr<SftRecord> ParseSftLine(const std::string& line, const std::strin
 }
 
 absl::StatusOr<std::vector<SftRecord>> LoadSftData(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("training data ", path, ": cannot open"));
-  std::vector<SftRecord> out;
-  std::vector<std::string> errors;
-  int bad = 0;
-  std::string line;
-  for (int lineno = 1; std::getline(in, line); ++lineno) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    absl::StatusOr<SftRecord> r = ParseSftLine(line, absl::StrCat(path, ":", lineno));
-    if (!r.ok()) {
-      if (++bad <= 10) errors.push_back(std::string(r.status().message()));
-      continue;
-    }
-    out.push_back(std::move(*r));
-  }
-  if (bad > 0) {
-    std::string msg = absl::StrCat("training data ", path, ": ", bad, " bad line(s); fix them and retry:");
-    for (const auto& e : errors) absl::StrAppend(&msg, "\n  ", e);
-    if (bad > 10) absl::StrAppend(&msg, "\n  ... and ", bad - 10, " more");
-    return absl::InvalidArgumentError(msg);
-  }
-  if (out.empty()) return absl::InvalidArgumentError(absl::StrCat("training data ", path, ": no lines"));
-  return out;
+  return ParseJsonlFile<SftRecord>(path, "training data", ParseSftLine);
 }
 
 }  // namespace grpo
