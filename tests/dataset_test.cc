@@ -1,5 +1,6 @@
 // Dataset JSONL: parsing, errors that name file and line, the arithmetic generator.
 #include "core/common/dataset.h"
+#include "core/common/r1_tasks.h"
 #include "core/common/sft_data.h"
 
 #include <gmock/gmock.h>
@@ -10,6 +11,11 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 
 namespace grpo {
 namespace {
@@ -75,6 +81,78 @@ TEST(Dataset, GeneratedArithmeticRoundTripsAndIsCorrect) {
   EXPECT_EQ((*back)[49].id, tasks[49].id);
   EXPECT_EQ((*back)[49].answer, tasks[49].answer);
   std::filesystem::remove(path);
+}
+
+// Every worked solution in the demo's pretraining corpus comes after the problem it
+// solves and uses that problem's operands in order; tagged transcripts always reason
+// inside <think> and answer with the last step's value.
+TEST(ChainCorpus, WorkedSolutionsFollowTheirProblemAndTaggedTranscriptsThink) {
+  ChainOptions t;
+  t.max_operand = 15;
+  CorpusOptions c;
+  c.documents = 3000;
+  c.facts_share = 0;
+  c.worked_share = 1.0;
+  c.dialog_worked_share = 0.2;
+  c.tagged_share = 0.05;
+  std::vector<std::string> docs = GeneratePretrainCorpus(t, c, {});
+  ASSERT_EQ(docs.size(), 3000u);
+  EXPECT_EQ(GeneratePretrainCorpus(t, c, {}), docs);  // deterministic for a seed
+  const std::regex step(R"((\d+)([+-])(\d+)=(\d+))");
+  const std::regex chain(R"((\d+)((?:[+-]\d+){2,})(?![=\d]))");
+  const std::regex term(R"(([+-])(\d+))");
+  // Transcripts under the R1-Zero instruction: the instruction itself names the tags.
+  const std::string preamble = absl::StrReplaceAll(R1ZeroTemplate(), {{"User: {prompt}. Assistant:", ""}});
+  auto text_of = [&](const std::string& line) {
+    std::string text = nlohmann::json::parse(line).at("text").get<std::string>();
+    return text.rfind(preamble, 0) == 0 ? text.substr(preamble.size()) : text;
+  };
+  int worked = 0, tagged = 0, with_lead = 0;
+  for (const std::string& line : docs) {
+    const std::string text = text_of(line);
+    std::smatch first;
+    if (!std::regex_search(text, first, step)) continue;
+    ++worked;
+    // The problem: the last chain written before the first step.
+    const std::string before = text.substr(0, first.position(0));
+    std::vector<long> operands;
+    std::string ops;
+    for (std::sregex_iterator it(before.begin(), before.end(), chain), end; it != end; ++it) {
+      operands = {std::stol((*it)[1])};
+      ops.clear();
+      const std::string rest = (*it)[2];
+      for (std::sregex_iterator n(rest.begin(), rest.end(), term), e; n != e; ++n) {
+        ops += (*n)[1].str();
+        operands.push_back(std::stol((*n)[2]));
+      }
+    }
+    ASSERT_FALSE(operands.empty()) << "a worked solution without its problem: " << text;
+    long value = operands[0];
+    size_t i = 0;
+    for (std::sregex_iterator it(text.begin(), text.end(), step), end; it != end; ++it, ++i) {
+      ASSERT_LT(i, ops.size()) << text;
+      EXPECT_EQ(std::stol((*it)[1]), value) << text;
+      EXPECT_EQ((*it)[2].str(), std::string(1, ops[i])) << text;
+      EXPECT_EQ(std::stol((*it)[3]), operands[i + 1]) << text;
+      value = ops[i] == '+' ? value + operands[i + 1] : value - operands[i + 1];
+      EXPECT_EQ(std::stol((*it)[4]), value) << text;
+    }
+    EXPECT_EQ(i, ops.size()) << text;
+    with_lead += before.size() >= 2 && before.substr(before.size() - 2) != ": " && before.substr(before.size() - 2) != "> ";
+    if (text.find("<answer>") != std::string::npos) {
+      ++tagged;
+      EXPECT_NE(text.find("<think> "), std::string::npos) << text;
+      EXPECT_LT(text.find("<think> "), static_cast<size_t>(first.position(0))) << text;
+      EXPECT_NE(text.find(absl::StrCat("</think> <answer> ", value, " </answer>")), std::string::npos) << text;
+    }
+  }
+  // Worked exercises are the bulk; some transcripts are tagged; some solutions open
+  // with a phrase, so the gap between problem and solution varies.
+  EXPECT_GT(worked, 1500);
+  EXPECT_GT(tagged, 50);
+  EXPECT_GT(with_lead, worked / 10);
+  // No empty <think> anywhere: the tags always come with reasoning.
+  for (const std::string& line : docs) EXPECT_EQ(text_of(line).find("<think> </think>"), std::string::npos);
 }
 
 TEST(SftData, TextAndPromptCompletionLines) {

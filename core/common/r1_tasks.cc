@@ -52,23 +52,23 @@ std::string Worked(const Chain& c) {
   return out;
 }
 
-// The single steps of a chain: "14+7=21", "21-9=12", "12+18=30".
-std::vector<std::string> Steps(const Chain& c) {
-  std::vector<std::string> out;
-  int64_t v = c.operands[0];
-  for (size_t i = 0; i < c.ops.size(); ++i) {
-    const int64_t next = c.ops[i] == '+' ? v + c.operands[i + 1] : v - c.operands[i + 1];
-    out.push_back(absl::StrCat(v, std::string(1, c.ops[i]), c.operands[i + 1], "=", next));
-    v = next;
-  }
-  return out;
-}
-
 // A plausible wrong answer: a slip of a few units or of ten.
 int64_t WrongAnswer(int64_t right, std::mt19937_64& rng) {
   static const int64_t kSlips[] = {-10, -2, -1, 1, 2, 10, -3, 3, 11, -9};
   int64_t w = right + kSlips[rng() % 10];
   return w < 0 ? right + 1 : w;
+}
+
+// How a worked solution opens: nothing half the time, else a phrase of one to five
+// words. Without this variety the only thing between a problem and its worked solution
+// is a fixed few tokens per document shape, and a small model learns to find the next
+// operand by its distance back rather than by reading the problem; that fails wherever
+// the gap differs, as it does after "Assistant: <think>".
+std::string Lead(std::mt19937_64& rng) {
+  static const char* kLeads[] = {"So ", "First, ", "Step by step: ", "Let's see: ", "In order: ", "Working: ",
+                                 "Left to right, ", "One step at a time: "};
+  if (rng() % 2 == 0) return "";
+  return kLeads[rng() % (sizeof(kLeads) / sizeof(kLeads[0]))];
 }
 
 }  // namespace
@@ -131,11 +131,19 @@ std::vector<std::string> GeneratePretrainCorpus(const ChainOptions& tasks, const
     Chain c = RandomChain(tasks, rng);
     if (banned.count(c.text)) continue;
     if (u(rng) < o.facts_share) {
-      // Six steps of random chains: the facts a worked solution is made of.
-      std::string doc;
-      for (int i = 0; i < 6; ++i) {
-        std::vector<std::string> steps = Steps(RandomChain(tasks, rng));
-        absl::StrAppend(&doc, i ? ". " : "", steps[rng() % steps.size()]);
+      // A stretch of an addition or subtraction table, "Adding 9: 24+9=33, 25+9=34,
+      // ...": the facts worked solutions are made of, the large running values
+      // included, which chains reach rarely. The operand repeats down the table; a
+      // fact document with a fresh operand in every fact would teach that the number
+      // after "21-" is anyone's guess, which is what worked solutions must copy.
+      const char op = tasks.operators[rng() % tasks.operators.size()];
+      const int64_t b = 1 + static_cast<int64_t>(rng() % tasks.max_operand);
+      const int64_t top = tasks.max_operand * tasks.max_operands;
+      const int64_t lo = op == '-' ? b : 0;
+      const int64_t a0 = lo + static_cast<int64_t>(rng() % std::max<int64_t>(1, top - lo - 6));
+      std::string doc = absl::StrCat(op == '-' ? "Subtracting " : "Adding ", b, ":");
+      for (int64_t a = a0; a < a0 + 8; ++a) {
+        absl::StrAppend(&doc, a == a0 ? " " : ", ", a, std::string(1, op), b, "=", op == '-' ? a - b : a + b);
       }
       docs.push_back(nlohmann::json{{"text", doc + "."}}.dump());
       continue;
@@ -147,24 +155,29 @@ std::vector<std::string> GeneratePretrainCorpus(const ChainOptions& tasks, const
     if (dialog) {
       std::string answer;
       if (u(rng) < o.tagged_share / o.dialog_share) {
-        answer = worked ? absl::StrCat("<think> ", Worked(c), " </think> <answer> ", c.value, " </answer>")
-                        : absl::StrCat("<think> </think> <answer> ", said, " </answer>");
+        // The tags mean "reasoning here, answer there": a tagged transcript always
+        // thinks. (With empty <think> blocks in the corpus, GRPO settled on tagged
+        // direct answers and accuracy fell: the format reward pays for the tags alone.)
+        answer = absl::StrCat("<think> ", Lead(rng), Worked(c), " </think> <answer> ", c.value, " </answer>");
       } else {
-        answer = worked ? Worked(c) : absl::StrCat(said);
+        answer = worked ? Lead(rng) + Worked(c) : absl::StrCat(said);
       }
       doc = absl::StrCat(u(rng) < o.preamble_share ? preamble : "", "User: ", c.text, ". Assistant: ", answer);
     } else {
       switch (rng() % 3) {
         case 0:
-          doc = worked ? Worked(c) : absl::StrCat(c.text, " = ", said);
+          // The problem always comes first: a bare worked solution ("5+12=17, 17+15=32")
+          // teaches that the next operand is anyone's guess, and the base model then
+          // guessed the last operand of 3-number chains in two of three tries.
+          doc = worked ? absl::StrCat(c.text, ": ", Lead(rng), Worked(c)) : absl::StrCat(c.text, " = ", said);
           break;
         case 1:
-          doc = worked ? absl::StrCat("Q: What is ", c.text, "? A: ", Worked(c))
+          doc = worked ? absl::StrCat("Q: What is ", c.text, "? A: ", Lead(rng), Worked(c))
                        : absl::StrCat("Q: What is ", c.text, "? A: ", said);
           break;
         default:
-          doc = absl::StrCat("Exercise: ", c.text, ". Solution: ", worked ? Worked(c) : c.text + " = " + std::to_string(said),
-                             ".");
+          doc = absl::StrCat("Exercise: ", c.text, ". Solution: ",
+                             worked ? Lead(rng) + Worked(c) : c.text + " = " + std::to_string(said), ".");
       }
     }
     docs.push_back(nlohmann::json{{"text", doc}}.dump());

@@ -3,13 +3,16 @@
 // pretraining corpus the base model learns the task's language from.
 //
 // The corpus is text a web crawl might hold about such sums, not the answer format:
-//   * arithmetic facts, the single steps chains are made of ("17+8=25. 33-9=24.");
+//   * arithmetic facts, stretches of addition and subtraction tables ("Adding 9:
+//     24+9=33, 25+9=34, ...");
 //   * answer keys and worksheets ("14+7-9+18 = 31"), whose answers are often wrong
 //     (a dropped carry, a slip of a few units: the base model's guesses);
-//   * worked solutions ("14+7=21, 21-9=12, 12+18=30"), correct;
+//   * worked solutions ("14+7-9+18: 14+7=21, 21-9=12, 12+18=30"), correct, always after
+//     the problem they solve, half of them opened by a short phrase ("First, ");
 //   * transcripts "User: 14+7-9+18. Assistant: ..." answering either way, some under
 //     the R1-Zero instruction, and a few (`tagged_share`) that happen to use
-//     <think>/<answer> tags, so the format is possible but rare.
+//     <think>/<answer> tags, so the format is possible but rare; a tagged transcript
+//     always reasons inside <think>.
 // No test-set sum appears in the corpus or the training set. Deterministic for a seed.
 #pragma once
 
@@ -40,7 +43,7 @@ ChainTasks GenerateChainTasks(const ChainOptions& opts);
 
 struct CorpusOptions {
   int64_t documents = 20000;
-  double facts_share = 0.4;    // arithmetic-fact documents ("17+8=25. 33-9=24. ..."), always right
+  double facts_share = 0.4;    // arithmetic-table documents ("Adding 9: 24+9=33, ..."), always right
   double worked_share = 0.6;   // worked solutions among answers in exercises and Q&A
   double dialog_worked_share = 0.1;  // ... and in User/Assistant transcripts
   double wrong_share = 0.6;    // wrong answers among direct answers
