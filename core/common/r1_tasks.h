@@ -50,6 +50,9 @@ struct CorpusOptions {
   double dialog_share = 0.5;   // documents shaped as User/Assistant transcripts
   double tagged_share = 0.03;  // documents (transcripts) that use <think>/<answer> tags
   double preamble_share = 0.2;  // transcripts under the R1-Zero instruction
+  // Documents whose chain starts from a number in (max_operand, 3 * max_operand]: large
+  // running values, which the tasks reach rarely, with the same operands after it.
+  double large_start_share = 0.3;
   uint64_t seed = 1;
 };
 
