@@ -18,23 +18,32 @@ struct Chain {
   int64_t value = 0;
 };
 
+// Writes c's text and value from its operands and operators.
+void Restate(Chain* c) {
+  c->value = c->operands[0];
+  c->text = absl::StrCat(c->value);
+  for (size_t i = 0; i < c->ops.size(); ++i) {
+    c->value = c->ops[i] == '+' ? c->value + c->operands[i + 1] : c->value - c->operands[i + 1];
+    absl::StrAppend(&c->text, std::string(1, c->ops[i]), c->operands[i + 1]);
+  }
+}
+
 Chain RandomChain(const ChainOptions& o, std::mt19937_64& rng) {
   std::uniform_int_distribution<int64_t> n_ops(o.min_operands, o.max_operands), operand(1, o.max_operand);
   std::uniform_int_distribution<size_t> op(0, o.operators.size() - 1);
   Chain c;
   const int64_t n = n_ops(rng);
-  c.value = operand(rng);
-  c.operands.push_back(c.value);
-  c.text = absl::StrCat(c.value);
+  int64_t value = operand(rng);
+  c.operands.push_back(value);
   for (int64_t i = 1; i < n; ++i) {
     char o_ = o.operators[op(rng)];
     int64_t x = operand(rng);
-    if (o_ == '-' && x > c.value) o_ = '+';  // stay at or above zero
-    c.value = o_ == '+' ? c.value + x : c.value - x;
+    if (o_ == '-' && x > value) o_ = '+';  // stay at or above zero
+    value = o_ == '+' ? value + x : value - x;
     c.ops.push_back(o_);
     c.operands.push_back(x);
-    absl::StrAppend(&c.text, std::string(1, o_), x);
   }
+  Restate(&c);
   return c;
 }
 
@@ -133,14 +142,8 @@ std::vector<std::string> GeneratePretrainCorpus(const ChainOptions& tasks, const
       // The same chain from a larger first number: running values that the tasks reach
       // only in their last steps, where the policy's sums went wrong most (41% of
       // additions to 20 or more against 7% below).
-      const int64_t first = tasks.max_operand + 1 + static_cast<int64_t>(rng() % (2 * tasks.max_operand));
-      c.value = first;
-      c.operands[0] = first;
-      c.text = absl::StrCat(first);
-      for (size_t i = 0; i < c.ops.size(); ++i) {
-        c.value = c.ops[i] == '+' ? c.value + c.operands[i + 1] : c.value - c.operands[i + 1];
-        absl::StrAppend(&c.text, std::string(1, c.ops[i]), c.operands[i + 1]);
-      }
+      c.operands[0] = tasks.max_operand + 1 + static_cast<int64_t>(rng() % (2 * tasks.max_operand));
+      Restate(&c);
     }
     if (banned.count(c.text)) continue;
     if (u(rng) < o.facts_share) {
