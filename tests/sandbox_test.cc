@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -16,6 +17,7 @@
 
 #include <gtest/gtest.h>
 
+#include "core/common/utf8.h"
 #include "core/sandbox/cgroup.h"
 #include "core/sandbox/sandbox.h"
 #include "core/sandbox/sandbox_pool.h"
@@ -483,6 +485,128 @@ TEST_F(SandboxTest, PoolFloodKeepsMemoryFlat) {
   for (auto& f : held) f.get();
 }
 
+// Program output is arbitrary bytes. It is kept as it was printed (tests compare the raw
+// bytes), and every string of the result (JSON, and what goes into a proto string) is
+// valid UTF-8, ill-formed sequences replaced by U+FFFD.
+TEST_F(SandboxTest, OutputThatIsNotUtf8) {
+  RunResult r = Exec(Hostile("bad_utf8_output.py"));
+  EXPECT_EQ(r.status, RunStatus::kOk) << r.ToJson().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  EXPECT_NE(r.main.stdout_text.find("\xed\xa0\x80"), std::string::npos);
+  EXPECT_EQ(r.main.stdout_text.back(), '\xe2');  // cut short at the very end, kept
+  std::string dumped;
+  ASSERT_NO_THROW(dumped = r.ToJson().dump());  // the strict handler throws on bad UTF-8
+  EXPECT_TRUE(IsValidUtf8(dumped));
+  nlohmann::json j = nlohmann::json::parse(dumped);
+  const std::string out = j["stdout"], err = j["stderr"];
+  EXPECT_EQ(out.rfind("ok ", 0), 0u) << out;
+  EXPECT_NE(out.find(kReplacementChar), std::string::npos);
+  EXPECT_NE(out.find(std::string("\0", 1)), std::string::npos);  // NUL is valid UTF-8: kept
+  EXPECT_NE(err.find("err ok"), std::string::npos) << err;
+
+  // The raw bytes are what a test compares, on both sides.
+  RunRequest req;
+  req.program = Hostile("bad_utf8_output.py");
+  req.tests = {{"", r.main.stdout_text}};
+  req.limits = Quick();
+  req.comparison = {Comparison::Mode::kExact};
+  RunResult same = box_->Run(req);
+  EXPECT_EQ(same.status, RunStatus::kOk);
+  req.tests = {{"", Utf8Lossy(r.main.stdout_text)}};
+  EXPECT_EQ(box_->Run(req).status, RunStatus::kWrongAnswer);
+
+  // A compiler error that quotes the program's bad bytes.
+  RunResult c = box_->Run({Hostile("bad_utf8_compile_error.cc"), {{"", ""}}, Quick(), {}});
+  EXPECT_EQ(c.status, RunStatus::kCompileError);
+  ASSERT_NO_THROW(dumped = c.ToJson().dump());
+  EXPECT_TRUE(IsValidUtf8(dumped));
+}
+
+// Mounts of run scratch still in this process's mount table.
+int ScratchMounts() {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line)) n += line.find("grpo-sbx") != std::string::npos;
+  return n;
+}
+
+// Concurrent runs share the read-only system files; locks and inotify on them would be a
+// channel between runs, so both are refused (with an errno, the program goes on).
+TEST_F(SandboxTest, NoLocksOrWatchesOnSharedFiles) {
+  RunResult r = Exec(Hostile("lock_shared_file.py"));
+  EXPECT_EQ(r.status, RunStatus::kOk) << r.ToJson().dump();
+  EXPECT_EQ(r.main.stdout_text.rfind("refused ", 0), 0u) << r.main.stdout_text;
+  r = Exec(Hostile("inotify_watch.py"));
+  EXPECT_EQ(r.status, RunStatus::kOk) << r.ToJson().dump();
+  EXPECT_EQ(r.main.stdout_text.rfind("refused", 0), 0u) << r.main.stdout_text;
+  // C++ through libc, which compiles with the same filter in force.
+  r = box_->Execute({Language::kCpp,
+                     "#include <sys/file.h>\n#include <fcntl.h>\n#include <cstdio>\n"
+                     "int main(){int fd=open(\"/usr/bin/g++\",O_RDONLY);"
+                     "std::printf(\"%d %d\\n\", flock(fd, LOCK_SH|LOCK_NB), lockf(fd, F_TEST, 0));}"},
+                    "", Quick());
+  EXPECT_EQ(r.status, RunStatus::kOk) << r.ToJson().dump();
+  EXPECT_EQ(r.main.stdout_text, "-1 -1\n");
+}
+
+// The run's writable space (cwd and /tmp) is one tmpfs capped in files and bytes: a run
+// making files without end, or filling the disk, is stopped by the cap, not the clock.
+TEST_F(SandboxTest, ScratchIsCappedInInodesAndBytes) {
+  Limits limits = Quick();
+  limits.time_limit_ms = 5000;
+  limits.wall_limit_ms = 10000;
+  RunResult r = Exec(Hostile("inode_flood.py"), "", limits);
+  ASSERT_EQ(r.status, RunStatus::kOk) << r.ToJson().dump();
+  int64_t files = -1;
+  char why[32] = "";
+  ASSERT_EQ(std::sscanf(r.main.stdout_text.c_str(), "stopped %ld %31s", &files, why), 2) << r.main.stdout_text;
+  EXPECT_EQ(std::string(why), "ENOSPC");
+  EXPECT_GE(files, limits.scratch_inodes - 8);
+  EXPECT_LE(files, limits.scratch_inodes);
+  EXPECT_LT(r.main.cpu_ms, 2000) << "the cap, not the time limit, should stop it";
+
+  limits.memory_mb = 256;
+  r = Exec(Hostile("disk_fill.py"), "", limits);
+  ASSERT_EQ(r.status, RunStatus::kOk) << r.ToJson().dump();
+  int64_t mib = -1;
+  ASSERT_EQ(std::sscanf(r.main.stdout_text.c_str(), "stopped %ld %31s", &mib, why), 2) << r.main.stdout_text;
+  EXPECT_EQ(std::string(why), "ENOSPC");
+  EXPECT_LE(mib, limits.scratch_mb);
+  EXPECT_GE(mib, limits.scratch_mb / 2);
+
+  // A smaller cap is the run's own.
+  limits.scratch_inodes = 50;
+  r = Exec(Hostile("inode_flood.py"), "", limits);
+  ASSERT_EQ(std::sscanf(r.main.stdout_text.c_str(), "stopped %ld", &files), 1) << r.main.stdout_text;
+  EXPECT_LE(files, 50);
+  EXPECT_EQ(ScratchMounts(), 0) << "a run's scratch tmpfs is still mounted";
+  EXPECT_TRUE(r.notes.empty()) << r.ToJson().dump();
+}
+
+// Where this process may not mount, bwrap's tmpfs still caps the bytes, and says so.
+TEST(SandboxScratchFallback, BwrapTmpfsCapsBytes) {
+  SandboxOptions opt;
+  opt.mount_scratch = false;
+  absl::StatusOr<std::unique_ptr<Sandbox>> box = Sandbox::Create(opt);
+  ASSERT_TRUE(box.ok()) << box.status();
+  Limits limits;
+  limits.time_limit_ms = 5000;
+  limits.memory_mb = 256;
+  RunResult r = (*box)->Execute(Hostile("disk_fill.py"), "", limits);
+  ASSERT_EQ(r.status, RunStatus::kOk) << r.ToJson().dump();
+  int64_t mib = -1;
+  char why[32] = "";
+  ASSERT_EQ(std::sscanf(r.main.stdout_text.c_str(), "stopped %ld %31s", &mib, why), 2) << r.main.stdout_text;
+  EXPECT_EQ(std::string(why), "ENOSPC");
+  EXPECT_LE(mib, limits.scratch_mb);
+  ASSERT_EQ(r.notes.size(), 1u);
+  EXPECT_NE(r.notes[0].find("scratch capped in bytes only"), std::string::npos) << r.notes[0];
+  r = (*box)->Execute(Py("open('a','w').write('1'); open('/tmp/b','w').write('2'); print(open('a').read()+open('/tmp/b').read())"),
+                      "", limits);
+  EXPECT_EQ(r.status, RunStatus::kOk) << r.ToJson().dump();
+  EXPECT_EQ(r.main.stdout_text, "12\n");
+}
+
 // ---- the CLI ----
 
 int RunCli(const std::string& args, std::string* out) {
@@ -506,6 +630,13 @@ TEST_F(SandboxTest, CommandLine) {
   EXPECT_EQ(nlohmann::json::parse(out)["status"], "compile_error");
   EXPECT_EQ(RunCli("--language cpp --file " + dir + "ptrace.cc --memory-mb 64", &out), 0);
   EXPECT_EQ(nlohmann::json::parse(out)["status"], "denied");
+  for (const char* bad : {"--language python --file bad_utf8_output.py", "--language cpp --file bad_utf8_compile_error.cc"}) {
+    std::string args = bad;
+    args.insert(args.find("--file ") + 7, dir);
+    EXPECT_EQ(RunCli(args, &out), 0) << args;
+    EXPECT_TRUE(IsValidUtf8(out)) << args;
+    EXPECT_FALSE(nlohmann::json::parse(out, nullptr, false).is_discarded()) << out;
+  }
   EXPECT_EQ(RunCli("--language cobol --file " + dir + "ptrace.cc", &out), 2);
   EXPECT_EQ(RunCli("--language python --file /nonexistent.py", &out), 2);
   EXPECT_EQ(RunCli("--language python --file " + dir + "daemon.py --time-limit-ms abc", &out), 2);

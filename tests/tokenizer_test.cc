@@ -27,7 +27,7 @@
 #include "core/tokenizer/chat_template.h"
 #include "core/tokenizer/normalizer.h"
 #include "core/tokenizer/regex.h"
-#include "core/tokenizer/utf8.h"
+#include "core/common/utf8.h"
 
 namespace grpo::tokenizer {
 namespace {

@@ -1,8 +1,8 @@
-#include "core/tokenizer/utf8.h"
+#include "core/common/utf8.h"
 
 #include <cstdint>
 
-namespace grpo::tokenizer {
+namespace grpo {
 
 // Table 3-7 of the Unicode standard: the lead byte fixes the length and the allowed
 // range of the second byte; later bytes are always 0x80..0xBF.
@@ -123,4 +123,4 @@ void AppendUtf8(char32_t cp, std::string* out) {
   }
 }
 
-}  // namespace grpo::tokenizer
+}  // namespace grpo

@@ -1,15 +1,16 @@
-// UTF-8 helpers for the tokenizer: stepping over one code point, replacing invalid
-// sequences exactly as Rust's String::from_utf8_lossy does (Hugging Face tokenizers'
-// ByteLevel decoder ends with it), and finding the incomplete sequence at the end of a
+// UTF-8 helpers: stepping over one code point, replacing invalid sequences exactly as
+// Rust's String::from_utf8_lossy does (Hugging Face tokenizers' ByteLevel decoder ends
+// with it; the sandbox uses it for program output, which is arbitrary bytes, before it
+// goes into JSON or a proto string), and finding the incomplete sequence at the end of a
 // buffer that a streaming decoder must hold back. Stateless, so thread-safe.
-#ifndef GRPO_CORE_TOKENIZER_UTF8_H_
-#define GRPO_CORE_TOKENIZER_UTF8_H_
+#ifndef GRPO_CORE_COMMON_UTF8_H_
+#define GRPO_CORE_COMMON_UTF8_H_
 
 #include <cstddef>
 #include <string>
 #include <string_view>
 
-namespace grpo::tokenizer {
+namespace grpo {
 
 // One step of a left-to-right UTF-8 scan starting at s[i] (i < s.size()).
 struct Utf8Step {
@@ -37,6 +38,6 @@ void AppendUtf8(char32_t cp, std::string* out);
 // The U+FFFD replacement character in UTF-8.
 inline constexpr std::string_view kReplacementChar = "\xEF\xBF\xBD";
 
-}  // namespace grpo::tokenizer
+}  // namespace grpo
 
-#endif  // GRPO_CORE_TOKENIZER_UTF8_H_
+#endif  // GRPO_CORE_COMMON_UTF8_H_

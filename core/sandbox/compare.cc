@@ -7,6 +7,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "core/common/utf8.h"
 #include "core/sandbox/sandbox.h"
 
 namespace grpo::sandbox {
@@ -35,27 +36,6 @@ bool ParseDouble(std::string_view token, double* value) {
 std::string Truncate(const std::string& text, size_t max) {
   if (text.size() <= max) return text;
   return text.substr(0, max) + "...";
-}
-
-// JSON strings must be valid UTF-8; program output may not be. Replace bad bytes.
-std::string ValidUtf8(const std::string& s) {
-  std::string out;
-  out.reserve(s.size());
-  size_t i = 0;
-  while (i < s.size()) {
-    unsigned char c = s[i];
-    int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    bool ok = len > 0 && i + len <= s.size();
-    for (int k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(s[i + k]) >> 6) == 2;
-    if (ok) {
-      out.append(s, i, len);
-      i += len;
-    } else {
-      out += "\xEF\xBF\xBD";  // U+FFFD
-      ++i;
-    }
-  }
-  return out;
 }
 
 }  // namespace
@@ -112,12 +92,12 @@ nlohmann::json RunResult::ToJson(size_t max_text) const {
     nlohmann::json j = {{"status", RunStatusName(e.status)},
                         {"exit_code", e.exit_code},
                         {"signal", e.signal},
-                        {"stdout", ValidUtf8(Truncate(e.stdout_text, max_text))},
-                        {"stderr", ValidUtf8(Truncate(e.stderr_text, max_text))},
+                        {"stdout", Utf8Lossy(Truncate(e.stdout_text, max_text))},
+                        {"stderr", Utf8Lossy(Truncate(e.stderr_text, max_text))},
                         {"wall_ms", e.wall_ms},
                         {"cpu_ms", e.cpu_ms},
                         {"max_rss_kb", e.max_rss_kb}};
-    if (!e.error.empty()) j["error"] = e.error;
+    if (!e.error.empty()) j["error"] = Utf8Lossy(e.error);
     return j;
   };
   nlohmann::json j = exec_json(main);

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -120,7 +121,50 @@ void RemoveStaleScratch(const std::string& root) {
       if (name.rfind(prefix, 0) == 0 && IsStaleRunId(name.substr(std::strlen(prefix)))) stale.push_back(name);
   }
   ::closedir(d);
-  for (const std::string& name : stale) RemoveTree(root + "/" + name);
+  for (const std::string& name : stale) {
+    (void)::umount2((root + "/" + name).c_str(), MNT_DETACH);  // a run's scratch tmpfs
+    RemoveTree(root + "/" + name);
+  }
+}
+
+// Mounts a tmpfs capped at `limits` on `dir` (made by MakeScratch) with two directories
+// for the run, work/ (bound at /box/work) and tmp/ (at /tmp), owned by uid:gid.
+absl::Status MountScratch(const std::string& dir, const Limits& limits, uid_t uid, gid_t gid) {
+  // The root and the two directories are inodes too.
+  const std::string opts = absl::StrCat("size=", std::max<int64_t>(limits.scratch_mb, 1), "m,nr_inodes=",
+                                        std::max<int64_t>(limits.scratch_inodes, 0) + 3, ",mode=0700,uid=", uid,
+                                        ",gid=", gid);
+  if (::mount("grpo-sbx", dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, opts.c_str()) != 0)
+    return absl::PermissionDeniedError(absl::StrCat("mount tmpfs on ", dir, ": ", std::strerror(errno)));
+  for (const char* sub : {"/work", "/tmp"}) {
+    const std::string path = dir + sub;
+    if (::mkdir(path.c_str(), 0700) != 0 || ::chown(path.c_str(), uid, gid) != 0) {
+      const int e = errno;
+      (void)::umount2(dir.c_str(), MNT_DETACH);
+      return absl::InternalError(absl::StrCat("scratch ", path, ": ", std::strerror(e)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Unmounts (when mounted) and removes a run's scratch directory.
+void RemoveScratch(const std::string& dir, bool mounted) {
+  if (dir.empty()) return;
+  if (mounted) (void)::umount2(dir.c_str(), MNT_DETACH);
+  RemoveTree(dir);
+}
+
+// Empty when this process can mount run scratch tmpfs under `root`; else the reason.
+std::string ProbeScratchMount(const SandboxOptions& options) {
+  if (!options.mount_scratch) return "scratch mounts turned off";
+  absl::StatusOr<std::string> dir = MakeScratch(options.scratch_root, "grpo-sbx-work-", options.uid, options.gid);
+  if (!dir.ok()) return std::string(dir.status().message());
+  Limits probe;
+  probe.scratch_mb = 1;
+  probe.scratch_inodes = 1;
+  absl::Status s = MountScratch(*dir, probe, options.uid, options.gid);
+  RemoveScratch(*dir, s.ok());
+  return s.ok() ? "" : std::string(s.message());
 }
 
 // Everything the forked child needs, built before fork: after fork only async-signal-safe
@@ -289,8 +333,12 @@ struct Sandbox::Prepared {
   ~Prepared() { RemoveTree(dir); }
 };
 
-Sandbox::Sandbox(SandboxOptions options, std::string bpf, std::unique_ptr<CgroupDriver> cgroups)
-    : options_(std::move(options)), bpf_(std::move(bpf)), cgroups_(std::move(cgroups)) {}
+Sandbox::Sandbox(SandboxOptions options, std::string bpf, std::unique_ptr<CgroupDriver> cgroups,
+                 std::string scratch_note)
+    : options_(std::move(options)),
+      bpf_(std::move(bpf)),
+      cgroups_(std::move(cgroups)),
+      scratch_note_(std::move(scratch_note)) {}
 
 Sandbox::~Sandbox() = default;
 
@@ -324,9 +372,14 @@ absl::StatusOr<std::unique_ptr<Sandbox>> Sandbox::Create(SandboxOptions options)
         "(rlimits only: no memory/process limit for the run as a whole, daemons may survive)"));
   }
   RemoveStaleScratch(options.scratch_root);
+  std::string scratch_note;
+  if (std::string why = ProbeScratchMount(options); !why.empty()) {
+    scratch_note = absl::StrCat("scratch capped in bytes only, its files by the memory limit (", why, ")");
+  }
   // Writing stdin to a program that closed it must not kill this process.
   ::signal(SIGPIPE, SIG_IGN);
-  return std::unique_ptr<Sandbox>(new Sandbox(std::move(options), std::move(*bpf), std::move(cgroups)));
+  return std::unique_ptr<Sandbox>(
+      new Sandbox(std::move(options), std::move(*bpf), std::move(cgroups), std::move(scratch_note)));
 }
 
 std::string Sandbox::CgroupMode() const { return cgroups_ ? cgroups_->Name() : "none"; }
@@ -342,17 +395,23 @@ ExecResult Sandbox::ExecuteOnce(const std::vector<std::string>& argv, const std:
     return r;
   };
 
-  // A fresh writable scratch dir, unless compiling (then the program dir is the work dir).
-  std::string work_dir;
-  if (!compile) {
-    absl::StatusOr<std::string> scratch = MakeScratch(options_.scratch_root, "grpo-sbx-work-", options_.uid, options_.gid);
-    if (!scratch.ok()) return internal(std::string(scratch.status().message()));
-    work_dir = *scratch;
+  // A fresh capped scratch (a tmpfs we mount, else bwrap's), unless compiling: then the
+  // program dir is the work dir and /tmp is bwrap's tmpfs.
+  const bool mounted_scratch = !compile && scratch_note_.empty();
+  std::string scratch_dir;
+  if (mounted_scratch) {
+    absl::StatusOr<std::string> made = MakeScratch(options_.scratch_root, "grpo-sbx-work-", options_.uid, options_.gid);
+    if (!made.ok()) return internal(std::string(made.status().message()));
+    if (absl::Status s = MountScratch(*made, limits, options_.uid, options_.gid); !s.ok()) {
+      RemoveTree(*made);
+      return internal(std::string(s.message()));
+    }
+    scratch_dir = *made;
   }
   struct ScratchGuard {
     std::string dir;
-    ~ScratchGuard() { RemoveTree(dir); }
-  } scratch_guard{work_dir};
+    ~ScratchGuard() { RemoveScratch(dir, true); }
+  } scratch_guard{scratch_dir};
 
   std::unique_ptr<RunCgroup> cgroup;
   if (cgroups_) {
@@ -380,11 +439,18 @@ ExecResult Sandbox::ExecuteOnce(const std::vector<std::string>& argv, const std:
   a = {options_.bwrap, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
        "--uid", std::to_string(options_.uid), "--gid", std::to_string(options_.gid), "--hostname", "sandbox"};
   AddSystemDirs(a);
-  a.insert(a.end(), {"--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"});
+  const std::string scratch_bytes = std::to_string(std::max<int64_t>(limits.scratch_mb, 1) << 20);
+  a.insert(a.end(), {"--proc", "/proc", "--dev", "/dev"});
   if (compile) {
-    a.insert(a.end(), {"--bind", prog_dir, "/box/work"});
+    a.insert(a.end(), {"--size", scratch_bytes, "--tmpfs", "/tmp", "--bind", prog_dir, "/box/work"});
+  } else if (mounted_scratch) {
+    a.insert(a.end(), {"--bind", scratch_dir + "/tmp", "/tmp", "--ro-bind", prog_dir, "/box/prog", "--bind",
+                       scratch_dir + "/work", "/box/work"});
   } else {
-    a.insert(a.end(), {"--ro-bind", prog_dir, "/box/prog", "--bind", work_dir, "/box/work"});
+    // Two tmpfs: half the cap each.
+    const std::string half = std::to_string(std::max<int64_t>(limits.scratch_mb, 2) << 19);
+    a.insert(a.end(), {"--size", half, "--tmpfs", "/tmp", "--ro-bind", prog_dir, "/box/prog", "--size", half,
+                       "--tmpfs", "/box/work"});
   }
   a.insert(a.end(), {"--remount-ro", "/dev", "--remount-ro", "/", "--chdir", "/box/work", "--cap-drop", "ALL", "--seccomp",
                      std::to_string(kSeccompFd), "--json-status-fd", std::to_string(kStatusFd), "--"});
@@ -619,6 +685,7 @@ RunResult Sandbox::Run(const RunRequest& request) const {
   RunResult out;
   out.passed.assign(request.tests.size(), false);
   if (!cgroups_) out.notes.push_back("no cgroups: rlimits only (per-process memory/CPU, no run-wide kill)");
+  if (!scratch_note_.empty()) out.notes.push_back(scratch_note_);
   Prepared prepared;
   if (!Prepare(request.program, prepared, out)) return out;
   out.status = RunStatus::kOk;
@@ -648,6 +715,7 @@ RunResult Sandbox::Run(const RunRequest& request) const {
 RunResult Sandbox::Execute(const Program& program, const std::string& stdin_data, const Limits& limits) const {
   RunResult out;
   if (!cgroups_) out.notes.push_back("no cgroups: rlimits only (per-process memory/CPU, no run-wide kill)");
+  if (!scratch_note_.empty()) out.notes.push_back(scratch_note_);
   Prepared prepared;
   if (!Prepare(program, prepared, out)) return out;
   out.main = ExecuteOnce(prepared.argv, prepared.dir, stdin_data, limits, false);

@@ -16,11 +16,15 @@
 //   2. bubblewrap: --unshare-all (user, pid, net, ipc, uts, cgroup, mount namespaces),
 //      --die-with-parent, --new-session, --cap-drop ALL; a root of tmpfs with /usr
 //      read-only (and /bin, /lib* as the host has them), a few /etc files, a fresh /proc of
-//      the new pid namespace (host pids invisible), a minimal /dev, tmpfs /tmp, the program
-//      read-only at /box/prog and a fresh scratch directory (mkdtemp under
-//      SandboxOptions::scratch_root, removed afterwards) read-write at /box/work (cwd).
+//      the new pid namespace (host pids invisible), a minimal /dev, the program read-only
+//      at /box/prog and a fresh scratch read-write at /box/work (cwd) and /tmp: one tmpfs
+//      per run, capped in bytes and inodes (Limits::scratch_mb, scratch_inodes), mounted
+//      by this process on a mkdtemp dir under SandboxOptions::scratch_root and removed
+//      afterwards (without CAP_SYS_ADMIN, bwrap's tmpfs capped in bytes only).
 //      No network interface but loopback in a new net namespace.
-//   3. seccomp (seccomp_filter.h): dangerous syscalls kill the process with SIGSYS.
+//   3. seccomp (seccomp_filter.h): dangerous syscalls kill the process with SIGSYS; file
+//      locks and inotify fail with an errno, since the read-only system files are shared
+//      with concurrent runs and either would let runs signal to each other.
 //   4. cgroups (cgroup.h): one group per execution with memory and pids limits and CPU
 //      accounting; at the end every process in it is killed (v1 freeze+kill, v2
 //      cgroup.kill) and it is removed. Create sweeps groups and scratch dirs left by a
@@ -109,6 +113,10 @@ struct Limits {
   int64_t output_limit_bytes = 1 << 20;  // stdout and stderr each
   int64_t file_size_mb = 16;        // RLIMIT_FSIZE
   int64_t open_files = 128;         // RLIMIT_NOFILE
+  // The run's writable space, /box/work and /tmp together: one tmpfs capped in bytes and
+  // in files (inodes), so a run cannot fill the host's disk or its inode table.
+  int64_t scratch_mb = 64;
+  int64_t scratch_inodes = 4096;
 };
 
 // One execution of the program (one test case, or the compile step).
@@ -164,6 +172,10 @@ struct SandboxOptions {
   std::string cgroup_root = "/sys/fs/cgroup";
   std::string cgroup_parent = "grpo-sandbox";  // groups are <root>[/<controller>]/<parent>/<id>
   bool allow_without_cgroups = false;     // degrade to rlimits only (reported in notes)
+  // Each run's scratch is a tmpfs this process mounts (size and inode caps; needs
+  // CAP_SYS_ADMIN). Without the permission, or with false, bwrap's own tmpfs is used: its
+  // size is capped, its files only by the memory limit they are charged to (reported in notes).
+  bool mount_scratch = true;
   uid_t uid = 65534;                       // host uid/gid the program runs as (never 0)
   gid_t gid = 65534;
   std::string bwrap = "/usr/bin/bwrap";
@@ -194,7 +206,8 @@ class Sandbox {
 
  private:
   struct Prepared;
-  Sandbox(SandboxOptions options, std::string bpf, std::unique_ptr<CgroupDriver> cgroups);
+  Sandbox(SandboxOptions options, std::string bpf, std::unique_ptr<CgroupDriver> cgroups,
+          std::string scratch_note);
   // Writes the source into a fresh program dir and compiles it; on failure fills `out`.
   bool Prepare(const Program& program, Prepared& prepared, RunResult& out) const;
   // One execution of argv inside the sandbox with `prog_dir` read-only at /box/prog and a
@@ -205,6 +218,8 @@ class Sandbox {
   SandboxOptions options_;
   std::string bpf_;
   std::unique_ptr<CgroupDriver> cgroups_;  // null: running without cgroups
+  // Empty when run scratch is a tmpfs this process mounts; else why not (a result note).
+  std::string scratch_note_;
 };
 
 }  // namespace grpo::sandbox

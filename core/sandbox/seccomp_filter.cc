@@ -2,6 +2,7 @@
 #include "core/sandbox/seccomp_filter.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <sys/mman.h>
@@ -68,6 +69,19 @@ absl::StatusOr<std::string> BuildSeccompBpf() {
     int nr = seccomp_syscall_resolve_name(name);
     if ((rc = seccomp_rule_add(c, SCMP_ACT_KILL_PROCESS, nr, 1, SCMP_A0(SCMP_CMP_NE, AF_UNIX))) < 0)
       return fail(name, rc);
+  }
+  // No file locks and no inotify. Both act on inodes, and the system files every run
+  // reads (the interpreter, libraries) are the same inodes for concurrent runs: a lock
+  // one run takes, or an open another run's watch reports, is a channel between runs.
+  // They fail with an errno (programs that try a lock can go on without it).
+  for (const char* name : {"flock", "inotify_init", "inotify_init1", "inotify_add_watch"}) {
+    int nr = seccomp_syscall_resolve_name(name);
+    if (nr == __NR_SCMP_ERROR) continue;
+    if ((rc = seccomp_rule_add(c, SCMP_ACT_ERRNO(name[0] == 'f' ? ENOLCK : ENOSYS), nr, 0)) < 0) return fail(name, rc);
+  }
+  for (int cmd : {F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW, F_GETLEASE, F_SETLEASE}) {
+    if ((rc = seccomp_rule_add(c, SCMP_ACT_ERRNO(ENOLCK), SCMP_SYS(fcntl), 1, SCMP_A1_32(SCMP_CMP_EQ, cmd))) < 0)
+      return fail("fcntl", rc);
   }
   if ((rc = seccomp_rule_add(c, SCMP_ACT_KILL_PROCESS, SCMP_SYS(personality), 1,
                              SCMP_A0_32(SCMP_CMP_NE, kPersonalityQuery))) < 0)

@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "core/tokenizer/utf8.h"
+#include "core/common/utf8.h"
 
 namespace grpo::tokenizer {
 namespace {

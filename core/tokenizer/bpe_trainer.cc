@@ -14,7 +14,7 @@
 #include "core/tokenizer/byte_level.h"
 #include "core/tokenizer/normalizer.h"
 #include "core/tokenizer/pre_tokenizer.h"
-#include "core/tokenizer/utf8.h"
+#include "core/common/utf8.h"
 
 namespace grpo::tokenizer {
 namespace {

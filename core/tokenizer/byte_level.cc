@@ -1,6 +1,6 @@
 #include "core/tokenizer/byte_level.h"
 
-#include "core/tokenizer/utf8.h"
+#include "core/common/utf8.h"
 
 namespace grpo::tokenizer {
 namespace {

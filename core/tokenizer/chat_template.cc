@@ -1,7 +1,7 @@
 #include "core/tokenizer/chat_template.h"
 
 #include "absl/strings/str_cat.h"
-#include "core/tokenizer/utf8.h"
+#include "core/common/utf8.h"
 
 namespace grpo::tokenizer {
 namespace {

@@ -4,7 +4,7 @@
 #include <pcre2.h>
 
 #include "absl/strings/str_cat.h"
-#include "core/tokenizer/utf8.h"
+#include "core/common/utf8.h"
 
 namespace grpo::tokenizer {
 namespace {

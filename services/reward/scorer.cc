@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/common/logging.h"
+#include "core/common/utf8.h"
 #include "core/eval/judging.h"
 #include "core/math/math_checker.h"
 #include "core/sandbox/sandbox.h"
@@ -114,7 +115,8 @@ struct Scorer::Impl {
                     cfg.overlong_weight * overlong;
     if (c.truncated && cfg.truncated == "zero") reward = 0.0;
     s->set_reward(static_cast<float>(reward));
-    if (!error.empty()) s->set_error(error);
+    // A proto string must be valid UTF-8; an error may quote what a program printed.
+    if (!error.empty()) s->set_error(Utf8Lossy(error));
   }
 };
 

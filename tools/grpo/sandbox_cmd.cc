@@ -78,7 +78,9 @@ int RunSandboxCmd(const SandboxCmdOptions& opt, const std::vector<std::string>& 
     req.comparison.mode = *mode;
     result = (*box)->Run(req);
   }
-  std::cout << result.ToJson().dump() << "\n";
+  // ToJson repairs program output to valid UTF-8; replacing here too keeps any other
+  // string from ending the command with a JSON exception.
+  std::cout << result.ToJson().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   return 0;
 }
 
