@@ -313,7 +313,7 @@ TEST(Integration, LauncherRunsTheLoopForMaxStepsAndStopsCleanly) {
 
 TEST(Integration, LauncherStopsEverythingWhenAChildDiesAndSaysWhich) {
   fs::path dir = FreshDir("child-death");
-  absl::StatusOr<ChildProcess> p = SpawnGrpoRun(dir, {}, "launcher.out");
+  absl::StatusOr<ChildProcess> p = SpawnGrpoRun(dir, {"--set", "run.max_restarts=0"}, "launcher.out");
   ASSERT_TRUE(p.ok());
   // Wait for the first training step, then kill the actor.
   ASSERT_TRUE(WaitForFirstStep(dir));
@@ -325,6 +325,7 @@ TEST(Integration, LauncherStopsEverythingWhenAChildDiesAndSaysWhich) {
   EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 1) << DescribeWaitStatus(*st);
   std::string out = TailOfFile((dir / "launcher.out").string(), 60);
   EXPECT_THAT(out, HasSubstr("grpo: actor killed by signal 9"));
+  EXPECT_THAT(out, HasSubstr("and has used its 0 restart(s) (run.max_restarts); stopping the run"));
   EXPECT_THAT(out, HasSubstr("actor.log"));
   // The other services are gone too.
   for (const char* name : {"coordinator", "reward", "learner"}) {
@@ -334,6 +335,42 @@ TEST(Integration, LauncherStopsEverythingWhenAChildDiesAndSaysWhich) {
   }
   RemoveUnlessFailed(dir);
 }
+
+// `grpo run` supervises: a service killed with SIGKILL mid-run is started again on its
+// ports, the others reconnect, and the run finishes by itself with every step in
+// metrics.jsonl exactly once.
+class LauncherRestarts : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(LauncherRestarts, AKilledServiceIsRestartedAndTheRunFinishes) {
+  const std::string name = GetParam();
+  fs::path dir = FreshDir(absl::StrCat("restart-", name));
+  const int64_t steps = 30;
+  absl::StatusOr<ChildProcess> p =
+      SpawnGrpoRun(dir, {"--max-steps", std::to_string(steps), "--set", "learner.checkpoint_every=1"}, "launcher.out");
+  ASSERT_TRUE(p.ok()) << p.status();
+  ASSERT_TRUE(WaitForFirstStep(dir));
+  pid_t pid = ServicePid(dir, name);
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  std::optional<int> st = p->WaitFor(absl::Seconds(240));
+  ASSERT_TRUE(st.has_value()) << "grpo run did not finish\n" << TailOfFile((dir / "launcher.out").string(), 60);
+  std::string out = TailOfFile((dir / "launcher.out").string(), 200);
+  ASSERT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << DescribeWaitStatus(*st) << "\n" << out;
+  EXPECT_THAT(out, HasSubstr(absl::StrCat("grpo: ", name, " killed by signal 9")));
+  EXPECT_THAT(out, HasSubstr("; restarting it in "));
+  EXPECT_THAT(out, HasSubstr(absl::StrCat("grpo: ", name, " restarted (pid ")));
+  EXPECT_NE(ServicePid(dir, name), pid);
+  std::map<int64_t, int> seen;
+  for (const nlohmann::json& m : ReadJsonl(dir / "metrics.jsonl")) {
+    if (m.contains("loss")) ++seen[m.value("step", int64_t{-1})];
+  }
+  for (int64_t s = 1; s <= steps; ++s) EXPECT_EQ(seen[s], 1) << "step " << s << " in metrics.jsonl";
+  EXPECT_EQ(seen.size(), static_cast<size_t>(steps));
+  RemoveUnlessFailed(dir);
+}
+
+INSTANTIATE_TEST_SUITE_P(Services, LauncherRestarts, ::testing::Values("coordinator", "reward", "actor", "learner"),
+                         [](const ::testing::TestParamInfo<const char*>& i) { return std::string(i.param); });
 
 TEST(Integration, CtrlCStopsTheLauncherAndEveryService) {
   fs::path dir = FreshDir("ctrl-c");

@@ -521,12 +521,13 @@ TEST_F(SandboxTest, OutputThatIsNotUtf8) {
   EXPECT_TRUE(IsValidUtf8(dumped));
 }
 
-// Mounts of run scratch still in this process's mount table.
+// Run scratch mounts of this process (other test processes may be mid-run) still mounted.
 int ScratchMounts() {
   std::ifstream in("/proc/self/mountinfo");
+  const std::string mine = "/grpo-sbx-work-" + std::to_string(getpid()) + "-";
   std::string line;
   int n = 0;
-  while (std::getline(in, line)) n += line.find("grpo-sbx") != std::string::npos;
+  while (std::getline(in, line)) n += line.find(mine) != std::string::npos;
   return n;
 }
 

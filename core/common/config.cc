@@ -147,6 +147,7 @@ std::vector<ConfigField> ConfigFields(RunConfig& c) {
   f.push_back({"run", "seed", &c.run.seed, "seed for initial weights, data and sampling"});
   f.push_back({"run", "actors", &c.run.actors, "grpo run: actor processes to start"});
   f.push_back({"run", "reward_servers", &c.run.reward_servers, "grpo run: reward servers to start (actor i uses server i mod this)"});
+  f.push_back({"run", "max_restarts", &c.run.max_restarts, "grpo run: restarts allowed per service before the run stops"});
 
   f.push_back({"endpoints", "coordinator", &c.endpoints.coordinator, "host:port of the coordinator"});
   f.push_back({"endpoints", "reward", &c.endpoints.reward, "host:port of the reward service"});
@@ -465,6 +466,7 @@ absl::Status ValidateConfig(const RunConfig& c) {
     return bad("learner.eval_every", "needs eval.data, the held-out dataset (or pipeline.tasks to make one)");
   if (c.run.actors < 1) return bad("run.actors", "must be at least 1");
   if (c.run.reward_servers < 1) return bad("run.reward_servers", "must be at least 1");
+  if (c.run.max_restarts < 0) return bad("run.max_restarts", "must be at least 0");
   if (c.pipeline.tasks != "" && c.pipeline.tasks != "chains") return bad("pipeline.tasks", "must be empty or chains");
   if (c.pipeline.test_tasks < 1) return bad("pipeline.test_tasks", "must be at least 1");
   if (c.pipeline.min_operands < 2 || c.pipeline.max_operands < c.pipeline.min_operands)

@@ -37,6 +37,10 @@ struct RunSection {
   // scores with reward server i mod reward_servers). Learner ranks: learner.world_size.
   int64_t actors = 1;
   int64_t reward_servers = 1;
+  // `grpo run` restarts a service that dies (a signal, a non-zero exit other than a
+  // configuration error) with backoff, up to this many times per service; one more
+  // death stops the run. 0: the first death stops the run.
+  int64_t max_restarts = 5;
 };
 
 struct DataConfig {

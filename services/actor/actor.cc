@@ -37,6 +37,7 @@ Actor::Actor(const RunConfig& cfg, std::unique_ptr<Policy> policy, std::shared_p
   groups_ = &prometheus::BuildCounter().Name("grpo_actor_groups_total").Help("Rollout groups handed to the learner").Register(r).Add({});
   weight_updates_ = &prometheus::BuildCounter().Name("grpo_actor_weight_updates_total").Help("Weight versions loaded").Register(r).Add({});
   generation_seconds_ = &prometheus::BuildCounter().Name("grpo_actor_generation_seconds_total").Help("Time spent sampling").Register(r).Add({});
+  score_resends_ = &prometheus::BuildCounter().Name("grpo_actor_score_resends_total").Help("Batches sent to the reward service again after a failed or cut stream").Register(r).Add({});
   failed_batches_ = &prometheus::BuildCounter().Name("grpo_actor_failed_batches_total").Help("Batches lost to a generation, reward or learner failure (their leases expire and return)").Register(r).Add({});
   prompts_too_long_ = &prometheus::BuildCounter().Name("grpo_actor_prompts_too_long_total").Help("Prompts skipped because they fill the model's context").Register(r).Add({});
   version_gauge_->Set(-1);
@@ -413,6 +414,22 @@ void Actor::Loop() {
     }
     std::vector<v1::RolloutGroup>& groups = *generated;
     absl::StatusOr<std::vector<v1::ScoredGroup>> scored = Score(groups);
+    // A reward server that died or a cut stream: this actor still holds the groups, so
+    // it sends them again (to the restarted server) rather than losing the batch.
+    absl::Duration resend = absl::Milliseconds(250);
+    for (int attempt = 1; !scored.ok() && attempt <= 10 &&
+                          (absl::IsUnavailable(scored.status()) || absl::IsAborted(scored.status()));
+         ++attempt) {
+      spdlog::warn("scoring {} group(s): {}; sending them again in {} (attempt {})", groups.size(),
+                   scored.status().message(), absl::FormatDuration(resend), attempt);
+      score_resends_->Increment();
+      {
+        absl::MutexLock l(&mu_);
+        if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), resend)) return;
+      }
+      resend = std::min(resend * 2, absl::Seconds(4));
+      scored = Score(groups);
+    }
     absl::Status submitted = scored.ok() ? Submit(*scored) : scored.status();
     if (!submitted.ok()) {
       absl::MutexLock l(&mu_);

@@ -84,6 +84,7 @@ class Actor final : public rpc::ServiceRunner, public v1::Actor::Service {
   prometheus::Counter* weight_updates_;
   prometheus::Counter* generation_seconds_;
   prometheus::Counter* failed_batches_;
+  prometheus::Counter* score_resends_;
   prometheus::Counter* prompts_too_long_;
 };
 

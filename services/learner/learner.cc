@@ -19,6 +19,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "core/common/checksum.h"
 #include "core/common/logging.h"
 #include "core/grpo/grpo_loss.h"
@@ -97,7 +98,10 @@ absl::Status Learner::Resume() {
   const std::string root = CheckpointRoot();
   if (root.empty()) return absl::OkStatus();
   std::optional<std::string> dir = NewestValidCheckpoint(root);
-  if (!dir) return absl::OkStatus();
+  if (!dir) {
+    KeepMetricsUpTo(-1);  // an earlier start that died before its first checkpoint
+    return absl::OkStatus();
+  }
   CheckpointInputs into{policy_->model, reference_ ? reference_->model : model::Transformer(nullptr),
                         optimizer_.get(), cfg_.model.path};
   absl::StatusOr<CheckpointState> st = LoadCheckpoint(*dir, into);
@@ -107,7 +111,37 @@ absl::Status Learner::Resume() {
   resumed_version_ = last_version_ = st->version;
   admission_.RestoreSeen(std::move(st->seen));
   spdlog::info("resumed from {} (step {}, version {})", *dir, st->step, st->version);
+  KeepMetricsUpTo(static_cast<int64_t>(st->step));
   return absl::OkStatus();
+}
+
+void Learner::KeepMetricsUpTo(int64_t step) {
+  if (metrics_path_.empty() || !std::filesystem::exists(metrics_path_)) return;
+  absl::StatusOr<std::string> text = ReadFile(metrics_path_);
+  if (!text.ok()) {
+    spdlog::error("reading {}: {}", metrics_path_, text.status().message());
+    return;
+  }
+  std::string kept;
+  int64_t dropped = 0;
+  for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
+    nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+    // A line cut short by a kill is not JSON: dropped too.
+    if (j.is_object() && j.value("step", int64_t{-1}) <= step && j.contains("step")) {
+      absl::StrAppend(&kept, line, "\n");
+    } else {
+      ++dropped;
+    }
+  }
+  if (dropped == 0) return;
+  if (absl::Status w = WriteFileAtomic(metrics_path_, kept); !w.ok()) {
+    spdlog::error("rewriting {}: {}", metrics_path_, w.message());
+    return;
+  }
+  if (metrics_file_) std::fclose(metrics_file_);
+  metrics_file_ = std::fopen(metrics_path_.c_str(), "a");
+  spdlog::info("{}: dropped {} line(s) after step {}, which this start trains again", metrics_path_, dropped,
+               std::max<int64_t>(step, 0));
 }
 
 absl::Status Learner::Checkpoint(uint64_t step, int64_t version) {
@@ -138,6 +172,7 @@ Learner::Learner(const RunConfig& cfg, std::unique_ptr<Policy> policy, std::uniq
   coordinator_ = v1::Coordinator::NewStub(rpc::MakeChannel(cfg.endpoints.coordinator));
   std::string path = cfg.learner.metrics_path;
   if (path.empty() && !cfg.run.dir.empty()) path = (std::filesystem::path(cfg.run.dir) / "metrics.jsonl").string();
+  metrics_path_ = path;
   if (!path.empty()) {
     metrics_file_ = std::fopen(path.c_str(), "a");
     if (!metrics_file_) spdlog::error("cannot open {} for appending: {}", path, std::strerror(errno));
@@ -639,23 +674,6 @@ void Learner::LeaderLoop() {
     last_step_ = step;
     mid_step_ = false;
     last_version_ = version;
-    // Checkpoint before publishing: a version the coordinator has is never newer than
-    // what a restarted learner resumes from (unless checkpoints are sparse; see v0).
-    if (cfg_.learner.checkpoint_every > 0 && step % static_cast<uint64_t>(cfg_.learner.checkpoint_every) == 0) {
-      if (absl::Status cs = Checkpoint(step, version); !cs.ok()) spdlog::error("checkpoint of step {}: {}", step, cs.message());
-    }
-    absl::Status pub = Publish(static_cast<uint64_t>(version), step);
-    if (!pub.ok()) {
-      if (Stopping()) return;
-      spdlog::error("publishing version {}: {}; stopping", version, pub.message());
-      shutdown_->Fail();
-      return;
-    }
-    admission_.SetVersion(version);
-    std::vector<uint64_t> leases;
-    for (const auto& g : batch) leases.push_back(g.group().item().lease_id());
-    CompleteLeases(leases, /*requeue=*/false);
-
     auto now = std::chrono::steady_clock::now();
     double step_s = std::chrono::duration<double>(now - t0).count();
     double wall_s = std::chrono::duration<double>(now - last).count();
@@ -678,7 +696,27 @@ void Learner::LeaderLoop() {
     if (validator_ && (step % static_cast<uint64_t>(cfg_.learner.eval_every) == 0 || last_step)) {
       j.update(Validate(step));
     }
+    // The step's line goes out before its checkpoint: a learner killed between the two
+    // resumes from the step before, trains this one again, and KeepMetricsUpTo drops
+    // this line first, so every step is in metrics.jsonl exactly once.
     WriteMetricsLine(j.dump());
+    // Checkpoint before publishing: a version the coordinator has is never newer than
+    // what a restarted learner resumes from (unless checkpoints are sparse; see v0).
+    if (cfg_.learner.checkpoint_every > 0 && step % static_cast<uint64_t>(cfg_.learner.checkpoint_every) == 0) {
+      if (absl::Status cs = Checkpoint(step, version); !cs.ok()) spdlog::error("checkpoint of step {}: {}", step, cs.message());
+    }
+    absl::Status pub = Publish(static_cast<uint64_t>(version), step);
+    if (!pub.ok()) {
+      if (Stopping()) return;
+      spdlog::error("publishing version {}: {}; stopping", version, pub.message());
+      shutdown_->Fail();
+      return;
+    }
+    admission_.SetVersion(version);
+    std::vector<uint64_t> leases;
+    for (const auto& g : batch) leases.push_back(g.group().item().lease_id());
+    CompleteLeases(leases, /*requeue=*/false);
+
     step_gauge_->Set(static_cast<double>(step));
     reward_gauge_->Set(bs.reward_mean);
     accuracy_gauge_->Set(bs.accuracy);

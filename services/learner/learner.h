@@ -81,6 +81,9 @@ class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
   std::string CheckpointRoot() const;
   absl::Status Checkpoint(uint64_t step, int64_t version);
   void WriteMetricsLine(const std::string& line);
+  // Rewrites metrics.jsonl without the lines of steps after `step` (-1: all of them) and
+  // without a partial last line, before a resumed learner trains those steps again.
+  void KeepMetricsUpTo(int64_t step);
   // Rank 0 with learner.eval_every: the held-out evaluation's metrics fields (empty
   // object when there is no validator or it failed; a failure is logged, not fatal).
   nlohmann::json Validate(uint64_t step);
@@ -99,6 +102,7 @@ class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
   ShutdownSignal* shutdown_ = nullptr;
   std::thread trainer_;
   FILE* metrics_file_ = nullptr;
+  std::string metrics_path_;
 
   AdmissionBuffer admission_;  // thread-safe: handler threads admit, the trainer draws
   absl::Mutex mu_;

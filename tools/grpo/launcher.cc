@@ -36,6 +36,11 @@ class MetricsTail {
     std::vector<nlohmann::json> out;
     std::ifstream in(path_);
     if (!in) return out;
+    // A restarted learner rewrites the file without the steps it trains again: read the
+    // new file from its start.
+    std::error_code ec;
+    const uintmax_t size = std::filesystem::file_size(path_, ec);
+    if (!ec && size < offset_) offset_ = 0;
     in.seekg(static_cast<std::streamoff>(offset_));
     std::string line;
     while (std::getline(in, line)) {
@@ -83,6 +88,21 @@ void PrintBeforeAfter(const fs::path& run_dir) {
                 j.value("pass@k", 0.0), j.value("maj@k", 0.0), j.value("format", 0.0), j.value("response_len_mean", 0.0),
                 static_cast<long long>(j.value("k", int64_t{0})), static_cast<long long>(j.value("n", int64_t{0})));
   }
+}
+
+// A supervised child: how to start it again, and its restarts so far.
+struct Supervision {
+  ServiceLaunch launch;
+  int64_t restarts = 0;
+  bool down = false;       // dead, waiting for restart_at
+  absl::Time restart_at;
+};
+
+// As Kubernetes' CrashLoopBackOff, shorter: 0.5 s, 1 s, 2 s, ... at most 10 s.
+absl::Duration RestartBackoff(int64_t restarts) {
+  absl::Duration d = absl::Milliseconds(500);
+  for (int64_t i = 1; i < restarts && d < absl::Seconds(10); ++i) d *= 2;
+  return std::min(d, absl::Seconds(10));
 }
 
 }  // namespace
@@ -149,20 +169,29 @@ int RunLocal(const LaunchOptions& opts) {
   tail.SkipExisting();
 
   std::vector<ServiceProcess> children;
+  // What started each child, so that it can be started again (same index as children).
+  std::vector<Supervision> supervision;
   auto stop_all = [&](absl::Duration grace) {
     // One at a time in reverse start order: actors stop producing, the learner finishes
     // talking to a coordinator that is still there, then reward and coordinator.
-    for (auto it = children.rbegin(); it != children.rend(); ++it) it->proc.Stop(grace);
+    for (size_t i = children.size(); i-- > 0;) {
+      if (!supervision[i].down) children[i].proc.Stop(grace);
+    }
   };
   auto start = [&](const std::string& name, const std::vector<std::string>& sets, const std::string& binary = "") {
-    ServiceLaunch launch{name, (bin / ("grpo-" + (binary.empty() ? name : binary))).string(),
-                         (run_dir / "config.yaml").string(), sets, run_dir.string()};
+    const std::string role = binary.empty() ? name : binary;
+    ServiceLaunch launch{name, (bin / ("grpo-" + role)).string(), (run_dir / "config.yaml").string(), sets,
+                         run_dir.string()};
     absl::StatusOr<ServiceProcess> c = StartServiceProcess(launch, [&] { return shutdown.Requested(); });
     if (!c.ok()) {
       if (!shutdown.Requested()) Say(absl::StrCat("grpo: ", c.status().message()));
       return false;
     }
     children.push_back(*c);
+    // A restart keeps the ports, so the others' addresses stay right.
+    launch.sets.push_back(absl::StrCat(role, ".serve.port=", c->grpc_port));
+    launch.sets.push_back(absl::StrCat(role, ".serve.metrics_port=", c->metrics_port));
+    supervision.push_back(Supervision{std::move(launch)});
     return true;
   };
   if (!start("coordinator", {})) return 1;
@@ -227,7 +256,37 @@ int RunLocal(const LaunchOptions& opts) {
       break;
     }
     bool learner_done = false, failed = false;
-    for (auto& c : children) {
+    // Restarts that are due.
+    for (size_t i = 0; i < children.size() && !failed; ++i) {
+      Supervision& sv = supervision[i];
+      if (!sv.down || absl::Now() < sv.restart_at || finishing) continue;
+      absl::StatusOr<ServiceProcess> c = StartServiceProcess(sv.launch, [&] { return shutdown.Requested(); });
+      if (c.ok()) {
+        children[i] = *c;
+        sv.down = false;
+        Say(absl::StrCat("grpo: ", sv.launch.name, " restarted (pid ", c->proc.pid(), ", restart ", sv.restarts, " of ",
+                         cfg->run.max_restarts, ")"));
+      } else if (shutdown.Requested()) {
+        break;
+      } else if (sv.restarts >= cfg->run.max_restarts) {
+        Say(absl::StrCat("grpo: ", sv.launch.name, " could not be restarted and has used its ", cfg->run.max_restarts,
+                         " restart(s) (run.max_restarts); stopping the run: ", c.status().message()));
+        failed = true;
+      } else {
+        ++sv.restarts;
+        sv.restart_at = absl::Now() + RestartBackoff(sv.restarts);
+        Say(absl::StrCat("grpo: restarting ", sv.launch.name, " failed (", c.status().message(), "); trying again (",
+                         sv.restarts, " of ", cfg->run.max_restarts, ")"));
+      }
+    }
+    if (failed) {
+      exit_code = 1;
+      break;
+    }
+    for (size_t i = 0; i < children.size(); ++i) {
+      ServiceProcess& c = children[i];
+      Supervision& sv = supervision[i];
+      if (sv.down) continue;
       std::optional<int> st = c.proc.Poll();
       if (!st) continue;
       bool clean = WIFEXITED(*st) && WEXITSTATUS(*st) == 0;
@@ -245,10 +304,25 @@ int RunLocal(const LaunchOptions& opts) {
         if (!finishing) finishing = absl::Now();
       } else {
         if (tty) std::fprintf(stderr, "\n");
-        Say(absl::StrCat("grpo: ", c.name, " ", DescribeWaitStatus(*st), "; stopping the run. Last lines of ", c.log_path,
-                         ":\n", TailOfFile(c.log_path, 15)));
-        failed = true;
-        break;
+        // Exit status 2 is a configuration error: starting it again would fail the same way.
+        // A failure while the run is ending is not restarted either.
+        const bool config_error = WIFEXITED(*st) && WEXITSTATUS(*st) == 2;
+        if (config_error || run_over || finishing || sv.restarts >= cfg->run.max_restarts) {
+          Say(absl::StrCat("grpo: ", c.name, " ", DescribeWaitStatus(*st),
+                           config_error               ? " (a configuration error)"
+                           : (run_over || finishing) ? " as the run ended"
+                                                     : absl::StrCat(" and has used its ", cfg->run.max_restarts,
+                                                                    " restart(s) (run.max_restarts)"),
+                           "; stopping the run. Last lines of ", c.log_path, ":\n", TailOfFile(c.log_path, 15)));
+          failed = true;
+          break;
+        }
+        ++sv.restarts;
+        sv.down = true;
+        sv.restart_at = absl::Now() + RestartBackoff(sv.restarts);
+        Say(absl::StrCat("grpo: ", c.name, " ", DescribeWaitStatus(*st), "; restarting it in ",
+                         absl::FormatDuration(RestartBackoff(sv.restarts)), " (restart ", sv.restarts, " of ",
+                         cfg->run.max_restarts, "). Last lines of ", c.log_path, ":\n", TailOfFile(c.log_path, 5)));
       }
     }
     if (failed) {
