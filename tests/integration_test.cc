@@ -18,7 +18,10 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "core/common/checksum.h"
 #include "core/common/config.h"
 #include "core/common/metrics_server.h"
@@ -371,6 +374,52 @@ TEST_P(LauncherRestarts, AKilledServiceIsRestartedAndTheRunFinishes) {
 
 INSTANTIATE_TEST_SUITE_P(Services, LauncherRestarts, ::testing::Values("coordinator", "reward", "actor", "learner"),
                          [](const ::testing::TestParamInfo<const char*>& i) { return std::string(i.param); });
+
+// Counter `name` of the service whose ready file under `dir` is `service` (-1 if unread).
+double ServiceCounter(const fs::path& dir, const std::string& service, const std::string& name) {
+  absl::StatusOr<std::string> r = ReadFile((dir / absl::StrCat(service, ".ready.json")).string());
+  if (!r.ok()) return -1;
+  nlohmann::json j = nlohmann::json::parse(*r, nullptr, false);
+  if (j.is_discarded()) return -1;
+  absl::StatusOr<std::string> text = HttpGet("127.0.0.1", j.value("metrics_port", 0), "/metrics");
+  if (!text.ok()) return -1;
+  for (absl::string_view line : absl::StrSplit(*text, '\n')) {
+    if (absl::StartsWith(line, name + " ")) {
+      double v = -1;
+      return absl::SimpleAtod(line.substr(name.size() + 1), &v) ? v : -1;
+    }
+  }
+  return -1;
+}
+
+TEST(ChannelTarget, ListsBecomeIpTargetsAndBadEntriesAreNamed) {
+  EXPECT_EQ(*rpc::ChannelTarget("reward.grpo.svc:50051"), "reward.grpo.svc:50051");
+  EXPECT_EQ(*rpc::ChannelTarget("dns:///reward:50051"), "dns:///reward:50051");
+  EXPECT_EQ(*rpc::ChannelTarget("127.0.0.1:1, 10.0.0.2:2"), "ipv4:127.0.0.1:1,10.0.0.2:2");
+  EXPECT_EQ(*rpc::ChannelTarget("[::1]:1,[fe80::1]:2"), "ipv6:[::1]:1,[fe80::1]:2");
+  for (const char* bad : {"127.0.0.1:1,reward:2", "127.0.0.1:1,127.0.0.1:0", "127.0.0.1:1,[::1]:2", ",", "1.2.3.4,5.6.7.8:9"}) {
+    absl::StatusOr<std::string> t = rpc::ChannelTarget(bad);
+    EXPECT_FALSE(t.ok()) << bad << " -> " << *t;
+  }
+  EXPECT_THAT(std::string(rpc::ChannelTarget("127.0.0.1:1,reward:2").status().message()), HasSubstr("'reward:2'"));
+}
+
+// With several reward servers, one actor spreads its batches over all of them.
+TEST(Integration, AnActorBalancesItsBatchesOverEveryRewardServer) {
+  fs::path dir = FreshDir("balance");
+  absl::StatusOr<ChildProcess> p =
+      SpawnGrpoRun(dir, {"--max-steps", "400", "--set", "run.reward_servers=2"}, "launcher.out");
+  ASSERT_TRUE(p.ok()) << p.status();
+  ASSERT_TRUE(WaitForFirstStep(dir));
+  EXPECT_TRUE(WaitUntil([&] { return ServiceCounter(dir, "reward", "grpo_reward_groups_total") > 0 &&
+                                     ServiceCounter(dir, "reward-1", "grpo_reward_groups_total") > 0; },
+                        absl::Seconds(60)))
+      << "groups scored: " << ServiceCounter(dir, "reward", "grpo_reward_groups_total") << " and "
+      << ServiceCounter(dir, "reward-1", "grpo_reward_groups_total");
+  ASSERT_EQ(::kill(p->pid(), SIGINT), 0);
+  ASSERT_TRUE(p->WaitFor(absl::Seconds(60)).has_value());
+  RemoveUnlessFailed(dir);
+}
 
 TEST(Integration, CtrlCStopsTheLauncherAndEveryService) {
   fs::path dir = FreshDir("ctrl-c");

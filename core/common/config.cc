@@ -146,7 +146,7 @@ std::vector<ConfigField> ConfigFields(RunConfig& c) {
   f.push_back({"run", "dir", &c.run.dir, "run directory: logs, metrics.jsonl, state"});
   f.push_back({"run", "seed", &c.run.seed, "seed for initial weights, data and sampling"});
   f.push_back({"run", "actors", &c.run.actors, "grpo run: actor processes to start"});
-  f.push_back({"run", "reward_servers", &c.run.reward_servers, "grpo run: reward servers to start (actor i uses server i mod this)"});
+  f.push_back({"run", "reward_servers", &c.run.reward_servers, "grpo run: reward servers to start (each actor balances over all of them)"});
   f.push_back({"run", "max_restarts", &c.run.max_restarts, "grpo run: restarts allowed per service before the run stops"});
 
   f.push_back({"endpoints", "coordinator", &c.endpoints.coordinator, "host:port of the coordinator"});

@@ -33,8 +33,8 @@ struct RunSection {
   std::string name = "demo";
   std::string dir;  // run directory (logs, metrics.jsonl, state); set by the launcher
   int64_t seed = 1;
-  // `grpo run` on one machine: how many actor and reward processes it starts (actor i
-  // scores with reward server i mod reward_servers). Learner ranks: learner.world_size.
+  // `grpo run` on one machine: how many actor and reward processes it starts (each
+  // actor spreads its batches over every reward server). Learner ranks: learner.world_size.
   int64_t actors = 1;
   int64_t reward_servers = 1;
   // `grpo run` restarts a service that dies (a signal, a non-zero exit other than a

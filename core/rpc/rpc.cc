@@ -1,11 +1,17 @@
 #include "core/rpc/rpc.h"
 
+#include <arpa/inet.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <cstdio>
 #include <random>
 #include <thread>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 
 namespace grpo::rpc {
@@ -30,8 +36,45 @@ absl::StatusOr<ServerHandle> StartServer(const std::string& host, int port,
   return h;
 }
 
+absl::StatusOr<std::string> ChannelTarget(const std::string& address) {
+  if (address.find(',') == std::string::npos) return address;
+  std::vector<std::string> entries;
+  bool v6 = false;
+  for (absl::string_view e : absl::StrSplit(address, ',', absl::SkipWhitespace())) {
+    std::string entry(absl::StripAsciiWhitespace(e));
+    const size_t colon = entry.rfind(':');
+    int port = 0;
+    std::string host = colon == std::string::npos ? "" : entry.substr(0, colon);
+    const bool bracketed = host.size() > 2 && host.front() == '[' && host.back() == ']';
+    if (bracketed) host = host.substr(1, host.size() - 2);
+    in6_addr buf;
+    const bool ok = colon != std::string::npos && absl::SimpleAtoi(entry.substr(colon + 1), &port) && port > 0 &&
+                    port < 65536 && ::inet_pton(bracketed ? AF_INET6 : AF_INET, host.c_str(), &buf) == 1;
+    if (!ok) {
+      return absl::InvalidArgumentError(absl::StrCat("endpoint list ", address, ": '", entry,
+                                                     "' is not ip:port (a list takes IP literals; for a DNS name "
+                                                     "with many addresses give the one name)"));
+    }
+    if (!entries.empty() && bracketed != v6) {
+      return absl::InvalidArgumentError(absl::StrCat("endpoint list ", address, " mixes IPv4 and IPv6"));
+    }
+    v6 = bracketed;
+    entries.push_back(std::move(entry));
+  }
+  if (entries.empty()) return absl::InvalidArgumentError(absl::StrCat("endpoint list '", address, "' is empty"));
+  return absl::StrCat(v6 ? "ipv6:" : "ipv4:", absl::StrJoin(entries, ","));
+}
+
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
+  absl::StatusOr<std::string> target = ChannelTarget(address);
+  if (!target.ok()) {
+    // The channel then never connects, and every call fails saying so.
+    std::fprintf(stderr, "%s\n", std::string(target.status().message()).c_str());
+    target = address;
+  }
   grpc::ChannelArguments args;
+  // Balance calls over all of the target's addresses, not only the first that answers.
+  args.SetServiceConfigJSON(R"({"loadBalancingConfig": [{"round_robin": {}}]})");
   args.SetMaxReceiveMessageSize(kMaxMessageBytes);
   args.SetMaxSendMessageSize(kMaxMessageBytes);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
@@ -40,7 +83,7 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
   // Reconnect quickly after a peer restarts (default backoff grows to 2 minutes).
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(*target, grpc::InsecureChannelCredentials(), args);
 }
 
 bool WaitForConnected(const std::shared_ptr<grpc::Channel>& channel, absl::Duration timeout) {

@@ -29,8 +29,16 @@ struct ServerHandle {
 absl::StatusOr<ServerHandle> StartServer(const std::string& host, int port,
                                          const std::vector<grpc::Service*>& services);
 
-// An insecure channel to host:port with keepalive and the message size limit.
+// An insecure channel with keepalive and the message size limit. `address` is
+// "host:port" (a DNS name that resolves to several addresses, such as a headless
+// Service, is used whole), a list "ip:port,ip:port" of IPv4 or [IPv6] literals, or a
+// gRPC target URI ("dns:///reward:50051"). Calls are spread round robin over every
+// address the target resolves to, and one that is down is skipped.
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address);
+
+// The gRPC target for `address` as above: a list becomes "ipv4:a,b" / "ipv6:a,b"; an
+// error names an entry of a list that is not an IP literal with a port.
+absl::StatusOr<std::string> ChannelTarget(const std::string& address);
 
 // Waits until the channel is connected or the timeout passes.
 bool WaitForConnected(const std::shared_ptr<grpc::Channel>& channel, absl::Duration timeout);

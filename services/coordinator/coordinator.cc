@@ -125,7 +125,10 @@ void CoordinatorService::SweepLoop() {
     if (expired > 0) {
       leases_expired_->Increment(static_cast<double>(expired));
       spdlog::info("{} lease(s) expired and re-queued", expired);
-      PersistLocked(false);
+      PersistSnapshot snap = SnapshotLocked();
+      mu_.Unlock();
+      WriteSnapshot(snap);
+      mu_.Lock();
     }
     UpdateGaugesLocked();
   }
@@ -201,18 +204,22 @@ grpc::Status CoordinatorService::AcquireWork(grpc::ServerContext*, const v1::Acq
 
 grpc::Status CoordinatorService::CompleteWork(grpc::ServerContext*, const v1::CompleteWorkRequest* req,
                                               v1::CompleteWorkResponse* resp) {
-  absl::MutexLock l(&mu_);
-  std::vector<uint64_t> ids(req->lease_ids().begin(), req->lease_ids().end());
-  CompleteCounts c = queue_.Complete(ids, req->requeue());
-  resp->set_completed(c.completed);
-  resp->set_already_completed(c.already_completed);
-  resp->set_unknown(c.unknown);
-  leases_completed_->Increment(c.completed);
-  leases_expired_->Increment(c.released);
-  leases_released_->Increment(c.released);
-  if (c.unknown > 0) spdlog::warn("CompleteWork: {} unknown lease id(s)", c.unknown);
-  PersistLocked(false);
-  UpdateGaugesLocked();
+  PersistSnapshot snap;
+  {
+    absl::MutexLock l(&mu_);
+    std::vector<uint64_t> ids(req->lease_ids().begin(), req->lease_ids().end());
+    CompleteCounts c = queue_.Complete(ids, req->requeue());
+    resp->set_completed(c.completed);
+    resp->set_already_completed(c.already_completed);
+    resp->set_unknown(c.unknown);
+    leases_completed_->Increment(c.completed);
+    leases_expired_->Increment(c.released);
+    leases_released_->Increment(c.released);
+    if (c.unknown > 0) spdlog::warn("CompleteWork: {} unknown lease id(s)", c.unknown);
+    snap = SnapshotLocked();
+    UpdateGaugesLocked();
+  }
+  WriteSnapshot(snap);  // before the reply: what the learner was told is on disk
   return grpc::Status::OK;
 }
 
@@ -254,29 +261,35 @@ grpc::Status CoordinatorService::PublishWeights(grpc::ServerContext* ctx, grpc::
   if (Crc32(*bytes) != crc) {
     return grpc::Status(grpc::StatusCode::DATA_LOSS, absl::StrCat("weights of version ", version, ": CRC mismatch"));
   }
-  absl::MutexLock l(&mu_);
-  int64_t latest = LatestVersionLocked();
-  if (static_cast<int64_t>(version) <= latest) {
-    // A retry of a version we already have is fine; an older one is refused.
-    if (versions_.count(version) && versions_[version].crc32 == crc) {
-      resp->set_version(version);
-      resp->set_bytes(total);
-      return grpc::Status::OK;
+  // The new version's bytes are written after the lock is released: FetchWeights,
+  // heartbeats and leases go on meanwhile.
+  PersistSnapshot snap;
+  {
+    absl::MutexLock l(&mu_);
+    int64_t latest = LatestVersionLocked();
+    if (static_cast<int64_t>(version) <= latest) {
+      // A retry of a version we already have is fine; an older one is refused.
+      if (versions_.count(version) && versions_[version].crc32 == crc) {
+        resp->set_version(version);
+        resp->set_bytes(total);
+        return grpc::Status::OK;
+      }
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          absl::StrCat("version ", version, " is not newer than ", latest));
     }
-    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                        absl::StrCat("version ", version, " is not newer than ", latest));
+    versions_[version] = Version{version, step, crc, std::move(bytes)};
+    while (static_cast<int64_t>(versions_.size()) > std::max<int64_t>(1, cfg_.coordinator.keep_versions)) {
+      versions_.erase(versions_.begin());
+    }
+    step_ = step;
+    weight_bytes_in_->Increment(static_cast<double>(total));
+    spdlog::info("published version {} (step {}, {} bytes)", version, step, total);
+    snap = SnapshotLocked();
+    UpdateGaugesLocked();
+    resp->set_version(version);
+    resp->set_bytes(total);
   }
-  versions_[version] = Version{version, step, crc, std::move(bytes)};
-  while (static_cast<int64_t>(versions_.size()) > std::max<int64_t>(1, cfg_.coordinator.keep_versions)) {
-    versions_.erase(versions_.begin());
-  }
-  step_ = step;
-  weight_bytes_in_->Increment(static_cast<double>(total));
-  spdlog::info("published version {} (step {}, {} bytes)", version, step, total);
-  PersistLocked(true);
-  UpdateGaugesLocked();
-  resp->set_version(version);
-  resp->set_bytes(total);
+  WriteSnapshot(snap);
   return grpc::Status::OK;
 }
 
@@ -370,10 +383,14 @@ grpc::Status CoordinatorService::GetRunStatus(grpc::ServerContext*, const v1::Ru
 
 grpc::Status CoordinatorService::FinishRun(grpc::ServerContext*, const v1::FinishRunRequest* req,
                                            v1::FinishRunResponse*) {
-  absl::MutexLock l(&mu_);
-  if (!run_finished_) spdlog::info("run finished: {}", req->reason());
-  run_finished_ = true;
-  PersistLocked(false);
+  PersistSnapshot snap;
+  {
+    absl::MutexLock l(&mu_);
+    if (!run_finished_) spdlog::info("run finished: {}", req->reason());
+    run_finished_ = true;
+    snap = SnapshotLocked();
+  }
+  WriteSnapshot(snap);
   return grpc::Status::OK;
 }
 
@@ -402,13 +419,10 @@ grpc::Status CoordinatorService::LearnerGroup(grpc::ServerContext*, const v1::Le
   return grpc::Status::OK;
 }
 
-void CoordinatorService::PersistLocked(bool with_weights) {
-  if (state_dir_.empty()) return;
-  fs::path dir(state_dir_);
-  if (with_weights && !versions_.empty()) {
-    absl::Status s = WriteFileAtomic((dir / "weights.safetensors").string(), *versions_.rbegin()->second.bytes);
-    if (!s.ok()) spdlog::error("persisting weights: {}", s.message());
-  }
+CoordinatorService::PersistSnapshot CoordinatorService::SnapshotLocked() {
+  PersistSnapshot out;
+  if (state_dir_.empty()) return out;
+  out.seq = ++persist_seq_;
   WorkQueue::Snapshot snap = queue_.TakeSnapshot();
   nlohmann::json j;
   j["step"] = step_;
@@ -423,9 +437,30 @@ void CoordinatorService::PersistLocked(bool with_weights) {
     j["version"] = v.version;
     j["version_step"] = v.step;
     j["crc32"] = v.crc32;
+    out.weights_version = static_cast<int64_t>(v.version);
+    out.weights = v.bytes;
   }
-  absl::Status s = WriteFileAtomic((dir / "state.json").string(), j.dump(2));
+  out.state_json = j.dump(2);
+  return out;
+}
+
+void CoordinatorService::WriteSnapshot(const PersistSnapshot& snapshot) {
+  if (state_dir_.empty() || snapshot.seq == 0) return;
+  absl::MutexLock l(&persist_mu_);
+  if (snapshot.seq <= written_seq_) return;
+  fs::path dir(state_dir_);
+  // Weights first: state.json never names a version whose bytes are not on disk.
+  if (snapshot.weights && snapshot.weights_version != written_weights_version_) {
+    absl::Status s = WriteFileAtomic((dir / "weights.safetensors").string(), *snapshot.weights);
+    if (s.ok()) {
+      written_weights_version_ = snapshot.weights_version;
+    } else {
+      spdlog::error("persisting weights: {}", s.message());
+    }
+  }
+  absl::Status s = WriteFileAtomic((dir / "state.json").string(), snapshot.state_json);
   if (!s.ok()) spdlog::error("persisting state: {}", s.message());
+  written_seq_ = snapshot.seq;
 }
 
 absl::Status CoordinatorService::Restore() {
@@ -463,6 +498,8 @@ absl::Status CoordinatorService::Restore() {
         uint64_t v = j.at("version").get<uint64_t>();
         versions_[v] = Version{v, j.value("version_step", uint64_t{0}), crc,
                                std::make_shared<const std::string>(std::move(*w))};
+        absl::MutexLock pl(&persist_mu_);
+        written_weights_version_ = static_cast<int64_t>(v);  // already on disk
       }
     }
     spdlog::info("resumed from {}: step {}, epoch {}, cursor {}, {} pending unit(s), version {}", state.string(),

@@ -66,8 +66,21 @@ class CoordinatorService final : public v1::Coordinator::Service {
   CoordinatorService(const RunConfig& cfg, std::vector<Task> tasks, std::shared_ptr<prometheus::Registry> registry);
   void SweepLoop();
   absl::Status Restore();
-  // Writes state.json (and the newest weights when `with_weights`); logs on failure.
-  void PersistLocked(bool with_weights) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Persisting is two halves so that no file is written under mu_: the state and a
+  // reference to the newest weights are taken under the lock (cheap), then written
+  // after it is released (WriteSnapshot, serialized on persist_mu_). A snapshot older
+  // than one already written is skipped: the newer one holds its changes. A handler
+  // writes its snapshot before it replies, so what it acknowledged is on disk.
+  struct PersistSnapshot {
+    uint64_t seq = 0;
+    std::string state_json;
+    int64_t weights_version = -1;
+    std::shared_ptr<const std::string> weights;
+  };
+  PersistSnapshot SnapshotLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes state.json, and weights.safetensors when its version is not the one on disk;
+  // logs on failure. A no-op without a state directory.
+  void WriteSnapshot(const PersistSnapshot& snapshot) ABSL_LOCKS_EXCLUDED(mu_, persist_mu_);
   void UpdateGaugesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int64_t LatestVersionLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -85,6 +98,10 @@ class CoordinatorService final : public v1::Coordinator::Service {
   std::string learner_store_ ABSL_GUARDED_BY(mu_);  // rank 0's rendezvous address
   uint32_t learner_world_ ABSL_GUARDED_BY(mu_) = 0;
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t persist_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Mutex persist_mu_;  // taken without mu_ held
+  uint64_t written_seq_ ABSL_GUARDED_BY(persist_mu_) = 0;
+  int64_t written_weights_version_ ABSL_GUARDED_BY(persist_mu_) = -1;
   std::thread sweeper_;
 
   std::shared_ptr<prometheus::Registry> registry_;

@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "core/common/checksum.h"
 #include "core/common/config.h"
@@ -224,10 +225,13 @@ int RunLocal(const LaunchOptions& opts) {
     return shutdown.Requested() ? 130 : 1;
   }
   const int learner_port = children.back().grpc_port;
+  // Every actor gets every reward server and spreads its batches over them (round
+  // robin), so a dead or slow one is not a pinned actor's problem.
+  std::vector<std::string> reward_list;
+  for (int p : reward_ports) reward_list.push_back(absl::StrCat("127.0.0.1:", p));
   for (int64_t i = 0; i < cfg->run.actors; ++i) {
-    std::vector<std::string> actor_sets = {
-        coord, absl::StrCat("endpoints.reward=127.0.0.1:", reward_ports[static_cast<size_t>(i) % reward_ports.size()]),
-        absl::StrCat("endpoints.learner=127.0.0.1:", learner_port)};
+    std::vector<std::string> actor_sets = {coord, absl::StrCat("endpoints.reward=", absl::StrJoin(reward_list, ",")),
+                                           absl::StrCat("endpoints.learner=127.0.0.1:", learner_port)};
     if (!start(i == 0 ? std::string("actor") : absl::StrCat("actor-", i), actor_sets, "actor")) {
       stop_all(absl::Seconds(10));
       return shutdown.Requested() ? 130 : 1;
