@@ -12,6 +12,10 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <iostream>
+#include <iterator>
+#include <algorithm>
+#include <random>
 #include <set>
 #include <thread>
 
@@ -390,6 +394,52 @@ double ServiceCounter(const fs::path& dir, const std::string& service, const std
     }
   }
   return -1;
+}
+
+// Chaos: a SIGKILL of a random service every 1.5-3 s (seeded; at most 12) through the
+// first two thirds of a run.
+// The run finishes by itself, and every step is in metrics.jsonl exactly once.
+TEST(Integration, ChaosRandomKillsAndTheRunStillFinishesWithEveryStepOnce) {
+  fs::path dir = FreshDir("chaos");
+  const int64_t steps = 1500;  // about 40 s without kills
+  absl::StatusOr<ChildProcess> p = SpawnGrpoRun(
+      dir, {"--max-steps", std::to_string(steps), "--set", "run.max_restarts=100", "--set", "learner.checkpoint_every=1"},
+      "launcher.out");
+  ASSERT_TRUE(p.ok()) << p.status();
+  ASSERT_TRUE(WaitForFirstStep(dir));
+  std::mt19937 rng(20261127);
+  const std::vector<std::string> names = {"coordinator", "reward", "learner", "actor"};
+  std::map<std::string, int> kills;
+  auto lines = [&] {
+    std::ifstream in(dir / "metrics.jsonl");
+    return static_cast<int64_t>(std::count(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>(), '\n'));
+  };
+  std::optional<int> st;
+  // Kills stop in the last third: one landing as the run ends stops it by design.
+  int total = 0;
+  while (!(st = p->WaitFor(absl::Milliseconds(1500 + rng() % 1500))) && lines() < steps * 2 / 3 && total < 12) {
+    const std::string& name = names[rng() % names.size()];
+    pid_t pid = ServicePid(dir, name);
+    if (pid > 0 && ::kill(pid, SIGKILL) == 0) {
+      ++kills[name];
+      ++total;
+    }
+  }
+  if (!st) st = p->WaitFor(absl::Seconds(240));
+  std::string out = TailOfFile((dir / "launcher.out").string(), 400);
+  ASSERT_TRUE(st.has_value()) << "grpo run did not finish\n" << out;
+  ASSERT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << DescribeWaitStatus(*st) << "\n" << out;
+  std::string summary;
+  for (const auto& [name, n] : kills) absl::StrAppend(&summary, name, "=", n, " ");
+  EXPECT_GE(total, 5) << "too little chaos: " << summary;
+  std::map<int64_t, int> seen;
+  for (const nlohmann::json& m : ReadJsonl(dir / "metrics.jsonl")) {
+    if (m.contains("loss")) ++seen[m.value("step", int64_t{-1})];
+  }
+  for (int64_t s = 1; s <= steps; ++s) EXPECT_EQ(seen[s], 1) << "step " << s << " in metrics.jsonl; kills " << summary;
+  EXPECT_EQ(seen.size(), static_cast<size_t>(steps));
+  std::cerr << "chaos: " << total << " kills (" << summary << ")\n";
+  RemoveUnlessFailed(dir);
 }
 
 TEST(ChannelTarget, ListsBecomeIpTargetsAndBadEntriesAreNamed) {

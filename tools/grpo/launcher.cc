@@ -95,14 +95,18 @@ void PrintBeforeAfter(const fs::path& run_dir) {
 struct Supervision {
   ServiceLaunch launch;
   int64_t restarts = 0;
+  int64_t quick_deaths = 0;  // deaths in a row, each within kBackoffReset of its start
+  absl::Time started = absl::Now();
   bool down = false;       // dead, waiting for restart_at
   absl::Time restart_at;
 };
 
-// As Kubernetes' CrashLoopBackOff, shorter: 0.5 s, 1 s, 2 s, ... at most 10 s.
-absl::Duration RestartBackoff(int64_t restarts) {
+// As Kubernetes' CrashLoopBackOff, shorter: 0.5 s, 1 s, 2 s, ... at most 10 s for deaths
+// in a row; a service that ran for kBackoffReset before dying starts again at 0.5 s.
+constexpr absl::Duration kBackoffReset = absl::Seconds(10);
+absl::Duration RestartBackoff(int64_t quick_deaths) {
   absl::Duration d = absl::Milliseconds(500);
-  for (int64_t i = 1; i < restarts && d < absl::Seconds(10); ++i) d *= 2;
+  for (int64_t i = 1; i < quick_deaths && d < absl::Seconds(10); ++i) d *= 2;
   return std::min(d, absl::Seconds(10));
 }
 
@@ -268,6 +272,7 @@ int RunLocal(const LaunchOptions& opts) {
       if (c.ok()) {
         children[i] = *c;
         sv.down = false;
+        sv.started = absl::Now();
         Say(absl::StrCat("grpo: ", sv.launch.name, " restarted (pid ", c->proc.pid(), ", restart ", sv.restarts, " of ",
                          cfg->run.max_restarts, ")"));
       } else if (shutdown.Requested()) {
@@ -278,7 +283,8 @@ int RunLocal(const LaunchOptions& opts) {
         failed = true;
       } else {
         ++sv.restarts;
-        sv.restart_at = absl::Now() + RestartBackoff(sv.restarts);
+        ++sv.quick_deaths;
+        sv.restart_at = absl::Now() + RestartBackoff(sv.quick_deaths);
         Say(absl::StrCat("grpo: restarting ", sv.launch.name, " failed (", c.status().message(), "); trying again (",
                          sv.restarts, " of ", cfg->run.max_restarts, ")"));
       }
@@ -322,10 +328,11 @@ int RunLocal(const LaunchOptions& opts) {
           break;
         }
         ++sv.restarts;
+        sv.quick_deaths = absl::Now() - sv.started >= kBackoffReset ? 1 : sv.quick_deaths + 1;
         sv.down = true;
-        sv.restart_at = absl::Now() + RestartBackoff(sv.restarts);
+        sv.restart_at = absl::Now() + RestartBackoff(sv.quick_deaths);
         Say(absl::StrCat("grpo: ", c.name, " ", DescribeWaitStatus(*st), "; restarting it in ",
-                         absl::FormatDuration(RestartBackoff(sv.restarts)), " (restart ", sv.restarts, " of ",
+                         absl::FormatDuration(RestartBackoff(sv.quick_deaths)), " (restart ", sv.restarts, " of ",
                          cfg->run.max_restarts, "). Last lines of ", c.log_path, ":\n", TailOfFile(c.log_path, 5)));
       }
     }
