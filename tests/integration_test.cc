@@ -37,6 +37,7 @@
 #include "grpo/v1/coordinator.grpc.pb.h"
 #include "grpo/v1/learner.grpc.pb.h"
 #include "core/common/dataset.h"
+#include "tests/cli_util.h"
 #include "tests/test_configs.h"
 
 namespace grpo {
@@ -466,6 +467,30 @@ TEST(Integration, AnActorBalancesItsBatchesOverEveryRewardServer) {
                         absl::Seconds(60)))
       << "groups scored: " << ServiceCounter(dir, "reward", "grpo_reward_groups_total") << " and "
       << ServiceCounter(dir, "reward-1", "grpo_reward_groups_total");
+
+  // `grpo status` on the live run: the coordinator's view and the supervised services.
+  testing::CliResult r = testing::RunGrpo({"status", "--run-dir", dir.string(), "--json"}, dir);
+  ASSERT_EQ(r.status, 0) << r.err;
+  const std::string& out = r.out;
+  nlohmann::json st = nlohmann::json::parse(out, nullptr, false);
+  ASSERT_TRUE(st.is_object()) << out;
+  EXPECT_GE(st["step"].get<int64_t>(), 1) << out;
+  EXPECT_GE(st["version"].get<int64_t>(), 1) << out;
+  ASSERT_TRUE(st["members"].is_array()) << out;
+  bool actor = false;
+  for (const auto& m : st["members"]) actor = actor || m["role"] == "ROLE_ACTOR";
+  EXPECT_TRUE(actor) << out;
+  std::set<std::string> services;
+  for (const auto& sv : st["services"]) {
+    services.insert(sv["name"].get<std::string>());
+    EXPECT_EQ(sv["restarts"], 0) << out;
+    EXPECT_EQ(sv["up"], true) << out;
+  }
+  EXPECT_EQ(services, (std::set<std::string>{"coordinator", "reward", "reward-1", "learner", "actor"})) << out;
+  EXPECT_EQ(testing::RunGrpo({"status"}, dir).status, 2);
+  r = testing::RunGrpo({"status", "--coordinator", "127.0.0.1:1"}, dir);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_THAT(r.err, HasSubstr("coordinator at 127.0.0.1:1"));
   ASSERT_EQ(::kill(p->pid(), SIGINT), 0);
   ASSERT_TRUE(p->WaitFor(absl::Seconds(60)).has_value());
   RemoveUnlessFailed(dir);

@@ -369,6 +369,15 @@ grpc::Status CoordinatorService::GetRunStatus(grpc::ServerContext*, const v1::Ru
   resp->set_duplicate_completions(queue_.duplicates());
   resp->set_members(static_cast<uint32_t>(members_.size()));
   resp->set_run_finished(run_finished_);
+  const absl::Time now = absl::Now();
+  for (const auto& [id, m] : members_) {
+    v1::MemberStatus* ms = resp->add_member_list();
+    ms->set_member_id(id);
+    ms->set_role(m.role);
+    ms->set_name(m.name);
+    ms->set_policy_version(m.policy_version);
+    ms->set_seconds_since_heartbeat(absl::ToDoubleSeconds(now - m.last_seen));
+  }
   if (req->include_prompts()) {
     for (const auto& [unit, p] : queue_.progress()) {
       v1::PromptProgress* pp = resp->add_prompts();

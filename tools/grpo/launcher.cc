@@ -110,6 +110,22 @@ absl::Duration RestartBackoff(int64_t quick_deaths) {
   return std::min(d, absl::Seconds(10));
 }
 
+// run_dir/services.json: each service's pid, ports, restarts and whether it is up, for
+// `grpo status`. Rewritten at start and at each death and restart.
+void WriteServices(const fs::path& run_dir, const std::vector<ServiceProcess>& children,
+                   const std::vector<Supervision>& supervision) {
+  nlohmann::json j = nlohmann::json::array();
+  for (size_t i = 0; i < children.size(); ++i) {
+    j.push_back({{"name", children[i].name},
+                 {"pid", children[i].proc.pid()},
+                 {"grpc_port", children[i].grpc_port},
+                 {"metrics_port", children[i].metrics_port},
+                 {"restarts", supervision[i].restarts},
+                 {"up", !supervision[i].down}});
+  }
+  (void)WriteFileAtomic((run_dir / "services.json").string(), j.dump(1));
+}
+
 }  // namespace
 
 int RunLocal(const LaunchOptions& opts) {
@@ -244,6 +260,7 @@ int RunLocal(const LaunchOptions& opts) {
   std::string ports;
   for (const auto& c : children) absl::StrAppend(&ports, " ", c.name, "=", c.grpc_port, "/", c.metrics_port);
   Say(absl::StrCat("grpo: services up (gRPC/metrics ports:", ports, ")"));
+  WriteServices(run_dir, children, supervision);
 
   nlohmann::json last;
   int exit_code = 0;
@@ -275,6 +292,7 @@ int RunLocal(const LaunchOptions& opts) {
         sv.started = absl::Now();
         Say(absl::StrCat("grpo: ", sv.launch.name, " restarted (pid ", c->proc.pid(), ", restart ", sv.restarts, " of ",
                          cfg->run.max_restarts, ")"));
+        WriteServices(run_dir, children, supervision);
       } else if (shutdown.Requested()) {
         break;
       } else if (sv.restarts >= cfg->run.max_restarts) {
@@ -331,6 +349,7 @@ int RunLocal(const LaunchOptions& opts) {
         sv.quick_deaths = absl::Now() - sv.started >= kBackoffReset ? 1 : sv.quick_deaths + 1;
         sv.down = true;
         sv.restart_at = absl::Now() + RestartBackoff(sv.quick_deaths);
+        WriteServices(run_dir, children, supervision);
         Say(absl::StrCat("grpo: ", c.name, " ", DescribeWaitStatus(*st), "; restarting it in ",
                          absl::FormatDuration(RestartBackoff(sv.quick_deaths)), " (restart ", sv.restarts, " of ",
                          cfg->run.max_restarts, "). Last lines of ", c.log_path, ":\n", TailOfFile(c.log_path, 5)));

@@ -86,6 +86,7 @@ int main(int argc, char** argv) {
   subcommands.push_back(grpo::AddExportCommand(app));
   subcommands.push_back(grpo::AddSftCommand(app));
   subcommands.push_back(grpo::AddEvalCommand(app));
+  subcommands.push_back(grpo::AddStatusCommand(app));
 
   CLI11_PARSE(app, argc, argv);
 

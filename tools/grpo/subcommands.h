@@ -30,5 +30,7 @@ Subcommand AddExportCommand(CLI::App& app);
 Subcommand AddSftCommand(CLI::App& app);
 // grpo eval --model DIR --data FILE.jsonl -k K ...
 Subcommand AddEvalCommand(CLI::App& app);
+// grpo status [--run-dir DIR | --coordinator ADDR] [--json]
+Subcommand AddStatusCommand(CLI::App& app);
 
 }  // namespace grpo
