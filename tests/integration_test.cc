@@ -97,12 +97,18 @@ std::vector<std::string> SmallRun(const fs::path& dir, int64_t max_steps) {
   return sets;
 }
 
+// The ready file a service wrote under `dir` ({grpc_port, metrics_port, pid}), or null.
+nlohmann::json ReadyFile(const fs::path& dir, const std::string& name) {
+  absl::StatusOr<std::string> r = ReadFile((dir / absl::StrCat(name, ".ready.json")).string());
+  if (!r.ok()) return nullptr;
+  nlohmann::json j = nlohmann::json::parse(*r, nullptr, false);
+  return j.is_object() ? j : nlohmann::json(nullptr);
+}
+
 // Pid a service wrote to its ready file under `dir` (-1 if unreadable).
 pid_t ServicePid(const fs::path& dir, const std::string& name) {
-  absl::StatusOr<std::string> r = ReadFile((dir / absl::StrCat(name, ".ready.json")).string());
-  if (!r.ok()) return -1;
-  nlohmann::json j = nlohmann::json::parse(*r, nullptr, false);
-  return j.is_discarded() ? -1 : j.value("pid", -1);
+  nlohmann::json j = ReadyFile(dir, name);
+  return j.is_object() ? j.value("pid", -1) : -1;
 }
 
 // Blocks until metrics.jsonl has its first step (bounded).
@@ -382,10 +388,8 @@ INSTANTIATE_TEST_SUITE_P(Services, LauncherRestarts, ::testing::Values("coordina
 
 // Counter `name` of the service whose ready file under `dir` is `service` (-1 if unread).
 double ServiceCounter(const fs::path& dir, const std::string& service, const std::string& name) {
-  absl::StatusOr<std::string> r = ReadFile((dir / absl::StrCat(service, ".ready.json")).string());
-  if (!r.ok()) return -1;
-  nlohmann::json j = nlohmann::json::parse(*r, nullptr, false);
-  if (j.is_discarded()) return -1;
+  nlohmann::json j = ReadyFile(dir, service);
+  if (!j.is_object()) return -1;
   absl::StatusOr<std::string> text = HttpGet("127.0.0.1", j.value("metrics_port", 0), "/metrics");
   if (!text.ok()) return -1;
   for (absl::string_view line : absl::StrSplit(*text, '\n')) {
