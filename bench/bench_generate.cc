@@ -1,10 +1,16 @@
 // Generation throughput of the Generator (a report, not a test).
 //
-//   build/bin/grpo-bench-generate [--threads N] [--dtype f32|bf16] [--preset small]
+//   build/bin/grpo-bench-generate [--threads N] [--dtype f32|bf16] [--preset small|0.5b]
 //                                 [--vocab V] [--new-tokens N] [--device cpu|cuda]
+//                                 [--batches 1,16,64] [--json FILE]
 //
 // Every figure is set against torch::mm measured in the same run, at the same
-// thread count, dtype and device: achieved FLOP/s divided by matmul FLOP/s.
+// thread count, dtype and device: achieved FLOP/s divided by matmul FLOP/s. And
+// against a memory copy on the same device measured in the same run: a decode step
+// reads every weight once (the output projection included, the embedding lookup's few
+// rows not), so weight bytes read per second = decode steps x weight bytes / time,
+// divided by the copy's memory traffic per second (bytes read + bytes written) --
+// the bound of a memory-bound batch-1 decode.
 // FLOPs per token = 2 x (non-embedding parameters + the output projection)
 // + the attention's 4 x layers x heads x head_dim x attended positions;
 // prompt (prefill) tokens count as well as generated ones.
@@ -16,6 +22,7 @@
 // prefix sharing.
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -41,7 +48,25 @@ struct Result {
   double seconds = 0;
   int64_t generated = 0;
   double flops = 0;
+  double decode_steps = 0;
 };
+
+// Memory traffic per second (read + write) of copying a large tensor on `device`.
+double CopyBandwidth(const torch::Device& device) {
+  const int64_t bytes = device.is_cuda() ? (int64_t{1} << 30) : (int64_t{256} << 20);
+  auto options = torch::TensorOptions().dtype(torch::kUInt8).device(device);
+  torch::Tensor src = torch::ones({bytes}, options), dst = torch::empty({bytes}, options);
+  dst.copy_(src);  // warm-up, pages touched
+  Sync(device);
+  int iters = 0;
+  auto t0 = Clock::now();
+  while (iters < 3 || Seconds(t0) < 1.0) {
+    dst.copy_(src);
+    Sync(device);
+    ++iters;
+  }
+  return 2.0 * static_cast<double>(bytes) * iters / Seconds(t0);
+}
 
 // Runs Generate repeatedly for at least `min_seconds`, returns per-run means.
 Result Measure(grpo::model::Transformer& model, const std::vector<GenerationRequest>& requests,
@@ -81,6 +106,7 @@ Result Measure(grpo::model::Transformer& model, const std::vector<GenerationRequ
     // Prefill: the prompt tokens actually run (every case here uses prompts of
     // one length P, so prefill_tokens / P prompts), with causal attention.
     const auto& st = gen.last_stats();
+    total.decode_steps += st.decode_steps;
     const double P = requests[0].prompt_ids.size();
     total.flops += st.prefill_tokens * per_token + (st.prefill_tokens / P) * per_position * P * (P + 1) / 2;
     ++runs;
@@ -88,6 +114,7 @@ Result Measure(grpo::model::Transformer& model, const std::vector<GenerationRequ
   total.seconds = Seconds(t0) / runs;
   total.generated /= runs;
   total.flops /= runs;
+  total.decode_steps /= runs;
   return total;
 }
 
@@ -101,7 +128,7 @@ std::vector<int64_t> Prompt(int64_t length, int64_t salt, int64_t vocab) {
 
 int main(int argc, char** argv) {
   int threads = 1;
-  std::string dtype_name = "f32", preset = "small", device_name = "cpu";
+  std::string dtype_name = "f32", preset = "small", device_name = "cpu", batches_arg = "1,16,64", json_path;
   int64_t vocab = 4096, new_tokens = 128;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
@@ -111,6 +138,8 @@ int main(int argc, char** argv) {
     else if (flag == "--vocab") vocab = std::atoll(argv[i + 1]);
     else if (flag == "--new-tokens") new_tokens = std::atoll(argv[i + 1]);
     else if (flag == "--device") device_name = argv[i + 1];
+    else if (flag == "--batches") batches_arg = argv[i + 1];
+    else if (flag == "--json") json_path = argv[i + 1];
     else {
       std::fprintf(stderr, "unknown flag %s\n", argv[i]);
       return 2;
@@ -120,6 +149,21 @@ int main(int argc, char** argv) {
   torch::manual_seed(0);
   const torch::ScalarType dtype = dtype_name == "bf16" ? torch::kBFloat16 : torch::kFloat;
   const torch::Device device(device_name);
+  if (device.is_cuda() && !torch::cuda::is_available()) {
+    std::fprintf(stderr, "--device %s: this LibTorch has no CUDA or the machine no GPU\n", device_name.c_str());
+    return 2;
+  }
+  std::vector<int64_t> batches;
+  for (size_t at = 0; at < batches_arg.size();) {
+    size_t comma = batches_arg.find(',', at);
+    if (comma == std::string::npos) comma = batches_arg.size();
+    batches.push_back(std::atoll(batches_arg.substr(at, comma - at).c_str()));
+    if (batches.back() < 1) {
+      std::fprintf(stderr, "--batches: a list of positive sizes, got %s\n", batches_arg.c_str());
+      return 2;
+    }
+    at = comma + 1;
+  }
   const auto options = torch::TensorOptions().dtype(dtype).device(device);
 
   auto config = grpo::model::PresetConfig("qwen2", preset, vocab);
@@ -130,12 +174,19 @@ int main(int argc, char** argv) {
   grpo::model::Transformer model(*config);
   model->to(device, dtype);
   model->eval();
-  int64_t params = 0;
-  for (const auto& p : model->parameters()) params += p.numel();
+  int64_t params = 0, read_per_step = 0;
+  for (const auto& p : model->named_parameters()) {
+    params += p.value().numel();
+    // The embedding is read as the output projection when tied; as a lookup of a few rows otherwise.
+    if (p.key() != "model.embed_tokens.weight" || config->tie_word_embeddings) read_per_step += p.value().numel();
+  }
+  const double weight_bytes = static_cast<double>(read_per_step) * torch::elementSize(dtype);
+  const double copy_bw = CopyBandwidth(device);
 
   const double mm = MatmulFlops(device.is_cuda() ? 8192 : 1024, options);
   std::printf("device %s, threads %d, dtype %s: torch::mm %.1f GFLOP/s\n", device_name.c_str(), threads,
               dtype_name.c_str(), mm / 1e9);
+  std::printf("memory copy on %s: %.1f GB/s of traffic (read + write)\n", device_name.c_str(), copy_bw / 1e9);
   std::printf("model qwen2 %s: %.1fM parameters (vocab %lld, hidden %lld, %lld layers), temperature 1\n\n",
               preset.c_str(), params / 1e6, static_cast<long long>(vocab),
               static_cast<long long>(config->hidden_size), static_cast<long long>(config->num_hidden_layers));
@@ -144,15 +195,32 @@ int main(int argc, char** argv) {
   sp.temperature = 1.0;
   sp.max_new_tokens = new_tokens;
 
-  std::printf("%-34s %10s %12s %10s %8s\n", "case", "seconds", "tokens/s", "GFLOP/s", "of mm");
+  std::printf("%-34s %10s %12s %10s %8s %12s %8s\n", "case", "seconds", "tokens/s", "GFLOP/s", "of mm", "weights GB/s",
+              "of copy");
+  std::string json = "{\"device\": \"" + device_name + "\", \"dtype\": \"" + dtype_name + "\", \"preset\": \"" + preset +
+                     "\", \"parameters\": " + std::to_string(params) + ", \"mm_flops\": " + std::to_string(mm) +
+                     ", \"copy_bytes_per_second\": " + std::to_string(copy_bw) + ", \"cases\": [";
+  bool first = true;
   auto report = [&](const std::string& name, const Result& r) {
-    std::printf("%-34s %10.3f %12.1f %10.2f %7.1f%%\n", name.c_str(), r.seconds, r.generated / r.seconds,
-                r.flops / r.seconds / 1e9, 100.0 * r.flops / r.seconds / mm);
+    const double wbs = r.decode_steps * weight_bytes / r.seconds;
+    std::printf("%-34s %10.3f %12.1f %10.2f %7.1f%% %12.2f %7.1f%%\n", name.c_str(), r.seconds, r.generated / r.seconds,
+                r.flops / r.seconds / 1e9, 100.0 * r.flops / r.seconds / mm, wbs / 1e9, 100.0 * wbs / copy_bw);
+    std::fflush(stdout);
+    char buf[512];
+    std::snprintf(buf, sizeof buf,
+                  "%s{\"case\": \"%s\", \"seconds\": %.6g, \"tokens_per_second\": %.6g, \"flops_of_mm\": %.4f, "
+                  "\"weight_bytes_per_second\": %.6g, \"weight_read_of_copy\": %.4f}",
+                  first ? "" : ", ", name.c_str(), r.seconds, r.generated / r.seconds, r.flops / r.seconds / mm, wbs,
+                  wbs / copy_bw);
+    json += buf;
+    first = false;
   };
-  for (int64_t batch : {1, 16, 64}) {
+  const int64_t max_batch = *std::max_element(batches.begin(), batches.end());
+  for (int64_t batch : batches) {
     std::vector<GenerationRequest> requests;
     for (int64_t b = 0; b < batch; ++b) requests.push_back({Prompt(32, b, vocab), 1});
-    report("batch " + std::to_string(batch) + " (32-token prompts)", Measure(model, requests, sp, 64, 3.0));
+    report("batch " + std::to_string(batch) + " (32-token prompts)",
+           Measure(model, requests, sp, std::max<int64_t>(64, max_batch), 3.0));
   }
   grpo::model::SamplingParams shared_sp = sp;
   shared_sp.max_new_tokens = 64;
@@ -163,5 +231,14 @@ int main(int argc, char** argv) {
   report("G=16, 256-token prompt, each", each);
   std::printf("\nprefix sharing: %.2fx faster than prefilling each completion (64 new tokens each)\n",
               each.seconds / shared.seconds);
+  if (!json_path.empty()) {
+    json += "], \"prefix_sharing_speedup\": " + std::to_string(each.seconds / shared.seconds) + "}\n";
+    FILE* f = std::fopen(json_path.c_str(), "w");
+    if (f == nullptr || std::fputs(json.c_str(), f) < 0) {
+      std::fprintf(stderr, "cannot write %s\n", json_path.c_str());
+      return 1;
+    }
+    std::fclose(f);
+  }
   return 0;
 }

@@ -38,8 +38,7 @@
 #include "core/model/presets.h"
 #include "core/model/transformer.h"
 #include "bench/bench_util.h"
-#include "grpo/v1/learner.pb.h"
-#include "services/learner/trainer.h"
+#include "core/grpo/trainer.h"
 
 namespace {
 
@@ -47,12 +46,12 @@ using grpo::bench::Clock;
 using grpo::bench::Seconds;
 
 // torch::mm FLOP/s on n x n matrices: one warm-up, then at least 3 reps and 1 second.
-double MatmulFlops(int64_t n, torch::ScalarType dtype) {
-  return grpo::bench::MatmulFlops(n, torch::TensorOptions().dtype(dtype), 1.0);
+double MatmulFlops(int64_t n, torch::ScalarType dtype, const torch::Device& device) {
+  return grpo::bench::MatmulFlops(n, torch::TensorOptions().dtype(dtype).device(device), 1.0);
 }
 
-std::vector<grpo::v1::ScoredGroup> MakeGroups(int64_t n, int64_t G, int64_t prompt_len, int64_t completion_len,
-                                              int64_t vocab) {
+std::vector<grpo::TrainGroup> MakeGroups(int64_t n, int64_t G, int64_t prompt_len, int64_t completion_len,
+                                         int64_t vocab) {
   std::mt19937 rng(5);
   std::uniform_int_distribution<int64_t> tok(1, vocab - 1);  // 0 is the pad id
   // Sampling log-probs near what the fresh model assigns a random token (log 1/V), so
@@ -60,21 +59,21 @@ std::vector<grpo::v1::ScoredGroup> MakeGroups(int64_t n, int64_t G, int64_t prom
   // real on-policy step.
   const float base = -std::log(static_cast<float>(vocab));
   std::normal_distribution<float> lp(base, 0.05f);
-  std::vector<grpo::v1::ScoredGroup> out;
+  std::vector<grpo::TrainGroup> out;
   for (int64_t i = 0; i < n; ++i) {
-    grpo::v1::ScoredGroup g;
-    auto* r = g.mutable_group();
-    r->set_temperature(1.0f);
-    for (int64_t j = 0; j < prompt_len; ++j) r->add_prompt_token_ids(tok(rng));
+    grpo::TrainGroup g;
+    g.temperature = 1.0f;
+    for (int64_t j = 0; j < prompt_len; ++j) g.prompt_token_ids.push_back(tok(rng));
     for (int64_t k = 0; k < G; ++k) {
-      auto* c = r->add_completions();
+      grpo::TrainCompletion c;
       for (int64_t j = 0; j < completion_len; ++j) {
-        c->add_token_ids(tok(rng));
-        c->add_logprobs(std::min(lp(rng), -0.01f));
+        c.token_ids.push_back(tok(rng));
+        c.logprobs.push_back(std::min(lp(rng), -0.01f));
       }
-      g.add_scores()->set_reward((k + i) % 2 == 0 ? 1.0 : 0.0);  // mixed, so advantages are nonzero
+      c.reward = (k + i) % 2 == 0 ? 1.0 : 0.0;  // mixed, so advantages are nonzero
+      g.completions.push_back(std::move(c));
     }
-    out.push_back(g);
+    out.push_back(std::move(g));
   }
   return out;
 }
@@ -85,19 +84,23 @@ struct Result {
 };
 
 Result Train(const grpo::model::ModelConfig& config, bool bf16, int64_t micro_batch, bool checkpointing, int steps,
-             const std::vector<const grpo::v1::ScoredGroup*>& groups) {
+             const std::vector<const grpo::TrainGroup*>& groups, const torch::Device& device) {
   torch::manual_seed(0);
   grpo::model::Transformer model(config);
+  model->to(device);
   torch::optim::AdamW optimizer(model->parameters(), torch::optim::AdamWOptions(1e-5).weight_decay(0.01));
   grpo::TrainerOptions options;
   options.bf16 = bf16;
   options.micro_batch_size = micro_batch;
   options.activation_checkpointing = checkpointing;
+  options.device = device;
   grpo::GrpoTrainer trainer(model, grpo::model::Transformer(nullptr), &optimizer, options, /*pad_id=*/0);
   (void)trainer.Step(groups, 0);  // warm-up
+  grpo::bench::Sync(device);
   Result r;
   auto t0 = Clock::now();
   for (int s = 1; s <= steps; ++s) r.loss = trainer.Step(groups, static_cast<uint64_t>(s)).loss;
+  grpo::bench::Sync(device);
   r.step_seconds = Seconds(t0) / steps;
   return r;
 }
@@ -106,7 +109,7 @@ Result Train(const grpo::model::ModelConfig& config, bool bf16, int64_t micro_ba
 
 int main(int argc, char** argv) {
   int threads = 1, steps = 3;
-  std::string dtype_name = "both", preset = "small";
+  std::string dtype_name = "both", preset = "small", device_name = "cpu", json_path;
   int64_t vocab = 4096, groups = 2, group_size = 8, prompt_len = 64, completion_len = 192, micro_batch = 8,
           mm_size = 2048;
   bool checkpointing = false;
@@ -124,6 +127,8 @@ int main(int argc, char** argv) {
     else if (flag == "--micro-batch") micro_batch = std::atoll(argv[i + 1]);
     else if (flag == "--checkpointing") checkpointing = std::atoi(argv[i + 1]) != 0;
     else if (flag == "--mm-size") mm_size = std::atoll(argv[i + 1]);
+    else if (flag == "--device") device_name = argv[i + 1];
+    else if (flag == "--json") json_path = argv[i + 1];
     else {
       std::fprintf(stderr, "unknown flag %s\n", argv[i]);
       return 2;
@@ -143,6 +148,11 @@ int main(int argc, char** argv) {
   }
   torch::set_num_threads(threads);
   torch::manual_seed(0);
+  const torch::Device device(device_name);
+  if (device.is_cuda() && !torch::cuda::is_available()) {
+    std::fprintf(stderr, "--device %s: this LibTorch has no CUDA or the machine no GPU\n", device_name.c_str());
+    return 2;
+  }
 
   auto config = grpo::model::PresetConfig("qwen2", preset, vocab);
   if (!config.ok()) {
@@ -162,9 +172,9 @@ int main(int argc, char** argv) {
   // The fp32 peak is always measured: the bf16 run is also set against it. torch::mm is
   // measured before and again after training and the higher figure used, so a machine
   // busy with something else for a moment does not lower the peak (and raise the MFU).
-  double mm_f32 = MatmulFlops(mm_size, torch::kFloat);
-  double mm_bf16 = run_bf16 ? MatmulFlops(mm_size, torch::kBFloat16) : 0;
-  std::printf("device cpu, threads %d: torch::mm %lldx%lld fp32 %.1f GFLOP/s", threads,
+  double mm_f32 = MatmulFlops(mm_size, torch::kFloat, device);
+  double mm_bf16 = run_bf16 ? MatmulFlops(mm_size, torch::kBFloat16, device) : 0;
+  std::printf("device %s, threads %d: torch::mm %lldx%lld fp32 %.1f GFLOP/s", device_name.c_str(), threads,
               static_cast<long long>(mm_size), static_cast<long long>(mm_size), mm_f32 / 1e9);
   if (run_bf16) std::printf(", bf16 %.1f GFLOP/s", mm_bf16 / 1e9);
   std::printf("\n");
@@ -182,14 +192,14 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
 
   const auto scored = MakeGroups(groups, group_size, prompt_len, completion_len, vocab);
-  std::vector<const grpo::v1::ScoredGroup*> ptrs;
+  std::vector<const grpo::TrainGroup*> ptrs;
   for (const auto& g : scored) ptrs.push_back(&g);
   Result f32, bf16;
-  if (run_f32) f32 = Train(*config, false, micro_batch, checkpointing, steps, ptrs);
-  if (run_bf16) bf16 = Train(*config, true, micro_batch, checkpointing, steps, ptrs);
+  if (run_f32) f32 = Train(*config, false, micro_batch, checkpointing, steps, ptrs, device);
+  if (run_bf16) bf16 = Train(*config, true, micro_batch, checkpointing, steps, ptrs, device);
 
-  const double mm_f32_after = MatmulFlops(mm_size, torch::kFloat);
-  const double mm_bf16_after = run_bf16 ? MatmulFlops(mm_size, torch::kBFloat16) : 0;
+  const double mm_f32_after = MatmulFlops(mm_size, torch::kFloat, device);
+  const double mm_bf16_after = run_bf16 ? MatmulFlops(mm_size, torch::kBFloat16, device) : 0;
   std::printf("torch::mm after training: fp32 %.1f GFLOP/s", mm_f32_after / 1e9);
   if (run_bf16) std::printf(", bf16 %.1f GFLOP/s", mm_bf16_after / 1e9);
   mm_f32 = std::max(mm_f32, mm_f32_after);
@@ -211,5 +221,29 @@ int main(int argc, char** argv) {
   if (run_f32) report("fp32", f32, mm_f32);
   if (run_bf16) report("bf16", bf16, mm_bf16);
   if (over) std::printf("\nMFU over 100%%: the machine was likely busy with other work while torch::mm ran\n");
+  if (!json_path.empty()) {
+    // One object for scripts (scripts/gpu-check.sh): figures per dtype run.
+    FILE* f = std::fopen(json_path.c_str(), "w");
+    if (f == nullptr) {
+      std::fprintf(stderr, "cannot write %s\n", json_path.c_str());
+      return 1;
+    }
+    std::fprintf(f, "{\"device\": \"%s\", \"preset\": \"%s\", \"parameters\": %lld, \"tokens_per_step\": %lld, "
+                    "\"mm_flops\": {\"fp32\": %.6g, \"bf16\": %.6g}, \"runs\": {",
+                 device_name.c_str(), preset.c_str(), static_cast<long long>(params), static_cast<long long>(tokens),
+                 mm_f32, mm_bf16);
+    bool first = true;
+    auto emit = [&](const char* name, const Result& r, double mm) {
+      const double flops = 6.0 * params * tokens / r.step_seconds;
+      std::fprintf(f, "%s\"%s\": {\"step_seconds\": %.6g, \"tokens_per_second\": %.6g, \"flops\": %.6g, "
+                      "\"mfu\": %.4f, \"loss\": %.6g}",
+                   first ? "" : ", ", name, r.step_seconds, tokens / r.step_seconds, flops, flops / mm, r.loss);
+      first = false;
+    };
+    if (run_f32) emit("fp32", f32, mm_f32);
+    if (run_bf16) emit("bf16", bf16, mm_bf16);
+    std::fprintf(f, "}}\n");
+    std::fclose(f);
+  }
   return 0;
 }

@@ -8,6 +8,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/autocast_mode.h>
+#include <torch/version.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -109,6 +110,29 @@ TEST(ModelConfigTest, HuggingFaceDefaults) {
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->num_key_value_heads, 4);
   EXPECT_TRUE(c->attention_bias);  // Qwen2 always has q/k/v bias
+}
+
+TEST(ModelConfigTest, TransformersFiveRopeParameters) {
+  // transformers 5 moves rope_theta and the scaling into "rope_parameters".
+  nlohmann::json json = {{"model_type", "llama"},  {"vocab_size", 40},        {"hidden_size", 32},
+                         {"intermediate_size", 64}, {"num_hidden_layers", 1}, {"num_attention_heads", 4},
+                         {"rope_parameters", {{"rope_type", "default"}, {"rope_theta", 500000.0}}}};
+  absl::StatusOr<ModelConfig> c = ModelConfig::FromJson(json);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->rope_theta, 500000.0);
+  EXPECT_FALSE(c->rope_scaling.has_value());
+  json["rope_parameters"] = {{"rope_type", "llama3"},       {"rope_theta", 500000.0},
+                             {"factor", 8.0},              {"low_freq_factor", 1.0},
+                             {"high_freq_factor", 4.0},    {"original_max_position_embeddings", 64}};
+  c = ModelConfig::FromJson(json);
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(c->rope_scaling.has_value());
+  EXPECT_EQ(c->rope_scaling->rope_type, "llama3");
+  EXPECT_EQ(c->rope_scaling->original_max_position_embeddings, 64);
+  json["rope_parameters"]["rope_type"] = "yarn";
+  c = ModelConfig::FromJson(json);
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(std::string(c.status().message()), ::testing::HasSubstr("rope_parameters.rope_type \"yarn\""));
 }
 
 // ---------------------------------------------------------------------------
@@ -260,6 +284,17 @@ TEST(TransformerTest, ActivationCheckpointingStoresLessAndGivesTheSameGradients)
   }
 }
 
+// LibTorch 2.4 names the autocast switches by device type.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+bool CudaAutocastOn() { return at::autocast::is_autocast_enabled(at::kCUDA); }
+bool CpuAutocastOn() { return at::autocast::is_autocast_enabled(at::kCPU); }
+at::ScalarType CudaAutocastDtype() { return at::autocast::get_autocast_dtype(at::kCUDA); }
+#else
+bool CudaAutocastOn() { return at::autocast::is_enabled(); }
+bool CpuAutocastOn() { return at::autocast::is_cpu_enabled(); }
+at::ScalarType CudaAutocastDtype() { return at::autocast::get_autocast_gpu_dtype(); }
+#endif
+
 TEST(TransformerTest, Bf16AutocastRunsLinearLayersInBf16AndForgetsCastsAfterwards) {
   Transformer model = MakeModel(TinyConfig("qwen2"), 4);
   torch::Tensor x = torch::randn({2, 32});
@@ -270,12 +305,12 @@ TEST(TransformerTest, Bf16AutocastRunsLinearLayersInBf16AndForgetsCastsAfterward
     before = q->forward(x);
     EXPECT_EQ(before.scalar_type(), torch::kBFloat16);
     // CUDA autocast is switched on too, for models on a GPU.
-    EXPECT_TRUE(at::autocast::is_enabled());
-    EXPECT_EQ(at::autocast::get_autocast_gpu_dtype(), at::kBFloat16);
+    EXPECT_TRUE(CudaAutocastOn());
+    EXPECT_EQ(CudaAutocastDtype(), at::kBFloat16);
   }
   EXPECT_EQ(q->forward(x).scalar_type(), torch::kFloat32);
-  EXPECT_FALSE(at::autocast::is_enabled());
-  EXPECT_FALSE(at::autocast::is_cpu_enabled());
+  EXPECT_FALSE(CudaAutocastOn());
+  EXPECT_FALSE(CpuAutocastOn());
   {
     torch::NoGradGuard ng;
     q->weight.mul_(2);  // an optimizer step between two autocast regions

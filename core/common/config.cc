@@ -191,6 +191,8 @@ std::vector<ConfigField> ConfigFields(RunConfig& c) {
   f.push_back({"actor", "max_new_tokens", &c.actor.max_new_tokens, "longest completion"});
   f.push_back({"actor", "max_batch", &c.actor.max_batch, "completions decoded together (continuous batching)"});
   f.push_back({"actor", "threads", &c.actor.threads, "LibTorch threads"});
+  f.push_back({"actor", "device", &c.actor.device, "cpu, cuda or cuda:N: where the generator keeps weights and KV cache and samples"});
+  f.push_back({"actor", "dtype", &c.actor.dtype, "fp32 or bf16: the generator's weights and KV cache (bf16 is the usual choice on GPUs)"});
   f.push_back({"actor", "sync", &c.actor.sync, "synchronous: after each batch wait for the learner's next version (on-policy); needs prompts_per_request to divide learner.prompts_per_step"});
   f.push_back({"actor", "sync_timeout_ms", &c.actor.sync_timeout_ms, "synchronous mode: the longest wait for a new version before sampling anyway"});
 
@@ -362,6 +364,12 @@ absl::Status ApplyOverrides(RunConfig& cfg, const std::vector<std::string>& over
   return absl::OkStatus();
 }
 
+bool ValidDeviceName(const std::string& d) {
+  int64_t index = 0;
+  const bool cuda_n = d.rfind("cuda:", 0) == 0 && d.size() > 5 && absl::SimpleAtoi(d.substr(5), &index) && index >= 0;
+  return d == "cpu" || d == "cuda" || cuda_n;
+}
+
 absl::Status ValidateConfig(const RunConfig& c) {
   auto bad = [](const std::string& key, const std::string& why) {
     return absl::InvalidArgumentError(absl::StrCat("config: ", key, ": ", why));
@@ -401,6 +409,8 @@ absl::Status ValidateConfig(const RunConfig& c) {
   if (c.actor.top_k < 0) return bad("actor.top_k", "must be >= 0");
   if (c.actor.max_new_tokens < 1) return bad("actor.max_new_tokens", "must be at least 1");
   if (c.actor.max_batch < 1) return bad("actor.max_batch", "must be at least 1");
+  if (!ValidDeviceName(c.actor.device)) return bad("actor.device", "must be cpu, cuda or cuda:N");
+  if (c.actor.dtype != "fp32" && c.actor.dtype != "bf16") return bad("actor.dtype", "must be fp32 or bf16");
   if (c.reward.format_mode != "strict" && c.reward.format_mode != "lenient")
     return bad("reward.format_mode", "must be strict or lenient");
   if (c.reward.workers < 1) return bad("reward.workers", "must be at least 1");
@@ -444,12 +454,7 @@ absl::Status ValidateConfig(const RunConfig& c) {
   if (c.learner.minibatches < 1) return bad("learner.minibatches", "must be at least 1");
   if (c.learner.micro_batch_size < 0) return bad("learner.micro_batch_size", "must be >= 0");
   if (c.learner.dtype != "fp32" && c.learner.dtype != "bf16") return bad("learner.dtype", "must be fp32 or bf16");
-  {
-    const std::string& d = c.learner.device;
-    int64_t index = 0;
-    const bool cuda_n = d.rfind("cuda:", 0) == 0 && d.size() > 5 && absl::SimpleAtoi(d.substr(5), &index) && index >= 0;
-    if (d != "cpu" && d != "cuda" && !cuda_n) return bad("learner.device", "must be cpu, cuda or cuda:N");
-  }
+  if (!ValidDeviceName(c.learner.device)) return bad("learner.device", "must be cpu, cuda or cuda:N");
   if (c.learner.world_size < 1) return bad("learner.world_size", "must be at least 1");
   if (c.learner.rank < 0 || c.learner.rank >= c.learner.world_size)
     return bad("learner.rank", "must be in [0, learner.world_size)");

@@ -94,6 +94,8 @@ struct ActorConfig {
   int64_t max_new_tokens = 12;
   int64_t max_batch = 64;  // completions decoded together (continuous batching)
   int64_t threads = 1;     // LibTorch intra-op threads
+  std::string device = "cpu";  // cpu | cuda | cuda:N: where the generator runs (weights, KV cache, sampling)
+  std::string dtype = "fp32";  // fp32 | bf16: the generator's weights and KV cache
   // Synchronous mode: after each batch the actor waits for the learner's next version
   // (on-policy, as TRL and veRL's synchronous trainers), at most sync_timeout_ms. The
   // default is asynchronous: actors run ahead within learner.max_staleness.
@@ -156,7 +158,7 @@ struct LearnerConfig {
   int64_t buffer_groups = 64;
   int64_t threads = 1;
   std::string metrics_path;  // default <run.dir>/metrics.jsonl
-  // Optimisation inside a step (services/learner/trainer.h).
+  // Optimisation inside a step (core/grpo/trainer.h).
   int64_t epochs = 1;            // passes over each batch
   int64_t minibatches = 1;       // optimizer steps per pass
   int64_t micro_batch_size = 0;  // sequences per forward/backward, gradients accumulated (0: whole minibatch)
@@ -268,6 +270,9 @@ absl::StatusOr<RunConfig> LoadConfig(const std::string& path);
 absl::Status ApplyOverrides(RunConfig& cfg, const std::vector<std::string>& overrides);
 // Range checks across fields.
 absl::Status ValidateConfig(const RunConfig& cfg);
+
+// "cpu", "cuda" or "cuda:N" (whether such a device exists is checked where it is used).
+bool ValidDeviceName(const std::string& device);
 // Full YAML of every field (the resolved config a run directory keeps).
 std::string ConfigToYaml(const RunConfig& cfg);
 

@@ -33,6 +33,18 @@ torch::Tensor RotateHalf(const torch::Tensor& x) {
   return torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
 }
 
+// A host vector as a tensor on `device`. On a GPU the bytes go through pinned memory
+// with an asynchronous copy, so feeding a decode step never waits for the device (the
+// step's one synchronisation is reading its sampled tokens back).
+template <typename T>
+torch::Tensor ToDevice(const std::vector<T>& values, torch::ScalarType dtype, const torch::Device& device) {
+  const int64_t n = static_cast<int64_t>(values.size());
+  if (!device.is_cuda()) return torch::tensor(values, dtype);
+  torch::Tensor host = torch::empty({n}, torch::TensorOptions().dtype(dtype).pinned_memory(true));
+  std::copy(values.begin(), values.end(), host.data_ptr<T>());
+  return host.to(device, /*non_blocking=*/true);
+}
+
 // Per-layer keys and values: k[l], v[l] are (rows, K, max_len, D).
 struct LayerCache {
   std::vector<torch::Tensor> k, v;
@@ -101,12 +113,14 @@ struct Generator::Impl {
   const ModelConfig& c;
   torch::Device device;
   torch::ScalarType dtype;
+  torch::Tensor inv_freq;  // (D/2) float32 on `device`
 
   explicit Impl(Transformer& m)
       : model(m),
         c(m->config()),
         device(m->model->embed_tokens->weight.device()),
-        dtype(m->model->embed_tokens->weight.scalar_type()) {}
+        dtype(m->model->embed_tokens->weight.scalar_type()),
+        inv_freq(m->inv_freq().to(device)) {}
 
   // Runs tokens (B, T) through the blocks. Row b's tokens sit at positions
   // start[b] + t; its keys and values are written to row b of `cache` there,
@@ -122,9 +136,9 @@ struct Generator::Impl {
     const int64_t S = *std::max_element(start.begin(), start.end()) + T;  // keys attended
     const auto i64 = torch::TensorOptions().dtype(torch::kInt64).device(device);
 
-    torch::Tensor start_t = torch::tensor(start, torch::kInt64).to(device);                  // (B)
+    torch::Tensor start_t = ToDevice(start, torch::kInt64, device);                           // (B)
     torch::Tensor pos = start_t.unsqueeze(1) + torch::arange(T, i64).unsqueeze(0);          // (B, T)
-    torch::Tensor angles = pos.to(torch::kFloat).unsqueeze(-1) * model->inv_freq().to(device);  // (B, T, D/2)
+    torch::Tensor angles = pos.to(torch::kFloat).unsqueeze(-1) * inv_freq;                  // (B, T, D/2)
     torch::Tensor emb = torch::cat({angles, angles}, -1);                                    // (B, T, D)
     torch::Tensor cos = emb.cos().to(dtype).unsqueeze(2);                                    // (B, T, 1, D)
     torch::Tensor sin = emb.sin().to(dtype).unsqueeze(2);                                    // (B, T, 1, D)
@@ -206,11 +220,9 @@ struct Generator::Impl {
     for (const auto* p : prompts) P = std::max<int64_t>(P, p->size());
     auto cache = std::make_shared<LayerCache>(
         LayerCache::Allocate(c, N, P, torch::TensorOptions().dtype(dtype).device(device)));
-    torch::Tensor ids = torch::zeros({N, P}, torch::kInt64);  // (N, P), pads are token 0
-    for (int64_t i = 0; i < N; ++i) {
-      std::copy(prompts[i]->begin(), prompts[i]->end(), ids[i].data_ptr<int64_t>());
-    }
-    ids = ids.to(device);
+    std::vector<int64_t> flat(static_cast<size_t>(N * P), 0);  // (N, P), pads are token 0
+    for (int64_t i = 0; i < N; ++i) std::copy(prompts[i]->begin(), prompts[i]->end(), flat.begin() + i * P);
+    torch::Tensor ids = ToDevice(flat, torch::kInt64, device).view({N, P});
     std::vector<torch::Tensor> last(N);
     for (int64_t c0 = 0; c0 < P; c0 += kPrefillChunk) {
       const int64_t T = std::min(kPrefillChunk, P - c0);
@@ -260,7 +272,7 @@ std::pair<std::vector<int64_t>, std::vector<float>> PickTokens(const torch::Tens
     // share (a float32 cumsum on the GPU would not).
     torch::Tensor probs = torch::softmax(filtered.to(torch::kDouble), -1);  // (N, V)
     torch::Tensor cdf = probs.cumsum(-1);                                   // (N, V)
-    torch::Tensor target = torch::tensor(uniforms, torch::kDouble).to(logits.device()).view({N, 1}) *
+    torch::Tensor target = ToDevice(uniforms, torch::kDouble, logits.device()).view({N, 1}) *
                            cdf.narrow(-1, V - 1, 1);  // (N, 1), below the total since u < 1
     tokens = torch::searchsorted(cdf, target, /*out_int32=*/false, /*right=*/true).clamp_max(V - 1);      // (N, 1)
     // Rounding at the very top of the cdf could land on a dropped token.
@@ -268,10 +280,17 @@ std::pair<std::vector<int64_t>, std::vector<float>> PickTokens(const torch::Tens
     tokens = torch::where(ok, tokens, probs.argmax(-1, /*keepdim=*/true)).squeeze(-1);  // (N)
   }
   torch::Tensor logprobs = scaled.gather(-1, tokens.unsqueeze(-1)).squeeze(-1) - scaled.logsumexp(-1);  // (N)
-  torch::Tensor tokens_cpu = tokens.to(torch::kCPU).contiguous();
-  torch::Tensor lp_cpu = logprobs.to(torch::kCPU, torch::kFloat).contiguous();
-  return {std::vector<int64_t>(tokens_cpu.data_ptr<int64_t>(), tokens_cpu.data_ptr<int64_t>() + N),
-          std::vector<float>(lp_cpu.data_ptr<float>(), lp_cpu.data_ptr<float>() + N)};
+  // Tokens and logprobs come back in one copy: the decode step's only wait for the
+  // device. Token ids are exact in float64 (vocabularies are far below 2^53).
+  torch::Tensor both = torch::stack({tokens.to(torch::kDouble), logprobs.to(torch::kDouble)}).to(torch::kCPU);  // (2, N)
+  const double* t = both.data_ptr<double>();
+  std::vector<int64_t> token_ids(static_cast<size_t>(N));
+  std::vector<float> lps(static_cast<size_t>(N));
+  for (int64_t i = 0; i < N; ++i) {
+    token_ids[i] = static_cast<int64_t>(t[i]);
+    lps[i] = static_cast<float>(t[N + i]);
+  }
+  return {std::move(token_ids), std::move(lps)};
 }
 
 absl::Status CheckParams(const SamplingParams& p) {
@@ -465,7 +484,7 @@ absl::StatusOr<std::vector<std::vector<SampledSequence>>> Generator::Generate(
       uniforms[i] = CounterUniform(seed, rows[i].request, rows[i].sample,
                                    out[rows[i].request][rows[i].sample].token_ids.size());
     }
-    torch::Tensor ids = torch::tensor(feed, torch::kInt64).view({n, 1}).to(impl.device);
+    torch::Tensor ids = ToDevice(feed, torch::kInt64, impl.device).view({n, 1});
     torch::Tensor hidden = impl.Blocks(ids, start, slots);             // (n, 1, C)
     torch::Tensor logits = impl.Logits(hidden.select(1, 0));           // (n, V)
     ++stats_.decode_steps;

@@ -120,36 +120,41 @@ absl::Status ReadTokenIds(const nlohmann::json& json, const char* key,
 }
 
 // config.json "rope_scaling": null, or an object with "rope_type" (older
-// configs: "type"). "default" means no scaling, as in transformers.
+// configs: "type"). "default" means no scaling, as in transformers. transformers 5
+// writes "rope_parameters" instead (the same keys, plus rope_theta), read the same way.
 absl::Status ReadRopeScaling(const nlohmann::json& json,
                              std::optional<RopeScaling>* out) {
-  auto it = json.find("rope_scaling");
+  const char* key = json.contains("rope_scaling") || !json.contains("rope_parameters") ? "rope_scaling"
+                                                                                      : "rope_parameters";
+  const std::string prefix = absl::StrCat(key, ".");
+  auto it = json.find(key);
   if (it == json.end() || it->is_null()) return absl::OkStatus();
   if (!it->is_object()) {
-    return Invalid("field \"rope_scaling\" must be an object or null, got " + it->dump());
+    return Invalid(absl::StrCat("field \"", key, "\" must be an object or null, got ", it->dump()));
   }
   const nlohmann::json& rs = *it;
   RopeScaling scaling;
   const char* type_key = rs.contains("rope_type") ? "rope_type" : "type";
+  if (!rs.contains(type_key) && std::string(key) == "rope_parameters") return absl::OkStatus();
   absl::Status s = ReadField(rs, type_key, /*required=*/true, &scaling.rope_type,
-                             "rope_scaling.");
+                             prefix.c_str());
   if (!s.ok()) return s;
   if (scaling.rope_type == "default") return absl::OkStatus();
   if (scaling.rope_type != "linear" && scaling.rope_type != "llama3") {
-    return Invalid(absl::StrCat("rope_scaling.rope_type \"", scaling.rope_type,
+    return Invalid(absl::StrCat(prefix, "rope_type \"", scaling.rope_type,
                                 "\" is not supported (supported: linear, llama3)"));
   }
-  s = ReadField(rs, "factor", true, &scaling.factor, "rope_scaling.");
+  s = ReadField(rs, "factor", true, &scaling.factor, prefix.c_str());
   if (s.ok() && scaling.rope_type == "llama3") {
     s = ReadField(rs, "low_freq_factor", true, &scaling.low_freq_factor,
-                  "rope_scaling.");
+                  prefix.c_str());
     if (s.ok()) {
       s = ReadField(rs, "high_freq_factor", true, &scaling.high_freq_factor,
-                    "rope_scaling.");
+                    prefix.c_str());
     }
     if (s.ok()) {
       s = ReadField(rs, "original_max_position_embeddings", true,
-                    &scaling.original_max_position_embeddings, "rope_scaling.");
+                    &scaling.original_max_position_embeddings, prefix.c_str());
     }
   }
   if (!s.ok()) return s;
@@ -416,6 +421,11 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(const nlohmann::json& json) {
   read("max_position_embeddings", false, &c.max_position_embeddings);
   read("head_dim", false, &c.head_dim_value);
   read("rope_theta", false, &c.rope_theta);
+  // transformers 5: rope_theta inside "rope_parameters".
+  if (s.ok() && !json.contains("rope_theta") && json.contains("rope_parameters") &&
+      json["rope_parameters"].is_object()) {
+    s = ReadField(json["rope_parameters"], "rope_theta", false, &c.rope_theta, "rope_parameters.");
+  }
   read("rms_norm_eps", false, &c.rms_norm_eps);
   read("tie_word_embeddings", false, &c.tie_word_embeddings);
   read("attention_bias", false, &c.attention_bias);

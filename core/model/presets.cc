@@ -5,7 +5,7 @@
 
 namespace grpo::model {
 
-std::vector<std::string> PresetNames() { return {"tiny", "small"}; }
+std::vector<std::string> PresetNames() { return {"tiny", "small", "0.5b"}; }
 
 absl::StatusOr<ModelConfig> PresetConfig(const std::string& arch, const std::string& preset, int64_t vocab_size) {
   if (arch != "llama" && arch != "qwen2" && arch != "qwen3") {
@@ -32,6 +32,15 @@ absl::StatusOr<ModelConfig> PresetConfig(const std::string& arch, const std::str
     c.num_attention_heads = 8;
     c.num_key_value_heads = 2;
     c.max_position_embeddings = 4096;
+  } else if (preset == "0.5b") {
+    // The shape of Qwen2.5-0.5B (head_dim 64, 14 query and 2 key/value heads), for
+    // benchmarks with random weights; its vocabulary is 151936.
+    c.hidden_size = 896;
+    c.intermediate_size = 4864;
+    c.num_hidden_layers = 24;
+    c.num_attention_heads = 14;
+    c.num_key_value_heads = 2;
+    c.max_position_embeddings = 32768;
   } else {
     return absl::InvalidArgumentError(
         absl::StrCat("unknown preset \"", preset, "\" (known: ", absl::StrJoin(PresetNames(), ", "), ")"));

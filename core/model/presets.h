@@ -18,7 +18,7 @@
 
 namespace grpo::model {
 
-// The config of preset `preset` ("tiny" or "small") for architecture `arch`
+// The config of preset `preset` ("tiny", "small" or "0.5b", the shape of Qwen2.5-0.5B) for architecture `arch`
 // ("llama", "qwen2" or "qwen3") with the given vocabulary size. Errors name
 // the unknown preset or architecture.
 absl::StatusOr<ModelConfig> PresetConfig(const std::string& arch, const std::string& preset, int64_t vocab_size);

@@ -1,5 +1,7 @@
 #include "core/model/transformer.h"
 
+#include <torch/version.h>
+
 #include <cmath>
 #include <limits>
 #include <string>
@@ -241,27 +243,51 @@ struct CheckpointedBlock : torch::autograd::Function<CheckpointedBlock> {
 
 }  // namespace
 
+// LibTorch 2.4 replaced the per-backend autocast switches by ones taking a device type
+// (the old names remain only as deprecated wrappers).
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#define GRPO_AUTOCAST_BY_DEVICE 1
+#endif
+
 Bf16Autocast::Bf16Autocast(bool enabled) : enabled_(enabled) {
   if (!enabled_) return;
+  // CPU and CUDA autocast are separate switches; the model's device decides which acts.
+#ifdef GRPO_AUTOCAST_BY_DEVICE
+  prev_enabled_ = at::autocast::is_autocast_enabled(at::kCPU);
+  prev_dtype_ = at::autocast::get_autocast_dtype(at::kCPU);
+  prev_gpu_enabled_ = at::autocast::is_autocast_enabled(at::kCUDA);
+  prev_gpu_dtype_ = at::autocast::get_autocast_dtype(at::kCUDA);
+  at::autocast::set_autocast_enabled(at::kCPU, true);
+  at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
+  at::autocast::set_autocast_enabled(at::kCUDA, true);
+  at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+#else
   prev_enabled_ = at::autocast::is_cpu_enabled();
   prev_dtype_ = at::autocast::get_autocast_cpu_dtype();
   prev_gpu_enabled_ = at::autocast::is_enabled();
   prev_gpu_dtype_ = at::autocast::get_autocast_gpu_dtype();
-  // CPU and CUDA autocast are separate switches; the model's device decides which acts.
   at::autocast::set_cpu_enabled(true);
   at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
   at::autocast::set_enabled(true);
   at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+#endif
   at::autocast::increment_nesting();
 }
 
 Bf16Autocast::~Bf16Autocast() {
   if (!enabled_) return;
   if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+#ifdef GRPO_AUTOCAST_BY_DEVICE
+  at::autocast::set_autocast_enabled(at::kCPU, prev_enabled_);
+  at::autocast::set_autocast_dtype(at::kCPU, prev_dtype_);
+  at::autocast::set_autocast_enabled(at::kCUDA, prev_gpu_enabled_);
+  at::autocast::set_autocast_dtype(at::kCUDA, prev_gpu_dtype_);
+#else
   at::autocast::set_cpu_enabled(prev_enabled_);
   at::autocast::set_autocast_cpu_dtype(prev_dtype_);
   at::autocast::set_enabled(prev_gpu_enabled_);
   at::autocast::set_autocast_gpu_dtype(prev_gpu_dtype_);
+#endif
 }
 
 torch::Tensor TransformerImpl::forward(const torch::Tensor& tokens,

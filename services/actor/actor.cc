@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/common/checksum.h"
 #include "core/common/logging.h"
+#include "core/model/device.h"
 #include "core/model/sampler.h"
 #include "core/rpc/rpc.h"
 
@@ -17,8 +18,13 @@ namespace grpo {
 absl::StatusOr<std::unique_ptr<Actor>> Actor::Create(const RunConfig& cfg,
                                                      std::shared_ptr<prometheus::Registry> registry) {
   torch::set_num_threads(static_cast<int>(cfg.actor.threads));
+  absl::StatusOr<c10::Device> device = model::ResolveDevice(cfg.actor.device, "actor.device");
+  if (!device.ok()) return device.status();
   absl::StatusOr<std::unique_ptr<Policy>> policy = BuildPolicy(cfg, static_cast<uint64_t>(cfg.run.seed));
   if (!policy.ok()) return policy.status();
+  // The generator runs where the weights are: each new version is copied (and cast)
+  // straight into these parameters.
+  (*policy)->model->to(*device, cfg.actor.dtype == "bf16" ? torch::kBFloat16 : torch::kFloat);
   return std::unique_ptr<Actor>(new Actor(cfg, std::move(*policy), std::move(registry)));
 }
 

@@ -10,7 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "services/learner/trainer.h"
+#include "core/grpo/trainer.h"
 
 namespace grpo {
 

@@ -24,7 +24,8 @@
 #include "core/common/logging.h"
 #include "core/grpo/grpo_loss.h"
 #include "services/learner/checkpoint.h"
-#include "services/learner/collectives.h"
+#include "core/grpo/collectives.h"
+#include "core/model/device.h"
 #include "services/learner/group.h"
 #include "services/learner/schedule.h"
 #include "core/model/sampler.h"
@@ -58,17 +59,10 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(const RunConfig& cfg,
     reference->model->eval();
     for (auto& p : reference->model->parameters()) p.set_requires_grad(false);
   }
-  const torch::Device device(cfg.learner.device);
+  absl::StatusOr<c10::Device> resolved = model::ResolveDevice(cfg.learner.device, "learner.device");
+  if (!resolved.ok()) return resolved.status();
+  const torch::Device device = *resolved;
   if (device.is_cuda()) {
-    if (!torch::cuda::is_available()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "learner.device = ", cfg.learner.device, ", but ",
-          "this LibTorch has no CUDA or sees no GPU; build against a CUDA LibTorch or use learner.device=cpu"));
-    }
-    if (device.has_index() && device.index() >= static_cast<int>(torch::cuda::device_count())) {
-      return absl::FailedPreconditionError(absl::StrCat("learner.device = ", cfg.learner.device, ", but only ",
-                                                        torch::cuda::device_count(), " GPU(s) are visible"));
-    }
     if (cfg.learner.world_size > 1 && !HaveNccl()) {
       return absl::FailedPreconditionError("learner.world_size > 1 on CUDA needs NCCL, which this build lacks");
     }
@@ -350,10 +344,10 @@ Learner::BatchStats Learner::ComputeBatchStats(const std::vector<v1::ScoredGroup
   return st;
 }
 
-std::vector<const v1::ScoredGroup*> Learner::Shard(const std::vector<v1::ScoredGroup>& batch) const {
+std::vector<TrainGroup> Learner::Shard(const std::vector<v1::ScoredGroup>& batch) const {
   const size_t R = static_cast<size_t>(cfg_.learner.world_size), r = static_cast<size_t>(cfg_.learner.rank);
-  std::vector<const v1::ScoredGroup*> out;
-  for (size_t i = batch.size() * r / R; i < batch.size() * (r + 1) / R; ++i) out.push_back(&batch[i]);
+  std::vector<TrainGroup> out;
+  for (size_t i = batch.size() * r / R; i < batch.size() * (r + 1) / R; ++i) out.push_back(ToTrainGroup(batch[i]));
   return out;
 }
 
@@ -560,7 +554,7 @@ void Learner::TrainLoop() {
       }
     }
     grpo_ = std::make_unique<GrpoTrainer>(policy_->model, reference_ ? reference_->model : model::Transformer(nullptr),
-                                             optimizer_.get(), TrainerOptions::FromConfig(cfg_), policy_->pad_id, group_);
+                                             optimizer_.get(), TrainerOptionsFromConfig(cfg_), policy_->pad_id, group_);
     if (device_comm_) grpo_->SetDeviceCollectives(std::move(device_comm_));
     if (group_) {
       // Every rank starts from rank 0's state (its checkpoint, if it resumed): step,
@@ -605,7 +599,7 @@ void Learner::FollowerLoop() {
     }
     SetLearningRate(step);
     mid_step_ = true;
-    TrainStats ts = grpo_->Step(Shard(*batch), step);
+    TrainStats ts = grpo_->Step(GroupPtrs(Shard(*batch)), step);
     MaybeRefreshReference(step);
     last_step_ = step;
     mid_step_ = false;
@@ -669,7 +663,7 @@ void Learner::LeaderLoop() {
     const double lr = SetLearningRate(step);
     BatchStats bs = ComputeBatchStats(batch);
     mid_step_ = true;
-    TrainStats ts = grpo_->Step(Shard(batch), step);
+    TrainStats ts = grpo_->Step(GroupPtrs(Shard(batch)), step);
     MaybeRefreshReference(step);
     last_step_ = step;
     mid_step_ = false;

@@ -30,7 +30,8 @@
 #include "prometheus/gauge.h"
 #include "prometheus/registry.h"
 #include "services/learner/admission.h"
-#include "services/learner/trainer.h"
+#include "core/grpo/trainer.h"
+#include "services/learner/train_input.h"
 #include "services/learner/validation.h"
 #include <torch/optim/optimizer.h>
 
@@ -68,7 +69,7 @@ class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
   // The batch's rewards and lengths (rank 0 holds the whole batch).
   BatchStats ComputeBatchStats(const std::vector<v1::ScoredGroup>& batch);
   // This rank's share of a batch: a contiguous block of groups.
-  std::vector<const v1::ScoredGroup*> Shard(const std::vector<v1::ScoredGroup>& batch) const;
+  std::vector<TrainGroup> Shard(const std::vector<v1::ScoredGroup>& batch) const;
   // Sets and returns the learning rate of `step`.
   double SetLearningRate(uint64_t step);
   void MaybeRefreshReference(uint64_t step);

@@ -28,7 +28,8 @@
 #include "services/learner/checkpoint.h"
 #include "services/learner/group.h"
 #include "services/learner/schedule.h"
-#include "services/learner/trainer.h"
+#include "core/grpo/trainer.h"
+#include "services/learner/train_input.h"
 
 namespace grpo {
 namespace {
@@ -173,7 +174,7 @@ absl::Status RunSft(const RunConfig& cfg, const SftJob& job) {
     group = *g;
   }
 
-  TrainerOptions topts = TrainerOptions::FromConfig(cfg);
+  TrainerOptions topts = TrainerOptionsFromConfig(cfg);
   GrpoTrainer trainer(*model, model::Transformer(nullptr), optimizer.get(), topts, stops[0], group);
 
   // ---- Resume (rank 0 reads its checkpoint; the others take rank 0's state).

@@ -3,7 +3,7 @@
 //   grpo generate --model DIR --prompt TEXT [--template plain|chatml|llama3] [--system S]
 //                 [--temperature T] [--top-p P] [--top-k K] [--max-new-tokens N]
 //                 [--seed S] [-n G] [--stop STR]... [--json] [--prompt-ids 1,2,3]
-//                 [--dtype f32|bf16] [--threads N]
+//                 [--dtype f32|bf16] [--device cpu|cuda|cuda:N] [--threads N]
 //
 // Without --json the completion text is printed (streamed as it is generated
 // when n = 1; with n > 1 each completion follows a "=== completion i ===" line).
@@ -24,6 +24,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "core/model/generator.h"
+#include "core/model/device.h"
 #include "core/model/hf_model.h"
 #include "core/policy/policy.h"
 #include "core/tokenizer/bpe_tokenizer.h"
@@ -57,6 +58,7 @@ struct GenerateOptions {
   std::vector<std::string> stops;
   bool json = false;
   std::string dtype = "f32";
+  std::string device = "cpu";
   int threads = 0;
   // Rejection sampling (--data): -n samples per task, the verified ones kept.
   std::string data;
@@ -89,8 +91,12 @@ int RunGenerateData(const GenerateOptions& o) {
   if (o.threads > 0) torch::set_num_threads(o.threads);
   absl::StatusOr<std::vector<Task>> tasks = LoadDataset(o.data);
   if (!tasks.ok()) return fail(std::string(tasks.status().message()), 1);
+  absl::StatusOr<c10::Device> device = model::ResolveDevice(o.device, "--device");
+  if (!device.ok()) return fail(std::string(device.status().message()), 2);
+  if (o.dtype != "bf16" && o.dtype != "f32") return fail("--dtype must be f32 or bf16", 2);
   absl::StatusOr<std::unique_ptr<Policy>> policy = BuildPolicy(*cfg, 0);
   if (!policy.ok()) return fail(std::string(policy.status().message()), 1);
+  (*policy)->model->to(*device, o.dtype == "bf16" ? torch::kBFloat16 : torch::kFloat);
   absl::StatusOr<std::unique_ptr<reward::Scorer>> scorer = reward::Scorer::Create(*cfg);
   if (!scorer.ok()) return fail(std::string(scorer.status().message()), 1);
   EvalSettings settings;
@@ -147,6 +153,8 @@ int RunGenerate(const GenerateOptions& o) {
   if (o.top_k < 0) return fail("--top-k must be >= 0"), 2;
   if (o.max_new_tokens < 0) return fail("--max-new-tokens must be >= 0"), 2;
   if (o.dtype != "bf16" && o.dtype != "f32") return fail("--dtype must be f32 or bf16"), 2;
+  absl::StatusOr<c10::Device> device = model::ResolveDevice(o.device, "--device");
+  if (!device.ok()) return fail(std::string(device.status().message())), 2;
   for (const std::string& s : o.stops) {
     if (s.empty()) return fail("--stop must not be empty"), 2;
   }
@@ -158,6 +166,7 @@ int RunGenerate(const GenerateOptions& o) {
   if (!tok.ok()) return fail(std::string(tok.status().message()));
   model::LoadOptions load;
   load.dtype = o.dtype == "bf16" ? torch::kBFloat16 : torch::kFloat;
+  load.device = *device;
   auto model = model::LoadPretrained(o.model_dir, load);
   if (!model.ok()) return fail(std::string(model.status().message()));
   (*model)->eval();
@@ -241,6 +250,7 @@ Subcommand AddGenerateCommand(CLI::App& app) {
   cmd->add_option("--stop", o->stops, "stop string (repeatable)");
   cmd->add_flag("--json", o->json, "one JSON line per completion: ids, logprobs, text");
   cmd->add_option("--dtype", o->dtype, "compute dtype: f32 or bf16");
+  cmd->add_option("--device", o->device, "where the model runs: cpu, cuda or cuda:N (weights, KV cache and sampling)");
   cmd->add_option("--threads", o->threads, "LibTorch threads (0: LibTorch's default)");
   cmd->add_option("--data", o->data, "dataset JSONL: sample -n completions of every task (rejection sampling)");
   cmd->add_flag("--verify", o->verify, "with --data: keep only completions the training scorer judges correct");

@@ -1,4 +1,4 @@
-#include "services/learner/trainer.h"
+#include "core/grpo/trainer.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
@@ -12,18 +12,6 @@
 namespace grpo {
 namespace {
 
-rl::KlEstimator ParseKl(const std::string& s) {
-  if (s == "k1") return rl::KlEstimator::kK1;
-  if (s == "k2") return rl::KlEstimator::kK2;
-  return rl::KlEstimator::kK3;
-}
-
-rl::LossAggregation ParseAgg(const std::string& s) {
-  if (s == "token-mean") return rl::LossAggregation::kTokenMean;
-  if (s == "seq-mean-token-sum-norm") return rl::LossAggregation::kSeqMeanTokenSumNorm;
-  return rl::LossAggregation::kSeqMeanTokenMean;
-}
-
 uint64_t SplitMix64(uint64_t x) {
   x += 0x9e3779b97f4a7c15ULL;
   x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -32,31 +20,6 @@ uint64_t SplitMix64(uint64_t x) {
 }
 
 }  // namespace
-
-TrainerOptions TrainerOptions::FromConfig(const RunConfig& cfg) {
-  const LearnerConfig& l = cfg.learner;
-  TrainerOptions o;
-  o.loss.clip_eps_low = l.clip_eps;
-  o.loss.clip_eps_high = l.clip_eps_high > 0 ? l.clip_eps_high : l.clip_eps;
-  o.loss.beta = l.beta;
-  o.loss.kl_estimator = ParseKl(l.kl_estimator);
-  o.loss.aggregation = ParseAgg(l.loss_agg);
-  // Dr. GRPO divides by a constant: the longest completion the actor may produce.
-  o.loss.norm_length = static_cast<double>(cfg.actor.max_new_tokens);
-  o.loss.importance_cap = l.importance_cap;
-  o.adv_eps = l.adv_eps;
-  o.scale_rewards = l.scale_rewards;
-  o.mask_truncated = l.mask_truncated;
-  o.epochs = l.epochs;
-  o.minibatches = l.minibatches;
-  o.micro_batch_size = l.micro_batch_size;
-  o.bf16 = l.dtype == "bf16";
-  o.activation_checkpointing = l.activation_checkpointing;
-  o.grad_clip = l.grad_clip;
-  o.seed = static_cast<uint64_t>(cfg.run.seed);
-  o.device = c10::Device(l.device);
-  return o;
-}
 
 struct GrpoTrainer::Rows {
   c10::Device device = c10::Device(c10::kCPU);
@@ -184,13 +147,13 @@ at::Tensor GrpoTrainer::NoGradLogprobs(model::Transformer& model, const Rows& ro
   return out;
 }
 
-TrainStats GrpoTrainer::Step(const std::vector<const v1::ScoredGroup*>& groups, uint64_t step) {
+TrainStats GrpoTrainer::Step(const std::vector<const TrainGroup*>& groups, uint64_t step) {
   // ---- Rows and advantages (each group lies whole on one rank).
   Rows rows;
   int64_t max_len = 2;
   for (const auto* g : groups) {
-    for (const auto& c : g->group().completions()) {
-      max_len = std::max<int64_t>(max_len, g->group().prompt_token_ids_size() + c.token_ids_size());
+    for (const auto& c : g->completions) {
+      max_len = std::max<int64_t>(max_len, static_cast<int64_t>(g->prompt_token_ids.size() + c.token_ids.size()));
       ++rows.B;
     }
   }
@@ -205,24 +168,26 @@ TrainStats GrpoTrainer::Step(const std::vector<const v1::ScoredGroup*>& groups, 
     auto tmp = rows.temps.accessor<float, 1>();
     int64_t row = 0;
     for (const auto* g : groups) {
-      const auto& r = g->group();
-      const int64_t p = r.prompt_token_ids_size();
+      const int64_t p = static_cast<int64_t>(g->prompt_token_ids.size());
       std::vector<double> rewards;
-      for (int i = 0; i < r.completions_size(); ++i, ++row) {
-        const auto& c = r.completions(i);
-        for (int64_t j = 0; j < p; ++j) tok[row][j] = r.prompt_token_ids(static_cast<int>(j));
-        for (int64_t j = 0; j < c.token_ids_size(); ++j) {
-          tok[row][p + j] = c.token_ids(static_cast<int>(j));
+      for (const TrainCompletion& c : g->completions) {
+        const int64_t n = static_cast<int64_t>(c.token_ids.size());
+        TORCH_CHECK(static_cast<int64_t>(c.logprobs.size()) == n, "GrpoTrainer: a completion has ", n,
+                    " tokens and ", c.logprobs.size(), " logprobs");
+        for (int64_t j = 0; j < p; ++j) tok[row][j] = g->prompt_token_ids[j];
+        for (int64_t j = 0; j < n; ++j) {
+          tok[row][p + j] = c.token_ids[j];
           // Token p + j is predicted at input position p + j - 1.
-          olp[row][p + j - 1] = c.logprobs(static_cast<int>(j));
+          olp[row][p + j - 1] = c.logprobs[j];
           // DAPO's overlong filtering: a truncated completion still counts in its
           // group's advantages but contributes no gradient.
-          msk[row][p + j - 1] = (c.truncated() && opts_.mask_truncated) ? 0.0f : 1.0f;
+          msk[row][p + j - 1] = (c.truncated && opts_.mask_truncated) ? 0.0f : 1.0f;
           prs[row][p + j - 1] = 1.0f;
         }
-        len[row] = p + c.token_ids_size();
-        tmp[row] = r.temperature() > 0 ? r.temperature() : 1.0f;
-        rewards.push_back(g->scores(i).reward());
+        len[row] = p + n;
+        tmp[row] = g->temperature > 0 ? g->temperature : 1.0f;
+        rewards.push_back(c.reward);
+        ++row;
       }
       at::Tensor rw = torch::tensor(rewards, torch::kFloat64).view({1, -1});  // (1, G)
       advs.push_back(rl::GroupAdvantages(rw, opts_.adv_eps, opts_.scale_rewards).view({-1}));

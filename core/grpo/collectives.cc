@@ -1,4 +1,4 @@
-#include "services/learner/collectives.h"
+#include "core/grpo/collectives.h"
 
 #include <cstring>
 #include <chrono>

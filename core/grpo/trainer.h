@@ -26,11 +26,9 @@
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/optim/optimizer.h>
 
-#include "core/common/config.h"
+#include "core/grpo/collectives.h"
 #include "core/grpo/grpo_loss.h"
 #include "core/model/transformer.h"
-#include "grpo/v1/learner.pb.h"
-#include "services/learner/collectives.h"
 
 namespace grpo {
 
@@ -47,8 +45,21 @@ struct TrainerOptions {
   double grad_clip = 1.0;  // <= 0: no clipping (the norm is still reported)
   uint64_t seed = 0;       // minibatch shuffling
   c10::Device device = c10::Device(c10::kCPU);  // where the model lives; rows are moved there
+};
 
-  static TrainerOptions FromConfig(const RunConfig& cfg);
+// One scored group as the trainer needs it: the prompt, and each completion's tokens,
+// sampling log-probs, reward and whether it was cut at the token limit. Plain data, so
+// the trainer builds without the wire format (the learner converts its ScoredGroups).
+struct TrainCompletion {
+  std::vector<int64_t> token_ids;
+  std::vector<float> logprobs;  // one per token, under the sampling temperature
+  double reward = 0;
+  bool truncated = false;
+};
+struct TrainGroup {
+  std::vector<int64_t> prompt_token_ids;
+  float temperature = 1.0f;  // 0 (greedy) counts as 1
+  std::vector<TrainCompletion> completions;
 };
 
 // Over the whole batch (all ranks); token statistics are per completion token.
@@ -85,7 +96,7 @@ class GrpoTrainer {
               TrainerOptions options, int64_t pad_id, c10::intrusive_ptr<c10d::ProcessGroup> pg = {});
 
   // `groups`: this rank's share of the batch (may be empty), validated upstream.
-  TrainStats Step(const std::vector<const v1::ScoredGroup*>& groups, uint64_t step);
+  TrainStats Step(const std::vector<const TrainGroup*>& groups, uint64_t step);
   // `examples`: this rank's share of the batch (may be empty). TrainStats.loss is the
   // batch's mean token NLL, loss_tokens its loss-token count over all ranks.
   TrainStats SupervisedStep(const std::vector<const SupervisedExample*>& examples, uint64_t step);

@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""Gathers scripts/gpu-check.sh's pieces into OUT/gpu-report.json (standard library only)."""
+import argparse
+import glob
+import json
+import os
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except Exception as e:  # a missing or cut file is reported, not fatal
+        return {"missing": f"{os.path.basename(path)}: {type(e).__name__}: {e}"}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--gpu", type=int, default=0)
+    ap.add_argument("--transformers", type=int, default=0)
+    ap.add_argument("--seconds", type=int, default=0)
+    a = ap.parse_args()
+    steps = []
+    with open(os.path.join(a.out, "steps.jsonl")) as f:
+        steps = [json.loads(line) for line in f if line.strip()]
+    tests = {}
+    for path in sorted(glob.glob(os.path.join(a.out, "tests", "*.json"))):
+        j = load(path)
+        name = os.path.basename(path)[:-5]
+        if "missing" in j:
+            tests[name] = j
+            continue
+        failed, skipped, device_tests = [], [], []
+        for suite in j.get("testsuites", []):
+            for t in suite.get("testsuite", []):
+                full = f"{suite['name']}.{t['name']}"
+                if t.get("failures"):
+                    failed.append({"test": full, "failure": t["failures"][0].get("failure", "")[:600]})
+                if t.get("result") == "SKIPPED" or t.get("status") == "NOTRUN":
+                    skipped.append(full)
+                if "OnDevice" in full or "DeviceTest" in full or "Nccl" in full:
+                    device_tests.append({"test": full, "ok": not t.get("failures"),
+                                         "skipped": t.get("result") == "SKIPPED",
+                                         **{k: t[k] for k in ("decode_steps", "syncs") if k in t}})
+        tests[name] = {"tests": j.get("tests"), "failures": j.get("failures"), "failed": failed,
+                       "skipped": skipped, "device_tests": device_tests}
+    not_run = []
+    if not a.gpu:
+        not_run.append("everything on CUDA: this machine has no GPU or its LibTorch no CUDA "
+                       "(device tests ran on the CPU; the NCCL test checked only its error)")
+    if not a.transformers:
+        not_run.append("parity with transformers: python here cannot import torch and transformers")
+    for s in steps:
+        if s.get("rc", 0) != 0:
+            not_run.append(f"step {s['step']} exited {s['rc']} (see {s['step']}.log)")
+    report = {
+        "machine": open(os.path.join(a.out, "machine.txt")).read() if os.path.exists(os.path.join(a.out, "machine.txt")) else "",
+        "gpu": bool(a.gpu),
+        "seconds": a.seconds,
+        "steps": steps,
+        "tests": tests,
+        "parity": load(os.path.join(a.out, "parity.json")) if a.transformers else None,
+        "bench_generate": load(os.path.join(a.out, "bench_generate.json")),
+        "bench_train": load(os.path.join(a.out, "bench_train.json")),
+        "not_run_or_failed": not_run,
+    }
+    if isinstance(report["parity"], dict):  # logits are not kept; the summary is enough
+        for c in report["parity"].get("checks", []):
+            c.pop("traceback", None) if c.get("ok") else None
+    with open(os.path.join(a.out, "gpu-report.json"), "w") as f:
+        json.dump(report, f, indent=1)
+    total = sum(t.get("tests") or 0 for t in tests.values())
+    failures = sum(t.get("failures") or 0 for t in tests.values())
+    print(f"gpu-report: {total} tests, {failures} failed; gpu {bool(a.gpu)}; not run or failed: {len(not_run)}")
+    for line in not_run:
+        print("  -", line)
+
+
+if __name__ == "__main__":
+    main()
