@@ -17,9 +17,12 @@
 #   5. a GRPO training step's MFU, bf16 and fp32, 0.5B shape
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-OUTDIR="${1:-${OUT:-$ROOT/gpu-check-out}}"
-mkdir -p "$OUTDIR"
-OUTDIR="$(cd "$OUTDIR" && pwd)"
+FINAL="${1:-${OUT:-$ROOT/gpu-check-out}}"
+mkdir -p "$FINAL"
+FINAL="$(cd "$FINAL" && pwd)"
+# Every piece is written here; FINAL gets gpu-report.json and logs.tar.gz (a lent
+# machine returns only a few files).
+OUTDIR="$(mktemp -d /tmp/gpu-check-pieces.XXXXXX)"
 BUILD="${GPU_CHECK_BUILD:-/tmp/grpo-gpu-check-build}"
 JOBS="$(nproc)"
 T0=$(date +%s)
@@ -35,6 +38,10 @@ step() {
   local rc=$?
   printf '{"step": "%s", "rc": %d, "seconds": %d}\n' "$name" "$rc" "$(( $(date +%s) - t ))" >> "$STEPS"
   log "$name: rc $rc in $(( $(date +%s) - t ))s"; tail -n 5 "$OUTDIR/$name.log" | sed 's/^/    /'
+  # A crashed test binary: its stack again under gdb where there is one.
+  if (( rc >= 128 && rc != 137 )) && [[ "$name" == test-* ]] && command -v gdb >/dev/null; then
+    timeout 120 gdb -batch -ex run -ex bt --args "$@" > "$OUTDIR/$name.gdb.log" 2>&1
+  fi
   return $rc
 }
 
@@ -122,4 +129,6 @@ fi
 
 # ---- Report.
 $PY "$ROOT/torch-only/report.py" --out "$OUTDIR" --gpu $GPU --transformers $HAVE_TRANSFORMERS --seconds $(( $(date +%s) - T0 ))
-log "done in $(( $(date +%s) - T0 ))s: $OUTDIR/gpu-report.json"
+cp "$OUTDIR/gpu-report.json" "$FINAL/"
+tar -C "$OUTDIR" -czf "$FINAL/logs.tar.gz" .
+log "done in $(( $(date +%s) - T0 ))s: $FINAL/gpu-report.json, $FINAL/logs.tar.gz"

@@ -11,9 +11,11 @@ fp32, and where there is a GPU, ours on CUDA in fp32 and in bf16 against transfo
 on CUDA in the same dtype.
 
 Tolerances (stated in the report): fp32 max |logit difference| <= 1e-4 x (1 + max |logit|)
-on the CPU and 1e-3 x (...) on CUDA; bf16 max difference <= 0.05 x std(logits).
-Greedy tokens must match exactly in fp32; in bf16 they are reported (a near-tie may
-flip), with the first position that differs.
+on the CPU and 1e-3 x (...) on CUDA, and greedy tokens equal. bf16 rounds differently
+wherever two implementations order their operations differently, so bf16 is held to
+transformers' own bf16 error: ours in bf16 may be at most 1.5x (plus one bf16 ulp of the
+largest logit) as far from the fp32 logits as transformers in bf16 is. The direct
+difference and the greedy tokens are reported too (a near-tie may flip in bf16).
 Usage: parity.py --bin build/bin/grpo-parity --out report.json [--work DIR]
 """
 import argparse
@@ -91,8 +93,13 @@ def ours_run(binary, path, seqs, device, dtype, work):
     return res
 
 
-def compare(hf, ours, dtype, on_cuda):
+def compare(hf, ours, dtype, on_cuda, fp32_ref=None):
     worst_abs, worst_rel, scale_max = 0.0, 0.0, 0.0
+    err_ours, err_hf = 0.0, 0.0
+    if fp32_ref is not None:
+        for (hl, _, _), (ol, _), (rl, _, _) in zip(hf, ours, fp32_ref):
+            err_ours = max(err_ours, (ol - rl).abs().max().item())
+            err_hf = max(err_hf, (hl - rl).abs().max().item())
     greedy_ok, first_diff = True, []
     for (hl, hg, margins), (ol, og) in zip(hf, ours):
         d = (hl - ol).abs().max().item()
@@ -103,16 +110,19 @@ def compare(hf, ours, dtype, on_cuda):
             greedy_ok = False
             i = next(i for i in range(min(len(hg), len(og))) if hg[i] != og[i]) if len(hg) == len(og) else -1
             first_diff.append({"position": i, "margin_there": margins[i] if i >= 0 else None})
+    extra = {}
     if dtype == "bf16":
-        tol = 0.05
-        ok = worst_rel <= tol
-        rule = f"max |diff| / std(logits) <= {tol}"
+        ulp = 2.0 ** -7 * scale_max  # bf16 keeps 8 significant bits
+        tol = 1.5 * err_hf + ulp
+        ok = err_ours <= tol
+        rule = f"max |ours_bf16 - fp32| ({err_ours:.4g}) <= 1.5 x max |transformers_bf16 - fp32| ({err_hf:.4g}) + 1 ulp"
+        extra = {"ours_bf16_error": err_ours, "transformers_bf16_error": err_hf}
     else:
         tol = (1e-3 if on_cuda else 1e-4) * (1 + scale_max)
         ok = worst_abs <= tol and greedy_ok
         rule = f"max |diff| <= {tol:.3g} and greedy tokens equal"
     return {"ok": ok, "max_abs_diff": worst_abs, "max_rel_diff_of_std": worst_rel, "max_abs_logit": scale_max,
-            "rule": rule, "greedy_equal": greedy_ok, "greedy_first_differences": first_diff}
+            "rule": rule, "greedy_equal": greedy_ok, "greedy_first_differences": first_diff, **extra}
 
 
 def randomize(model):
@@ -160,10 +170,13 @@ def main():
                 setups = [("cpu", "f32", torch.float32)]
                 if cuda:
                     setups += [("cuda", "f32", torch.float32), ("cuda", "bf16", torch.bfloat16)]
+                ref = {}
                 for device, dname, tdtype in setups:
                     hf = hf_run(load_hf(path, tdtype, device), seqs, device)
+                    if dname == "f32":
+                        ref[device] = hf
                     ours = ours_run(args.bin, path, seqs, device, dname, work)
-                    res = compare(hf, ours, dname, device == "cuda")
+                    res = compare(hf, ours, dname, device == "cuda", ref.get(device) if dname == "bf16" else None)
                     res.update({"device": device, "dtype": dname})
                     entry["runs"].append(res)
                 entry["ok"] = all(r["ok"] for r in entry["runs"])

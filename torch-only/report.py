@@ -51,9 +51,15 @@ def main():
                        "(device tests ran on the CPU; the NCCL test checked only its error)")
     if not a.transformers:
         not_run.append("parity with transformers: python here cannot import torch and transformers")
+    failing_logs = {}
     for s in steps:
         if s.get("rc", 0) != 0:
             not_run.append(f"step {s['step']} exited {s['rc']} (see {s['step']}.log)")
+            for suffix in (".log", ".gdb.log"):
+                path = os.path.join(a.out, s["step"] + suffix)
+                if os.path.exists(path):
+                    with open(path, errors="replace") as f:
+                        failing_logs[s["step"] + suffix] = f.read()[-6000:]
     report = {
         "machine": open(os.path.join(a.out, "machine.txt")).read() if os.path.exists(os.path.join(a.out, "machine.txt")) else "",
         "gpu": bool(a.gpu),
@@ -64,6 +70,7 @@ def main():
         "bench_generate": load(os.path.join(a.out, "bench_generate.json")),
         "bench_train": load(os.path.join(a.out, "bench_train.json")),
         "not_run_or_failed": not_run,
+        "failing_logs": failing_logs,
     }
     if isinstance(report["parity"], dict):  # logits are not kept; the summary is enough
         for c in report["parity"].get("checks", []):

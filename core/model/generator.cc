@@ -120,7 +120,8 @@ struct Generator::Impl {
         c(m->config()),
         device(m->model->embed_tokens->weight.device()),
         dtype(m->model->embed_tokens->weight.scalar_type()),
-        inv_freq(m->inv_freq().to(device)) {}
+        inv_freq(device.is_cuda() ? m->inv_freq().pin_memory().to(device, /*non_blocking=*/true)
+                                  : m->inv_freq()) {}
 
   // Runs tokens (B, T) through the blocks. Row b's tokens sit at positions
   // start[b] + t; its keys and values are written to row b of `cache` there,
