@@ -74,7 +74,14 @@ TEST(Admission, DuplicatesAreCompletedAndStaleGroupsReleased) {
   EXPECT_EQ(a.ack.latest_version(), 5);
   AdmitResult dup = Admit(b, Group(2, "p", 0, 5));
   EXPECT_EQ(dup.ack.outcome(), v1::SubmitAck::DUPLICATE);
-  EXPECT_TRUE(dup.complete);
+  // Not trained yet: completing this lease would leave the prompt done at the
+  // coordinator should the learner die before training the buffered group.
+  EXPECT_FALSE(dup.complete);
+  EXPECT_FALSE(dup.requeue);
+  b.MarkTrained({{"p", 0}});
+  AdmitResult after = Admit(b, Group(5, "p", 0, 5));
+  EXPECT_EQ(after.ack.outcome(), v1::SubmitAck::DUPLICATE);
+  EXPECT_TRUE(after.complete) << "trained: the duplicate's lease completes";
   EXPECT_EQ(Admit(b, Group(3, "p", 1, 5)).ack.outcome(), v1::SubmitAck::ACCEPTED) << "another epoch is new work";
   AdmitResult stale = Admit(b, Group(4, "q", 0, 2));  // 3 versions behind, bound 2
   EXPECT_EQ(stale.ack.outcome(), v1::SubmitAck::STALE);
@@ -161,7 +168,9 @@ TEST(Admission, SeenUnitsSurviveACheckpoint) {
   AdmissionBuffer b(Limits());
   b.SetVersion(0);
   b.RestoreSeen({{"p", 0}});
-  EXPECT_EQ(Admit(b, Group(1, "p", 0, 0)).ack.outcome(), v1::SubmitAck::DUPLICATE);
+  AdmitResult dup = Admit(b, Group(1, "p", 0, 0));
+  EXPECT_EQ(dup.ack.outcome(), v1::SubmitAck::DUPLICATE);
+  EXPECT_TRUE(dup.complete) << "restored units are trained ones";
   EXPECT_EQ(Admit(b, Group(2, "p", 1, 0)).ack.outcome(), v1::SubmitAck::ACCEPTED);
   EXPECT_EQ(b.Seen().size(), 2u);
 }

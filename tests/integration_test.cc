@@ -12,6 +12,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <optional>
 #include <iostream>
 #include <iterator>
 #include <algorithm>
@@ -25,6 +26,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "core/common/checksum.h"
 #include "core/common/config.h"
@@ -350,6 +353,51 @@ TEST(Integration, LauncherStopsEverythingWhenAChildDiesAndSaysWhich) {
   RemoveUnlessFailed(dir);
 }
 
+// The coordinator's ledger against the learner's after a finished run: the units
+// (prompt, epoch) the coordinator has issued and does not hold as pending are exactly
+// the ones the learner's newest checkpoint says it trained, and the run's steps trained
+// that many groups, so every unit was trained once (generated tasks are arith-NNNNNN).
+void ExpectLedgerAgrees(const fs::path& dir, int64_t steps, int64_t per_step) {
+  absl::StatusOr<std::string> text = ReadFile((dir / "coordinator" / "state.json").string());
+  ASSERT_TRUE(text.ok()) << text.status();
+  const nlohmann::json state = nlohmann::json::parse(*text);
+  const int64_t n = state.at("dataset_size").get<int64_t>(), cursor = state.at("cursor").get<int64_t>();
+  const uint32_t epoch = state.at("epoch").get<uint32_t>();
+  auto id = [](int64_t t) { return absl::StrFormat("arith-%06d", t); };
+  std::set<std::pair<std::string, uint32_t>> done;
+  for (uint32_t e = 0; e < epoch; ++e) {
+    for (int64_t t = 0; t < n; ++t) done.emplace(id(t), e);
+  }
+  for (int64_t t = 0; t < cursor; ++t) done.emplace(id(t), epoch);
+  for (const auto& p : state.at("pending")) done.erase({id(p.at(0).get<int64_t>()), p.at(1).get<uint32_t>()});
+  std::optional<fs::path> newest;
+  for (const auto& e : fs::directory_iterator(dir / "checkpoints")) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("step-", 0) == 0 && name.find(".tmp") == std::string::npos && (!newest || e.path() > *newest)) {
+      newest = e.path();
+    }
+  }
+  ASSERT_TRUE(newest.has_value()) << "no checkpoint under " << dir;
+  absl::StatusOr<std::string> ck = ReadFile((*newest / "state.json").string());
+  ASSERT_TRUE(ck.ok()) << ck.status();
+  const nlohmann::json learner = nlohmann::json::parse(*ck);
+  EXPECT_EQ(learner.at("step").get<int64_t>(), steps) << *newest;
+  std::set<std::pair<std::string, uint32_t>> trained;
+  for (const auto& u : learner.at("seen")) trained.emplace(u.at(0).get<std::string>(), u.at(1).get<uint32_t>());
+  EXPECT_EQ(trained.size(), static_cast<size_t>(steps * per_step)) << "units trained by the final checkpoint";
+  std::vector<std::string> only_coordinator, only_learner;
+  for (const auto& u : done) {
+    if (!trained.count(u)) only_coordinator.push_back(absl::StrCat(u.first, "/", u.second));
+  }
+  for (const auto& u : trained) {
+    if (!done.count(u)) only_learner.push_back(absl::StrCat(u.first, "/", u.second));
+  }
+  EXPECT_TRUE(only_coordinator.empty()) << "done at the coordinator, never trained: "
+                                        << absl::StrJoin(only_coordinator, " ");
+  EXPECT_TRUE(only_learner.empty()) << "trained, still pending or never issued at the coordinator: "
+                                    << absl::StrJoin(only_learner, " ");
+}
+
 // `grpo run` supervises: a service killed with SIGKILL mid-run is started again on its
 // ports, the others reconnect, and the run finishes by itself with every step in
 // metrics.jsonl exactly once.
@@ -359,8 +407,10 @@ TEST_P(LauncherRestarts, AKilledServiceIsRestartedAndTheRunFinishes) {
   const std::string name = GetParam();
   fs::path dir = FreshDir(absl::StrCat("restart-", name));
   const int64_t steps = 30;
+  // Checkpoints every 4 steps: a learner killed after step 1-3 loses those steps, and
+  // their prompts must be trained again (the ledger check below).
   absl::StatusOr<ChildProcess> p =
-      SpawnGrpoRun(dir, {"--max-steps", std::to_string(steps), "--set", "learner.checkpoint_every=1"}, "launcher.out");
+      SpawnGrpoRun(dir, {"--max-steps", std::to_string(steps), "--set", "learner.checkpoint_every=4"}, "launcher.out");
   ASSERT_TRUE(p.ok()) << p.status();
   ASSERT_TRUE(WaitForFirstStep(dir));
   pid_t pid = ServicePid(dir, name);
@@ -380,6 +430,7 @@ TEST_P(LauncherRestarts, AKilledServiceIsRestartedAndTheRunFinishes) {
   }
   for (int64_t s = 1; s <= steps; ++s) EXPECT_EQ(seen[s], 1) << "step " << s << " in metrics.jsonl";
   EXPECT_EQ(seen.size(), static_cast<size_t>(steps));
+  ExpectLedgerAgrees(dir, steps, 4);
   RemoveUnlessFailed(dir);
 }
 
@@ -408,7 +459,7 @@ TEST(Integration, ChaosRandomKillsAndTheRunStillFinishesWithEveryStepOnce) {
   fs::path dir = FreshDir("chaos");
   const int64_t steps = 1500;  // about 40 s without kills
   absl::StatusOr<ChildProcess> p = SpawnGrpoRun(
-      dir, {"--max-steps", std::to_string(steps), "--set", "run.max_restarts=100", "--set", "learner.checkpoint_every=1"},
+      dir, {"--max-steps", std::to_string(steps), "--set", "run.max_restarts=100", "--set", "learner.checkpoint_every=7"},
       "launcher.out");
   ASSERT_TRUE(p.ok()) << p.status();
   ASSERT_TRUE(WaitForFirstStep(dir));
@@ -443,6 +494,7 @@ TEST(Integration, ChaosRandomKillsAndTheRunStillFinishesWithEveryStepOnce) {
   }
   for (int64_t s = 1; s <= steps; ++s) EXPECT_EQ(seen[s], 1) << "step " << s << " in metrics.jsonl; kills " << summary;
   EXPECT_EQ(seen.size(), static_cast<size_t>(steps));
+  ExpectLedgerAgrees(dir, steps, 4);
   std::cerr << "chaos: " << total << " kills (" << summary << ")\n";
   RemoveUnlessFailed(dir);
 }

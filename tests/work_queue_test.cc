@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 namespace grpo {
 namespace {
 
@@ -117,6 +119,42 @@ TEST(WorkQueue, LedgerBalancesWithReleasesExpiriesAndDeadMembers) {
   EXPECT_EQ(q.outstanding(), 0u);
   EXPECT_EQ(q.expired(), 5u);
   EXPECT_EQ(q.released(), 2u);
+}
+
+TEST(WorkQueue, ReopenedUnitsAreIssuedAgainFirstUnlessBusy) {
+  WorkQueue q(10, 0, absl::Seconds(10));
+  auto l = q.Acquire("a", 4, t0);  // units 0..3
+  std::vector<WorkQueue::Unit> resolved;
+  q.Complete({l[0].id, l[1].id, l[2].id}, false, {}, &resolved);
+  ASSERT_EQ(resolved.size(), 3u);
+  EXPECT_EQ(resolved[1], (WorkQueue::Unit{1, 0}));
+  // Units 1 and 2 were trained into weights the learner lost; 3 is still leased.
+  EXPECT_EQ(q.Reopen({{1, 0}, {2, 0}, {3, 0}}), 2u);
+  EXPECT_EQ(q.Reopen({{1, 0}}), 0u) << "already queued again";
+  auto again = q.Acquire("b", 3, t0);
+  ASSERT_EQ(again.size(), 3u);
+  std::set<int64_t> first{again[0].task_index, again[1].task_index};
+  EXPECT_EQ(first, (std::set<int64_t>{1, 2}));
+  EXPECT_EQ(again[2].task_index, 4) << "then the cursor goes on";
+  EXPECT_EQ(q.Complete({again[0].id}, false).completed, 1u) << "done again, once";
+  EXPECT_EQ(q.reopened(), 2u);
+}
+
+TEST(WorkQueue, ALeaseFromBeforeARestartCompletesItsUnitByName) {
+  WorkQueue q(5, 0, absl::Seconds(10));
+  WorkQueue::Snapshot snap;
+  snap.cursor = 3;
+  snap.pending = {{1, 0}};  // outstanding when the old queue was saved
+  snap.next_lease_id = 50;
+  q.Restore(snap);
+  // Lease 7 of the old queue: unknown here, but its unit is named.
+  CompleteCounts c = q.Complete({7}, false, {WorkQueue::Unit{1, 0}});
+  EXPECT_EQ(c.unknown, 1u);
+  EXPECT_EQ(c.completed, 1u);
+  auto l = q.Acquire("a", 1, t0);
+  ASSERT_EQ(l.size(), 1u);
+  EXPECT_EQ(l[0].task_index, 3) << "the completed unit is not issued again";
+  EXPECT_EQ(q.Complete({8}, false, {std::nullopt}).completed, 0u);
 }
 
 TEST(WorkQueue, SnapshotKeepsOutstandingAndRequeuedUnits) {

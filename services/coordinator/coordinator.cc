@@ -64,6 +64,7 @@ CoordinatorService::CoordinatorService(const RunConfig& cfg, std::vector<Task> t
       registry_(std::move(registry)) {
   state_dir_ = cfg.coordinator.state_dir;
   if (state_dir_.empty() && !cfg.run.dir.empty()) state_dir_ = (fs::path(cfg.run.dir) / "coordinator").string();
+  for (size_t i = 0; i < tasks_.size(); ++i) task_index_.emplace(tasks_[i].id, static_cast<int64_t>(i));
   auto& r = *registry_;
   leases_issued_ = MakeCounter(r, "grpo_coordinator_leases_issued_total", "Prompt leases handed to actors");
   leases_completed_ = MakeCounter(r, "grpo_coordinator_leases_completed_total", "Leases completed by the learner");
@@ -71,6 +72,8 @@ CoordinatorService::CoordinatorService(const RunConfig& cfg, std::vector<Task> t
                                 "Leases expired, lost with their actor or released, and re-queued");
   leases_released_ = MakeCounter(r, "grpo_coordinator_leases_released_total",
                                  "Leases released by the learner for re-issue (part of expired)");
+  units_reopened_ = MakeCounter(r, "grpo_coordinator_units_reopened_total",
+                                "Completed prompts queued again because the learner resumed from an older checkpoint");
   weight_bytes_in_ = MakeCounter(r, "grpo_coordinator_weight_bytes_received_total", "Weight bytes published");
   weight_bytes_out_ = MakeCounter(r, "grpo_coordinator_weight_bytes_sent_total", "Weight bytes fetched by actors");
   leases_outstanding_ = MakeGauge(r, "grpo_coordinator_leases_outstanding", "Leases not yet completed or expired");
@@ -208,7 +211,22 @@ grpc::Status CoordinatorService::CompleteWork(grpc::ServerContext*, const v1::Co
   {
     absl::MutexLock l(&mu_);
     std::vector<uint64_t> ids(req->lease_ids().begin(), req->lease_ids().end());
-    CompleteCounts c = queue_.Complete(ids, req->requeue());
+    std::vector<std::optional<WorkQueue::Unit>> units;
+    if (req->units_size() == req->lease_ids_size()) {
+      for (const v1::WorkUnit& u : req->units()) {
+        auto it = task_index_.find(u.prompt_id());
+        units.push_back(it == task_index_.end() ? std::nullopt
+                                                : std::optional<WorkQueue::Unit>(WorkQueue::Unit{it->second, u.epoch()}));
+      }
+    }
+    std::vector<WorkQueue::Unit> resolved;
+    CompleteCounts c = queue_.Complete(ids, req->requeue(), units, &resolved);
+    // Trained after the learner's newest checkpoint: remembered until a checkpoint covers it.
+    if (!req->requeue() && req->trained_step() > req->durable_step()) {
+      auto& log = trained_log_[req->trained_step()];
+      log.insert(log.end(), resolved.begin(), resolved.end());
+    }
+    trained_log_.erase(trained_log_.begin(), trained_log_.upper_bound(req->durable_step()));
     resp->set_completed(c.completed);
     resp->set_already_completed(c.already_completed);
     resp->set_unknown(c.unknown);
@@ -220,6 +238,27 @@ grpc::Status CoordinatorService::CompleteWork(grpc::ServerContext*, const v1::Co
     UpdateGaugesLocked();
   }
   WriteSnapshot(snap);  // before the reply: what the learner was told is on disk
+  return grpc::Status::OK;
+}
+
+grpc::Status CoordinatorService::ReopenAfter(grpc::ServerContext*, const v1::ReopenAfterRequest* req,
+                                             v1::ReopenAfterResponse* resp) {
+  PersistSnapshot snap;
+  {
+    absl::MutexLock l(&mu_);
+    std::vector<WorkQueue::Unit> lost;
+    for (auto it = trained_log_.upper_bound(req->step()); it != trained_log_.end(); ++it) {
+      lost.insert(lost.end(), it->second.begin(), it->second.end());
+    }
+    trained_log_.erase(trained_log_.upper_bound(req->step()), trained_log_.end());
+    const size_t n = queue_.Reopen(lost);
+    resp->set_reopened(static_cast<uint32_t>(n));
+    units_reopened_->Increment(static_cast<double>(n));
+    if (n > 0) spdlog::info("learner resumed from step {}: {} prompt(s) trained after it queued again", req->step(), n);
+    snap = SnapshotLocked();
+    UpdateGaugesLocked();
+  }
+  WriteSnapshot(snap);
   return grpc::Status::OK;
 }
 
@@ -441,6 +480,11 @@ CoordinatorService::PersistSnapshot CoordinatorService::SnapshotLocked() {
   j["next_lease_id"] = snap.next_lease_id;
   j["pending"] = snap.pending;
   j["dataset_size"] = tasks_.size();
+  nlohmann::json log = nlohmann::json::array();
+  for (const auto& [step, units] : trained_log_) {
+    for (const auto& [task, epoch] : units) log.push_back({step, task, epoch});
+  }
+  j["trained_log"] = log;
   if (!versions_.empty()) {
     const Version& v = versions_.rbegin()->second;
     j["version"] = v.version;
@@ -495,6 +539,12 @@ absl::Status CoordinatorService::Restore() {
     snap.next_lease_id = j.at("next_lease_id").get<uint64_t>();
     snap.pending = j.at("pending").get<std::vector<std::pair<int64_t, uint32_t>>>();
     queue_.Restore(snap);
+    trained_log_.clear();
+    if (j.contains("trained_log")) {
+      for (const auto& e : j.at("trained_log")) {
+        trained_log_[e.at(0).get<uint64_t>()].emplace_back(e.at(1).get<int64_t>(), e.at(2).get<uint32_t>());
+      }
+    }
     step_ = j.value("step", uint64_t{0});
     // run_finished is not restored: starting the services again continues the run.
     if (j.contains("version")) {

@@ -39,6 +39,7 @@ class CoordinatorService final : public v1::Coordinator::Service {
   grpc::Status Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest*, v1::HeartbeatResponse*) override;
   grpc::Status AcquireWork(grpc::ServerContext*, const v1::AcquireWorkRequest*, v1::AcquireWorkResponse*) override;
   grpc::Status CompleteWork(grpc::ServerContext*, const v1::CompleteWorkRequest*, v1::CompleteWorkResponse*) override;
+  grpc::Status ReopenAfter(grpc::ServerContext*, const v1::ReopenAfterRequest*, v1::ReopenAfterResponse*) override;
   grpc::Status PublishWeights(grpc::ServerContext*, grpc::ServerReader<v1::WeightChunk>*,
                               v1::PublishWeightsResponse*) override;
   grpc::Status WatchVersions(grpc::ServerContext*, const v1::WatchVersionsRequest*,
@@ -86,6 +87,7 @@ class CoordinatorService final : public v1::Coordinator::Service {
 
   const RunConfig cfg_;
   const std::vector<Task> tasks_;
+  std::map<std::string, int64_t> task_index_;  // prompt id -> index in tasks_
   std::string state_dir_;
 
   mutable absl::Mutex mu_;
@@ -99,6 +101,10 @@ class CoordinatorService final : public v1::Coordinator::Service {
   uint32_t learner_world_ ABSL_GUARDED_BY(mu_) = 0;
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t persist_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  // Units completed by learner steps after its newest checkpoint (CompleteWork's
+  // trained_step > durable_step), by step: what ReopenAfter queues again when the
+  // learner resumes from that checkpoint. Persisted with the queue.
+  std::map<uint64_t, std::vector<WorkQueue::Unit>> trained_log_ ABSL_GUARDED_BY(mu_);
   absl::Mutex persist_mu_;  // taken without mu_ held
   uint64_t written_seq_ ABSL_GUARDED_BY(persist_mu_) = 0;
   int64_t written_weights_version_ ABSL_GUARDED_BY(persist_mu_) = -1;
@@ -109,6 +115,7 @@ class CoordinatorService final : public v1::Coordinator::Service {
   prometheus::Counter* leases_completed_;
   prometheus::Counter* leases_expired_;
   prometheus::Counter* leases_released_;
+  prometheus::Counter* units_reopened_;
   prometheus::Counter* weight_bytes_in_;
   prometheus::Counter* weight_bytes_out_;
   prometheus::Gauge* leases_outstanding_;

@@ -1,5 +1,7 @@
 #include "services/coordinator/work_queue.h"
 
+#include <algorithm>
+
 namespace grpo {
 
 WorkQueue::WorkQueue(int64_t dataset_size, int64_t max_epochs, absl::Duration lease_timeout)
@@ -42,9 +44,11 @@ void WorkQueue::Requeue(const Lease& l) {
   if (!done_.count(u)) requeued_.push_back(u);
 }
 
-CompleteCounts WorkQueue::Complete(const std::vector<uint64_t>& lease_ids, bool requeue) {
+CompleteCounts WorkQueue::Complete(const std::vector<uint64_t>& lease_ids, bool requeue,
+                                   const std::vector<std::optional<Unit>>& units, std::vector<Unit>* resolved) {
   CompleteCounts c;
-  for (uint64_t id : lease_ids) {
+  for (size_t i = 0; i < lease_ids.size(); ++i) {
+    const uint64_t id = lease_ids[i];
     std::optional<Unit> unit;
     auto it = leases_.find(id);
     if (it != leases_.end()) {
@@ -67,10 +71,16 @@ CompleteCounts WorkQueue::Complete(const std::vector<uint64_t>& lease_ids, bool 
       // nothing completed it yet (its re-issued copy will then be a duplicate).
       unit = r->second;
       if (requeue) continue;
+    } else if (!requeue && i < units.size() && units[i] && units[i]->first >= 0 &&
+               units[i]->first < dataset_size_) {
+      // Issued before a restart: the unit may be queued again meanwhile; it is done now.
+      ++c.unknown;
+      unit = units[i];
     } else {
       ++c.unknown;
       continue;
     }
+    if (resolved != nullptr) resolved->push_back(*unit);
     if (done_.insert(*unit).second) {
       ++progress_[*unit].completions;
       ++completed_;
@@ -81,6 +91,20 @@ CompleteCounts WorkQueue::Complete(const std::vector<uint64_t>& lease_ids, bool 
     }
   }
   return c;
+}
+
+size_t WorkQueue::Reopen(const std::vector<Unit>& units) {
+  size_t n = 0;
+  for (const Unit& u : units) {
+    bool busy = std::find(requeued_.begin(), requeued_.end(), u) != requeued_.end() && !done_.count(u);
+    for (const auto& [id, l] : leases_) busy = busy || (l.task_index == u.first && l.epoch == u.second);
+    if (busy) continue;
+    if (done_.erase(u) > 0 && progress_[u].completions > 0) --progress_[u].completions;
+    requeued_.push_front(u);
+    ++reopened_;
+    ++n;
+  }
+  return n;
 }
 
 size_t WorkQueue::ExpireDue(absl::Time now) {

@@ -42,12 +42,21 @@ struct UnitProgress {
 
 class WorkQueue {
  public:
+  using Unit = std::pair<int64_t, uint32_t>;  // (task index, epoch)
+
   // max_epochs 0: unbounded.
   WorkQueue(int64_t dataset_size, int64_t max_epochs, absl::Duration lease_timeout);
 
   std::vector<Lease> Acquire(const std::string& member, size_t max_items, absl::Time now);
   // Completes leases (requeue=false) or releases them for re-issue (requeue=true).
-  CompleteCounts Complete(const std::vector<uint64_t>& lease_ids, bool requeue);
+  // `units`, when given, is parallel to lease_ids: the unit of each lease, used for a
+  // lease id this queue does not know (issued before a restart). `resolved` (optional)
+  // receives the unit of every lease completed now or before (not released ones).
+  CompleteCounts Complete(const std::vector<uint64_t>& lease_ids, bool requeue,
+                          const std::vector<std::optional<Unit>>& units = {}, std::vector<Unit>* resolved = nullptr);
+  // Completed units whose training was lost go back to the front of the queue (units
+  // outstanding or already queued are left as they are). Returns how many were queued.
+  size_t Reopen(const std::vector<Unit>& units);
   // Expires leases past their deadline; returns how many.
   size_t ExpireDue(absl::Time now);
   // Expires every lease held by `member` (it died); returns how many.
@@ -74,11 +83,11 @@ class WorkQueue {
   uint64_t expired() const { return expired_; }
   uint64_t released() const { return released_; }  // the released part of expired()
   uint64_t duplicates() const { return duplicates_; }
+  uint64_t reopened() const { return reopened_; }
   size_t outstanding() const { return leases_.size(); }
   const std::map<std::pair<int64_t, uint32_t>, UnitProgress>& progress() const { return progress_; }
 
  private:
-  using Unit = std::pair<int64_t, uint32_t>;  // (task index, epoch)
   std::optional<Unit> NextUnit();
   void Requeue(const Lease& l);
 
@@ -93,7 +102,7 @@ class WorkQueue {
   std::map<uint64_t, Unit> retired_leases_;    // expired or released lease ids -> unit
   std::set<Unit> done_;                        // completed units (pruned per epoch is future work)
   std::map<Unit, UnitProgress> progress_;
-  uint64_t issued_ = 0, completed_ = 0, expired_ = 0, released_ = 0, duplicates_ = 0;
+  uint64_t issued_ = 0, completed_ = 0, expired_ = 0, released_ = 0, duplicates_ = 0, reopened_ = 0;
 };
 
 }  // namespace grpo

@@ -1,5 +1,7 @@
 #include "services/learner/admission.h"
 
+#include <algorithm>
+
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -64,7 +66,11 @@ std::optional<AdmitResult> AdmissionBuffer::Admit(const v1::ScoredGroup& g, cons
     if (seen_.count(key)) {
       r.ack.set_outcome(v1::SubmitAck::DUPLICATE);
       r.ack.set_detail(absl::StrCat("prompt ", key.first, " epoch ", key.second, " was already accepted"));
-      r.complete = true;
+      // Trained: this lease completes too. Still waiting in the buffer: not yet, or a
+      // crash before it trains would leave the prompt done and never trained; the
+      // buffered group's own lease completes once it trains.
+      r.complete = untrained_.count(key) == 0;
+      return true;
     } else if (lag > limits_.max_staleness) {
       r.ack.set_outcome(v1::SubmitAck::STALE);
       r.ack.set_detail(absl::StrCat("sampled with version ", g.group().policy_version(), ", ", lag,
@@ -99,6 +105,7 @@ std::optional<AdmitResult> AdmissionBuffer::Admit(const v1::ScoredGroup& g, cons
     if (stopping_ || (cancelled && cancelled())) return std::nullopt;
     if (!turned_away()) {
       seen_.insert(key);
+      untrained_.insert(key);
       buffer_.push_back(g);
       r.ack.set_outcome(v1::SubmitAck::ACCEPTED);
     }
@@ -119,6 +126,7 @@ AdmissionBuffer::Draw AdmissionBuffer::DrawBatch(absl::Duration wait) {
       d.stale_leases.push_back(it->group().item().lease_id());
       // Forget the unit, or its re-sampled group would be turned away as a duplicate.
       seen_.erase({it->group().item().prompt_id(), it->group().item().epoch()});
+      untrained_.erase({it->group().item().prompt_id(), it->group().item().epoch()});
       it = buffer_.erase(it);
     } else {
       ++it;
@@ -160,9 +168,15 @@ std::set<UnitKey> AdmissionBuffer::Seen() const {
   return seen_;
 }
 
+void AdmissionBuffer::MarkTrained(const std::vector<UnitKey>& units) {
+  absl::MutexLock l(&mu_);
+  for (const UnitKey& u : units) untrained_.erase(u);
+}
+
 void AdmissionBuffer::RestoreSeen(std::set<UnitKey> seen) {
   absl::MutexLock l(&mu_);
   seen_ = std::move(seen);
+  untrained_.clear();
 }
 
 }  // namespace grpo

@@ -73,14 +73,19 @@ class AdmissionBuffer {
   void Stop();
 
   size_t size() const;
-  std::set<UnitKey> Seen() const;                // for checkpoints
-  void RestoreSeen(std::set<UnitKey> seen);      // on resume
+  std::set<UnitKey> Seen() const;                // accepted: buffered, training or trained
+  void RestoreSeen(std::set<UnitKey> seen);      // on resume: the checkpoint's trained units
+  // The units of a step that trained. Until then a duplicate of one is not completed
+  // (its own lease completes once it trains; a crash before that must not leave the
+  // prompt done at the coordinator and never trained).
+  void MarkTrained(const std::vector<UnitKey>& units);
 
  private:
   const AdmissionLimits limits_;
   mutable absl::Mutex mu_;
   std::deque<v1::ScoredGroup> buffer_ ABSL_GUARDED_BY(mu_);
   std::set<UnitKey> seen_ ABSL_GUARDED_BY(mu_);  // accepted (and not dropped stale)
+  std::set<UnitKey> untrained_ ABSL_GUARDED_BY(mu_);  // the part of seen_ not trained yet
   int64_t version_ ABSL_GUARDED_BY(mu_) = -1;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 };

@@ -103,6 +103,7 @@ absl::Status Learner::Resume() {
   MoveOptimizerState(*optimizer_, torch::Device(cfg_.learner.device));
   resumed_step_ = last_step_ = last_checkpoint_step_ = st->step;
   resumed_version_ = last_version_ = st->version;
+  trained_ = st->seen;
   admission_.RestoreSeen(std::move(st->seen));
   spdlog::info("resumed from {} (step {}, version {})", *dir, st->step, st->version);
   KeepMetricsUpTo(static_cast<int64_t>(st->step));
@@ -144,7 +145,9 @@ absl::Status Learner::Checkpoint(uint64_t step, int64_t version) {
   CheckpointState state;
   state.step = step;
   state.version = version;
-  state.seen = admission_.Seen();
+  // Trained units only: a group waiting in the buffer is lost with a crash, and its
+  // prompt must be accepted again when its lease is re-issued.
+  state.seen = trained_;
   CheckpointInputs in{policy_->model, reference_ ? reference_->model : model::Transformer(nullptr), optimizer_.get(),
                       cfg_.model.path};
   absl::Status s = WriteCheckpoint(root, state, in, static_cast<int>(cfg_.learner.keep_checkpoints));
@@ -252,10 +255,22 @@ double Learner::LearningRate(uint64_t step) const {
   return ScheduledLearningRate(cfg_.learner, step, cfg_.learner.max_steps);
 }
 
-void Learner::CompleteLeases(const std::vector<uint64_t>& ids, bool requeue) {
+void Learner::CompleteLeases(const std::vector<uint64_t>& ids, bool requeue, uint64_t trained_step,
+                             const std::vector<std::pair<std::string, uint32_t>>& units) {
   v1::CompleteWorkRequest req;
   for (uint64_t id : ids) req.add_lease_ids(id);
   req.set_requeue(requeue);
+  req.set_trained_step(trained_step);
+  // Only the trainer thread passes a trained step (and reads its step counters here).
+  // Without checkpoints a restart starts over: nothing trained is ever given back.
+  if (trained_step > 0) req.set_durable_step(CheckpointRoot().empty() ? trained_step : last_checkpoint_step_);
+  if (units.size() == ids.size()) {
+    for (const auto& [prompt, epoch] : units) {
+      v1::WorkUnit* u = req.add_units();
+      u->set_prompt_id(prompt);
+      u->set_epoch(epoch);
+    }
+  }
   v1::CompleteWorkResponse resp;
   grpc::Status s = rpc::CallWithRetry([&](grpc::ClientContext* ctx) { return coordinator_->CompleteWork(ctx, req, &resp); },
                                       {}, [this] { return Stopping(); });
@@ -609,18 +624,43 @@ void Learner::FollowerLoop() {
 }
 
 void Learner::LeaderLoop() {
+  // Prompts trained by steps after the checkpoint this learner starts from (or by a
+  // life that died before its first checkpoint) were lost with their updates: the
+  // coordinator queues them again. Before any step of this life completes leases.
+  {
+    v1::ReopenAfterRequest req;
+    req.set_step(last_checkpoint_step_);
+    v1::ReopenAfterResponse resp;
+    grpc::Status rs = rpc::CallWithRetry(
+        [&](grpc::ClientContext* ctx) { return coordinator_->ReopenAfter(ctx, req, &resp); }, {},
+        [this] { return Stopping(); });
+    if (!rs.ok()) {
+      if (Stopping()) return;
+      spdlog::error("asking the coordinator for the prompts lost since step {}: {}", last_checkpoint_step_,
+                    rs.error_message());
+      shutdown_->Fail();
+      return;
+    }
+    if (resp.reopened() > 0) {
+      spdlog::info("{} prompt(s) trained after step {} will be sampled again", resp.reopened(), last_checkpoint_step_);
+    }
+  }
   // The starting weights (version 0, or the resumed checkpoint's version), so actors
   // can start sampling. A resumed learner may find the coordinator already past its
   // checkpoint (it had published later steps before dying): it then continues with
   // versions above the coordinator's, so no version number is ever reused.
+  // The same holds for a learner that died before its first checkpoint (it starts
+  // from step 0 again), and for one whose checkpoint's version was published already.
   int64_t v0 = resumed_version_;
-  if (resumed_step_ > 0) {
+  {
     v1::RunStatusRequest req;
     v1::RunStatusResponse resp;
     grpc::Status rs = rpc::CallWithRetry(
         [&](grpc::ClientContext* ctx) { return coordinator_->GetRunStatus(ctx, req, &resp); }, {},
         [this] { return Stopping(); });
-    if (rs.ok() && resp.latest_version() > v0) v0 = resp.latest_version() + 1;
+    if (rs.ok() && resp.latest_version() >= v0) {
+      v0 = resp.latest_version() + 1;
+    }
   }
   const int64_t version_offset = v0 - static_cast<int64_t>(resumed_step_);
   absl::Status s = Publish(static_cast<uint64_t>(v0), resumed_step_);
@@ -668,6 +708,12 @@ void Learner::LeaderLoop() {
     last_step_ = step;
     mid_step_ = false;
     last_version_ = version;
+    {
+      std::vector<UnitKey> units;
+      for (const auto& g : batch) units.emplace_back(g.group().item().prompt_id(), g.group().item().epoch());
+      trained_.insert(units.begin(), units.end());
+      admission_.MarkTrained(units);
+    }
     auto now = std::chrono::steady_clock::now();
     double step_s = std::chrono::duration<double>(now - t0).count();
     double wall_s = std::chrono::duration<double>(now - last).count();
@@ -708,8 +754,12 @@ void Learner::LeaderLoop() {
     }
     admission_.SetVersion(version);
     std::vector<uint64_t> leases;
-    for (const auto& g : batch) leases.push_back(g.group().item().lease_id());
-    CompleteLeases(leases, /*requeue=*/false);
+    std::vector<std::pair<std::string, uint32_t>> units;
+    for (const auto& g : batch) {
+      leases.push_back(g.group().item().lease_id());
+      units.emplace_back(g.group().item().prompt_id(), g.group().item().epoch());
+    }
+    CompleteLeases(leases, /*requeue=*/false, step, units);
 
     step_gauge_->Set(static_cast<double>(step));
     reward_gauge_->Set(bs.reward_mean);

@@ -74,7 +74,12 @@ class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
   double SetLearningRate(uint64_t step);
   void MaybeRefreshReference(uint64_t step);
   absl::Status Publish(uint64_t version, uint64_t step);
-  void CompleteLeases(const std::vector<uint64_t>& ids, bool requeue);
+  // Completes (or, with requeue, releases) leases at the coordinator. `trained_step`
+  // (0: not trained) lets the coordinator give the prompts back should this learner
+  // resume from a checkpoint older than that step; `units`, parallel to `ids` when
+  // given, names each lease's prompt for a coordinator that restarted since.
+  void CompleteLeases(const std::vector<uint64_t>& ids, bool requeue, uint64_t trained_step = 0,
+                      const std::vector<std::pair<std::string, uint32_t>>& units = {});
   // Warm-up, then constant or cosine, for 1-based `step`.
   double LearningRate(uint64_t step) const;
   // Loads the newest valid checkpoint, if any (called once by Create).
@@ -112,6 +117,9 @@ class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
   uint64_t last_step_ = 0;         // trainer thread; read by Stop after the join
   int64_t last_version_ = 0;
   uint64_t last_checkpoint_step_ = 0;
+  // Trainer thread (and Stop after the join): the (prompt id, epoch) units trained into
+  // the weights, restored from the checkpoint; what a checkpoint records as seen.
+  std::set<std::pair<std::string, uint32_t>> trained_;
   bool mid_step_ = false;          // trainer thread: inside a step (read by Stop after the join)
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::shared_ptr<grpc::ClientContext> publish_ctx_ ABSL_GUARDED_BY(mu_);  // in-flight PublishWeights
