@@ -1,11 +1,18 @@
 // The four real services as separate processes on loopback, talking real gRPC.
 #include <signal.h>
+#include <sys/socket.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <netinet/in.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <condition_variable>
+#include <mutex>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -161,11 +168,19 @@ class Cluster {
 
   ServiceProcess& Start(const std::string& name, const std::string& instance = "",
                         std::vector<std::string> sets = {}) {
-    if (name != "coordinator") sets.push_back(absl::StrCat("endpoints.coordinator=127.0.0.1:", Port("coordinator")));
-    if (name == "actor") {
-      sets.push_back(absl::StrCat("endpoints.reward=127.0.0.1:", Port("reward")));
-      sets.push_back(absl::StrCat("endpoints.learner=127.0.0.1:", Port("learner")));
+    // Endpoints the caller sets (through a proxy, say) are kept.
+    auto given = [&](const std::string& key) {
+      return std::any_of(sets.begin(), sets.end(), [&](const std::string& s) { return absl::StartsWith(s, key + "="); });
+    };
+    std::vector<std::string> wired;
+    if (name != "coordinator" && !given("endpoints.coordinator")) {
+      wired.push_back(absl::StrCat("endpoints.coordinator=127.0.0.1:", Port("coordinator")));
     }
+    if (name == "actor") {
+      if (!given("endpoints.reward")) wired.push_back(absl::StrCat("endpoints.reward=127.0.0.1:", Port("reward")));
+      if (!given("endpoints.learner")) wired.push_back(absl::StrCat("endpoints.learner=127.0.0.1:", Port("learner")));
+    }
+    sets.insert(sets.begin(), wired.begin(), wired.end());
     ServiceLaunch launch{instance.empty() ? name : instance, absl::StrCat(BinDir(), "/grpo-", name), config_, sets,
                          dir_.string()};
     absl::StatusOr<ServiceProcess> p = StartServiceProcess(launch);
@@ -396,6 +411,172 @@ void ExpectLedgerAgrees(const fs::path& dir, int64_t steps, int64_t per_step) {
                                         << absl::StrJoin(only_coordinator, " ");
   EXPECT_TRUE(only_learner.empty()) << "trained, still pending or never issued at the coordinator: "
                                     << absl::StrJoin(only_learner, " ");
+}
+
+// A TCP proxy on loopback that can cut every connection through it at once, as a
+// network fault between two live processes would: both ends get a reset (SO_LINGER 0)
+// mid-stream. One thread polls the listener and every connection.
+class TcpProxy {
+ public:
+  explicit TcpProxy(int target_port) : target_port_(target_port) {
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = 0;
+    EXPECT_EQ(::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    EXPECT_EQ(::listen(listen_fd_, 64), 0);
+    socklen_t len = sizeof a;
+    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    EXPECT_EQ(::pipe2(wake_, O_CLOEXEC | O_NONBLOCK), 0);
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~TcpProxy() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stop_ = true;
+    }
+    (void)!::write(wake_[1], "x", 1);
+    thread_.join();
+    for (auto [a, b] : pairs_) {
+      ::close(a);
+      ::close(b);
+    }
+    ::close(listen_fd_);
+    ::close(wake_[0]);
+    ::close(wake_[1]);
+  }
+  int port() const { return port_; }
+  std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
+
+  // Resets every open connection; returns how many there were.
+  int CutAll() {
+    std::unique_lock<std::mutex> l(mu_);
+    const uint64_t ticket = ++cut_requested_;
+    (void)!::write(wake_[1], "x", 1);
+    cv_.wait(l, [&] { return cut_done_ >= ticket || stop_; });
+    return last_cut_;
+  }
+
+ private:
+  static void Reset(int fd) {
+    linger lg{1, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    ::close(fd);
+  }
+  void Loop() {
+    char buf[1 << 16];
+    while (true) {
+      std::vector<pollfd> fds = {{listen_fd_, POLLIN, 0}, {wake_[0], POLLIN, 0}};
+      for (auto [a, b] : pairs_) {
+        fds.push_back({a, POLLIN, 0});
+        fds.push_back({b, POLLIN, 0});
+      }
+      if (::poll(fds.data(), fds.size(), 1000) < 0 && errno != EINTR) return;
+      if (fds[1].revents) {
+        while (::read(wake_[0], buf, sizeof buf) > 0) {
+        }
+        std::lock_guard<std::mutex> l(mu_);
+        if (stop_) return;
+        if (cut_requested_ > cut_done_) {
+          last_cut_ = static_cast<int>(pairs_.size());
+          for (auto [a, b] : pairs_) {
+            Reset(a);
+            Reset(b);
+          }
+          pairs_.clear();
+          cut_done_ = cut_requested_;
+          cv_.notify_all();
+          continue;  // the pollfds name closed sockets
+        }
+      }
+      if (fds[0].revents & POLLIN) {
+        int c = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        if (c >= 0) {
+          int t = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+          sockaddr_in a{};
+          a.sin_family = AF_INET;
+          a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+          a.sin_port = htons(static_cast<uint16_t>(target_port_));
+          if (::connect(t, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+            pairs_.emplace_back(c, t);
+          } else {
+            ::close(t);
+            Reset(c);
+          }
+        }
+      }
+      std::vector<size_t> dead;
+      for (size_t i = 2; i < fds.size(); ++i) {
+        if (!fds[i].revents) continue;
+        const size_t pair = (i - 2) / 2;
+        const int from = fds[i].fd, to = (i % 2 == 0) ? pairs_[pair].second : pairs_[pair].first;
+        ssize_t n = ::read(from, buf, sizeof buf);
+        bool ok = n > 0;
+        for (ssize_t off = 0; ok && off < n;) {
+          ssize_t w = ::send(to, buf + off, static_cast<size_t>(n - off), MSG_NOSIGNAL);
+          if (w <= 0) ok = false;
+          off += w > 0 ? w : 0;
+        }
+        if (!ok && (dead.empty() || dead.back() != pair)) dead.push_back(pair);
+      }
+      for (auto it = dead.rbegin(); it != dead.rend(); ++it) {
+        ::close(pairs_[*it].first);
+        ::close(pairs_[*it].second);
+        pairs_.erase(pairs_.begin() + static_cast<std::ptrdiff_t>(*it));
+      }
+    }
+  }
+
+  int target_port_ = 0, port_ = 0, listen_fd_ = -1, wake_[2] = {-1, -1};
+  std::vector<std::pair<int, int>> pairs_;  // (accepted, to the target); the loop thread's
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  uint64_t cut_requested_ = 0, cut_done_ = 0;
+  int last_cut_ = 0;
+  std::thread thread_;
+};
+
+// Connections between live processes cut mid-stream (actor to reward, learner and
+// coordinator; learner to coordinator) are retried like crashes: the run finishes with
+// every step once and the ledgers agreeing.
+TEST(Integration, CutConnectionsAreRetriedAndTheRunFinishes) {
+  fs::path dir = FreshDir("cut");
+  const int64_t steps = 40;
+  std::vector<std::string> sets = SmallRun(dir, steps);
+  sets.push_back("learner.checkpoint_every=5");
+  Cluster c(dir, sets);
+  c.Start("coordinator");
+  c.Start("reward");
+  TcpProxy to_coordinator(c.Port("coordinator")), to_reward(c.Port("reward"));
+  c.Start("learner", "", {"endpoints.coordinator=" + to_coordinator.address()});
+  TcpProxy to_learner(c.Port("learner"));
+  c.Start("actor", "", {"endpoints.coordinator=" + to_coordinator.address(), "endpoints.reward=" + to_reward.address(),
+                        "endpoints.learner=" + to_learner.address()});
+  ServiceProcess& learner = c.Get("learner");
+  ASSERT_TRUE(WaitForFirstStep(dir));
+  int cuts = 0, live = 0;
+  std::optional<int> done;
+  // A fault every 300 ms (or the learner is done).
+  for (int i = 0; i < 12 && !(done = learner.proc.WaitFor(absl::Milliseconds(300))); ++i) {
+    const int n = to_coordinator.CutAll() + to_reward.CutAll() + to_learner.CutAll();
+    live += n;
+    cuts += n > 0;
+  }
+  ASSERT_TRUE(WaitUntil([&] { return (done = learner.proc.Poll()).has_value(); }, absl::Seconds(180)))
+      << "the learner did not finish\n" << TailOfFile(learner.log_path, 40);
+  EXPECT_TRUE(WIFEXITED(*done) && WEXITSTATUS(*done) == 0) << DescribeWaitStatus(*done) << TailOfFile(learner.log_path, 40);
+  EXPECT_GE(cuts, 5) << "connections reset while live: " << live;
+  std::map<int64_t, int> seen;
+  for (const nlohmann::json& m : ReadJsonl(dir / "metrics.jsonl")) {
+    if (m.contains("loss")) ++seen[m.value("step", int64_t{-1})];
+  }
+  for (int64_t s = 1; s <= steps; ++s) EXPECT_EQ(seen[s], 1) << "step " << s << " in metrics.jsonl";
+  EXPECT_EQ(seen.size(), static_cast<size_t>(steps));
+  ExpectLedgerAgrees(dir, steps, 4);
+  std::cerr << "cut: " << cuts << " rounds, " << live << " live connections reset\n";
 }
 
 // `grpo run` supervises: a service killed with SIGKILL mid-run is started again on its
