@@ -129,8 +129,10 @@ bool WaitForFirstStep(const fs::path& dir) {
 
 // Starts `grpo run` on a SmallRun config in `dir` (no step limit unless `extra` sets one),
 // its output going to dir/<out>.
-absl::StatusOr<ChildProcess> SpawnGrpoRun(const fs::path& dir, std::vector<std::string> extra, const std::string& out) {
+absl::StatusOr<ChildProcess> SpawnGrpoRun(const fs::path& dir, std::vector<std::string> extra, const std::string& out,
+                                          std::vector<std::string> env = {}) {
   ProcessSpec spec;
+  spec.env = std::move(env);
   spec.argv = {BinDir() + "/grpo", "run", "--run-dir", dir.string(), "--no-progress"};
   spec.argv.insert(spec.argv.end(), extra.begin(), extra.end());
   std::vector<std::string> sets = SmallRun(dir, 0);
@@ -614,6 +616,41 @@ TEST_P(LauncherRestarts, AKilledServiceIsRestartedAndTheRunFinishes) {
   ExpectLedgerAgrees(dir, steps, 4);
   RemoveUnlessFailed(dir);
 }
+
+// The learner killed (SIGKILL) at a chosen point of a step: after training but before
+// anything is written, after its metrics line, after its checkpoint, after publishing,
+// and after completing its leases. Step 6 is a checkpoint step (every 3), so each point
+// leaves a different state on disk and at the coordinator; the run finishes with every
+// step once and the ledgers agreeing.
+class LearnerKilledAt : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(LearnerKilledAt, TheRunFinishesWithEveryStepAndPromptOnce) {
+  const std::string point = GetParam();
+  fs::path dir = FreshDir(absl::StrCat("kill-at-", point));
+  const int64_t steps = 12;
+  absl::StatusOr<ChildProcess> p = SpawnGrpoRun(dir, {"--max-steps", std::to_string(steps), "--set",
+                                                      "learner.checkpoint_every=3"},
+                                                "launcher.out", {absl::StrCat("GRPO_TEST_KILL_AT=", point, ":6")});
+  ASSERT_TRUE(p.ok()) << p.status();
+  std::optional<int> st = p->WaitFor(absl::Seconds(240));
+  std::string out = TailOfFile((dir / "launcher.out").string(), 200);
+  ASSERT_TRUE(st.has_value()) << "grpo run did not finish\n" << out;
+  ASSERT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << DescribeWaitStatus(*st) << "\n" << out;
+  EXPECT_TRUE(fs::exists(dir / absl::StrCat("killed-at-", point, "-6"))) << "the learner never reached the point";
+  EXPECT_THAT(out, HasSubstr("grpo: learner killed by signal 9"));
+  std::map<int64_t, int> seen;
+  for (const nlohmann::json& m : ReadJsonl(dir / "metrics.jsonl")) {
+    if (m.contains("loss")) ++seen[m.value("step", int64_t{-1})];
+  }
+  for (int64_t s = 1; s <= steps; ++s) EXPECT_EQ(seen[s], 1) << "step " << s << " in metrics.jsonl";
+  EXPECT_EQ(seen.size(), static_cast<size_t>(steps));
+  ExpectLedgerAgrees(dir, steps, 4);
+  RemoveUnlessFailed(dir);
+}
+
+INSTANTIATE_TEST_SUITE_P(Points, LearnerKilledAt,
+                         ::testing::Values("trained", "metrics", "checkpoint", "published", "completed"),
+                         [](const ::testing::TestParamInfo<const char*>& i) { return std::string(i.param); });
 
 INSTANTIATE_TEST_SUITE_P(Services, LauncherRestarts, ::testing::Values("coordinator", "reward", "actor", "learner"),
                          [](const ::testing::TestParamInfo<const char*>& i) { return std::string(i.param); });

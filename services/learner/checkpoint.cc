@@ -103,6 +103,9 @@ absl::Status WriteCheckpoint(const std::string& root, const CheckpointState& sta
   nlohmann::json seen = nlohmann::json::array();
   for (const auto& [id, epoch] : state.seen) seen.push_back({id, epoch});
   st["seen"] = seen;
+  nlohmann::json recent = nlohmann::json::array();
+  for (const CheckpointState::Lease& l : state.recent) recent.push_back({l.id, l.prompt_id, l.epoch});
+  st["recent"] = recent;
   files["state.json"] = st.dump();
 
   nlohmann::json manifest = {{"files", nlohmann::json::object()}};
@@ -150,6 +153,11 @@ absl::StatusOr<CheckpointState> LoadCheckpoint(const std::string& dir, const Che
     state.step = st["step"].get<uint64_t>();
     state.version = st["version"].get<int64_t>();
     for (const auto& e : st["seen"]) state.seen.insert({e.at(0).get<std::string>(), e.at(1).get<uint32_t>()});
+    if (st.contains("recent")) {
+      for (const auto& e : st["recent"]) {
+        state.recent.push_back({e.at(0).get<uint64_t>(), e.at(1).get<std::string>(), e.at(2).get<uint32_t>()});
+      }
+    }
   } catch (const std::exception& e) {
     return absl::DataLossError(absl::StrCat(dir, "/state.json: ", e.what()));
   }

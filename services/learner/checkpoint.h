@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <optional>
 #include <set>
+#include <vector>
 #include <string>
 #include <utility>
 
@@ -32,7 +33,15 @@ namespace grpo {
 struct CheckpointState {
   uint64_t step = 0;
   int64_t version = 0;
-  std::set<std::pair<std::string, uint32_t>> seen;  // (prompt id, epoch) trained or dropped
+  std::set<std::pair<std::string, uint32_t>> seen;  // (prompt id, epoch) trained
+  // The leases of the steps since the previous checkpoint, with their units: a learner
+  // killed before completing them completes them when it resumes.
+  struct Lease {
+    uint64_t id = 0;
+    std::string prompt_id;
+    uint32_t epoch = 0;
+  };
+  std::vector<Lease> recent;
 };
 
 // Module holders share their module: these refer to the learner's own models.

@@ -1,5 +1,9 @@
 #include "services/learner/learner.h"
 
+#include <csignal>
+#include <cstdlib>
+#include <fstream>
+
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/torch.h>
@@ -88,6 +92,21 @@ std::string Learner::CheckpointRoot() const {
   return (std::filesystem::path(cfg_.run.dir) / "checkpoints").string();
 }
 
+// Fault injection for tests: GRPO_TEST_KILL_AT="point:step" makes the learner SIGKILL
+// itself at that point of that step, once per run directory (a marker file there keeps
+// the restarted learner from dying again). Points: trained (before anything is written),
+// metrics (line written, no checkpoint), checkpoint (written, not published), published
+// (leases not completed), completed (between steps).
+void Learner::MaybeKillSelf(const char* point, uint64_t step) const {
+  static const char* spec = std::getenv("GRPO_TEST_KILL_AT");
+  if (spec == nullptr || cfg_.run.dir.empty() || absl::StrCat(point, ":", step) != spec) return;
+  const std::filesystem::path marker = std::filesystem::path(cfg_.run.dir) / absl::StrCat("killed-at-", point, "-", step);
+  if (std::filesystem::exists(marker)) return;
+  std::ofstream(marker.string()) << "learner killed itself here\n";
+  spdlog::warn("GRPO_TEST_KILL_AT={}: killing the learner", spec);
+  ::raise(SIGKILL);
+}
+
 absl::Status Learner::Resume() {
   const std::string root = CheckpointRoot();
   if (root.empty()) return absl::OkStatus();
@@ -104,6 +123,7 @@ absl::Status Learner::Resume() {
   resumed_step_ = last_step_ = last_checkpoint_step_ = st->step;
   resumed_version_ = last_version_ = st->version;
   trained_ = st->seen;
+  resumed_leases_ = st->recent;
   admission_.RestoreSeen(std::move(st->seen));
   spdlog::info("resumed from {} (step {}, version {})", *dir, st->step, st->version);
   KeepMetricsUpTo(static_cast<int64_t>(st->step));
@@ -148,10 +168,14 @@ absl::Status Learner::Checkpoint(uint64_t step, int64_t version) {
   // Trained units only: a group waiting in the buffer is lost with a crash, and its
   // prompt must be accepted again when its lease is re-issued.
   state.seen = trained_;
+  state.recent = recent_leases_;
   CheckpointInputs in{policy_->model, reference_ ? reference_->model : model::Transformer(nullptr), optimizer_.get(),
                       cfg_.model.path};
   absl::Status s = WriteCheckpoint(root, state, in, static_cast<int>(cfg_.learner.keep_checkpoints));
-  if (s.ok()) last_checkpoint_step_ = step;
+  if (s.ok()) {
+    last_checkpoint_step_ = step;
+    recent_leases_.clear();
+  }
   return s;
 }
 
@@ -644,6 +668,17 @@ void Learner::LeaderLoop() {
     if (resp.reopened() > 0) {
       spdlog::info("{} prompt(s) trained after step {} will be sampled again", resp.reopened(), last_checkpoint_step_);
     }
+    // The checkpoint's last steps may have died before completing their leases.
+    if (!resumed_leases_.empty()) {
+      std::vector<uint64_t> ids;
+      std::vector<std::pair<std::string, uint32_t>> units;
+      for (const auto& l : resumed_leases_) {
+        ids.push_back(l.id);
+        units.emplace_back(l.prompt_id, l.epoch);
+      }
+      CompleteLeases(ids, /*requeue=*/false, last_checkpoint_step_, units);
+      resumed_leases_.clear();
+    }
   }
   // The starting weights (version 0, or the resumed checkpoint's version), so actors
   // can start sampling. A resumed learner may find the coordinator already past its
@@ -713,6 +748,9 @@ void Learner::LeaderLoop() {
       for (const auto& g : batch) units.emplace_back(g.group().item().prompt_id(), g.group().item().epoch());
       trained_.insert(units.begin(), units.end());
       admission_.MarkTrained(units);
+      for (const auto& g : batch) {
+        recent_leases_.push_back({g.group().item().lease_id(), g.group().item().prompt_id(), g.group().item().epoch()});
+      }
     }
     auto now = std::chrono::steady_clock::now();
     double step_s = std::chrono::duration<double>(now - t0).count();
@@ -739,12 +777,15 @@ void Learner::LeaderLoop() {
     // The step's line goes out before its checkpoint: a learner killed between the two
     // resumes from the step before, trains this one again, and KeepMetricsUpTo drops
     // this line first, so every step is in metrics.jsonl exactly once.
+    MaybeKillSelf("trained", step);
     WriteMetricsLine(j.dump());
+    MaybeKillSelf("metrics", step);
     // Checkpoint before publishing: a version the coordinator has is never newer than
     // what a restarted learner resumes from (unless checkpoints are sparse; see v0).
     if (cfg_.learner.checkpoint_every > 0 && step % static_cast<uint64_t>(cfg_.learner.checkpoint_every) == 0) {
       if (absl::Status cs = Checkpoint(step, version); !cs.ok()) spdlog::error("checkpoint of step {}: {}", step, cs.message());
     }
+    MaybeKillSelf("checkpoint", step);
     absl::Status pub = Publish(static_cast<uint64_t>(version), step);
     if (!pub.ok()) {
       if (Stopping()) return;
@@ -759,7 +800,9 @@ void Learner::LeaderLoop() {
       leases.push_back(g.group().item().lease_id());
       units.emplace_back(g.group().item().prompt_id(), g.group().item().epoch());
     }
+    MaybeKillSelf("published", step);
     CompleteLeases(leases, /*requeue=*/false, step, units);
+    MaybeKillSelf("completed", step);
 
     step_gauge_->Set(static_cast<double>(step));
     reward_gauge_->Set(bs.reward_mean);

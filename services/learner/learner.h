@@ -31,6 +31,7 @@
 #include "prometheus/registry.h"
 #include "services/learner/admission.h"
 #include "core/grpo/trainer.h"
+#include "services/learner/checkpoint.h"
 #include "services/learner/train_input.h"
 #include "services/learner/validation.h"
 #include <torch/optim/optimizer.h>
@@ -78,6 +79,7 @@ class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
   // (0: not trained) lets the coordinator give the prompts back should this learner
   // resume from a checkpoint older than that step; `units`, parallel to `ids` when
   // given, names each lease's prompt for a coordinator that restarted since.
+  void MaybeKillSelf(const char* point, uint64_t step) const;
   void CompleteLeases(const std::vector<uint64_t>& ids, bool requeue, uint64_t trained_step = 0,
                       const std::vector<std::pair<std::string, uint32_t>>& units = {});
   // Warm-up, then constant or cosine, for 1-based `step`.
@@ -120,6 +122,9 @@ class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
   // Trainer thread (and Stop after the join): the (prompt id, epoch) units trained into
   // the weights, restored from the checkpoint; what a checkpoint records as seen.
   std::set<std::pair<std::string, uint32_t>> trained_;
+  // Trainer thread: leases trained since the last checkpoint (written into the next one),
+  // and, after a resume, the restored checkpoint's, completed again at start.
+  std::vector<CheckpointState::Lease> recent_leases_, resumed_leases_;
   bool mid_step_ = false;          // trainer thread: inside a step (read by Stop after the join)
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::shared_ptr<grpc::ClientContext> publish_ctx_ ABSL_GUARDED_BY(mu_);  // in-flight PublishWeights
