@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <chrono>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -169,7 +170,7 @@ class Cluster {
   }
 
   ServiceProcess& Start(const std::string& name, const std::string& instance = "",
-                        std::vector<std::string> sets = {}) {
+                        std::vector<std::string> sets = {}, std::vector<std::string> env = {}) {
     // Endpoints the caller sets (through a proxy, say) are kept.
     auto given = [&](const std::string& key) {
       return std::any_of(sets.begin(), sets.end(), [&](const std::string& s) { return absl::StartsWith(s, key + "="); });
@@ -185,6 +186,7 @@ class Cluster {
     sets.insert(sets.begin(), wired.begin(), wired.end());
     ServiceLaunch launch{instance.empty() ? name : instance, absl::StrCat(BinDir(), "/grpo-", name), config_, sets,
                          dir_.string()};
+    launch.env = std::move(env);
     absl::StatusOr<ServiceProcess> p = StartServiceProcess(launch);
     EXPECT_TRUE(p.ok()) << p.status();
     if (!p.ok()) std::abort();
@@ -581,6 +583,84 @@ TEST(Integration, CutConnectionsAreRetriedAndTheRunFinishes) {
   std::cerr << "cut: " << cuts << " rounds, " << live << " live connections reset\n";
 }
 
+// Persisting a new version (slowed to 3 s here, as a large one on a slow disk would be)
+// does not hold the coordinator's lock: while the publish waits for its write, actors
+// still lease work, heartbeat, read the run's status and fetch the new version.
+TEST(Integration, CallsGoOnWhileTheCoordinatorPersistsAVersion) {
+  fs::path dir = FreshDir("persist");
+  Cluster c(dir, SmallRun(dir, 0));
+  c.Start("coordinator", "", {}, {"GRPO_TEST_PERSIST_DELAY_MS=3000"});
+  auto stub = v1::Coordinator::NewStub(rpc::MakeChannel(c.Address("coordinator")));
+  std::string blob(1 << 20, '\0');
+  for (size_t i = 0; i < blob.size(); ++i) blob[i] = static_cast<char>(i * 131 % 251);
+  std::atomic<bool> published{false};
+  absl::Time publish_start = absl::Now(), publish_end;
+  std::thread publisher([&] {
+    auto ctx = rpc::ContextWithDeadline(absl::Seconds(60));
+    v1::PublishWeightsResponse resp;
+    auto writer = stub->PublishWeights(ctx.get(), &resp);
+    v1::WeightChunk chunk;
+    chunk.set_version(1);
+    chunk.set_step(1);
+    chunk.set_total_size(blob.size());
+    chunk.set_crc32(Crc32(blob));
+    chunk.set_data(blob);
+    EXPECT_TRUE(writer->Write(chunk));
+    writer->WritesDone();
+    grpc::Status s = writer->Finish();
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    publish_end = absl::Now();
+    published = true;
+  });
+  // The version is the coordinator's newest (set under the lock) before its write ends.
+  ASSERT_TRUE(WaitUntil([&] { return c.Status().latest_version() == 1 || published; }, absl::Seconds(30)));
+  v1::RegisterRequest reg;
+  reg.set_role(v1::ROLE_ACTOR);
+  reg.set_name("probe");
+  v1::RegisterResponse member;
+  std::vector<std::string> done_while_persisting;
+  auto call = [&](const std::string& what, const std::function<grpc::Status(grpc::ClientContext*)>& fn) {
+    auto ctx = rpc::ContextWithDeadline(absl::Seconds(10));
+    grpc::Status s = fn(ctx.get());
+    EXPECT_TRUE(s.ok()) << what << ": " << s.error_message();
+    if (!published) done_while_persisting.push_back(what);
+  };
+  call("Register", [&](grpc::ClientContext* ctx) { return stub->Register(ctx, reg, &member); });
+  call("Heartbeat", [&](grpc::ClientContext* ctx) {
+    v1::HeartbeatRequest req;
+    req.set_member_id(member.member_id());
+    v1::HeartbeatResponse resp;
+    return stub->Heartbeat(ctx, req, &resp);
+  });
+  call("AcquireWork", [&](grpc::ClientContext* ctx) {
+    v1::AcquireWorkRequest req;
+    req.set_member_id(member.member_id());
+    req.set_max_items(2);
+    v1::AcquireWorkResponse resp;
+    grpc::Status s = stub->AcquireWork(ctx, req, &resp);
+    EXPECT_EQ(resp.items_size(), 2);
+    return s;
+  });
+  call("GetRunStatus", [&](grpc::ClientContext* ctx) {
+    v1::RunStatusResponse resp;
+    return stub->GetRunStatus(ctx, v1::RunStatusRequest(), &resp);
+  });
+  call("FetchWeights", [&](grpc::ClientContext* ctx) {
+    v1::FetchWeightsRequest req;
+    req.set_version(1);
+    auto reader = stub->FetchWeights(ctx, req);
+    std::string got;
+    v1::WeightChunk chunk;
+    while (reader->Read(&chunk)) got += chunk.data();
+    EXPECT_TRUE(got == blob) << "fetched " << got.size() << " bytes";
+    return reader->Finish();
+  });
+  publisher.join();
+  EXPECT_GE(publish_end - publish_start, absl::Seconds(3)) << "the write was not slowed: the test shows nothing";
+  EXPECT_EQ(done_while_persisting.size(), 5u) << "finished while the version was being written: "
+                                               << absl::StrJoin(done_while_persisting, ", ");
+}
+
 // `grpo run` supervises: a service killed with SIGKILL mid-run is started again on its
 // ports, the others reconnect, and the run finishes by itself with every step in
 // metrics.jsonl exactly once.
@@ -647,6 +727,47 @@ TEST_P(LearnerKilledAt, TheRunFinishesWithEveryStepAndPromptOnce) {
   ExpectLedgerAgrees(dir, steps, 4);
   RemoveUnlessFailed(dir);
 }
+
+// Two learner ranks under `grpo run`: either killed (SIGKILL) breaks the group; the
+// other fails at its next collective, both are restarted, meet again and resume from
+// rank 0's checkpoint. The run finishes with every step and prompt once.
+class LearnerRankRestarts : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(LearnerRankRestarts, TheGroupReformsAndTheRunFinishes) {
+  const std::string name = GetParam();
+  fs::path dir = FreshDir(absl::StrCat("restart-dp-", name));
+  const int64_t steps = 20;
+  absl::StatusOr<ChildProcess> p =
+      SpawnGrpoRun(dir, {"--max-steps", std::to_string(steps), "--set", "learner.world_size=2", "--set",
+                         "learner.checkpoint_every=4", "--set", "run.max_restarts=10"},
+                   "launcher.out");
+  ASSERT_TRUE(p.ok()) << p.status();
+  ASSERT_TRUE(WaitForFirstStep(dir));
+  pid_t pid = ServicePid(dir, name);
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  std::optional<int> st = p->WaitFor(absl::Seconds(240));
+  std::string out = TailOfFile((dir / "launcher.out").string(), 200);
+  ASSERT_TRUE(st.has_value()) << "grpo run did not finish\n" << out;
+  ASSERT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << DescribeWaitStatus(*st) << "\n" << out;
+  EXPECT_THAT(out, HasSubstr(absl::StrCat("grpo: ", name, " killed by signal 9")));
+  std::map<int64_t, int> seen;
+  for (const nlohmann::json& m : ReadJsonl(dir / "metrics.jsonl")) {
+    if (m.contains("loss")) {
+      ++seen[m.value("step", int64_t{-1})];
+      EXPECT_EQ(m.value("world_size", int64_t{0}), 2);
+    }
+  }
+  for (int64_t s = 1; s <= steps; ++s) EXPECT_EQ(seen[s], 1) << "step " << s << " in metrics.jsonl";
+  EXPECT_EQ(seen.size(), static_cast<size_t>(steps));
+  ExpectLedgerAgrees(dir, steps, 4);
+  RemoveUnlessFailed(dir);
+}
+
+INSTANTIATE_TEST_SUITE_P(Ranks, LearnerRankRestarts, ::testing::Values("learner", "learner-1"),
+                         [](const ::testing::TestParamInfo<const char*>& i) {
+                           return std::string(i.param) == "learner" ? std::string("rank0") : std::string("rank1");
+                         });
 
 INSTANTIATE_TEST_SUITE_P(Points, LearnerKilledAt,
                          ::testing::Values("trained", "metrics", "checkpoint", "published", "completed"),

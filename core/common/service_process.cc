@@ -38,6 +38,7 @@ absl::StatusOr<ServiceProcess> StartServiceProcess(const ServiceLaunch& launch,
     spec.argv.push_back(s);
   }
   spec.log_path = (dir / "logs" / (launch.name + ".log")).string();
+  spec.env = launch.env;
   absl::StatusOr<ChildProcess> p = ChildProcess::Spawn(spec);
   if (!p.ok()) return absl::UnavailableError(absl::StrCat("cannot start ", launch.name, ": ", p.status().message()));
   ServiceProcess sp{launch.name, *p, spec.log_path};

@@ -27,6 +27,7 @@ struct ServiceLaunch {
   std::vector<std::string> sets;     // --set entries
   std::string run_dir;               // ready file and logs/<name>.log go here
   absl::Duration ready_timeout = absl::Seconds(120);
+  std::vector<std::string> env;      // extra NAME=VALUE environment entries
 };
 
 // Spawns the service with --ready-file and waits until the file names its ports, the

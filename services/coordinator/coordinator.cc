@@ -1,9 +1,12 @@
 #include "services/coordinator/coordinator.h"
 
+#include <cstdlib>
+
 #include <filesystem>
 
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/common/checksum.h"
 #include "core/common/logging.h"
@@ -501,6 +504,16 @@ void CoordinatorService::WriteSnapshot(const PersistSnapshot& snapshot) {
   if (state_dir_.empty() || snapshot.seq == 0) return;
   absl::MutexLock l(&persist_mu_);
   if (snapshot.seq <= written_seq_) return;
+  // Fault injection for tests: GRPO_TEST_PERSIST_DELAY_MS stands for a slow disk or a
+  // large version, to show that other calls go on meanwhile.
+  static const absl::Duration delay = [] {
+    const char* v = std::getenv("GRPO_TEST_PERSIST_DELAY_MS");
+    int64_t ms = 0;
+    return v != nullptr && absl::SimpleAtoi(v, &ms) && ms > 0 ? absl::Milliseconds(ms) : absl::ZeroDuration();
+  }();
+  if (delay > absl::ZeroDuration() && snapshot.weights && snapshot.weights_version != written_weights_version_) {
+    absl::SleepFor(delay);
+  }
   fs::path dir(state_dir_);
   // Weights first: state.json never names a version whose bytes are not on disk.
   if (snapshot.weights && snapshot.weights_version != written_weights_version_) {

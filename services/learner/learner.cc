@@ -685,7 +685,8 @@ void Learner::LeaderLoop() {
   // checkpoint (it had published later steps before dying): it then continues with
   // versions above the coordinator's, so no version number is ever reused.
   // The same holds for a learner that died before its first checkpoint (it starts
-  // from step 0 again), and for one whose checkpoint's version was published already.
+  // from step 0 again). The checkpoint's own version, when it is the coordinator's
+  // newest, is published again as it is (the same bytes: checkpoints precede publishing).
   int64_t v0 = resumed_version_;
   {
     v1::RunStatusRequest req;
@@ -693,7 +694,7 @@ void Learner::LeaderLoop() {
     grpc::Status rs = rpc::CallWithRetry(
         [&](grpc::ClientContext* ctx) { return coordinator_->GetRunStatus(ctx, req, &resp); }, {},
         [this] { return Stopping(); });
-    if (rs.ok() && resp.latest_version() >= v0) {
+    if (rs.ok() && resp.latest_version() > v0) {
       v0 = resp.latest_version() + 1;
     }
   }
