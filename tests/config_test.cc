@@ -81,6 +81,24 @@ TEST(Config, ValidationNamesTheField) {
   EXPECT_THAT(std::string(cfg.status().message()), HasSubstr("reward.format_mode"));
 }
 
+TEST(Config, ActorDeviceAndSecurityFieldsAreChecked) {
+  for (const char* ok : {"actor.device=cuda:0", "actor.dtype=bf16"}) EXPECT_TRUE(LoadConfigWithOverrides("", {ok}).ok()) << ok;
+  EXPECT_TRUE(LoadConfigWithOverrides("", {"security.ca_file=a", "security.cert_file=b", "security.key_file=c",
+                                           "security.token_file=t"})
+                  .ok());
+  const std::pair<std::vector<std::string>, const char*> bad[] = {
+      {{"actor.device=tpu"}, "actor.device"},
+      {{"actor.dtype=fp16"}, "actor.dtype"},
+      {{"security.ca_file=a", "security.key_file=c"}, "security.cert_file"},
+      {{"security.token_file=t"}, "security.token_file"},
+  };
+  for (const auto& [sets, field] : bad) {
+    absl::StatusOr<RunConfig> cfg = LoadConfigWithOverrides("", sets);
+    ASSERT_FALSE(cfg.ok()) << sets[0];
+    EXPECT_THAT(std::string(cfg.status().message()), HasSubstr(field)) << sets[0];
+  }
+}
+
 TEST(Config, LearnerOptimisationAndDataParallelFieldsAreChecked) {
   for (const char* ok : {"learner.device=cuda", "learner.device=cuda:1", "learner.dtype=bf16", "learner.epochs=3"}) {
     EXPECT_TRUE(LoadConfigWithOverrides("", {ok}).ok()) << ok;

@@ -31,6 +31,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -44,6 +45,7 @@
 #include "core/model/safetensors.h"
 #include "core/policy/policy.h"
 #include "core/rpc/rpc.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "grpo/v1/actor.grpc.pb.h"
 #include "grpo/v1/coordinator.grpc.pb.h"
 #include "grpo/v1/learner.grpc.pb.h"
@@ -120,6 +122,21 @@ nlohmann::json ReadyFile(const fs::path& dir, const std::string& name) {
 pid_t ServicePid(const fs::path& dir, const std::string& name) {
   nlohmann::json j = ReadyFile(dir, name);
   return j.is_object() ? j.value("pid", -1) : -1;
+}
+
+// Counter `name` of the service whose ready file under `dir` is `service` (-1 if unread).
+double ServiceCounter(const fs::path& dir, const std::string& service, const std::string& name) {
+  nlohmann::json j = ReadyFile(dir, service);
+  if (!j.is_object()) return -1;
+  absl::StatusOr<std::string> text = HttpGet("127.0.0.1", j.value("metrics_port", 0), "/metrics");
+  if (!text.ok()) return -1;
+  for (absl::string_view line : absl::StrSplit(*text, '\n')) {
+    if (absl::StartsWith(line, name + " ")) {
+      double v = -1;
+      return absl::SimpleAtod(line.substr(name.size() + 1), &v) ? v : -1;
+    }
+  }
+  return -1;
 }
 
 // Blocks until metrics.jsonl has its first step (bounded).
@@ -661,6 +678,87 @@ TEST(Integration, CallsGoOnWhileTheCoordinatorPersistsAVersion) {
                                                << absl::StrJoin(done_while_persisting, ", ");
 }
 
+// `grpo run --secure`: mutual TLS and a bearer token between the services. While it
+// runs, a caller without a client certificate, or with one but no token (or the wrong
+// one), is refused with UNAUTHENTICATED, counted and logged; plaintext gets no answer;
+// health checks stay open; the client certificate and token of the run's config.yaml
+// (what `grpo status` uses) work. The run finishes by itself.
+TEST(Integration, SecureRunRefusesUnauthenticatedCallsAndFinishes) {
+  fs::path dir = FreshDir("secure");
+  const int64_t steps = 300;  // long enough to still be running while the probes below go
+  absl::StatusOr<ChildProcess> p = SpawnGrpoRun(dir, {"--max-steps", std::to_string(steps), "--secure"}, "launcher.out");
+  ASSERT_TRUE(p.ok()) << p.status();
+  ASSERT_TRUE(WaitForFirstStep(dir)) << TailOfFile((dir / "launcher.out").string(), 40);
+  const fs::path tls = dir / "tls";
+  auto pem = [&](const std::string& name) { return *ReadFile((tls / name).string()); };
+  const std::string address = absl::StrCat("127.0.0.1:", ReadyFile(dir, "coordinator").value("grpc_port", 0));
+  auto status_with = [&](std::shared_ptr<grpc::ChannelCredentials> creds) {
+    auto stub = v1::Coordinator::NewStub(grpc::CreateChannel(address, creds));
+    v1::RunStatusResponse resp;
+    auto ctx = rpc::ContextWithDeadline(absl::Seconds(10));
+    return stub->GetRunStatus(ctx.get(), v1::RunStatusRequest(), &resp);
+  };
+  grpc::SslCredentialsOptions server_only;
+  server_only.pem_root_certs = pem("ca.pem");
+  grpc::SslCredentialsOptions with_cert = server_only;
+  with_cert.pem_cert_chain = pem("client.pem");
+  with_cert.pem_private_key = pem("client.key");
+  class Token : public grpc::MetadataCredentialsPlugin {
+   public:
+    explicit Token(std::string t) : t_(std::move(t)) {}
+    grpc::Status GetMetadata(grpc::string_ref, grpc::string_ref, const grpc::AuthContext&,
+                             std::multimap<grpc::string, grpc::string>* md) override {
+      md->insert({"authorization", "Bearer " + t_});
+      return grpc::Status::OK;
+    }
+
+   private:
+    std::string t_;
+  };
+  const std::string token(absl::StripAsciiWhitespace(pem("token")));
+  auto with_token = [&](const grpc::SslCredentialsOptions& o, const std::string& t) {
+    return grpc::CompositeChannelCredentials(grpc::SslCredentials(o),
+                                             grpc::MetadataCredentialsFromPlugin(std::make_unique<Token>(t)));
+  };
+  // Refused: no client certificate; a certificate but no token; a wrong token.
+  for (const auto& [what, creds] :
+       std::vector<std::pair<std::string, std::shared_ptr<grpc::ChannelCredentials>>>{
+           {"no client certificate", with_token(server_only, token)},
+           {"no token", grpc::SslCredentials(with_cert)},
+           {"wrong token", with_token(with_cert, "wrong-" + token)}}) {
+    grpc::Status s = status_with(creds);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED) << what << ": " << s.error_message();
+  }
+  // Plaintext to a TLS port gets no answer at all.
+  EXPECT_EQ(status_with(grpc::InsecureChannelCredentials()).error_code(), grpc::StatusCode::UNAVAILABLE);
+  // Health stays open to any TLS caller.
+  {
+    auto health = grpc::health::v1::Health::NewStub(grpc::CreateChannel(address, grpc::SslCredentials(server_only)));
+    grpc::health::v1::HealthCheckResponse resp;
+    auto ctx = rpc::ContextWithDeadline(absl::Seconds(10));
+    grpc::Status s = health->Check(ctx.get(), grpc::health::v1::HealthCheckRequest(), &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+  }
+  // The run's own client credentials work; so does `grpo status` (from config.yaml).
+  EXPECT_TRUE(status_with(with_token(with_cert, token)).ok());
+  testing::CliResult cli = testing::RunGrpo({"status", "--run-dir", dir.string(), "--json"}, dir);
+  EXPECT_EQ(cli.status, 0) << cli.err;
+  EXPECT_GE(ServiceCounter(dir, "coordinator", "grpo_rpc_unauthenticated_total"), 3);
+  std::optional<int> st = p->WaitFor(absl::Seconds(240));
+  std::string out = TailOfFile((dir / "launcher.out").string(), 60);
+  ASSERT_TRUE(st.has_value()) << "grpo run did not finish\n" << out;
+  ASSERT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << DescribeWaitStatus(*st) << "\n" << out;
+  EXPECT_THAT(TailOfFile((dir / "launcher.out").string(), 100000), HasSubstr("mutual TLS and a bearer token"));
+  EXPECT_THAT(TailOfFile((dir / "logs" / "coordinator.log").string(), 400), HasSubstr("UNAUTHENTICATED"));
+  std::map<int64_t, int> seen;
+  for (const nlohmann::json& m : ReadJsonl(dir / "metrics.jsonl")) {
+    if (m.contains("loss")) ++seen[m.value("step", int64_t{-1})];
+  }
+  EXPECT_EQ(seen.size(), static_cast<size_t>(steps));
+  RemoveUnlessFailed(dir);
+}
+
 // `grpo run` supervises: a service killed with SIGKILL mid-run is started again on its
 // ports, the others reconnect, and the run finishes by itself with every step in
 // metrics.jsonl exactly once.
@@ -776,20 +874,6 @@ INSTANTIATE_TEST_SUITE_P(Points, LearnerKilledAt,
 INSTANTIATE_TEST_SUITE_P(Services, LauncherRestarts, ::testing::Values("coordinator", "reward", "actor", "learner"),
                          [](const ::testing::TestParamInfo<const char*>& i) { return std::string(i.param); });
 
-// Counter `name` of the service whose ready file under `dir` is `service` (-1 if unread).
-double ServiceCounter(const fs::path& dir, const std::string& service, const std::string& name) {
-  nlohmann::json j = ReadyFile(dir, service);
-  if (!j.is_object()) return -1;
-  absl::StatusOr<std::string> text = HttpGet("127.0.0.1", j.value("metrics_port", 0), "/metrics");
-  if (!text.ok()) return -1;
-  for (absl::string_view line : absl::StrSplit(*text, '\n')) {
-    if (absl::StartsWith(line, name + " ")) {
-      double v = -1;
-      return absl::SimpleAtod(line.substr(name.size() + 1), &v) ? v : -1;
-    }
-  }
-  return -1;
-}
 
 // Chaos: a SIGKILL of a random service every 1.5-3 s (seeded; at most 12) through the
 // first two thirds of a run.

@@ -143,6 +143,11 @@ absl::Status ApplyMap(const YAML::Node& map, const std::string& prefix,
 std::vector<ConfigField> ConfigFields(RunConfig& c) {
   std::vector<ConfigField> f;
   f.push_back({"run", "name", &c.run.name, "name of the run (logs, metrics labels)"});
+  f.push_back({"security", "ca_file", &c.security.ca_file, "PEM CA bundle; with cert_file and key_file, every gRPC connection is mutual TLS"});
+  f.push_back({"security", "cert_file", &c.security.cert_file, "this process's certificate chain (PEM)"});
+  f.push_back({"security", "key_file", &c.security.key_file, "this process's private key (PEM)"});
+  f.push_back({"security", "token_file", &c.security.token_file, "bearer token every call carries and every server checks (health checks excepted); needs TLS"});
+  f.push_back({"security", "server_name", &c.security.server_name, "name to verify servers' certificates against instead of the target's host (for ip:port lists)"});
   f.push_back({"run", "dir", &c.run.dir, "run directory: logs, metrics.jsonl, state"});
   f.push_back({"run", "seed", &c.run.seed, "seed for initial weights, data and sampling"});
   f.push_back({"run", "actors", &c.run.actors, "grpo run: actor processes to start"});
@@ -455,6 +460,17 @@ absl::Status ValidateConfig(const RunConfig& c) {
   if (c.learner.micro_batch_size < 0) return bad("learner.micro_batch_size", "must be >= 0");
   if (c.learner.dtype != "fp32" && c.learner.dtype != "bf16") return bad("learner.dtype", "must be fp32 or bf16");
   if (!ValidDeviceName(c.learner.device)) return bad("learner.device", "must be cpu, cuda or cuda:N");
+  {
+    const SecurityConfig& sec = c.security;
+    const int tls_files = !sec.ca_file.empty() + !sec.cert_file.empty() + !sec.key_file.empty();
+    if (tls_files != 0 && tls_files != 3) {
+      return bad(sec.ca_file.empty() ? "security.ca_file" : sec.cert_file.empty() ? "security.cert_file" : "security.key_file",
+                 "mutual TLS needs all of ca_file, cert_file and key_file");
+    }
+    if (!sec.token_file.empty() && tls_files == 0) {
+      return bad("security.token_file", "a bearer token needs mutual TLS (ca_file, cert_file, key_file): it would cross the network in clear");
+    }
+  }
   if (c.learner.world_size < 1) return bad("learner.world_size", "must be at least 1");
   if (c.learner.rank < 0 || c.learner.rank >= c.learner.world_size)
     return bad("learner.rank", "must be in [0, learner.world_size)");

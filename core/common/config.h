@@ -236,8 +236,19 @@ struct PipelineConfig {
   bool report = true;  // report.html in the run directory
 };
 
+// Mutual TLS between the services and a bearer token on every call
+// (docs/ARCHITECTURE.md, "Security"). Empty: plaintext, as on a laptop.
+struct SecurityConfig {
+  std::string ca_file;      // PEM CA bundle that signed every service's certificate
+  std::string cert_file;    // this process's certificate chain (PEM)
+  std::string key_file;     // its private key (PEM)
+  std::string token_file;   // bearer token every call carries and every server checks (health checks excepted)
+  std::string server_name;  // name servers' certificates are checked against instead of the target's host
+};
+
 struct RunConfig {
   RunSection run;
+  SecurityConfig security;
   EndpointsConfig endpoints;
   DataConfig data;
   ModelSection model;

@@ -3,11 +3,19 @@
 #include <arpa/inet.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <grpcpp/security/auth_metadata_processor.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/security/server_credentials.h>
+
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <thread>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -15,13 +23,156 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 
 namespace grpo::rpc {
+namespace {
+
+absl::Mutex security_mu;
+Security* security_state ABSL_GUARDED_BY(security_mu) = nullptr;
+std::function<void(const std::string&, const std::string&, const std::string&)>* observer_state
+    ABSL_GUARDED_BY(security_mu) = nullptr;
+
+bool ConstantTimeEqual(absl::string_view a, absl::string_view b) {
+  if (a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+// Runs before every call on a TLS server: a verified client certificate and the bearer
+// token, except for health checks.
+class AuthProcessor : public grpc::AuthMetadataProcessor {
+ public:
+  explicit AuthProcessor(std::string token) : token_(std::move(token)) {}
+  bool IsBlocking() const override { return false; }
+  grpc::Status Process(const InputMetadata& md, grpc::AuthContext* context, OutputMetadata* consumed,
+                       OutputMetadata*) override {
+    std::string path;
+    if (auto it = md.find(":path"); it != md.end()) path.assign(it->second.data(), it->second.size());
+    if (absl::StartsWith(path, "/grpc.health.v1.Health/")) return grpc::Status::OK;
+    std::string why;
+    if (!context->IsPeerAuthenticated()) {
+      why = "no verified client certificate";
+    } else if (!token_.empty()) {
+      auto it = md.find("authorization");
+      const std::string want = "Bearer " + token_;
+      if (it == md.end()) {
+        why = "no bearer token";
+      } else if (!ConstantTimeEqual(absl::string_view(it->second.data(), it->second.size()), want)) {
+        why = "wrong bearer token";
+      } else {
+        consumed->insert(std::make_pair(std::string(it->first.data(), it->first.size()),
+                                        std::string(it->second.data(), it->second.size())));
+      }
+    }
+    if (why.empty()) return grpc::Status::OK;
+    std::string peer;
+    for (const auto& p : context->FindPropertyValues(GRPC_TRANSPORT_SECURITY_TYPE_PROPERTY_NAME)) {
+      peer.assign(p.data(), p.size());
+    }
+    auto ids = context->GetPeerIdentity();
+    if (!ids.empty()) peer = std::string(ids[0].data(), ids[0].size());
+    {
+      absl::MutexLock l(&security_mu);
+      if (observer_state != nullptr) (*observer_state)(peer, path, why);
+    }
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, absl::StrCat(path, ": ", why));
+  }
+
+ private:
+  std::string token_;
+};
+
+class TokenPlugin : public grpc::MetadataCredentialsPlugin {
+ public:
+  explicit TokenPlugin(std::string token) : value_("Bearer " + std::move(token)) {}
+  bool IsBlocking() const override { return false; }
+  grpc::Status GetMetadata(grpc::string_ref, grpc::string_ref, const grpc::AuthContext&,
+                           std::multimap<grpc::string, grpc::string>* metadata) override {
+    metadata->insert(std::make_pair("authorization", value_));
+    return grpc::Status::OK;
+  }
+
+ private:
+  std::string value_;
+};
+
+absl::StatusOr<std::string> ReadPem(const std::string& field, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::FailedPreconditionError(absl::StrCat(field, " = ", path, ": cannot read the file"));
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return bytes;
+}
+
+}  // namespace
+
+absl::Status ConfigureSecurity(const SecurityConfig& cfg) {
+  Security s;
+  s.server_name = cfg.server_name;
+  if (!cfg.ca_file.empty()) {
+    const std::pair<const char*, const std::string*> files[] = {
+        {"security.ca_file", &cfg.ca_file}, {"security.cert_file", &cfg.cert_file}, {"security.key_file", &cfg.key_file}};
+    std::string* outs[] = {&s.ca_pem, &s.cert_pem, &s.key_pem};
+    for (int i = 0; i < 3; ++i) {
+      absl::StatusOr<std::string> pem = ReadPem(files[i].first, *files[i].second);
+      if (!pem.ok()) return pem.status();
+      if (pem->find("-----BEGIN") == std::string::npos) {
+        return absl::InvalidArgumentError(absl::StrCat(files[i].first, " = ", *files[i].second, ": not PEM"));
+      }
+      *outs[i] = std::move(*pem);
+    }
+  }
+  if (!cfg.token_file.empty()) {
+    absl::StatusOr<std::string> token = ReadPem("security.token_file", cfg.token_file);
+    if (!token.ok()) return token.status();
+    s.token = std::string(absl::StripAsciiWhitespace(*token));
+    if (s.token.empty()) return absl::InvalidArgumentError(absl::StrCat("security.token_file = ", cfg.token_file, ": empty"));
+    for (char c : s.token) {
+      if (static_cast<unsigned char>(c) < 0x21 || static_cast<unsigned char>(c) > 0x7e) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("security.token_file = ", cfg.token_file, ": the token must be printable ASCII without spaces"));
+      }
+    }
+  }
+  SetSecurity(std::move(s));
+  return absl::OkStatus();
+}
+
+void SetSecurity(Security security) {
+  absl::MutexLock l(&security_mu);
+  delete security_state;
+  security_state = new Security(std::move(security));
+}
+
+Security CurrentSecurity() {
+  absl::MutexLock l(&security_mu);
+  return security_state != nullptr ? *security_state : Security();
+}
+
+void SetUnauthenticatedObserver(
+    std::function<void(const std::string&, const std::string&, const std::string&)> observer) {
+  absl::MutexLock l(&security_mu);
+  delete observer_state;
+  observer_state = observer ? new std::function<void(const std::string&, const std::string&, const std::string&)>(
+                                  std::move(observer))
+                            : nullptr;
+}
 
 absl::StatusOr<ServerHandle> StartServer(const std::string& host, int port,
                                          const std::vector<grpc::Service*>& services) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   ServerHandle h;
-  builder.AddListeningPort(absl::StrCat(host, ":", port), grpc::InsecureServerCredentials(), &h.port);
+  std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
+  const Security sec = CurrentSecurity();
+  if (sec.tls()) {
+    grpc::SslServerCredentialsOptions opts(GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
+    opts.pem_root_certs = sec.ca_pem;
+    opts.pem_key_cert_pairs.push_back({sec.key_pem, sec.cert_pem});
+    creds = grpc::SslServerCredentials(opts);
+    // Certificates are required by the processor, not the handshake, so that a caller
+    // without one gets UNAUTHENTICATED (and is counted) rather than a broken connection.
+    creds->SetAuthMetadataProcessor(std::make_shared<AuthProcessor>(sec.token));
+  }
+  builder.AddListeningPort(absl::StrCat(host, ":", port), creds, &h.port);
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
@@ -83,7 +234,19 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
   // Reconnect quickly after a peer restarts (default backoff grows to 2 minutes).
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  return grpc::CreateCustomChannel(*target, grpc::InsecureChannelCredentials(), args);
+  const Security sec = CurrentSecurity();
+  if (!sec.tls()) return grpc::CreateCustomChannel(*target, grpc::InsecureChannelCredentials(), args);
+  grpc::SslCredentialsOptions opts;
+  opts.pem_root_certs = sec.ca_pem;
+  opts.pem_private_key = sec.key_pem;
+  opts.pem_cert_chain = sec.cert_pem;
+  std::shared_ptr<grpc::ChannelCredentials> creds = grpc::SslCredentials(opts);
+  if (!sec.token.empty()) {
+    creds = grpc::CompositeChannelCredentials(
+        creds, grpc::MetadataCredentialsFromPlugin(std::make_unique<TokenPlugin>(sec.token)));
+  }
+  if (!sec.server_name.empty()) args.SetSslTargetNameOverride(sec.server_name);
+  return grpc::CreateCustomChannel(*target, creds, args);
 }
 
 bool WaitForConnected(const std::shared_ptr<grpc::Channel>& channel, absl::Duration timeout) {

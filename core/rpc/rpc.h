@@ -13,8 +13,32 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "core/common/config.h"
 
 namespace grpo::rpc {
+
+// Process-wide transport security: set once at start, before any server or channel,
+// from the config's `security` section; every StartServer and MakeChannel after that
+// uses it. Without it everything is plaintext.
+//   Servers: TLS with this process's certificate; a caller's certificate is verified
+//   against the CA when presented. Every call must come from a peer with a verified
+//   certificate and, when there is a token, carry "authorization: Bearer <token>";
+//   otherwise it is refused with UNAUTHENTICATED before any handler runs, and reported
+//   to the observer. The grpc.health.v1.Health service is open to any TLS caller (probes).
+//   Channels: TLS verified against the CA (host name, or security.server_name), this
+//   process's certificate as the client certificate, and the token on every call.
+struct Security {
+  std::string ca_pem, cert_pem, key_pem, token, server_name;
+  bool tls() const { return !ca_pem.empty(); }
+};
+// Reads the section's files; errors name the field and the file. An empty section
+// turns security off.
+absl::Status ConfigureSecurity(const SecurityConfig& cfg);
+void SetSecurity(Security security);
+Security CurrentSecurity();  // a copy
+// Told of every refused call: peer, method and why. ServiceMain counts and logs them.
+void SetUnauthenticatedObserver(std::function<void(const std::string& peer, const std::string& method,
+                                                   const std::string& why)> observer);
 
 // Largest message any service sends or accepts (weight chunks are far smaller).
 inline constexpr int kMaxMessageBytes = 64 << 20;
@@ -29,7 +53,8 @@ struct ServerHandle {
 absl::StatusOr<ServerHandle> StartServer(const std::string& host, int port,
                                          const std::vector<grpc::Service*>& services);
 
-// An insecure channel with keepalive and the message size limit. `address` is
+// A channel (TLS and the token when security is configured) with keepalive and the
+// message size limit. `address` is
 // "host:port" (a DNS name that resolves to several addresses, such as a headless
 // Service, is used whole), a list "ip:port,ip:port" of IPv4 or [IPv6] literals, or a
 // gRPC target URI ("dns:///reward:50051"). Calls are spread round robin over every

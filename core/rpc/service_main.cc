@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <atomic>
+
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -10,6 +12,7 @@
 #include "core/common/logging.h"
 #include "core/common/metrics_server.h"
 #include "core/rpc/rpc.h"
+#include "prometheus/counter.h"
 
 namespace grpo::rpc {
 
@@ -30,8 +33,32 @@ int ServiceMain(int argc, char** argv, const ServiceMainSpec& spec) {
     return 2;
   }
   ServeConfig serve = spec.serve(*cfg);
+  if (absl::Status sec = ConfigureSecurity(cfg->security); !sec.ok()) {
+    spdlog::error("{}", sec.message());
+    return 2;
+  }
 
   auto registry = std::make_shared<prometheus::Registry>();
+  // Calls refused for want of credentials: counted, and logged at most every 10 s.
+  prometheus::Counter* refused = &prometheus::BuildCounter()
+                                      .Name("grpo_rpc_unauthenticated_total")
+                                      .Help("Calls refused with UNAUTHENTICATED (no verified client certificate or bearer token)")
+                                      .Register(*registry)
+                                      .Add({});
+  auto last_log = std::make_shared<std::atomic<int64_t>>(0);
+  auto suppressed = std::make_shared<std::atomic<int64_t>>(0);
+  SetUnauthenticatedObserver([refused, last_log, suppressed](const std::string& peer, const std::string& method,
+                                                             const std::string& why) {
+    refused->Increment();
+    const int64_t now = absl::ToUnixSeconds(absl::Now());
+    int64_t last = last_log->load();
+    if (now - last >= 10 && last_log->compare_exchange_strong(last, now)) {
+      spdlog::warn("refused {} from {}: {} (UNAUTHENTICATED; {} more refused since the last such line)", method,
+                   peer.empty() ? "an unverified peer" : peer, why, suppressed->exchange(0));
+    } else {
+      ++*suppressed;
+    }
+  });
   absl::StatusOr<std::unique_ptr<MetricsServer>> metrics =
       MetricsServer::Start(registry, serve.host, static_cast<int>(serve.metrics_port));
   if (!metrics.ok()) {

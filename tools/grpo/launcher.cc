@@ -128,6 +128,32 @@ void WriteServices(const fs::path& run_dir, const std::vector<ServiceProcess>& c
 
 }  // namespace
 
+extern const char kEmbeddedDevCaScript[];
+
+namespace {
+
+// Runs the embedded scripts/dev-ca.sh into `dir` (keeps what is there).
+absl::Status MakeDevCa(const fs::path& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return absl::UnavailableError(absl::StrCat(dir.string(), ": ", ec.message()));
+  const fs::path script = dir / "dev-ca.sh";
+  if (absl::Status w = WriteFileAtomic(script.string(), kEmbeddedDevCaScript); !w.ok()) return w;
+  ProcessSpec spec;
+  spec.argv = {"/bin/bash", script.string(), dir.string()};
+  spec.log_path = (dir / "dev-ca.log").string();
+  absl::StatusOr<ChildProcess> p = ChildProcess::Spawn(spec);
+  if (!p.ok()) return p.status();
+  std::optional<int> st = p->WaitFor(absl::Seconds(60));
+  if (!st || !WIFEXITED(*st) || WEXITSTATUS(*st) != 0) {
+    absl::StatusOr<std::string> log = ReadFile(spec.log_path);
+    return absl::InternalError(absl::StrCat("making the development CA failed: ", log.ok() ? *log : "(no log)"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 int RunLocal(const LaunchOptions& opts) {
   ShutdownSignal& shutdown = ShutdownSignal::Install();
   // A run directory that already holds a run is resumed: its own config.yaml is the
@@ -163,6 +189,22 @@ int RunLocal(const LaunchOptions& opts) {
   }
   run_dir = fs::absolute(run_dir);
   cfg->run.dir = run_dir.string();
+  // --secure (or a resumed secure run): the services talk mutual TLS with a bearer token.
+  const fs::path tls = run_dir / "tls";
+  const bool secure = opts.secure || (resume && !cfg->security.ca_file.empty() &&
+                                      cfg->security.ca_file == (tls / "ca.pem").string());
+  if (secure) {
+    if (absl::Status s = MakeDevCa(tls); !s.ok()) {
+      Say(absl::StrCat("grpo: --secure: ", s.message()));
+      return 1;
+    }
+    // The config's own files are the client's (grpo status); each service gets its own.
+    cfg->security.ca_file = (tls / "ca.pem").string();
+    cfg->security.cert_file = (tls / "client.pem").string();
+    cfg->security.key_file = (tls / "client.key").string();
+    cfg->security.token_file = (tls / "token").string();
+    Say(absl::StrCat("grpo: mutual TLS and a bearer token between the services (", tls.string(), ")"));
+  }
   for (ServeConfig* s : {&cfg->coordinator.serve, &cfg->reward.serve, &cfg->learner.serve, &cfg->actor.serve}) {
     s->host = "127.0.0.1";
     s->port = 0;
@@ -203,6 +245,10 @@ int RunLocal(const LaunchOptions& opts) {
     const std::string role = binary.empty() ? name : binary;
     ServiceLaunch launch{name, (bin / ("grpo-" + role)).string(), (run_dir / "config.yaml").string(), sets,
                          run_dir.string()};
+    if (secure) {
+      launch.sets.push_back(absl::StrCat("security.cert_file=", (tls / (role + ".pem")).string()));
+      launch.sets.push_back(absl::StrCat("security.key_file=", (tls / (role + ".key")).string()));
+    }
     absl::StatusOr<ServiceProcess> c = StartServiceProcess(launch, [&] { return shutdown.Requested(); });
     if (!c.ok()) {
       if (!shutdown.Requested()) Say(absl::StrCat("grpo: ", c.status().message()));

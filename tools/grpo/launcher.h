@@ -15,6 +15,9 @@ struct LaunchOptions {
   std::string run_dir;                 // "" = runs/<name>-<timestamp>
   std::string bin_dir;                 // where the grpo-* binaries are
   bool progress = true;
+  // Mutual TLS and a bearer token between the services: a development CA, a
+  // certificate per service and a token are made in <run_dir>/tls (scripts/dev-ca.sh).
+  bool secure = false;
 };
 
 // Returns the process exit code.

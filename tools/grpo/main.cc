@@ -40,6 +40,8 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--run-dir", run.run_dir, "run directory (default runs/<name>-<time>)");
   bool no_progress = false;
   run_cmd->add_flag("--no-progress", no_progress, "print one line per step instead of a progress bar");
+  run_cmd->add_flag("--secure", run.secure,
+                    "mutual TLS and a bearer token between the services (a development CA made in <run-dir>/tls)");
 
   std::string out;
   grpo::ArithmeticOptions gen;

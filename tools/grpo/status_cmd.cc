@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/common/checksum.h"
+#include "core/common/config.h"
 #include "core/rpc/rpc.h"
 #include "grpo/v1/coordinator.grpc.pb.h"
 #include "tools/grpo/subcommands.h"
@@ -22,6 +23,7 @@ namespace {
 struct StatusOptions {
   std::string run_dir;
   std::string coordinator;
+  std::string config;
   bool json = false;
 };
 
@@ -63,6 +65,20 @@ int RunStatusCommand(const StatusOptions& o) {
   if (address.empty()) {
     std::cerr << "grpo status: give --run-dir DIR or --coordinator ADDR\n";
     return 2;
+  }
+  // The run's security section (TLS files, token): from --config, else the run's config.yaml.
+  std::string config = o.config;
+  if (config.empty() && !o.run_dir.empty() && std::ifstream(o.run_dir + "/config.yaml")) config = o.run_dir + "/config.yaml";
+  if (!config.empty()) {
+    absl::StatusOr<RunConfig> cfg = LoadConfigWithOverrides(config, {});
+    if (!cfg.ok()) {
+      std::cerr << "grpo status: " << cfg.status().message() << "\n";
+      return 2;
+    }
+    if (absl::Status s = rpc::ConfigureSecurity(cfg->security); !s.ok()) {
+      std::cerr << "grpo status: " << s.message() << "\n";
+      return 2;
+    }
   }
   auto stub = v1::Coordinator::NewStub(rpc::MakeChannel(address));
   v1::RunStatusRequest req;
@@ -141,6 +157,7 @@ Subcommand AddStatusCommand(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("status", "where a run stands: step, version, leases, members, services");
   cmd->add_option("--run-dir", o->run_dir, "a run directory of `grpo run` (finds the coordinator there)");
   cmd->add_option("--coordinator", o->coordinator, "the coordinator's host:port");
+  cmd->add_option("--config", o->config, "run config whose security section to use (default: the run directory's config.yaml)");
   cmd->add_flag("--json", o->json, "print JSON");
   return {cmd, [o] { return RunStatusCommand(*o); }};
 }
