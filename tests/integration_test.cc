@@ -947,6 +947,9 @@ TEST(Integration, AnActorBalancesItsBatchesOverEveryRewardServer) {
       << "groups scored: " << ServiceCounter(dir, "reward", "grpo_reward_groups_total") << " and "
       << ServiceCounter(dir, "reward-1", "grpo_reward_groups_total");
 
+  // Every group so far carried the CRC of the weights it was sampled with, and it matched.
+  EXPECT_EQ(ServiceCounter(dir, "learner", "grpo_learner_weight_hash_mismatches_total"), 0);
+  EXPECT_EQ(ServiceCounter(dir, "learner", "grpo_learner_unverified_groups_total"), 0);
   // `grpo status` on the live run: the coordinator's view and the supervised services.
   testing::CliResult r = testing::RunGrpo({"status", "--run-dir", dir.string(), "--json"}, dir);
   ASSERT_EQ(r.status, 0) << r.err;
@@ -1184,6 +1187,40 @@ TEST(Integration, LearnerKilledMidRunResumesExactly) {
   EXPECT_THAT(TailOfFile(second.log_path, 200), HasSubstr("skipping checkpoint"));
   EXPECT_THAT(TailOfFile(second.log_path, 200), HasSubstr("resumed from"));
   RemoveUnlessFailed(dir_a);
+}
+
+// Integrity end to end: a group whose weights' CRC-32 is not the one the learner
+// published under the version it claims (a mislabelled or corrupt policy, the silent
+// staleness other systems shipped) is refused, counted, and its prompt queued again.
+TEST(Integration, TheLearnerRefusesGroupsWhoseWeightsAreNotTheVersionTheyClaim) {
+  fs::path dir = FreshDir("weights-crc");
+  std::vector<std::string> sets = SmallRun(dir, 0);
+  sets.push_back("learner.prompts_per_step=8");  // no step: only admission is under test
+  Cluster c(dir, sets);
+  c.Start("coordinator");
+  c.Start("learner");
+  const uint32_t crc = Crc32(FetchWeights(c, 0));
+  auto stub = v1::Learner::NewStub(rpc::MakeChannel(c.Address("learner")));
+  auto ctx = rpc::ContextWithDeadline(absl::Seconds(30));
+  auto stream = stub->SubmitGroups(ctx.get());
+  v1::ScoredGroup bad = FixedGroup(1, "p1", 1);
+  bad.mutable_group()->set_policy_crc32(crc ^ 0x10);
+  v1::ScoredGroup good = FixedGroup(2, "p2", 2);
+  good.mutable_group()->set_policy_crc32(crc);
+  v1::SubmitAck ack;
+  ASSERT_TRUE(stream->Write(bad));
+  ASSERT_TRUE(stream->Read(&ack));
+  EXPECT_EQ(ack.outcome(), v1::SubmitAck::REJECTED);
+  EXPECT_THAT(ack.detail(), HasSubstr("CRC-32"));
+  ASSERT_TRUE(stream->Write(good));
+  ASSERT_TRUE(stream->Read(&ack));
+  EXPECT_EQ(ack.outcome(), v1::SubmitAck::ACCEPTED) << ack.detail();
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
+  absl::StatusOr<std::string> metrics = HttpGet("127.0.0.1", c.Get("learner").metrics_port, "/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_THAT(*metrics, HasSubstr("grpo_learner_weight_hash_mismatches_total 1"));
+  EXPECT_THAT(*metrics, HasSubstr("grpo_learner_unverified_groups_total 0"));
 }
 
 // learner.world_size = 2: two learner processes in one Gloo group. Rank 0 takes the

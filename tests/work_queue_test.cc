@@ -157,6 +157,17 @@ TEST(WorkQueue, ALeaseFromBeforeARestartCompletesItsUnitByName) {
   EXPECT_EQ(q.Complete({8}, false, {std::nullopt}).completed, 0u);
 }
 
+TEST(WorkQueue, ADoneUnitIsNotPendingInASnapshotThoughALeaseOfItIsOutstanding) {
+  WorkQueue q(4, 0, absl::Seconds(10));
+  auto first = q.Acquire("a", 1, t0);
+  ASSERT_EQ(q.ExpireDue(t0 + absl::Seconds(11)), 1u);
+  auto again = q.Acquire("b", 1, t0 + absl::Seconds(11));  // the same unit, a new lease
+  ASSERT_EQ(again[0].task_index, first[0].task_index);
+  EXPECT_EQ(q.Complete({first[0].id}, false).completed, 1u);  // the late group of the old lease
+  WorkQueue::Snapshot snap = q.TakeSnapshot();
+  EXPECT_TRUE(snap.pending.empty()) << "unit 0 is done; its second lease is not work";
+}
+
 TEST(WorkQueue, SnapshotKeepsOutstandingAndRequeuedUnits) {
   WorkQueue q(5, 0, absl::Seconds(1));
   auto l = q.Acquire("a", 3, t0);

@@ -220,6 +220,7 @@ absl::Status Actor::UpdateWeights(int64_t version) {
   }
   absl::Status loaded = LoadWeightsBlob(policy_->model, blob);
   if (!loaded.ok()) return loaded;
+  weights_crc_ = crc;
   version_ = static_cast<int64_t>(got_version);
   version_gauge_->Set(static_cast<double>(got_version));
   weight_updates_->Increment();
@@ -230,6 +231,7 @@ absl::Status Actor::UpdateWeights(int64_t version) {
 
 absl::StatusOr<std::vector<v1::RolloutGroup>> Actor::Generate(const std::vector<v1::WorkItem>& items) {
   const uint64_t version = static_cast<uint64_t>(version_.load());
+  const uint32_t weights_crc = weights_crc_.load();
   std::string actor_id;
   uint64_t seed = 0;
   {
@@ -246,6 +248,7 @@ absl::StatusOr<std::vector<v1::RolloutGroup>> Actor::Generate(const std::vector<
     v1::RolloutGroup& g = groups[i];
     *g.mutable_item() = items[i];
     g.set_policy_version(version);
+    g.set_policy_crc32(weights_crc);
     g.set_temperature(static_cast<float>(cfg_.actor.temperature));
     g.set_actor_id(actor_id);
     std::vector<int64_t> prompt = EncodePrompt(*policy_, items[i].prompt());

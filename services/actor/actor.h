@@ -72,6 +72,7 @@ class Actor final : public rpc::ServiceRunner, public v1::Actor::Service {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::shared_ptr<grpc::ClientContext>> open_calls_ ABSL_GUARDED_BY(mu_);
   std::atomic<int64_t> version_{-1};  // weights the model holds
+  std::atomic<uint32_t> weights_crc_{0};  // their blob's CRC-32 (set before version_)
   std::atomic<uint64_t> groups_submitted_{0}, tokens_generated_{0}, weight_updates_n_{0};
   uint64_t rng_seed_ = 0;  // guarded by mu_
 

@@ -145,7 +145,11 @@ WorkQueue::Snapshot WorkQueue::TakeSnapshot() const {
   for (const Unit& u : requeued_) {
     if (!done_.count(u)) s.pending.push_back(u);
   }
-  for (const auto& [id, l] : leases_) s.pending.emplace_back(l.task_index, l.epoch);
+  // An outstanding lease of a unit already done (completed through another lease, or by
+  // name after a restart) is not work to redo.
+  for (const auto& [id, l] : leases_) {
+    if (!done_.count({l.task_index, l.epoch})) s.pending.emplace_back(l.task_index, l.epoch);
+  }
   return s;
 }
 

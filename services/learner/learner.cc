@@ -23,6 +23,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "core/common/checksum.h"
 #include "core/common/logging.h"
@@ -212,6 +213,16 @@ Learner::Learner(const RunConfig& cfg, std::unique_ptr<Policy> policy, std::uniq
                           .Help("Buffered groups dropped at batch time for exceeding max_staleness (re-queued)")
                           .Register(r)
                           .Add({});
+  hash_mismatches_ = &prometheus::BuildCounter()
+                          .Name("grpo_learner_weight_hash_mismatches_total")
+                          .Help("Groups refused because their weights' CRC-32 is not the one published under the version they claim")
+                          .Register(r)
+                          .Add({});
+  unverified_groups_ = &prometheus::BuildCounter()
+                            .Name("grpo_learner_unverified_groups_total")
+                            .Help("Groups whose weights could not be checked (no CRC sent, or a version this learner did not publish)")
+                            .Register(r)
+                            .Add({});
   groups_family_ = &prometheus::BuildCounter().Name("grpo_learner_groups_total").Help("Groups received, by outcome").Register(r);
 }
 
@@ -263,6 +274,29 @@ grpc::Status Learner::SubmitGroups(grpc::ServerContext* ctx,
   }
   v1::ScoredGroup g;
   while (stream->Read(&g)) {
+    // The weights the group claims: refused (and its prompt queued again) when their
+    // CRC is not the one this learner published under that version.
+    std::optional<uint32_t> want;
+    {
+      absl::MutexLock l(&crc_mu_);
+      auto it = published_crc_.find(g.group().policy_version());
+      if (it != published_crc_.end()) want = it->second;
+    }
+    const uint32_t got = g.group().policy_crc32();
+    if (want && got != 0 && got != *want) {
+      hash_mismatches_->Increment();
+      v1::SubmitAck ack;
+      ack.set_lease_id(g.group().item().lease_id());
+      ack.set_outcome(v1::SubmitAck::REJECTED);
+      ack.set_detail(absl::StrFormat("sampled with weights of CRC-32 %08x, but version %d was published with %08x",
+                                     got, g.group().policy_version(), *want));
+      spdlog::warn("group of lease {} from {}: {}", ack.lease_id(), g.group().actor_id(), ack.detail());
+      groups_family_->Add({{"outcome", "WEIGHTS_MISMATCH"}}).Increment();
+      CompleteLeases({ack.lease_id()}, /*requeue=*/true);
+      if (!stream->Write(ack)) break;
+      continue;
+    }
+    if (!want || got == 0) unverified_groups_->Increment();
     std::optional<AdmitResult> r = admission_.Admit(g, [ctx] { return ctx->IsCancelled(); });
     if (!r) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "learner stopping");
     buffer_gauge_->Set(static_cast<double>(admission_.size()));
@@ -304,6 +338,11 @@ void Learner::CompleteLeases(const std::vector<uint64_t>& ids, bool requeue, uin
 absl::Status Learner::Publish(uint64_t version, uint64_t step) {
   std::string blob = WeightsToBlob(policy_->model, version);
   uint32_t crc = Crc32(blob);
+  {
+    absl::MutexLock l(&crc_mu_);
+    published_crc_[version] = crc;
+    while (published_crc_.size() > 256) published_crc_.erase(published_crc_.begin());
+  }
   constexpr size_t kChunk = 1 << 20;
   absl::Duration backoff = absl::Milliseconds(100);
   for (int attempt = 1;; ++attempt) {

@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <deque>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -139,6 +140,12 @@ class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
   prometheus::Counter* tokens_trained_;
   prometheus::Family<prometheus::Counter>* groups_family_;
   prometheus::Counter* stale_in_buffer_;
+  prometheus::Counter* hash_mismatches_;
+  prometheus::Counter* unverified_groups_;
+  // CRC-32 of each version this learner published (the newest 256), to check the one a
+  // group claims. Handler threads read it; Publish writes it.
+  absl::Mutex crc_mu_;
+  std::map<uint64_t, uint32_t> published_crc_ ABSL_GUARDED_BY(crc_mu_);
 };
 
 }  // namespace grpo
