@@ -45,6 +45,7 @@
 #include "core/model/safetensors.h"
 #include "core/policy/policy.h"
 #include "core/rpc/rpc.h"
+#include "grpo/v1/reward.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpo/v1/actor.grpc.pb.h"
 #include "grpo/v1/coordinator.grpc.pb.h"
@@ -960,7 +961,13 @@ TEST(Integration, AnActorBalancesItsBatchesOverEveryRewardServer) {
   EXPECT_GE(st["version"].get<int64_t>(), 1) << out;
   ASSERT_TRUE(st["members"].is_array()) << out;
   bool actor = false;
-  for (const auto& m : st["members"]) actor = actor || m["role"] == "ROLE_ACTOR";
+  for (const auto& m : st["members"]) {
+    if (m["role"] != "ROLE_ACTOR") continue;
+    actor = true;
+    // Its load: it has been leased prompts (and holds at most what it asked for).
+    EXPECT_GT(m["leases_issued"].get<uint64_t>(), 0u) << out;
+    EXPECT_LE(m["leases_held"].get<uint32_t>(), 64u) << out;
+  }
   EXPECT_TRUE(actor) << out;
   std::set<std::string> services;
   for (const auto& sv : st["services"]) {
@@ -1187,6 +1194,43 @@ TEST(Integration, LearnerKilledMidRunResumesExactly) {
   EXPECT_THAT(TailOfFile(second.log_path, 200), HasSubstr("skipping checkpoint"));
   EXPECT_THAT(TailOfFile(second.log_path, 200), HasSubstr("resumed from"));
   RemoveUnlessFailed(dir_a);
+}
+
+// The reward service answers with the scores only (the actor still holds the group):
+// ids to join on and one Score per completion, well under half of the group's bytes.
+TEST(Integration, TheRewardServiceAnswersWithScoresOnly) {
+  fs::path dir = FreshDir("scores-only");
+  Cluster c(dir, SmallRun(dir, 0));
+  c.Start("coordinator");
+  c.Start("reward");
+  v1::RolloutGroup g;
+  g.mutable_item()->set_lease_id(77);
+  g.mutable_item()->set_prompt_id("arith-000003");
+  g.mutable_item()->set_task("math");
+  g.mutable_item()->set_prompt("3+4");
+  g.mutable_item()->set_answer("7");
+  for (int i = 0; i < 8; ++i) {
+    v1::Completion* comp = g.add_completions();
+    comp->set_text(i % 2 ? "<think>3+4 is 7</think><answer>7</answer>" : "<answer>8</answer>");
+    for (int t = 0; t < 24; ++t) {
+      comp->add_token_ids(5 + t);
+      comp->add_logprobs(-1.5f);
+    }
+  }
+  auto stub = v1::Reward::NewStub(rpc::MakeChannel(c.Address("reward")));
+  auto ctx = rpc::ContextWithDeadline(absl::Seconds(30));
+  auto stream = stub->Score(ctx.get());
+  v1::GroupScores scores;
+  ASSERT_TRUE(stream->Write(g));
+  ASSERT_TRUE(stream->Read(&scores));
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
+  EXPECT_EQ(scores.lease_id(), 77u);
+  EXPECT_EQ(scores.prompt_id(), "arith-000003");
+  ASSERT_EQ(scores.scores_size(), 8);
+  EXPECT_GT(scores.scores(1).reward(), scores.scores(0).reward());
+  EXPECT_LT(scores.ByteSizeLong() * 2, g.ByteSizeLong()) << scores.ByteSizeLong() << " vs " << g.ByteSizeLong();
+  std::cerr << "scores: " << scores.ByteSizeLong() << " bytes for a group of " << g.ByteSizeLong() << "\n";
 }
 
 // Integrity end to end: a group whose weights' CRC-32 is not the one the learner

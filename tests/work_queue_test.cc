@@ -157,6 +157,16 @@ TEST(WorkQueue, ALeaseFromBeforeARestartCompletesItsUnitByName) {
   EXPECT_EQ(q.Complete({8}, false, {std::nullopt}).completed, 0u);
 }
 
+TEST(WorkQueue, LoadIsCountedPerMember) {
+  WorkQueue q(10, 0, absl::Seconds(10));
+  auto a = q.Acquire("a", 3, t0);
+  q.Acquire("b", 1, t0);
+  q.Complete({a[0].id}, false);
+  EXPECT_EQ(q.HeldByMember(), (std::map<std::string, size_t>{{"a", 2}, {"b", 1}}));
+  EXPECT_EQ(q.issued_by_member().at("a"), 3u);
+  EXPECT_EQ(q.issued_by_member().at("b"), 1u);
+}
+
 TEST(WorkQueue, ADoneUnitIsNotPendingInASnapshotThoughALeaseOfItIsOutstanding) {
   WorkQueue q(4, 0, absl::Seconds(10));
   auto first = q.Acquire("a", 1, t0);

@@ -305,21 +305,34 @@ absl::StatusOr<std::vector<v1::RolloutGroup>> Actor::Generate(const std::vector<
 absl::StatusOr<std::vector<v1::ScoredGroup>> Actor::Score(const std::vector<v1::RolloutGroup>& groups) {
   auto ctx = NewContext(absl::Seconds(120));
   auto stream = reward_->Score(ctx.get());
-  // One group in, its scored group out: replies carry the group, so writing a whole large
-  // batch before reading could fill both flow-control windows and stall both sides.
-  std::vector<v1::ScoredGroup> out;
-  v1::ScoredGroup sg;
+  // One group in, its scores out (the reward service sends the scores only; the group
+  // is joined here). Writing a whole large batch before reading could fill both
+  // flow-control windows and stall both sides.
+  std::vector<v1::GroupScores> answers;
+  v1::GroupScores gs;
   for (const auto& g : groups) {
-    if (!stream->Write(g) || !stream->Read(&sg)) break;
-    out.push_back(sg);
+    if (!stream->Write(g) || !stream->Read(&gs)) break;
+    answers.push_back(std::move(gs));
   }
   stream->WritesDone();
-  while (stream->Read(&sg)) out.push_back(sg);
+  while (stream->Read(&gs)) answers.push_back(std::move(gs));
   grpc::Status s = stream->Finish();
   ForgetContext(ctx);
   if (!s.ok()) return rpc::ToAbsl(s);
-  if (out.size() != groups.size()) {
-    return absl::DataLossError(absl::StrCat("reward service returned ", out.size(), " of ", groups.size(), " groups"));
+  if (answers.size() != groups.size()) {
+    return absl::DataLossError(absl::StrCat("reward service returned ", answers.size(), " of ", groups.size(), " groups"));
+  }
+  std::vector<v1::ScoredGroup> out(groups.size());
+  for (size_t i = 0; i < groups.size(); ++i) {
+    const v1::WorkItem& item = groups[i].item();
+    if (answers[i].lease_id() != item.lease_id() || answers[i].prompt_id() != item.prompt_id()) {
+      return absl::DataLossError(absl::StrCat("reward service answered for lease ", answers[i].lease_id(), " (",
+                                              answers[i].prompt_id(), ") in place of lease ", item.lease_id(), " (",
+                                              item.prompt_id(), ")"));
+    }
+    *out[i].mutable_group() = groups[i];
+    out[i].mutable_scores()->Swap(answers[i].mutable_scores());
+    out[i].set_error(answers[i].error());
   }
   return out;
 }

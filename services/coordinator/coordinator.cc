@@ -412,6 +412,7 @@ grpc::Status CoordinatorService::GetRunStatus(grpc::ServerContext*, const v1::Ru
   resp->set_members(static_cast<uint32_t>(members_.size()));
   resp->set_run_finished(run_finished_);
   const absl::Time now = absl::Now();
+  const std::map<std::string, size_t> held = queue_.HeldByMember();
   for (const auto& [id, m] : members_) {
     v1::MemberStatus* ms = resp->add_member_list();
     ms->set_member_id(id);
@@ -419,6 +420,8 @@ grpc::Status CoordinatorService::GetRunStatus(grpc::ServerContext*, const v1::Ru
     ms->set_name(m.name);
     ms->set_policy_version(m.policy_version);
     ms->set_seconds_since_heartbeat(absl::ToDoubleSeconds(now - m.last_seen));
+    if (auto h = held.find(id); h != held.end()) ms->set_leases_held(static_cast<uint32_t>(h->second));
+    if (auto i = queue_.issued_by_member().find(id); i != queue_.issued_by_member().end()) ms->set_leases_issued(i->second);
   }
   if (req->include_prompts()) {
     for (const auto& [unit, p] : queue_.progress()) {

@@ -33,6 +33,7 @@ std::vector<Lease> WorkQueue::Acquire(const std::string& member, size_t max_item
     leases_[l.id] = l;
     ++progress_[*u].leases_issued;
     ++issued_;
+    ++issued_by_member_[member];
     out.push_back(l);
   }
   return out;
@@ -91,6 +92,12 @@ CompleteCounts WorkQueue::Complete(const std::vector<uint64_t>& lease_ids, bool 
     }
   }
   return c;
+}
+
+std::map<std::string, size_t> WorkQueue::HeldByMember() const {
+  std::map<std::string, size_t> out;
+  for (const auto& [id, l] : leases_) ++out[l.member];
+  return out;
 }
 
 size_t WorkQueue::Reopen(const std::vector<Unit>& units) {

@@ -84,6 +84,9 @@ class WorkQueue {
   uint64_t released() const { return released_; }  // the released part of expired()
   uint64_t duplicates() const { return duplicates_; }
   uint64_t reopened() const { return reopened_; }
+  // Per member: leases held now, and leases ever issued to it.
+  std::map<std::string, size_t> HeldByMember() const;
+  const std::map<std::string, uint64_t>& issued_by_member() const { return issued_by_member_; }
   size_t outstanding() const { return leases_.size(); }
   const std::map<std::pair<int64_t, uint32_t>, UnitProgress>& progress() const { return progress_; }
 
@@ -102,6 +105,7 @@ class WorkQueue {
   std::map<uint64_t, Unit> retired_leases_;    // expired or released lease ids -> unit
   std::set<Unit> done_;                        // completed units (pruned per epoch is future work)
   std::map<Unit, UnitProgress> progress_;
+  std::map<std::string, uint64_t> issued_by_member_;
   uint64_t issued_ = 0, completed_ = 0, expired_ = 0, released_ = 0, duplicates_ = 0, reopened_ = 0;
 };
 

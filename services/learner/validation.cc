@@ -24,12 +24,16 @@ absl::StatusOr<EvalOutput> Validator::Run(const Policy& policy) {
     auto ctx = rpc::ContextWithDeadline(absl::Seconds(30));
     ctx->set_wait_for_ready(true);
     auto stream = reward_->Score(ctx.get());
-    v1::ScoredGroup sg;
-    const bool ok = stream->Write(g) && stream->Read(&sg);
+    v1::GroupScores scores;
+    const bool ok = stream->Write(g) && stream->Read(&scores);
     stream->WritesDone();
     grpc::Status s = stream->Finish();
     if (!s.ok()) return rpc::ToAbsl(s);
     if (!ok) return absl::UnavailableError("the reward service closed the stream without a score");
+    v1::ScoredGroup sg;  // the reward service sends scores only; the group is ours
+    *sg.mutable_group() = std::move(g);
+    sg.mutable_scores()->Swap(scores.mutable_scores());
+    sg.set_error(scores.error());
     return eval::JudgementsOf(sg);
   };
   return EvaluatePolicy(policy, tasks_, EvalSettings::FromConfig(cfg_), judge);

@@ -18,11 +18,11 @@ RewardService::RewardService(std::unique_ptr<reward::Scorer> scorer, prometheus:
 }
 
 grpc::Status RewardService::Score(grpc::ServerContext* ctx,
-                                  grpc::ServerReaderWriter<v1::ScoredGroup, v1::RolloutGroup>* stream) {
+                                  grpc::ServerReaderWriter<v1::GroupScores, v1::RolloutGroup>* stream) {
   v1::RolloutGroup group;
   while (stream->Read(&group)) {
     auto t0 = std::chrono::steady_clock::now();
-    v1::ScoredGroup scored = scorer_->ScoreGroup(group);
+    v1::GroupScores scored = scorer_->Scores(group);
     score_seconds_->Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     groups_->Increment();
     completions_->Increment(scored.scores_size());

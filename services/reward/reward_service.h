@@ -18,7 +18,7 @@ class RewardService final : public v1::Reward::Service {
  public:
   RewardService(std::unique_ptr<reward::Scorer> scorer, prometheus::Registry& registry);
   grpc::Status Score(grpc::ServerContext* ctx,
-                     grpc::ServerReaderWriter<v1::ScoredGroup, v1::RolloutGroup>* stream) override;
+                     grpc::ServerReaderWriter<v1::GroupScores, v1::RolloutGroup>* stream) override;
 
  private:
   std::unique_ptr<reward::Scorer> scorer_;

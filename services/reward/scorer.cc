@@ -179,9 +179,10 @@ v1::Score Scorer::ScoreCompletion(const v1::WorkItem& item, const CompletionToSc
   return s;
 }
 
-v1::ScoredGroup Scorer::ScoreGroup(const v1::RolloutGroup& group) const {
-  v1::ScoredGroup out;
-  *out.mutable_group() = group;
+v1::GroupScores Scorer::Scores(const v1::RolloutGroup& group) const {
+  v1::GroupScores out;
+  out.set_lease_id(group.item().lease_id());
+  out.set_prompt_id(group.item().prompt_id());
   if (group.completions_size() == 0) {
     out.set_error("group has no completions");
     return out;
@@ -227,6 +228,15 @@ v1::ScoredGroup Scorer::ScoreGroup(const v1::RolloutGroup& group) const {
     score->set_answer(Impl::ProgramOf(group.completions(i).text()));
     impl_->Finish(item, completion(i), accuracy, errors[i], score);
   }
+  return out;
+}
+
+v1::ScoredGroup Scorer::ScoreGroup(const v1::RolloutGroup& group) const {
+  v1::GroupScores scores = Scores(group);
+  v1::ScoredGroup out;
+  *out.mutable_group() = group;
+  out.mutable_scores()->Swap(scores.mutable_scores());
+  out.set_error(scores.error());
   return out;
 }
 

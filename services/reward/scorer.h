@@ -51,6 +51,9 @@ class Scorer {
   // sandbox pool), reading answers as group.answer_extraction says when it is set.
   // A malformed group gets ScoredGroup.error and no scores.
   v1::ScoredGroup ScoreGroup(const v1::RolloutGroup& group) const;
+  // The same without copying the group: its scores (and item ids), what the Score RPC
+  // returns.
+  v1::GroupScores Scores(const v1::RolloutGroup& group) const;
 
  private:
   struct Impl;

@@ -106,7 +106,9 @@ int RunStatusCommand(const StatusOptions& o) {
                        {"name", m.name()},
                        {"policy_version", m.policy_version()},
                        {"behind", m.policy_version() < 0 ? -1 : resp.latest_version() - m.policy_version()},
-                       {"seconds_since_heartbeat", m.seconds_since_heartbeat()}});
+                       {"seconds_since_heartbeat", m.seconds_since_heartbeat()},
+                       {"leases_held", m.leases_held()},
+                       {"leases_issued", m.leases_issued()}});
   }
   out["members"] = members;
   if (!services.is_null()) out["services"] = services;
@@ -131,9 +133,10 @@ int RunStatusCommand(const StatusOptions& o) {
               static_cast<unsigned long long>(resp.leases_released()));
   std::printf("members:\n");
   for (const auto& m : out["members"]) {
-    std::printf("  %-12s %-14s version %5lld  heartbeat %.1f s ago\n", m["id"].get<std::string>().c_str(),
-                m["role"].get<std::string>().c_str(), static_cast<long long>(m["policy_version"].get<int64_t>()),
-                m["seconds_since_heartbeat"].get<double>());
+    std::printf("  %-12s %-14s version %5lld  heartbeat %.1f s ago  leases held %u, %llu in all\n",
+                m["id"].get<std::string>().c_str(), m["role"].get<std::string>().c_str(),
+                static_cast<long long>(m["policy_version"].get<int64_t>()), m["seconds_since_heartbeat"].get<double>(),
+                m["leases_held"].get<uint32_t>(), static_cast<unsigned long long>(m["leases_issued"].get<uint64_t>()));
   }
   if (services.is_array()) {
     std::printf("services:\n");
