@@ -390,6 +390,25 @@ TEST(Integration, LauncherStopsEverythingWhenAChildDiesAndSaysWhich) {
   RemoveUnlessFailed(dir);
 }
 
+// Every training step 1..steps is in metrics.jsonl exactly once.
+void ExpectEveryStepOnce(const fs::path& dir, int64_t steps, const std::string& context = "") {
+  std::map<int64_t, int> seen;
+  for (const nlohmann::json& m : ReadJsonl(dir / "metrics.jsonl")) {
+    if (m.contains("loss")) ++seen[m.value("step", int64_t{-1})];
+  }
+  for (int64_t s = 1; s <= steps; ++s) EXPECT_EQ(seen[s], 1) << "step " << s << " in metrics.jsonl " << context;
+  EXPECT_EQ(seen.size(), static_cast<size_t>(steps)) << context;
+}
+
+// Waits (bounded) for `grpo run` to end, checks it exited 0, and returns the tail of its
+// output in *out. Use with ASSERT_NO_FATAL_FAILURE.
+void ExpectRunFinished(ChildProcess& p, const fs::path& dir, std::string* out) {
+  std::optional<int> st = p.WaitFor(absl::Seconds(240));
+  *out = TailOfFile((dir / "launcher.out").string(), 200);
+  ASSERT_TRUE(st.has_value()) << "grpo run did not finish\n" << *out;
+  ASSERT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << DescribeWaitStatus(*st) << "\n" << *out;
+}
+
 // The coordinator's ledger against the learner's after a finished run: the units
 // (prompt, epoch) the coordinator has issued and does not hold as pending are exactly
 // the ones the learner's newest checkpoint says it trained, and the run's steps trained
@@ -591,12 +610,7 @@ TEST(Integration, CutConnectionsAreRetriedAndTheRunFinishes) {
       << "the learner did not finish\n" << TailOfFile(learner.log_path, 40);
   EXPECT_TRUE(WIFEXITED(*done) && WEXITSTATUS(*done) == 0) << DescribeWaitStatus(*done) << TailOfFile(learner.log_path, 40);
   EXPECT_GE(cuts, 5) << "connections reset while live: " << live;
-  std::map<int64_t, int> seen;
-  for (const nlohmann::json& m : ReadJsonl(dir / "metrics.jsonl")) {
-    if (m.contains("loss")) ++seen[m.value("step", int64_t{-1})];
-  }
-  for (int64_t s = 1; s <= steps; ++s) EXPECT_EQ(seen[s], 1) << "step " << s << " in metrics.jsonl";
-  EXPECT_EQ(seen.size(), static_cast<size_t>(steps));
+  ExpectEveryStepOnce(dir, steps);
   ExpectLedgerAgrees(dir, steps, 4);
   std::cerr << "cut: " << cuts << " rounds, " << live << " live connections reset\n";
 }
@@ -746,17 +760,11 @@ TEST(Integration, SecureRunRefusesUnauthenticatedCallsAndFinishes) {
   testing::CliResult cli = testing::RunGrpo({"status", "--run-dir", dir.string(), "--json"}, dir);
   EXPECT_EQ(cli.status, 0) << cli.err;
   EXPECT_GE(ServiceCounter(dir, "coordinator", "grpo_rpc_unauthenticated_total"), 3);
-  std::optional<int> st = p->WaitFor(absl::Seconds(240));
-  std::string out = TailOfFile((dir / "launcher.out").string(), 60);
-  ASSERT_TRUE(st.has_value()) << "grpo run did not finish\n" << out;
-  ASSERT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << DescribeWaitStatus(*st) << "\n" << out;
+  std::string out;
+  ASSERT_NO_FATAL_FAILURE(ExpectRunFinished(*p, dir, &out));
   EXPECT_THAT(TailOfFile((dir / "launcher.out").string(), 100000), HasSubstr("mutual TLS and a bearer token"));
   EXPECT_THAT(TailOfFile((dir / "logs" / "coordinator.log").string(), 400), HasSubstr("UNAUTHENTICATED"));
-  std::map<int64_t, int> seen;
-  for (const nlohmann::json& m : ReadJsonl(dir / "metrics.jsonl")) {
-    if (m.contains("loss")) ++seen[m.value("step", int64_t{-1})];
-  }
-  EXPECT_EQ(seen.size(), static_cast<size_t>(steps));
+  ExpectEveryStepOnce(dir, steps);
   RemoveUnlessFailed(dir);
 }
 
@@ -778,20 +786,13 @@ TEST_P(LauncherRestarts, AKilledServiceIsRestartedAndTheRunFinishes) {
   pid_t pid = ServicePid(dir, name);
   ASSERT_GT(pid, 0);
   ASSERT_EQ(::kill(pid, SIGKILL), 0);
-  std::optional<int> st = p->WaitFor(absl::Seconds(240));
-  ASSERT_TRUE(st.has_value()) << "grpo run did not finish\n" << TailOfFile((dir / "launcher.out").string(), 60);
-  std::string out = TailOfFile((dir / "launcher.out").string(), 200);
-  ASSERT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << DescribeWaitStatus(*st) << "\n" << out;
+  std::string out;
+  ASSERT_NO_FATAL_FAILURE(ExpectRunFinished(*p, dir, &out));
   EXPECT_THAT(out, HasSubstr(absl::StrCat("grpo: ", name, " killed by signal 9")));
   EXPECT_THAT(out, HasSubstr("; restarting it in "));
   EXPECT_THAT(out, HasSubstr(absl::StrCat("grpo: ", name, " restarted (pid ")));
   EXPECT_NE(ServicePid(dir, name), pid);
-  std::map<int64_t, int> seen;
-  for (const nlohmann::json& m : ReadJsonl(dir / "metrics.jsonl")) {
-    if (m.contains("loss")) ++seen[m.value("step", int64_t{-1})];
-  }
-  for (int64_t s = 1; s <= steps; ++s) EXPECT_EQ(seen[s], 1) << "step " << s << " in metrics.jsonl";
-  EXPECT_EQ(seen.size(), static_cast<size_t>(steps));
+  ExpectEveryStepOnce(dir, steps);
   ExpectLedgerAgrees(dir, steps, 4);
   RemoveUnlessFailed(dir);
 }
@@ -811,18 +812,11 @@ TEST_P(LearnerKilledAt, TheRunFinishesWithEveryStepAndPromptOnce) {
                                                       "learner.checkpoint_every=3"},
                                                 "launcher.out", {absl::StrCat("GRPO_TEST_KILL_AT=", point, ":6")});
   ASSERT_TRUE(p.ok()) << p.status();
-  std::optional<int> st = p->WaitFor(absl::Seconds(240));
-  std::string out = TailOfFile((dir / "launcher.out").string(), 200);
-  ASSERT_TRUE(st.has_value()) << "grpo run did not finish\n" << out;
-  ASSERT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << DescribeWaitStatus(*st) << "\n" << out;
+  std::string out;
+  ASSERT_NO_FATAL_FAILURE(ExpectRunFinished(*p, dir, &out));
   EXPECT_TRUE(fs::exists(dir / absl::StrCat("killed-at-", point, "-6"))) << "the learner never reached the point";
   EXPECT_THAT(out, HasSubstr("grpo: learner killed by signal 9"));
-  std::map<int64_t, int> seen;
-  for (const nlohmann::json& m : ReadJsonl(dir / "metrics.jsonl")) {
-    if (m.contains("loss")) ++seen[m.value("step", int64_t{-1})];
-  }
-  for (int64_t s = 1; s <= steps; ++s) EXPECT_EQ(seen[s], 1) << "step " << s << " in metrics.jsonl";
-  EXPECT_EQ(seen.size(), static_cast<size_t>(steps));
+  ExpectEveryStepOnce(dir, steps);
   ExpectLedgerAgrees(dir, steps, 4);
   RemoveUnlessFailed(dir);
 }
@@ -845,20 +839,13 @@ TEST_P(LearnerRankRestarts, TheGroupReformsAndTheRunFinishes) {
   pid_t pid = ServicePid(dir, name);
   ASSERT_GT(pid, 0);
   ASSERT_EQ(::kill(pid, SIGKILL), 0);
-  std::optional<int> st = p->WaitFor(absl::Seconds(240));
-  std::string out = TailOfFile((dir / "launcher.out").string(), 200);
-  ASSERT_TRUE(st.has_value()) << "grpo run did not finish\n" << out;
-  ASSERT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << DescribeWaitStatus(*st) << "\n" << out;
+  std::string out;
+  ASSERT_NO_FATAL_FAILURE(ExpectRunFinished(*p, dir, &out));
   EXPECT_THAT(out, HasSubstr(absl::StrCat("grpo: ", name, " killed by signal 9")));
-  std::map<int64_t, int> seen;
+  ExpectEveryStepOnce(dir, steps);
   for (const nlohmann::json& m : ReadJsonl(dir / "metrics.jsonl")) {
-    if (m.contains("loss")) {
-      ++seen[m.value("step", int64_t{-1})];
-      EXPECT_EQ(m.value("world_size", int64_t{0}), 2);
-    }
+    if (m.contains("loss")) EXPECT_EQ(m.value("world_size", int64_t{0}), 2);
   }
-  for (int64_t s = 1; s <= steps; ++s) EXPECT_EQ(seen[s], 1) << "step " << s << " in metrics.jsonl";
-  EXPECT_EQ(seen.size(), static_cast<size_t>(steps));
   ExpectLedgerAgrees(dir, steps, 4);
   RemoveUnlessFailed(dir);
 }
@@ -912,12 +899,7 @@ TEST(Integration, ChaosRandomKillsAndTheRunStillFinishesWithEveryStepOnce) {
   std::string summary;
   for (const auto& [name, n] : kills) absl::StrAppend(&summary, name, "=", n, " ");
   EXPECT_GE(total, 5) << "too little chaos: " << summary;
-  std::map<int64_t, int> seen;
-  for (const nlohmann::json& m : ReadJsonl(dir / "metrics.jsonl")) {
-    if (m.contains("loss")) ++seen[m.value("step", int64_t{-1})];
-  }
-  for (int64_t s = 1; s <= steps; ++s) EXPECT_EQ(seen[s], 1) << "step " << s << " in metrics.jsonl; kills " << summary;
-  EXPECT_EQ(seen.size(), static_cast<size_t>(steps));
+  ExpectEveryStepOnce(dir, steps, "kills " + summary);
   ExpectLedgerAgrees(dir, steps, 4);
   std::cerr << "chaos: " << total << " kills (" << summary << ")\n";
   RemoveUnlessFailed(dir);
