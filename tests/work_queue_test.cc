@@ -157,6 +157,24 @@ TEST(WorkQueue, ALeaseFromBeforeARestartCompletesItsUnitByName) {
   EXPECT_EQ(q.Complete({8}, false, {std::nullopt}).completed, 0u);
 }
 
+TEST(WorkQueue, AnIdReusedAfterARestartDoesNotCompleteAnotherUnit) {
+  WorkQueue old_queue(6, 0, absl::Seconds(10));
+  WorkQueue::Snapshot snap = old_queue.TakeSnapshot();  // written before the next lease
+  auto lost = old_queue.Acquire("a", 1, t0);             // lease 1 of unit 0: not in the snapshot
+  WorkQueue q(6, 0, absl::Seconds(10));
+  q.Restore(snap);
+  auto fresh = q.Acquire("b", 1, t0);
+  EXPECT_GT(fresh[0].id, lost[0].id + 1000) << "ids after a restart skip far ahead";
+  // Even with the same id, a completion naming another unit completes that unit.
+  WorkQueue same(6, 0, absl::Seconds(10));
+  auto l = same.Acquire("b", 2, t0);  // units 0 and 1
+  std::vector<WorkQueue::Unit> resolved;
+  same.Complete({l[0].id}, false, {WorkQueue::Unit{5, 0}}, &resolved);
+  ASSERT_EQ(resolved.size(), 1u);
+  EXPECT_EQ(resolved[0], (WorkQueue::Unit{5, 0}));
+  EXPECT_EQ(same.outstanding(), 2u) << "lease of unit 0 still held";
+}
+
 TEST(WorkQueue, LoadIsCountedPerMember) {
   WorkQueue q(10, 0, absl::Seconds(10));
   auto a = q.Acquire("a", 3, t0);

@@ -51,7 +51,13 @@ CompleteCounts WorkQueue::Complete(const std::vector<uint64_t>& lease_ids, bool 
   for (size_t i = 0; i < lease_ids.size(); ++i) {
     const uint64_t id = lease_ids[i];
     std::optional<Unit> unit;
+    // A lease named with another unit than the one this queue gave that id to is not
+    // this queue's lease (it was issued before a restart): it is completed by name.
+    const std::optional<Unit> named = i < units.size() ? units[i] : std::nullopt;
     auto it = leases_.find(id);
+    if (it != leases_.end() && named && *named != Unit{it->second.task_index, it->second.epoch}) it = leases_.end();
+    auto r = retired_leases_.find(id);
+    if (r != retired_leases_.end() && named && *named != r->second) r = retired_leases_.end();
     if (it != leases_.end()) {
       unit = Unit{it->second.task_index, it->second.epoch};
       if (requeue) {
@@ -67,7 +73,7 @@ CompleteCounts WorkQueue::Complete(const std::vector<uint64_t>& lease_ids, bool 
       }
       leases_.erase(it);
       retired_leases_[id] = *unit;
-    } else if (auto r = retired_leases_.find(id); r != retired_leases_.end()) {
+    } else if (r != retired_leases_.end()) {
       // An expired lease whose group still reached the learner: the unit is done if
       // nothing completed it yet (its re-issued copy will then be a duplicate).
       unit = r->second;
@@ -163,7 +169,9 @@ WorkQueue::Snapshot WorkQueue::TakeSnapshot() const {
 void WorkQueue::Restore(const Snapshot& s) {
   epoch_ = s.epoch;
   cursor_ = s.cursor;
-  next_lease_id_ = s.next_lease_id;
+  // Leases issued after the snapshot was written are not in it; skip far past their ids
+  // so that a late completion of one can never name a new lease of another unit.
+  next_lease_id_ = s.next_lease_id + kLeaseIdGapAfterRestore;
   requeued_.assign(s.pending.begin(), s.pending.end());
   leases_.clear();
 }

@@ -42,6 +42,7 @@ struct UnitProgress {
 
 class WorkQueue {
  public:
+  static constexpr uint64_t kLeaseIdGapAfterRestore = uint64_t{1} << 32;
   using Unit = std::pair<int64_t, uint32_t>;  // (task index, epoch)
 
   // max_epochs 0: unbounded.

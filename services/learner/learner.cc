@@ -329,10 +329,29 @@ void Learner::CompleteLeases(const std::vector<uint64_t>& ids, bool requeue, uin
       u->set_epoch(epoch);
     }
   }
-  v1::CompleteWorkResponse resp;
-  grpc::Status s = rpc::CallWithRetry([&](grpc::ClientContext* ctx) { return coordinator_->CompleteWork(ctx, req, &resp); },
-                                      {}, [this] { return Stopping(); });
-  if (!s.ok()) spdlog::error("completing {} lease(s): {} (they will expire and be re-issued)", ids.size(), s.error_message());
+  absl::MutexLock l(&complete_mu_);
+  unsent_completions_.push_back(std::move(req));
+  FlushCompletionsLocked();
+}
+
+// Sends the completions not yet acknowledged, oldest first. One that still fails after
+// its retries (the coordinator is down longer than they last) stays queued and goes out
+// with the next call, so a trained prompt is never left outstanding at the coordinator.
+bool Learner::FlushCompletionsLocked() {
+  while (!unsent_completions_.empty()) {
+    const v1::CompleteWorkRequest& req = unsent_completions_.front();
+    v1::CompleteWorkResponse resp;
+    grpc::Status s = rpc::CallWithRetry(
+        [&](grpc::ClientContext* ctx) { return coordinator_->CompleteWork(ctx, req, &resp); }, {},
+        [this] { return Stopping(); });
+    if (!s.ok()) {
+      spdlog::warn("completing {} lease(s): {}; {} request(s) kept to send again", req.lease_ids_size(),
+                   s.error_message(), unsent_completions_.size());
+      return false;
+    }
+    unsent_completions_.pop_front();
+  }
+  return true;
 }
 
 absl::Status Learner::Publish(uint64_t version, uint64_t step) {
@@ -859,6 +878,11 @@ void Learner::LeaderLoop() {
                  bs.accuracy, ts.loss, ts.kl, wall_s > 0 ? bs.tokens / wall_s : 0.0);
 
     if (cfg_.learner.max_steps > 0 && step >= static_cast<uint64_t>(cfg_.learner.max_steps)) {
+      // Every completion is in before the run is declared finished.
+      for (bool sent = false; !sent && !Stopping();) {
+        absl::MutexLock l(&complete_mu_);
+        sent = FlushCompletionsLocked();
+      }
       v1::FinishRunRequest req;
       req.set_reason(absl::StrCat("learner reached max_steps = ", cfg_.learner.max_steps));
       v1::FinishRunResponse resp;

@@ -81,6 +81,9 @@ class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
   // resume from a checkpoint older than that step; `units`, parallel to `ids` when
   // given, names each lease's prompt for a coordinator that restarted since.
   void MaybeKillSelf(const char* point, uint64_t step) const;
+  bool FlushCompletionsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(complete_mu_);
+  absl::Mutex complete_mu_;  // serialises CompleteWork calls; guards the queue below
+  std::deque<v1::CompleteWorkRequest> unsent_completions_ ABSL_GUARDED_BY(complete_mu_);
   void CompleteLeases(const std::vector<uint64_t>& ids, bool requeue, uint64_t trained_step = 0,
                       const std::vector<std::pair<std::string, uint32_t>>& units = {});
   // Warm-up, then constant or cosine, for 1-based `step`.
