@@ -295,6 +295,25 @@ bool CpuAutocastOn() { return at::autocast::is_cpu_enabled(); }
 at::ScalarType CudaAutocastDtype() { return at::autocast::get_autocast_gpu_dtype(); }
 #endif
 
+TEST(TransformerTest, LinearOfOneRowIsAMatrixVectorProductWithTheSameResultAndGradient) {
+  torch::manual_seed(4);
+  torch::Tensor w = torch::randn({24, 16}, torch::requires_grad()), b = torch::randn({24}, torch::requires_grad());
+  torch::Tensor x = torch::randn({1, 1, 16});
+  torch::Tensor y = Linear(x, w, b);
+  EXPECT_EQ(y.sizes(), (std::vector<int64_t>{1, 1, 24}));
+  EXPECT_TRUE(torch::allclose(y, torch::nn::functional::linear(x, w, b), 1e-5, 1e-5));
+  y.sum().backward();
+  EXPECT_TRUE(torch::allclose(w.grad(), torch::ones({24, 1}) * x.view({1, 16}), 1e-6, 1e-6));
+  EXPECT_TRUE(torch::allclose(b.grad(), torch::ones({24})));
+  // Several rows, and no bias: the matrix product.
+  torch::Tensor xs = torch::randn({3, 2, 16});
+  EXPECT_TRUE(torch::allclose(Linear(xs, w.detach()), torch::nn::functional::linear(xs, w.detach()), 1e-5, 1e-5));
+  {
+    Bf16Autocast autocast(true);  // under autocast the bf16 matmul is kept
+    EXPECT_EQ(Linear(x, w.detach(), b.detach()).scalar_type(), torch::kBFloat16);
+  }
+}
+
 TEST(TransformerTest, Bf16AutocastRunsLinearLayersInBf16AndForgetsCastsAfterwards) {
   Transformer model = MakeModel(TinyConfig("qwen2"), 4);
   torch::Tensor x = torch::randn({2, 32});

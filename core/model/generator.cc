@@ -163,9 +163,9 @@ struct Generator::Impl {
       auto* block = layer_module->as<Block>();
       auto& attn = block->self_attn;
       torch::Tensor h = block->input_layernorm->forward(x);          // (B, T, C)
-      torch::Tensor q = attn->q_proj->forward(h).view({B, T, H, D});  // (B, T, H, D)
-      torch::Tensor k = attn->k_proj->forward(h).view({B, T, K, D});  // (B, T, K, D)
-      torch::Tensor v = attn->v_proj->forward(h).view({B, T, K, D});  // (B, T, K, D)
+      torch::Tensor q = Linear(attn->q_proj, h).view({B, T, H, D});  // (B, T, H, D)
+      torch::Tensor k = Linear(attn->k_proj, h).view({B, T, K, D});  // (B, T, K, D)
+      torch::Tensor v = Linear(attn->v_proj, h).view({B, T, K, D});  // (B, T, K, D)
       if (attn->q_norm) {
         q = attn->q_norm->forward(q);
         k = attn->k_norm->forward(k);
@@ -197,7 +197,7 @@ struct Generator::Impl {
                               .view({B, K, R, T, D})
                               .permute({0, 3, 1, 2, 4})
                               .reshape({B, T, H * D});                          // (B, T, H*D)
-      x = x + attn->o_proj->forward(out);                                       // (B, T, C)
+      x = x + Linear(attn->o_proj, out);                                        // (B, T, C)
       x = x + block->mlp->forward(block->post_attention_layernorm->forward(x));  // (B, T, C)
       ++l;
     }
@@ -207,8 +207,8 @@ struct Generator::Impl {
   // Final norm and output projection of hidden states (N, C) -> (N, V) f32.
   torch::Tensor Logits(const torch::Tensor& hidden) {
     torch::Tensor h = model->model->norm->forward(hidden);
-    torch::Tensor logits = c.tie_word_embeddings ? F::linear(h, model->model->embed_tokens->weight)
-                                                 : model->lm_head->forward(h);
+    torch::Tensor logits = c.tie_word_embeddings ? Linear(h, model->model->embed_tokens->weight)
+                                                 : Linear(model->lm_head, h);
     return logits.to(torch::kFloat);
   }
 

@@ -249,6 +249,25 @@ struct CheckpointedBlock : torch::autograd::Function<CheckpointedBlock> {
 #define GRPO_AUTOCAST_BY_DEVICE 1
 #endif
 
+torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+  const int64_t in = weight.size(1);
+#ifdef GRPO_AUTOCAST_BY_DEVICE
+  const bool autocast = at::autocast::is_autocast_enabled(at::kCPU);
+#else
+  const bool autocast = at::autocast::is_cpu_enabled();
+#endif
+  // Under autocast the matmul runs in bf16 (F::linear is on autocast's list): leave it so.
+  if (x.numel() == in && x.device().is_cpu() && x.scalar_type() == torch::kFloat &&
+      weight.scalar_type() == torch::kFloat && !autocast) {
+    std::vector<int64_t> shape = x.sizes().vec();
+    shape.back() = weight.size(0);
+    torch::Tensor v = x.reshape({in});
+    torch::Tensor y = bias.defined() ? torch::addmv(bias, weight, v) : torch::mv(weight, v);  // (out)
+    return y.view(shape);
+  }
+  return F::linear(x, weight, bias);
+}
+
 Bf16Autocast::Bf16Autocast(bool enabled) : enabled_(enabled) {
   if (!enabled_) return;
   // CPU and CUDA autocast are separate switches; the model's device decides which acts.
@@ -330,8 +349,8 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& tokens,
 
   torch::Tensor logits =
       config_.tie_word_embeddings
-          ? F::linear(x, model->embed_tokens->weight)  // (B, T, V)
-          : lm_head->forward(x);                       // (B, T, V)
+          ? Linear(x, model->embed_tokens->weight)  // (B, T, V)
+          : Linear(lm_head, x);                     // (B, T, V)
   return logits.to(torch::kFloat);                     // (B, T, V)
 }
 
@@ -389,15 +408,15 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x,
   const int64_t B = x.size(0);
   const int64_t T = x.size(1);
 
-  torch::Tensor q = q_proj->forward(x).view({B, T, n_heads_, head_dim_});  // (B, T, H, D)
-  torch::Tensor k = k_proj->forward(x).view({B, T, n_kv_heads_, head_dim_});  // (B, T, K, D)
+  torch::Tensor q = Linear(q_proj, x).view({B, T, n_heads_, head_dim_});  // (B, T, H, D)
+  torch::Tensor k = Linear(k_proj, x).view({B, T, n_kv_heads_, head_dim_});  // (B, T, K, D)
   if (q_norm) {  // Qwen3: RMSNorm over each head's D values, before RoPE.
     q = q_norm->forward(q);  // (B, T, H, D)
     k = k_norm->forward(k);  // (B, T, K, D)
   }
   q = q.transpose(1, 2);  // (B, H, T, D)
   k = k.transpose(1, 2);  // (B, K, T, D)
-  torch::Tensor v = v_proj->forward(x)
+  torch::Tensor v = Linear(v_proj, x)
                         .view({B, T, n_kv_heads_, head_dim_})
                         .transpose(1, 2);  // (B, K, T, D)
   q = ApplyRotary(q, cos, sin);  // (B, H, T, D)
@@ -439,7 +458,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x,
   torch::Tensor out = torch::matmul(probs, v);  // (B, H, T, D)
   out = out.transpose(1, 2).contiguous().view(
       {B, T, n_heads_ * head_dim_});  // (B, T, H * D)
-  return o_proj->forward(out);        // (B, T, C)
+  return Linear(o_proj, out);         // (B, T, C)
 }
 
 // ---------------------------------------------------------------------------
@@ -456,9 +475,9 @@ FeedForwardImpl::FeedForwardImpl(const ModelConfig& config) {
 }
 
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
-  torch::Tensor gate = F::silu(gate_proj->forward(x));  // (B, T, F)
-  torch::Tensor up = up_proj->forward(x);               // (B, T, F)
-  return down_proj->forward(gate * up);                 // (B, T, C)
+  torch::Tensor gate = F::silu(Linear(gate_proj, x));  // (B, T, F)
+  torch::Tensor up = Linear(up_proj, x);               // (B, T, F)
+  return Linear(down_proj, gate * up);                 // (B, T, C)
 }
 
 // ---------------------------------------------------------------------------

@@ -201,6 +201,15 @@ class TransformerImpl : public torch::nn::Module {
 // everything else, weights and gradients stay float32). Nests; the cast cache
 // is cleared when the outermost guard ends, so weights changed by an optimizer
 // step are never served from a stale bf16 copy. Disabled: does nothing.
+// x (..., in) times weight (out, in) transposed, plus bias when defined: a linear layer.
+// A single fp32 row on the CPU goes through a matrix-vector product (BLAS gemv), which
+// streams the weights once; a matrix product first packs (copies) them (OpenBLAS sgemm),
+// about 5x slower at one row, as in decoding one sequence.
+torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias = {});
+inline torch::Tensor Linear(const torch::nn::Linear& layer, const torch::Tensor& x) {
+  return Linear(x, layer->weight, layer->bias);
+}
+
 class Bf16Autocast {
  public:
   explicit Bf16Autocast(bool enabled);
