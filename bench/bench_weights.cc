@@ -32,6 +32,7 @@
 #include "core/common/checksum.h"
 #include "core/common/config.h"
 #include "core/rpc/rpc.h"
+#include "core/rpc/weight_chunks.h"
 #include "grpo/v1/coordinator.grpc.pb.h"
 #include "prometheus/registry.h"
 #include "services/coordinator/coordinator.h"
@@ -105,17 +106,7 @@ bool Publish(const std::string& address, const std::string& blob, uint64_t versi
   grpo::v1::PublishWeightsResponse resp;
   auto writer = stub->PublishWeights(&ctx, &resp);
   const uint32_t crc = grpo::Crc32(blob);
-  constexpr size_t kChunk = 1 << 20;
-  for (size_t off = 0; off < blob.size(); off += kChunk) {
-    grpo::v1::WeightChunk c;
-    c.set_version(version);
-    c.set_step(version);
-    c.set_offset(off);
-    c.set_total_size(blob.size());
-    c.set_crc32(crc);
-    c.set_data(blob.substr(off, kChunk));
-    if (!writer->Write(c)) break;
-  }
+  grpo::rpc::WriteWeightChunks(writer.get(), blob, version, version, crc, size_t{1} << 20);
   writer->WritesDone();
   grpc::Status s = writer->Finish();
   if (!s.ok()) std::fprintf(stderr, "publish: %s\n", s.error_message().c_str());

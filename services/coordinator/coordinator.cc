@@ -1,5 +1,7 @@
 #include "services/coordinator/coordinator.h"
 
+#include "core/rpc/weight_chunks.h"
+
 #include <cstdlib>
 
 #include <filesystem>
@@ -380,17 +382,8 @@ grpc::Status CoordinatorService::FetchWeights(grpc::ServerContext* ctx, const v1
   }
   uint32_t chunk = req->chunk_bytes() == 0 ? (1u << 20) : std::min(req->chunk_bytes(), kMaxChunk);
   const std::string& b = *v.bytes;
-  for (size_t off = 0; off < b.size() || off == 0; off += chunk) {
-    if (ctx->IsCancelled()) return grpc::Status::CANCELLED;
-    v1::WeightChunk c;
-    c.set_version(v.version);
-    c.set_step(v.step);
-    c.set_offset(off);
-    c.set_total_size(b.size());
-    c.set_crc32(v.crc32);
-    c.set_data(b.substr(off, chunk));
-    if (!writer->Write(c)) return grpc::Status::CANCELLED;
-    if (b.empty()) break;
+  if (!rpc::WriteWeightChunks(writer, b, v.version, v.step, v.crc32, chunk, [ctx] { return ctx->IsCancelled(); })) {
+    return grpc::Status::CANCELLED;
   }
   weight_bytes_out_->Increment(static_cast<double>(b.size()));
   return grpc::Status::OK;

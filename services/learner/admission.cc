@@ -1,6 +1,5 @@
 #include "services/learner/admission.h"
 
-#include <algorithm>
 
 #include <cmath>
 

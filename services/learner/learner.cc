@@ -1,5 +1,7 @@
 #include "services/learner/learner.h"
 
+#include "core/rpc/weight_chunks.h"
+
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
@@ -374,17 +376,7 @@ absl::Status Learner::Publish(uint64_t version, uint64_t step) {
     }
     v1::PublishWeightsResponse resp;
     auto writer = coordinator_->PublishWeights(ctx.get(), &resp);
-    for (size_t off = 0; off < blob.size() || off == 0; off += kChunk) {
-      v1::WeightChunk c;
-      c.set_version(version);
-      c.set_step(step);
-      c.set_offset(off);
-      c.set_total_size(blob.size());
-      c.set_crc32(crc);
-      c.set_data(blob.substr(off, kChunk));
-      if (!writer->Write(c)) break;
-      if (blob.empty()) break;
-    }
+    rpc::WriteWeightChunks(writer.get(), blob, version, step, crc, kChunk);  // a broken stream shows in Finish
     writer->WritesDone();
     grpc::Status s = writer->Finish();
     {
