@@ -2,15 +2,23 @@
 // from the coordinator to N actors on loopback, divided by a plain TCP copy of the same
 // bytes to one receiver measured in the same run.
 //
-//   build/bin/grpo-bench-weights [--sizes small,0.5b] [--actors 1,2,4,8]
+//   build/bin/grpo-bench-weights [--sizes small,0.5b] [--actors 1,2,4,8] [--fanout 1]
 //
 // Sizes: "small" is the small preset's fp32 blob (26.2M parameters, 105 MB); "0.5b" a
 // Qwen2.5-0.5B-sized bf16 blob (494M parameters, 988 MB). The bytes are random (the
-// transfer does not look at them). Each actor is what an actor does on a new version:
-// FetchWeights on its own connection, appending the chunks into one buffer, then the
-// CRC-32 of the whole blob. Delivery time = from the first request to the last actor's
-// CRC. The baseline is one socket write of the blob to one reader on loopback (no gRPC,
-// no CRC). Ratio = delivery time / baseline time; 1 would be a plain copy.
+// transfer does not look at them). Each actor is what grpo-actor runs on a new version:
+// a WeightFetcher (PlanWeightFetch, then Weights/Fetch from the peer or coordinator it is
+// told, the CRC folded in as the bytes arrive) and a Weights server relaying what it has
+// received to the peers planned after it (coordinator.relay_fanout = --fanout; 0: all
+// from the coordinator). Each actor has its own server, channels and connections.
+// Delivery time = from the first plan to the last actor's checked blob. Each case runs
+// twice and reports the second: an actor receives every version into the pages of the
+// one before (the first run also pays for faulting in fresh pages; shown as "first s").
+// The baseline is one socket write of the blob to one reader on loopback (no gRPC, no
+// CRC). Ratio = delivery time / baseline. "n copies s" is n such plain copies at once,
+// what this machine's cores allow for moving n times the bytes ("vs copies" divides by
+// it), and "from coord" the bytes the coordinator sent divided by the blob size (1 when
+// the relays carry the rest).
 // Last line: "weights: 8 actors ratio R (1 actor ratio R1)" for the largest size.
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -29,11 +37,9 @@
 #include <thread>
 #include <vector>
 
-#include "core/common/checksum.h"
 #include "core/common/config.h"
 #include "core/rpc/rpc.h"
-#include "core/rpc/weight_chunks.h"
-#include "grpo/v1/coordinator.grpc.pb.h"
+#include "core/rpc/weight_stream.h"
 #include "prometheus/registry.h"
 #include "services/coordinator/coordinator.h"
 
@@ -53,42 +59,53 @@ std::vector<int64_t> ParseList(const std::string& s) {
   return out;
 }
 
-// One write of `blob` over a loopback TCP connection to a reader that keeps every byte.
-double PlainTcpCopy(const std::string& blob) {
+// `receivers` plain loopback TCP copies of `blob` at once, each into its own
+// already-touched buffer; returns the time until the last byte of the last arrived.
+double PlainTcpCopies(const std::string& blob, int receivers) {
   int listener = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   ::bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  ::listen(listener, 1);
+  ::listen(listener, receivers);
   socklen_t len = sizeof a;
   ::getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len);
-  std::string got(blob.size(), '\0');
-  std::atomic<bool> done{false};
-  std::thread reader([&] {
-    int c = ::accept(listener, nullptr, nullptr);
-    size_t off = 0;
-    while (off < got.size()) {
-      ssize_t n = ::read(c, got.data() + off, got.size() - off);
-      if (n <= 0) break;
-      off += static_cast<size_t>(n);
-    }
-    ::close(c);
-    done = true;
-  });
-  int s = ::socket(AF_INET, SOCK_STREAM, 0);
+  std::vector<std::string> got(static_cast<size_t>(receivers), std::string(blob.size(), '\0'));
+  std::vector<int> senders(static_cast<size_t>(receivers));
+  for (int& s : senders) s = ::socket(AF_INET, SOCK_STREAM, 0);
+  std::atomic<int> bad{0};
   auto t0 = Clock::now();
-  ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  for (size_t off = 0; off < blob.size();) {
-    ssize_t n = ::write(s, blob.data() + off, blob.size() - off);
-    if (n <= 0) break;
-    off += static_cast<size_t>(n);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < receivers; ++i) {
+    threads.emplace_back([&, i] {
+      ::connect(senders[i], reinterpret_cast<sockaddr*>(&a), sizeof a);
+      for (size_t off = 0; off < blob.size();) {
+        ssize_t n = ::write(senders[i], blob.data() + off, blob.size() - off);
+        if (n <= 0) break;
+        off += static_cast<size_t>(n);
+      }
+    });
+    threads.emplace_back([&, i] {
+      int c = ::accept(listener, nullptr, nullptr);
+      std::string& out = got[static_cast<size_t>(i)];
+      size_t off = 0;
+      while (off < out.size()) {
+        ssize_t n = ::read(c, out.data() + off, out.size() - off);
+        if (n <= 0) break;
+        off += static_cast<size_t>(n);
+      }
+      ::close(c);
+      if (off != out.size()) ++bad;
+    });
   }
-  reader.join();
+  for (auto& t : threads) t.join();
   const double t = Since(t0);
-  ::close(s);
+  for (int s : senders) ::close(s);
   ::close(listener);
-  if (got != blob) std::fprintf(stderr, "baseline copy corrupted the bytes\n");
+  for (const std::string& g : got) {
+    if (g != blob) ++bad;
+  }
+  if (bad > 0) std::fprintf(stderr, "baseline copy corrupted the bytes\n");
   return t;
 }
 
@@ -100,58 +117,75 @@ std::shared_ptr<grpc::Channel> OwnChannel(const std::string& address) {
   return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
 }
 
-bool Publish(const std::string& address, const std::string& blob, uint64_t version) {
-  auto stub = grpo::v1::Coordinator::NewStub(OwnChannel(address));
-  grpc::ClientContext ctx;
-  grpo::v1::PublishWeightsResponse resp;
-  auto writer = stub->PublishWeights(&ctx, &resp);
-  const uint32_t crc = grpo::Crc32(blob);
-  grpo::rpc::WriteWeightChunks(writer.get(), blob, version, version, crc, size_t{1} << 20);
-  writer->WritesDone();
-  grpc::Status s = writer->Finish();
-  if (!s.ok()) std::fprintf(stderr, "publish: %s\n", s.error_message().c_str());
-  return s.ok();
+// What a grpo-actor runs for weights: a fetcher and a relay server.
+struct BenchActor {
+  std::string member_id, address;
+  std::unique_ptr<grpo::rpc::WeightFetcher> fetcher;
+  std::unique_ptr<grpo::rpc::WeightService> relay;
+  grpo::rpc::ServerHandle server;
+};
+
+std::unique_ptr<BenchActor> MakeActor(const std::string& coordinator, int i) {
+  auto a = std::make_unique<BenchActor>();
+  a->member_id = "bench-actor-" + std::to_string(i);
+  a->fetcher = std::make_unique<grpo::rpc::WeightFetcher>(OwnChannel(coordinator), &OwnChannel);
+  grpo::rpc::WeightFetcher* f = a->fetcher.get();
+  a->relay = std::make_unique<grpo::rpc::WeightService>([f](int64_t v) { return f->Held(v); }, nullptr);
+  auto server = grpo::rpc::StartServer("127.0.0.1", 0, {a->relay.get()});
+  if (!server.ok()) {
+    std::fprintf(stderr, "actor server: %s\n", std::string(server.status().message()).c_str());
+    std::exit(1);
+  }
+  a->server = std::move(*server);
+  a->address = "127.0.0.1:" + std::to_string(a->server.port);
+  return a;
 }
 
-// N actors fetch `version` at once; returns the time until the last has checked it.
-double Deliver(const std::string& address, uint64_t version, size_t size, uint32_t crc, int actors) {
-  std::vector<std::string> buffers(static_cast<size_t>(actors));
-  for (auto& b : buffers) b.reserve(size);  // as an actor that reserves total_size
-  std::vector<std::unique_ptr<grpo::v1::Coordinator::Stub>> stubs;
-  for (int i = 0; i < actors; ++i) {
-    auto ch = OwnChannel(address);
-    ch->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    stubs.push_back(grpo::v1::Coordinator::NewStub(ch));
-  }
+struct Delivery {
+  double seconds = 0;
+  uint64_t from_coordinator = 0;
+};
+
+// The first `n` actors fetch the newest version at once.
+Delivery Deliver(std::vector<std::unique_ptr<BenchActor>>& actors, int n, uint32_t crc) {
   std::atomic<int> bad{0};
+  std::vector<uint64_t> before(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) before[i] = actors[i]->fetcher->stats().bytes_from_coordinator;
   auto t0 = Clock::now();
   std::vector<std::thread> threads;
-  for (int i = 0; i < actors; ++i) {
+  for (int i = 0; i < n; ++i) {
     threads.emplace_back([&, i] {
-      grpc::ClientContext ctx;
-      grpo::v1::FetchWeightsRequest req;
-      req.set_version(static_cast<int64_t>(version));
-      auto reader = stubs[i]->FetchWeights(&ctx, req);
-      grpo::v1::WeightChunk c;
-      std::string& blob = buffers[i];
-      while (reader->Read(&c)) blob.append(c.data());
-      if (!reader->Finish().ok() || blob.size() != size || grpo::Crc32(blob) != crc) ++bad;
+      grpo::rpc::WeightFetcher::Options opt;
+      opt.member_id = actors[i]->member_id;
+      opt.relay_address = actors[i]->address;
+      auto blob = actors[i]->fetcher->Fetch(-1, opt, nullptr, nullptr);
+      if (!blob.ok()) {
+        std::fprintf(stderr, "%s: %s\n", opt.member_id.c_str(), std::string(blob.status().message()).c_str());
+        ++bad;
+      } else if (!(*blob)->complete() || (*blob)->header().crc32 != crc) {
+        ++bad;
+      }
     });
   }
   for (auto& t : threads) t.join();
-  const double t = Since(t0);
+  Delivery d;
+  d.seconds = Since(t0);
+
+  for (int i = 0; i < n; ++i) d.from_coordinator += actors[i]->fetcher->stats().bytes_from_coordinator - before[i];
   if (bad > 0) std::fprintf(stderr, "%d actor(s) got a wrong blob\n", bad.load());
-  return t;
+  return d;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string sizes_arg = "small,0.5b", actors_arg = "1,2,4,8";
+  grpo::rpc::KeepStreamBuffers();  // as ServiceMain does for every service
+  std::string sizes_arg = "small,0.5b", actors_arg = "1,2,4,8", fanout = "1";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
     if (flag == "--sizes") sizes_arg = argv[i + 1];
     else if (flag == "--actors") actors_arg = argv[i + 1];
+    else if (flag == "--fanout") fanout = argv[i + 1];
     else {
       std::fprintf(stderr, "unknown flag %s\n", argv[i]);
       return 2;
@@ -160,7 +194,7 @@ int main(int argc, char** argv) {
   absl::StatusOr<grpo::RunConfig> cfg = grpo::LoadConfigWithOverrides(
       "", {"run.dir=", "coordinator.state_dir=", "pipeline.tasks=", "learner.eval_every=0", "pipeline.base_docs=0",
            "pipeline.eval_before_after=false", "pipeline.report=false", "data.num_tasks=16",
-           "coordinator.keep_versions=2"});
+           "coordinator.keep_versions=2", "coordinator.relay_fanout=" + fanout});
   if (!cfg.ok()) {
     std::fprintf(stderr, "%s\n", std::string(cfg.status().message()).c_str());
     return 2;
@@ -171,15 +205,21 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", std::string(service.status().message()).c_str());
     return 1;
   }
-  auto server = grpo::rpc::StartServer("127.0.0.1", 0, {service->get()});
+  auto server = grpo::rpc::StartServer("127.0.0.1", 0, (*service)->GrpcServices());
   if (!server.ok()) {
     std::fprintf(stderr, "%s\n", std::string(server.status().message()).c_str());
     return 1;
   }
   const std::string address = "127.0.0.1:" + std::to_string(server->port);
   const std::vector<int64_t> actor_counts = ParseList(actors_arg);
-  std::printf("weight delivery over gRPC on loopback, against one plain TCP copy of the same bytes\n");
-  std::printf("%-6s %10s %8s %12s %12s %8s\n", "size", "MB", "actors", "seconds", "baseline s", "ratio");
+  int64_t max_actors = 0;
+  for (int64_t n : actor_counts) max_actors = std::max(max_actors, n);
+  std::vector<std::unique_ptr<BenchActor>> actors;
+  for (int i = 0; i < max_actors; ++i) actors.push_back(MakeActor(address, i));
+  std::printf("weight delivery over gRPC on loopback (relay fanout %s), against one plain TCP copy of the same bytes\n",
+              fanout.c_str());
+  std::printf("%-6s %8s %7s %9s %9s %11s %7s %12s %10s %11s\n", "size", "MB", "actors", "seconds", "first s",
+              "baseline s", "ratio", "n copies s", "vs copies", "from coord");
   double last_ratio_max = 0, last_ratio_one = 0;
   int64_t last_max_actors = 0;
   uint64_t version = 0;
@@ -201,21 +241,36 @@ int main(int argc, char** argv) {
       const uint64_t v = rng();
       std::memcpy(blob.data() + i, &v, 8);
     }
-    const uint32_t crc = grpo::Crc32(blob);
-    if (!Publish(address, blob, ++version)) return 1;
-    const double baseline = std::min(PlainTcpCopy(blob), PlainTcpCopy(blob));
+    ++version;
+    auto weights = grpo::rpc::WeightBlob::FromBytes(blob, version, version);
+    const uint32_t crc = weights->header().crc32;
+    {
+      grpc::ClientContext ctx;
+      auto published = grpo::rpc::PublishWeightStream(OwnChannel(address), &ctx, weights);
+      if (!published.ok()) {
+        std::fprintf(stderr, "publish: %s\n", std::string(published.status().message()).c_str());
+        return 1;
+      }
+    }
+    weights.reset();
+    const double baseline = std::min(PlainTcpCopies(blob, 1), PlainTcpCopies(blob, 1));
     for (int64_t n : actor_counts) {
-      const double t = Deliver(address, version, blob.size(), crc, static_cast<int>(n));
-      std::printf("%-6s %10.1f %8lld %12.3f %12.3f %8.2f\n", name.c_str(), blob.size() / 1e6,
-                  static_cast<long long>(n), t, baseline, t / baseline);
+      const Delivery first = Deliver(actors, static_cast<int>(n), crc);
+      Delivery d = Deliver(actors, static_cast<int>(n), crc);
+      const double copies = n == 1 ? baseline : PlainTcpCopies(blob, static_cast<int>(n));
+      std::printf("%-6s %8.1f %7lld %9.3f %9.3f %11.3f %7.2f %12.3f %10.2f %11.2f\n", name.c_str(),
+                  blob.size() / 1e6, static_cast<long long>(n), d.seconds, first.seconds, baseline,
+                  d.seconds / baseline, copies, d.seconds / copies,
+                  static_cast<double>(d.from_coordinator) / static_cast<double>(blob.size()));
       std::fflush(stdout);
-      if (n == 1) last_ratio_one = t / baseline;
+      if (n == 1) last_ratio_one = d.seconds / baseline;
       if (n >= last_max_actors) {
         last_max_actors = n;
-        last_ratio_max = t / baseline;
+        last_ratio_max = d.seconds / baseline;
       }
     }
   }
+  for (auto& a : actors) a->server.server->Shutdown();
   (*service)->Shutdown();
   server->server->Shutdown();
   std::printf("weights: %lld actors ratio %.2f (1 actor ratio %.2f)\n", static_cast<long long>(last_max_actors),

@@ -3,6 +3,7 @@
 // (tests/reference_model.h), safetensors files (mmap, dtypes, hand-built
 // files, corruption) and model directories (LoadPretrained / SavePretrained,
 // single file and sharded). Models are tiny; the whole suite runs in seconds.
+#include <ftw.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -111,6 +112,17 @@ std::vector<int64_t> TransformerGreedy(Transformer& model, std::vector<int64_t> 
   return out;
 }
 
+// Removes a directory tree without std::filesystem::remove_all: torch 2.11's libtorch.so
+// exports its own copy of std::filesystem, and a test binary linked against it calls
+// that remove_all, which jumped to address 0 on the GPU check machine (gpu-check run 2).
+void RemoveTree(const std::string& dir) {
+  ::nftw(dir.c_str(), [](const char* path, const struct stat*, int, struct FTW*) {
+           ::remove(path);
+           return 0;  // go on: what cannot be removed shows in create_directories
+         },
+         16, FTW_DEPTH | FTW_PHYS);
+}
+
 // A fresh, empty directory for this test.
 std::string FreshDir(const std::string& suffix = "") {
   std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
@@ -119,7 +131,7 @@ std::string FreshDir(const std::string& suffix = "") {
   }
   const fs::path dir = fs::path(::testing::TempDir()) /
                        ("hf_model_test." + std::to_string(::getpid()) + "." + name + suffix);
-  fs::remove_all(dir);
+  RemoveTree(dir.string());
   fs::create_directories(dir);
   return dir.string();
 }

@@ -50,6 +50,7 @@
 #include "grpo/v1/actor.grpc.pb.h"
 #include "grpo/v1/coordinator.grpc.pb.h"
 #include "grpo/v1/learner.grpc.pb.h"
+#include "grpo/v1/weights.grpc.pb.h"
 #include "core/common/dataset.h"
 #include "tests/cli_util.h"
 #include "tests/test_configs.h"
@@ -629,8 +630,11 @@ TEST(Integration, CallsGoOnWhileTheCoordinatorPersistsAVersion) {
   absl::Time publish_start = absl::Now(), publish_end;
   std::thread publisher([&] {
     auto ctx = rpc::ContextWithDeadline(absl::Seconds(60));
+    // A plain protobuf client (the generated stub, fields in number order: data before
+    // total_size and crc32) against the coordinator's zero-copy server.
+    auto weights = v1::Weights::NewStub(rpc::MakeChannel(c.Address("coordinator")));
     v1::PublishWeightsResponse resp;
-    auto writer = stub->PublishWeights(ctx.get(), &resp);
+    auto writer = weights->Publish(ctx.get(), &resp);
     v1::WeightChunk chunk;
     chunk.set_version(1);
     chunk.set_step(1);
@@ -677,10 +681,11 @@ TEST(Integration, CallsGoOnWhileTheCoordinatorPersistsAVersion) {
     v1::RunStatusResponse resp;
     return stub->GetRunStatus(ctx, v1::RunStatusRequest(), &resp);
   });
+  auto weights = v1::Weights::NewStub(rpc::MakeChannel(c.Address("coordinator")));
   call("FetchWeights", [&](grpc::ClientContext* ctx) {
     v1::FetchWeightsRequest req;
     req.set_version(1);
-    auto reader = stub->FetchWeights(ctx, req);
+    auto reader = weights->Fetch(ctx, req);
     std::string got;
     v1::WeightChunk chunk;
     while (reader->Read(&chunk)) got += chunk.data();
@@ -1112,14 +1117,14 @@ void SendGroups(Cluster& c, const std::string& learner, int from, int to) {
 
 // The weights of `version` as the coordinator serves them (waits until published).
 std::string FetchWeights(Cluster& c, uint64_t version) {
-  auto stub = v1::Coordinator::NewStub(rpc::MakeChannel(c.Address("coordinator")));
+  auto stub = v1::Weights::NewStub(rpc::MakeChannel(c.Address("coordinator")));
   std::string blob;
   EXPECT_TRUE(WaitUntil([&] {
     blob.clear();
     v1::FetchWeightsRequest req;
     req.set_version(version);
     auto ctx = rpc::ContextWithDeadline(absl::Seconds(10));
-    auto reader = stub->FetchWeights(ctx.get(), req);
+    auto reader = stub->Fetch(ctx.get(), req);
     v1::WeightChunk chunk;
     bool right = true;
     while (reader->Read(&chunk)) {

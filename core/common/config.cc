@@ -186,6 +186,7 @@ std::vector<ConfigField> ConfigFields(RunConfig& c) {
   f.push_back({"coordinator", "lease_timeout_ms", &c.coordinator.lease_timeout_ms, "lease lifetime before re-issue"});
   f.push_back({"coordinator", "heartbeat_timeout_ms", &c.coordinator.heartbeat_timeout_ms, "member dropped after this silence"});
   f.push_back({"coordinator", "keep_versions", &c.coordinator.keep_versions, "weight versions kept for fetching"});
+  f.push_back({"coordinator", "relay_fanout", &c.coordinator.relay_fanout, "peers each actor relays a weight version to while receiving it (1: a chain; 0: all fetch from the coordinator)"});
 
   AddServe(f, "actor", c.actor.serve);
   f.push_back({"actor", "group_size", &c.actor.group_size, "G: completions per prompt"});
@@ -198,6 +199,8 @@ std::vector<ConfigField> ConfigFields(RunConfig& c) {
   f.push_back({"actor", "threads", &c.actor.threads, "LibTorch threads"});
   f.push_back({"actor", "device", &c.actor.device, "cpu, cuda or cuda:N: where the generator keeps weights and KV cache and samples"});
   f.push_back({"actor", "dtype", &c.actor.dtype, "fp32 or bf16: the generator's weights and KV cache (bf16 is the usual choice on GPUs)"});
+  f.push_back({"actor", "relay", &c.actor.relay, "serve the weight version being received to peers (coordinator.relay_fanout)"});
+  f.push_back({"actor", "advertise_host", &c.actor.advertise_host, "host peers reach this actor at for weight relays (empty: serve.host, else $POD_IP, else the host name)"});
   f.push_back({"actor", "sync", &c.actor.sync, "synchronous: after each batch wait for the learner's next version (on-policy); needs prompts_per_request to divide learner.prompts_per_step"});
   f.push_back({"actor", "sync_timeout_ms", &c.actor.sync_timeout_ms, "synchronous mode: the longest wait for a new version before sampling anyway"});
 
@@ -416,6 +419,7 @@ absl::Status ValidateConfig(const RunConfig& c) {
   if (c.actor.max_batch < 1) return bad("actor.max_batch", "must be at least 1");
   if (!ValidDeviceName(c.actor.device)) return bad("actor.device", "must be cpu, cuda or cuda:N");
   if (c.actor.dtype != "fp32" && c.actor.dtype != "bf16") return bad("actor.dtype", "must be fp32 or bf16");
+  if (c.coordinator.relay_fanout < 0) return bad("coordinator.relay_fanout", "must be 0 or more");
   if (c.reward.format_mode != "strict" && c.reward.format_mode != "lenient")
     return bad("reward.format_mode", "must be strict or lenient");
   if (c.reward.workers < 1) return bad("reward.workers", "must be at least 1");

@@ -82,6 +82,10 @@ struct CoordinatorConfig {
   int64_t lease_timeout_ms = 120000;
   int64_t heartbeat_timeout_ms = 15000;
   int64_t keep_versions = 3;  // weight versions kept in memory for fetching
+  // Weight relays: each actor fetching a version streams it on to this many peers while
+  // it receives (1: a chain, the least sent per link); 0: every actor fetches from the
+  // coordinator.
+  int64_t relay_fanout = 1;
 };
 
 struct ActorConfig {
@@ -96,6 +100,12 @@ struct ActorConfig {
   int64_t threads = 1;     // LibTorch intra-op threads
   std::string device = "cpu";  // cpu | cuda | cuda:N: where the generator runs (weights, KV cache, sampling)
   std::string dtype = "fp32";  // fp32 | bf16: the generator's weights and KV cache
+  // Serve the weight version being received to peers (grpo.v1.Weights/Fetch on this
+  // actor's port), as the coordinator plans (coordinator.relay_fanout).
+  bool relay = true;
+  // Host peers reach this actor at; empty: serve.host unless that is a wildcard, then
+  // $POD_IP, then the host name.
+  std::string advertise_host;
   // Synchronous mode: after each batch the actor waits for the learner's next version
   // (on-policy, as TRL and veRL's synchronous trainers), at most sync_timeout_ms. The
   // default is asynchronous: actors run ahead within learner.max_staleness.

@@ -12,12 +12,14 @@
 #include "core/common/logging.h"
 #include "core/common/metrics_server.h"
 #include "core/rpc/rpc.h"
+#include "core/rpc/weight_stream.h"
 #include "prometheus/counter.h"
 
 namespace grpo::rpc {
 
 int ServiceMain(int argc, char** argv, const ServiceMainSpec& spec) {
   ShutdownSignal& shutdown = ShutdownSignal::Install();
+  KeepStreamBuffers();
   CLI::App app{spec.description, "grpo-" + spec.name};
   std::string config_path, ready_file;
   std::vector<std::string> overrides;
@@ -77,6 +79,7 @@ int ServiceMain(int argc, char** argv, const ServiceMainSpec& spec) {
   }
   spdlog::info("serving gRPC on {}:{}, metrics on http://{}:{}/metrics", serve.host, server->port, serve.host,
                (*metrics)->port());
+  (*runner)->Serving(serve.host, server->port);
   absl::Status started = (*runner)->Start(shutdown);
   if (!started.ok()) {
     spdlog::error("{}", started.message());

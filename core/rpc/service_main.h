@@ -23,6 +23,8 @@ class ServiceRunner {
   virtual ~ServiceRunner() = default;
   // gRPC services to register (may be empty: the server then serves health only).
   virtual std::vector<grpc::Service*> Services() = 0;
+  // Told the port the server bound (the chosen one when the config said 0), before Start.
+  virtual void Serving(const std::string& host, int port) {}
   // Starts background work once the server is up. `shutdown` may be triggered by the
   // runner itself to end the process (for example: the run is finished).
   virtual absl::Status Start(ShutdownSignal& shutdown) { return absl::OkStatus(); }

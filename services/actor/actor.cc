@@ -3,7 +3,10 @@
 #include <torch/torch.h>
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdlib>
 #include <functional>
 
 #include "absl/strings/str_cat.h"
@@ -30,7 +33,9 @@ absl::StatusOr<std::unique_ptr<Actor>> Actor::Create(const RunConfig& cfg,
 
 Actor::Actor(const RunConfig& cfg, std::unique_ptr<Policy> policy, std::shared_ptr<prometheus::Registry> registry)
     : cfg_(cfg), policy_(std::move(policy)), registry_(std::move(registry)) {
-  coordinator_ = v1::Coordinator::NewStub(rpc::MakeChannel(cfg.endpoints.coordinator));
+  auto coordinator_channel = rpc::MakeChannel(cfg.endpoints.coordinator);
+  coordinator_ = v1::Coordinator::NewStub(coordinator_channel);
+  fetcher_ = std::make_unique<rpc::WeightFetcher>(coordinator_channel);
   reward_ = v1::Reward::NewStub(rpc::MakeChannel(cfg.endpoints.reward));
   learner_ = v1::Learner::NewStub(rpc::MakeChannel(cfg.endpoints.learner));
   policy_->model->eval();
@@ -46,7 +51,41 @@ Actor::Actor(const RunConfig& cfg, std::unique_ptr<Policy> policy, std::shared_p
   score_resends_ = &prometheus::BuildCounter().Name("grpo_actor_score_resends_total").Help("Batches sent to the reward service again after a failed or cut stream").Register(r).Add({});
   failed_batches_ = &prometheus::BuildCounter().Name("grpo_actor_failed_batches_total").Help("Batches lost to a generation, reward or learner failure (their leases expire and return)").Register(r).Add({});
   prompts_too_long_ = &prometheus::BuildCounter().Name("grpo_actor_prompts_too_long_total").Help("Prompts skipped because they fill the model's context").Register(r).Add({});
+  weight_fetch_seconds_ = &prometheus::BuildHistogram()
+                              .Name("grpo_actor_weight_fetch_seconds")
+                              .Help("Time to fetch, check and load one weight version")
+                              .Register(r)
+                              .Add({}, prometheus::Histogram::BucketBoundaries{0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30, 100});
+  auto& received = prometheus::BuildCounter()
+                       .Name("grpo_actor_weight_bytes_received_total")
+                       .Help("Weight bytes received, by source: a relay peer or the coordinator")
+                       .Register(r);
+  weight_bytes_from_peers_ = &received.Add({{"source", "peer"}});
+  weight_bytes_from_coordinator_ = &received.Add({{"source", "coordinator"}});
+  weight_bytes_relayed_ = &prometheus::BuildCounter().Name("grpo_actor_weight_bytes_relayed_total").Help("Weight bytes this actor relayed to peers").Register(r).Add({});
+  weight_source_failures_ = &prometheus::BuildCounter().Name("grpo_actor_weight_source_failures_total").Help("Weight sources (relay peers) that failed mid-fetch and were routed around").Register(r).Add({});
+  weight_service_ = std::make_unique<rpc::WeightService>(
+      [this](int64_t version) { return fetcher_->Held(version); }, nullptr,
+      [this](uint64_t bytes) { weight_bytes_relayed_->Increment(static_cast<double>(bytes)); });
   version_gauge_->Set(-1);
+}
+
+void Actor::Serving(const std::string& host, int port) {
+  if (!cfg_.actor.relay || port <= 0) return;
+  std::string h = cfg_.actor.advertise_host;
+  if (h.empty() && host != "0.0.0.0" && host != "::" && host != "[::]" && !host.empty()) h = host;
+  if (h.empty()) {
+    const char* pod_ip = std::getenv("POD_IP");
+    if (pod_ip != nullptr && *pod_ip != '\0') h = pod_ip;
+  }
+  if (h.empty()) {
+    char name[256] = {0};
+    if (::gethostname(name, sizeof name - 1) == 0) h = name;
+  }
+  if (h.empty()) return;
+  if (h.find(':') != std::string::npos && h.front() != '[') h = absl::StrCat("[", h, "]");  // an IPv6 literal
+  relay_address_ = absl::StrCat(h, ":", port);
+  spdlog::info("relaying weight versions to peers from {}", relay_address_);
 }
 
 Actor::~Actor() { Stop(); }
@@ -190,42 +229,39 @@ void Actor::WatchLoop() {
 }
 
 absl::Status Actor::UpdateWeights(int64_t version) {
-  v1::FetchWeightsRequest req;
-  req.set_version(version);
-  req.set_chunk_bytes(1 << 20);
-  auto ctx = NewContext(absl::Seconds(120));
-  auto reader = coordinator_->FetchWeights(ctx.get(), req);
-  std::string blob;
-  v1::WeightChunk c;
-  uint64_t got_version = 0, total = 0;
-  uint32_t crc = 0;
-  bool in_order = true;
-  while (reader->Read(&c)) {
-    if (c.offset() != blob.size()) {
-      in_order = false;
-      ctx->TryCancel();  // a call must be finished before its reader goes away
-      continue;
-    }
-    got_version = c.version();
-    total = c.total_size();
-    crc = c.crc32();
-    blob.append(c.data());
+  const absl::Time t0 = absl::Now();
+  rpc::WeightFetcher::Options opt;
+  {
+    absl::MutexLock l(&mu_);
+    opt.member_id = member_id_;
   }
-  grpc::Status s = reader->Finish();
-  ForgetContext(ctx);
-  if (!in_order) return absl::DataLossError("weight chunks arrived out of order");
-  if (!s.ok()) return rpc::ToAbsl(s);
-  if (blob.size() != total || Crc32(blob) != crc) {
-    return absl::DataLossError(absl::StrCat("weights of version ", got_version, " arrived corrupt"));
-  }
-  absl::Status loaded = LoadWeightsBlob(policy_->model, blob);
+  opt.relay_address = relay_address_;
+  opt.stopping = [this] {
+    absl::MutexLock l(&mu_);
+    return stopping_;
+  };
+  const rpc::WeightFetcher::Stats before = fetcher_->stats();
+  absl::StatusOr<std::shared_ptr<rpc::WeightBlob>> blob = fetcher_->Fetch(
+      version, opt, [this](absl::Duration t) { return NewContext(t); },
+      [this](const std::shared_ptr<grpc::ClientContext>& c) { ForgetContext(c); });
+  const rpc::WeightFetcher::Stats after = fetcher_->stats();
+  weight_bytes_from_peers_->Increment(static_cast<double>(after.bytes_from_peers - before.bytes_from_peers));
+  weight_bytes_from_coordinator_->Increment(
+      static_cast<double>(after.bytes_from_coordinator - before.bytes_from_coordinator));
+  weight_source_failures_->Increment(static_cast<double>(after.source_failures - before.source_failures));
+  if (!blob.ok()) return blob.status();
+  // The blob's CRC was checked as its bytes arrived (complete() only after a match).
+  const rpc::WeightHeader h = (*blob)->header();
+  absl::Status loaded = LoadWeightsBlob(policy_->model, (*blob)->bytes());
   if (!loaded.ok()) return loaded;
-  weights_crc_ = crc;
-  version_ = static_cast<int64_t>(got_version);
-  version_gauge_->Set(static_cast<double>(got_version));
+  weights_crc_ = h.crc32;
+  version_ = static_cast<int64_t>(h.version);
+  version_gauge_->Set(static_cast<double>(h.version));
   weight_updates_->Increment();
   ++weight_updates_n_;
-  spdlog::info("loaded weights version {} ({} bytes)", got_version, blob.size());
+  weight_fetch_seconds_->Observe(absl::ToDoubleSeconds(absl::Now() - t0));
+  spdlog::info("loaded weights version {} ({} bytes, {} from peers) in {}", h.version, h.total_size,
+               after.bytes_from_peers - before.bytes_from_peers, absl::FormatDuration(absl::Now() - t0));
   return absl::OkStatus();
 }
 

@@ -18,12 +18,14 @@
 #include "core/model/generator.h"
 #include "core/policy/policy.h"
 #include "core/rpc/service_main.h"
+#include "core/rpc/weight_stream.h"
 #include "grpo/v1/actor.grpc.pb.h"
 #include "grpo/v1/coordinator.grpc.pb.h"
 #include "grpo/v1/learner.grpc.pb.h"
 #include "grpo/v1/reward.grpc.pb.h"
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
 #include "prometheus/registry.h"
 
 namespace grpo {
@@ -34,7 +36,9 @@ class Actor final : public rpc::ServiceRunner, public v1::Actor::Service {
                                                        std::shared_ptr<prometheus::Registry> registry);
   ~Actor() override;
 
-  std::vector<grpc::Service*> Services() override { return {this}; }
+  // Its status service, and grpo.v1.Weights (Fetch only) relaying weights to peers.
+  std::vector<grpc::Service*> Services() override { return {this, weight_service_.get()}; }
+  void Serving(const std::string& host, int port) override;
   grpc::Status GetStatus(grpc::ServerContext*, const v1::ActorStatusRequest*, v1::ActorStatusResponse*) override;
   absl::Status Start(ShutdownSignal& shutdown) override;
   void Stop() override;
@@ -62,6 +66,11 @@ class Actor final : public rpc::ServiceRunner, public v1::Actor::Service {
   std::unique_ptr<Policy> policy_;  // used by the loop thread only
   std::unique_ptr<model::Generator> generator_;  // over policy_->model; loop thread only
   std::unique_ptr<v1::Coordinator::Stub> coordinator_;
+  // Fetches versions as the coordinator plans, and holds the one being received for
+  // weight_service_ to relay to peers.
+  std::unique_ptr<rpc::WeightFetcher> fetcher_;
+  std::unique_ptr<rpc::WeightService> weight_service_;
+  std::string relay_address_;  // set by Serving() before Start(); empty: no relay
   std::unique_ptr<v1::Reward::Stub> reward_;
   std::unique_ptr<v1::Learner::Stub> learner_;
   ShutdownSignal* shutdown_ = nullptr;
@@ -83,6 +92,11 @@ class Actor final : public rpc::ServiceRunner, public v1::Actor::Service {
   prometheus::Counter* tokens_;
   prometheus::Counter* groups_;
   prometheus::Counter* weight_updates_;
+  prometheus::Histogram* weight_fetch_seconds_;
+  prometheus::Counter* weight_bytes_from_peers_;
+  prometheus::Counter* weight_bytes_from_coordinator_;
+  prometheus::Counter* weight_bytes_relayed_;
+  prometheus::Counter* weight_source_failures_;
   prometheus::Counter* generation_seconds_;
   prometheus::Counter* failed_batches_;
   prometheus::Counter* score_resends_;

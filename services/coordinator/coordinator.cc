@@ -1,7 +1,5 @@
 #include "services/coordinator/coordinator.h"
 
-#include "core/rpc/weight_chunks.h"
-
 #include <cstdlib>
 
 #include <filesystem>
@@ -19,8 +17,6 @@ namespace grpo {
 namespace fs = std::filesystem;
 
 namespace {
-constexpr uint32_t kMaxChunk = 4 << 20;
-
 prometheus::Counter* MakeCounter(prometheus::Registry& r, const std::string& name, const std::string& help) {
   return &prometheus::BuildCounter().Name(name).Help(help).Register(r).Add({});
 }
@@ -81,6 +77,18 @@ CoordinatorService::CoordinatorService(const RunConfig& cfg, std::vector<Task> t
                                 "Completed prompts queued again because the learner resumed from an older checkpoint");
   weight_bytes_in_ = MakeCounter(r, "grpo_coordinator_weight_bytes_received_total", "Weight bytes published");
   weight_bytes_out_ = MakeCounter(r, "grpo_coordinator_weight_bytes_sent_total", "Weight bytes fetched by actors");
+  auto& plans = prometheus::BuildCounter()
+                    .Name("grpo_coordinator_weight_fetch_plans_total")
+                    .Help("Weight fetches planned, by source: a relay peer or the coordinator itself")
+                    .Register(r);
+  weight_plans_peer_ = &plans.Add({{"source", "peer"}});
+  weight_plans_coordinator_ = &plans.Add({{"source", "coordinator"}});
+  weight_relay_failures_ = MakeCounter(r, "grpo_coordinator_weight_relay_failures_total",
+                                       "Relay peers reported failed by a member fetching from them");
+  weight_service_ = std::make_unique<rpc::WeightService>(
+      [this](int64_t v) { return FindWeights(v); },
+      [this](std::shared_ptr<rpc::WeightBlob> b, v1::PublishWeightsResponse* resp) { return AcceptWeights(std::move(b), resp); },
+      [this](uint64_t bytes) { weight_bytes_out_->Increment(static_cast<double>(bytes)); });
   leases_outstanding_ = MakeGauge(r, "grpo_coordinator_leases_outstanding", "Leases not yet completed or expired");
   latest_version_ = MakeGauge(r, "grpo_coordinator_latest_version", "Newest published weight version");
   members_gauge_ = MakeGauge(r, "grpo_coordinator_members", "Registered live members");
@@ -125,6 +133,9 @@ void CoordinatorService::SweepLoop() {
         spdlog::warn("member {} ({}) missed heartbeats for {} ms: dropped, {} lease(s) re-queued", it->first,
                      it->second.name, cfg_.coordinator.heartbeat_timeout_ms, n);
         expired += n;
+        for (auto& [version, nodes] : relays_) {
+          for (RelayNode& node : nodes) node.dead = node.dead || node.member_id == it->first;
+        }
         it = members_.erase(it);
       } else {
         ++it;
@@ -267,44 +278,10 @@ grpc::Status CoordinatorService::ReopenAfter(grpc::ServerContext*, const v1::Reo
   return grpc::Status::OK;
 }
 
-grpc::Status CoordinatorService::PublishWeights(grpc::ServerContext* ctx, grpc::ServerReader<v1::WeightChunk>* reader,
-                                                v1::PublishWeightsResponse* resp) {
-  auto bytes = std::make_shared<std::string>();
-  v1::WeightChunk chunk;
-  bool first = true;
-  uint64_t version = 0, total = 0, step = 0;
-  uint32_t crc = 0;
-  while (reader->Read(&chunk)) {
-    if (first) {
-      version = chunk.version();
-      total = chunk.total_size();
-      crc = chunk.crc32();
-      step = chunk.step();
-      if (total > (uint64_t{16} << 30)) {
-        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "weight blob larger than 16 GiB");
-      }
-      bytes->reserve(total);
-      first = false;
-    }
-    if (chunk.version() != version || chunk.offset() != bytes->size() || chunk.total_size() != total) {
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                          absl::StrCat("weight chunk out of order: version ", chunk.version(), " offset ",
-                                       chunk.offset(), ", expected version ", version, " offset ", bytes->size()));
-    }
-    if (bytes->size() + chunk.data().size() > total) {
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "weight chunks exceed total_size");
-    }
-    bytes->append(chunk.data());
-  }
-  if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "publisher went away");
-  if (first) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no weight chunks received");
-  if (bytes->size() != total) {
-    return grpc::Status(grpc::StatusCode::DATA_LOSS,
-                        absl::StrCat("weights truncated: got ", bytes->size(), " of ", total, " bytes"));
-  }
-  if (Crc32(*bytes) != crc) {
-    return grpc::Status(grpc::StatusCode::DATA_LOSS, absl::StrCat("weights of version ", version, ": CRC mismatch"));
-  }
+grpc::Status CoordinatorService::AcceptWeights(std::shared_ptr<rpc::WeightBlob> blob,
+                                               v1::PublishWeightsResponse* resp) {
+  const uint64_t version = blob->header().version, total = blob->header().total_size, step = blob->header().step;
+  const uint32_t crc = blob->header().crc32;
   // The new version's bytes are written after the lock is released: FetchWeights,
   // heartbeats and leases go on meanwhile.
   PersistSnapshot snap;
@@ -321,8 +298,9 @@ grpc::Status CoordinatorService::PublishWeights(grpc::ServerContext* ctx, grpc::
       return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                           absl::StrCat("version ", version, " is not newer than ", latest));
     }
-    versions_[version] = Version{version, step, crc, std::move(bytes)};
+    versions_[version] = Version{version, step, crc, std::move(blob)};
     while (static_cast<int64_t>(versions_.size()) > std::max<int64_t>(1, cfg_.coordinator.keep_versions)) {
+      relays_.erase(versions_.begin()->first);
       versions_.erase(versions_.begin());
     }
     step_ = step;
@@ -354,7 +332,7 @@ grpc::Status CoordinatorService::WatchVersions(grpc::ServerContext* ctx, const v
       const Version& v = versions_.rbegin()->second;
       a.set_version(v.version);
       a.set_step(v.step);
-      a.set_total_size(v.bytes->size());
+      a.set_total_size(v.blob->header().total_size);
       a.set_crc32(v.crc32);
       after = static_cast<int64_t>(v.version);
     }
@@ -362,30 +340,82 @@ grpc::Status CoordinatorService::WatchVersions(grpc::ServerContext* ctx, const v
   }
 }
 
-grpc::Status CoordinatorService::FetchWeights(grpc::ServerContext* ctx, const v1::FetchWeightsRequest* req,
-                                              grpc::ServerWriter<v1::WeightChunk>* writer) {
-  Version v;
-  {
-    absl::MutexLock l(&mu_);
-    if (versions_.empty()) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "no weights published yet");
-    if (req->version() < 0) {
-      v = versions_.rbegin()->second;
-    } else {
-      auto it = versions_.find(static_cast<uint64_t>(req->version()));
-      if (it == versions_.end()) {
-        return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                            absl::StrCat("version ", req->version(), " is not kept (newest is ",
-                                         LatestVersionLocked(), ")"));
+absl::StatusOr<std::shared_ptr<const rpc::WeightBlob>> CoordinatorService::FindWeights(int64_t version) {
+  absl::MutexLock l(&mu_);
+  if (versions_.empty()) return absl::UnavailableError("no weights published yet");
+  if (version < 0) return versions_.rbegin()->second.blob;
+  auto it = versions_.find(static_cast<uint64_t>(version));
+  if (it == versions_.end()) {
+    return absl::NotFoundError(
+        absl::StrCat("version ", version, " is not kept (newest is ", LatestVersionLocked(), ")"));
+  }
+  return it->second.blob;
+}
+
+// The members fetching one version form a tree in the order they ask: each is given the
+// earliest live member before it that has fewer than relay_fanout children, else the
+// coordinator. Parents always come earlier, so the tree has no cycles whoever fails.
+grpc::Status CoordinatorService::PlanWeightFetch(grpc::ServerContext*, const v1::PlanWeightFetchRequest* req,
+                                                 v1::PlanWeightFetchResponse* resp) {
+  absl::MutexLock l(&mu_);
+  if (versions_.empty()) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "no weights published yet");
+  auto vit = req->version() < 0 ? std::prev(versions_.end()) : versions_.find(static_cast<uint64_t>(req->version()));
+  if (vit == versions_.end()) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("version ", req->version(), " is not kept (newest is ",
+                                                                  LatestVersionLocked(), ")"));
+  }
+  const Version& v = vit->second;
+  resp->set_version(v.version);
+  resp->set_step(v.step);
+  resp->set_total_size(v.blob->header().total_size);
+  resp->set_crc32(v.crc32);
+  const int64_t fanout = cfg_.coordinator.relay_fanout;
+  if (fanout <= 0 || req->member_id().empty()) {
+    weight_plans_coordinator_->Increment();
+    return grpc::Status::OK;
+  }
+  std::vector<RelayNode>& nodes = relays_[v.version];
+  if (!req->failed_source().empty()) {
+    for (RelayNode& n : nodes) {
+      if (n.address == req->failed_source() && !n.dead) {
+        n.dead = true;
+        weight_relay_failures_->Increment();
+        spdlog::warn("relay {} ({}) failed {} on version {}: routed around", n.member_id, n.address,
+                     req->member_id(), v.version);
       }
-      v = it->second;
     }
   }
-  uint32_t chunk = req->chunk_bytes() == 0 ? (1u << 20) : std::min(req->chunk_bytes(), kMaxChunk);
-  const std::string& b = *v.bytes;
-  if (!rpc::WriteWeightChunks(writer, b, v.version, v.step, v.crc32, chunk, [ctx] { return ctx->IsCancelled(); })) {
-    return grpc::Status::CANCELLED;
+  int self = -1;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    if (nodes[i].member_id == req->member_id()) self = static_cast<int>(i);
   }
-  weight_bytes_out_->Increment(static_cast<double>(b.size()));
+  if (self < 0) {
+    if (req->relay_address().empty()) {
+      // Not a relay: a leaf of the coordinator, so that no peer carries it uncounted.
+      weight_plans_coordinator_->Increment();
+      return grpc::Status::OK;
+    }
+    nodes.push_back(RelayNode{req->member_id(), req->relay_address(), -1, false});
+    self = static_cast<int>(nodes.size()) - 1;
+  }
+  nodes[self].dead = false;  // it is asking, so it is alive
+  int parent = -1;
+  for (int q = 0; q < self && parent < 0; ++q) {
+    if (nodes[q].dead) continue;
+    int64_t children = 0;
+    for (int c = 0; c < static_cast<int>(nodes.size()); ++c) {
+      if (c != self && !nodes[c].dead && nodes[c].parent == q) ++children;
+    }
+    if (children < fanout) parent = q;
+  }
+  nodes[self].parent = parent;
+  if (parent < 0) {
+    weight_plans_coordinator_->Increment();
+  } else {
+    weight_plans_peer_->Increment();
+    resp->set_source_address(nodes[parent].address);
+    resp->set_source_member(nodes[parent].member_id);
+  }
   return grpc::Status::OK;
 }
 
@@ -490,7 +520,7 @@ CoordinatorService::PersistSnapshot CoordinatorService::SnapshotLocked() {
     j["version_step"] = v.step;
     j["crc32"] = v.crc32;
     out.weights_version = static_cast<int64_t>(v.version);
-    out.weights = v.bytes;
+    out.weights = v.blob;
   }
   out.state_json = j.dump(2);
   return out;
@@ -513,7 +543,7 @@ void CoordinatorService::WriteSnapshot(const PersistSnapshot& snapshot) {
   fs::path dir(state_dir_);
   // Weights first: state.json never names a version whose bytes are not on disk.
   if (snapshot.weights && snapshot.weights_version != written_weights_version_) {
-    absl::Status s = WriteFileAtomic((dir / "weights.safetensors").string(), *snapshot.weights);
+    absl::Status s = WriteFileAtomic((dir / "weights.safetensors").string(), snapshot.weights->bytes());
     if (s.ok()) {
       written_weights_version_ = snapshot.weights_version;
     } else {
@@ -564,8 +594,8 @@ absl::Status CoordinatorService::Restore() {
                      (dir / "weights.safetensors").string());
       } else {
         uint64_t v = j.at("version").get<uint64_t>();
-        versions_[v] = Version{v, j.value("version_step", uint64_t{0}), crc,
-                               std::make_shared<const std::string>(std::move(*w))};
+        const uint64_t vstep = j.value("version_step", uint64_t{0});
+        versions_[v] = Version{v, vstep, crc, rpc::WeightBlob::FromBytes(std::move(*w), v, vstep)};
         absl::MutexLock pl(&persist_mu_);
         written_weights_version_ = static_cast<int64_t>(v);  // already on disk
       }

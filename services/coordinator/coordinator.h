@@ -17,6 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "core/common/config.h"
 #include "core/common/dataset.h"
+#include "core/rpc/weight_stream.h"
 #include "grpo/v1/coordinator.grpc.pb.h"
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
@@ -34,18 +35,19 @@ class CoordinatorService final : public v1::Coordinator::Service {
 
   // Ends every open WatchVersions stream (call before grpc::Server::Shutdown).
   void Shutdown();
+  // What a server hosting the coordinator registers: this service and grpo.v1.Weights
+  // (the learner publishes to it, actors fetch from it).
+  std::vector<grpc::Service*> GrpcServices() { return {this, weight_service_.get()}; }
 
   grpc::Status Register(grpc::ServerContext*, const v1::RegisterRequest*, v1::RegisterResponse*) override;
   grpc::Status Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest*, v1::HeartbeatResponse*) override;
   grpc::Status AcquireWork(grpc::ServerContext*, const v1::AcquireWorkRequest*, v1::AcquireWorkResponse*) override;
   grpc::Status CompleteWork(grpc::ServerContext*, const v1::CompleteWorkRequest*, v1::CompleteWorkResponse*) override;
   grpc::Status ReopenAfter(grpc::ServerContext*, const v1::ReopenAfterRequest*, v1::ReopenAfterResponse*) override;
-  grpc::Status PublishWeights(grpc::ServerContext*, grpc::ServerReader<v1::WeightChunk>*,
-                              v1::PublishWeightsResponse*) override;
   grpc::Status WatchVersions(grpc::ServerContext*, const v1::WatchVersionsRequest*,
                              grpc::ServerWriter<v1::VersionAnnouncement>*) override;
-  grpc::Status FetchWeights(grpc::ServerContext*, const v1::FetchWeightsRequest*,
-                            grpc::ServerWriter<v1::WeightChunk>*) override;
+  grpc::Status PlanWeightFetch(grpc::ServerContext*, const v1::PlanWeightFetchRequest*,
+                               v1::PlanWeightFetchResponse*) override;
   grpc::Status GetRunStatus(grpc::ServerContext*, const v1::RunStatusRequest*, v1::RunStatusResponse*) override;
   grpc::Status FinishRun(grpc::ServerContext*, const v1::FinishRunRequest*, v1::FinishRunResponse*) override;
   grpc::Status LearnerGroup(grpc::ServerContext*, const v1::LearnerGroupRequest*, v1::LearnerGroupResponse*) override;
@@ -55,7 +57,13 @@ class CoordinatorService final : public v1::Coordinator::Service {
     uint64_t version = 0;
     uint64_t step = 0;
     uint32_t crc32 = 0;
-    std::shared_ptr<const std::string> bytes;
+    std::shared_ptr<const rpc::WeightBlob> blob;  // complete and checked
+  };
+  // A member in one version's relay tree (PlanWeightFetch), in the order they asked.
+  struct RelayNode {
+    std::string member_id, address;
+    int parent = -1;  // index of the node it fetches from; -1: the coordinator
+    bool dead = false;
   };
   struct Member {
     v1::Role role;
@@ -66,6 +74,10 @@ class CoordinatorService final : public v1::Coordinator::Service {
 
   CoordinatorService(const RunConfig& cfg, std::vector<Task> tasks, std::shared_ptr<prometheus::Registry> registry);
   void SweepLoop();
+  // Weights/Publish: a complete, checked blob becomes the newest version.
+  grpc::Status AcceptWeights(std::shared_ptr<rpc::WeightBlob> blob, v1::PublishWeightsResponse* resp);
+  // Weights/Fetch: the version asked for (-1: newest).
+  absl::StatusOr<std::shared_ptr<const rpc::WeightBlob>> FindWeights(int64_t version);
   absl::Status Restore();
   // Persisting is two halves so that no file is written under mu_: the state and a
   // reference to the newest weights are taken under the lock (cheap), then written
@@ -76,7 +88,7 @@ class CoordinatorService final : public v1::Coordinator::Service {
     uint64_t seq = 0;
     std::string state_json;
     int64_t weights_version = -1;
-    std::shared_ptr<const std::string> weights;
+    std::shared_ptr<const rpc::WeightBlob> weights;
   };
   PersistSnapshot SnapshotLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Writes state.json, and weights.safetensors when its version is not the one on disk;
@@ -94,6 +106,7 @@ class CoordinatorService final : public v1::Coordinator::Service {
   WorkQueue queue_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, Version> versions_ ABSL_GUARDED_BY(mu_);  // newest keep_versions
   std::map<std::string, Member> members_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, std::vector<RelayNode>> relays_ ABSL_GUARDED_BY(mu_);  // by version, kept versions only
   uint64_t next_member_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t step_ ABSL_GUARDED_BY(mu_) = 0;
   bool run_finished_ ABSL_GUARDED_BY(mu_) = false;
@@ -109,6 +122,7 @@ class CoordinatorService final : public v1::Coordinator::Service {
   uint64_t written_seq_ ABSL_GUARDED_BY(persist_mu_) = 0;
   int64_t written_weights_version_ ABSL_GUARDED_BY(persist_mu_) = -1;
   std::thread sweeper_;
+  std::unique_ptr<rpc::WeightService> weight_service_;
 
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Counter* leases_issued_;
@@ -118,6 +132,9 @@ class CoordinatorService final : public v1::Coordinator::Service {
   prometheus::Counter* units_reopened_;
   prometheus::Counter* weight_bytes_in_;
   prometheus::Counter* weight_bytes_out_;
+  prometheus::Counter* weight_plans_peer_;
+  prometheus::Counter* weight_plans_coordinator_;
+  prometheus::Counter* weight_relay_failures_;
   prometheus::Gauge* leases_outstanding_;
   prometheus::Gauge* latest_version_;
   prometheus::Gauge* members_gauge_;

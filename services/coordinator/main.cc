@@ -6,7 +6,7 @@ namespace {
 class Runner : public grpo::rpc::ServiceRunner {
  public:
   explicit Runner(std::unique_ptr<grpo::CoordinatorService> s) : service_(std::move(s)) {}
-  std::vector<grpc::Service*> Services() override { return {service_.get()}; }
+  std::vector<grpc::Service*> Services() override { return service_->GrpcServices(); }
   void Stop() override { service_->Shutdown(); }
 
  private:

@@ -1,6 +1,6 @@
 #include "services/learner/learner.h"
 
-#include "core/rpc/weight_chunks.h"
+#include "core/rpc/weight_stream.h"
 
 #include <csignal>
 #include <cstdlib>
@@ -193,7 +193,8 @@ Learner::Learner(const RunConfig& cfg, std::unique_ptr<Policy> policy, std::uniq
       registry_(std::move(registry)) {
   optimizer_ = std::make_unique<torch::optim::AdamW>(
       policy_->model->parameters(), torch::optim::AdamWOptions(cfg.learner.lr).weight_decay(cfg.learner.weight_decay));
-  coordinator_ = v1::Coordinator::NewStub(rpc::MakeChannel(cfg.endpoints.coordinator));
+  coordinator_channel_ = rpc::MakeChannel(cfg.endpoints.coordinator);
+  coordinator_ = v1::Coordinator::NewStub(coordinator_channel_);
   std::string path = cfg.learner.metrics_path;
   if (path.empty() && !cfg.run.dir.empty()) path = (std::filesystem::path(cfg.run.dir) / "metrics.jsonl").string();
   metrics_path_ = path;
@@ -357,14 +358,15 @@ bool Learner::FlushCompletionsLocked() {
 }
 
 absl::Status Learner::Publish(uint64_t version, uint64_t step) {
-  std::string blob = WeightsToBlob(policy_->model, version);
-  uint32_t crc = Crc32(blob);
+  // The CRC is computed here once; every later hop checks it as the bytes arrive.
+  std::shared_ptr<const rpc::WeightBlob> blob =
+      rpc::WeightBlob::FromBytes(WeightsToBlob(policy_->model, version), version, step);
+  const uint32_t crc = blob->header().crc32;
   {
     absl::MutexLock l(&crc_mu_);
     published_crc_[version] = crc;
     while (published_crc_.size() > 256) published_crc_.erase(published_crc_.begin());
   }
-  constexpr size_t kChunk = 1 << 20;
   absl::Duration backoff = absl::Milliseconds(100);
   for (int attempt = 1;; ++attempt) {
     auto ctx = std::shared_ptr<grpc::ClientContext>(rpc::ContextWithDeadline(absl::Seconds(120)));
@@ -374,11 +376,8 @@ absl::Status Learner::Publish(uint64_t version, uint64_t step) {
       if (stopping_) return absl::CancelledError("learner stopping");
       publish_ctx_ = ctx;  // Stop() cancels it
     }
-    v1::PublishWeightsResponse resp;
-    auto writer = coordinator_->PublishWeights(ctx.get(), &resp);
-    rpc::WriteWeightChunks(writer.get(), blob, version, step, crc, kChunk);  // a broken stream shows in Finish
-    writer->WritesDone();
-    grpc::Status s = writer->Finish();
+    absl::StatusOr<v1::PublishWeightsResponse> published = rpc::PublishWeightStream(coordinator_channel_, ctx.get(), blob);
+    const grpc::Status s = published.ok() ? grpc::Status::OK : rpc::ToGrpc(published.status());
     {
       absl::MutexLock l(&mu_);
       publish_ctx_.reset();

@@ -110,6 +110,7 @@ class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
   std::unique_ptr<DeviceCollectives> device_comm_;  // NCCL on CUDA, until handed to grpo_
   std::unique_ptr<GrpoTrainer> grpo_;             // trainer thread
   std::unique_ptr<Validator> validator_;          // learner.eval_every > 0, rank 0; trainer thread
+  std::shared_ptr<grpc::Channel> coordinator_channel_;
   std::unique_ptr<v1::Coordinator::Stub> coordinator_;
   ShutdownSignal* shutdown_ = nullptr;
   std::thread trainer_;
