@@ -43,7 +43,7 @@ namespace grpo::rpc {
 void KeepStreamBuffers();
 
 inline constexpr uint32_t kDefaultWeightChunk = 1u << 20;
-inline constexpr uint32_t kMaxWeightChunk = 4u << 20;
+inline constexpr uint32_t kMaxWeightChunk = 16u << 20;
 inline constexpr uint64_t kMaxWeightBlob = uint64_t{16} << 30;
 
 struct WeightHeader {
