@@ -15,6 +15,10 @@
 #   3. parity with transformers (torch-only/parity.py), when python has it
 #   4. generation throughput, bf16, 0.5B shape: batch 1, 64, 256 and G=16 sharing a prompt
 #   5. a GRPO training step's MFU, bf16 and fp32, 0.5B shape
+#   6. grpo-bench-weights on this machine's cores, when .deps/bench-bundle is there
+#      (scripts/prepare-bench-bundle.sh: the bench with its own gRPC and glibc): weight
+#      relays to 1-8 actors where cores are not the limit, as they are on a 2-core box
+# GPU_CHECK_ONLY=weights runs step 6 alone.
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 FINAL="${1:-${OUT:-$ROOT/gpu-check-out}}"
@@ -86,6 +90,8 @@ except Exception:
   CMAKE_EXTRA+=(-DCMAKE_PREFIX_PATH="$TORCH_PREFIX")
 fi
 
+ONLY="${GPU_CHECK_ONLY:-}"
+if [[ -z "$ONLY" ]]; then
 # ---- 1. Build.
 [[ -f "$ROOT/.deps/torch-only/READY" ]] || { log "missing .deps/torch-only: run scripts/prepare-torch-only-deps.sh where Debian is"; }
 GEN=(); KEEP_GOING=(-k)
@@ -126,6 +132,17 @@ else
   step bench-train 240 "$BIN/grpo-bench-train" --threads "$JOBS" --dtype both --preset small --steps 1 \
     --json "$OUTDIR/bench_train.json"
 fi
+
+fi  # ONLY
+
+# ---- 6. Weight distribution on this machine's cores (the bench brings its own libraries).
+BUNDLE="$ROOT/.deps/bench-bundle"
+if [[ -x "$BUNDLE/bin/grpo-bench-weights" ]]; then
+  step bench-weights 300 "$BUNDLE/lib/ld-linux-x86-64.so.2" --library-path "$BUNDLE/lib" \
+    "$BUNDLE/bin/grpo-bench-weights" --sizes small,0.5b --actors 1,2,4,8
+  cp "$OUTDIR/bench-weights.log" "$OUTDIR/bench_weights.txt"
+fi
+[[ -n "$ONLY" ]] && GPU=0 && HAVE_TRANSFORMERS=0
 
 # ---- Report.
 $PY "$ROOT/torch-only/report.py" --out "$OUTDIR" --gpu $GPU --transformers $HAVE_TRANSFORMERS --seconds $(( $(date +%s) - T0 ))

@@ -69,6 +69,8 @@ def main():
         "parity": load(os.path.join(a.out, "parity.json")) if a.transformers else None,
         "bench_generate": load(os.path.join(a.out, "bench_generate.json")),
         "bench_train": load(os.path.join(a.out, "bench_train.json")),
+        "bench_weights": [line for line in open(os.path.join(a.out, "bench_weights.txt"), errors="replace").read().splitlines()
+                          if not line.startswith("[")] if os.path.exists(os.path.join(a.out, "bench_weights.txt")) else None,
         "not_run_or_failed": not_run,
         "failing_logs": failing_logs,
     }
