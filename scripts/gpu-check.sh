@@ -91,6 +91,7 @@ except Exception:
 fi
 
 ONLY="${GPU_CHECK_ONLY:-}"
+GPU=0
 if [[ -z "$ONLY" ]]; then
 # ---- 1. Build.
 [[ -f "$ROOT/.deps/torch-only/READY" ]] || { log "missing .deps/torch-only: run scripts/prepare-torch-only-deps.sh where Debian is"; }
@@ -142,10 +143,10 @@ if [[ -x "$BUNDLE/bin/grpo-bench-weights" ]]; then
     "$BUNDLE/bin/grpo-bench-weights" --sizes small,0.5b --actors 1,2,4,8
   cp "$OUTDIR/bench-weights.log" "$OUTDIR/bench_weights.txt"
 fi
-[[ -n "$ONLY" ]] && GPU=0 && HAVE_TRANSFORMERS=0
 
 # ---- Report.
-$PY "$ROOT/torch-only/report.py" --out "$OUTDIR" --gpu $GPU --transformers $HAVE_TRANSFORMERS --seconds $(( $(date +%s) - T0 ))
+$PY "$ROOT/torch-only/report.py" --out "$OUTDIR" --gpu $GPU --transformers $HAVE_TRANSFORMERS --only "$ONLY" \
+  --seconds $(( $(date +%s) - T0 ))
 cp "$OUTDIR/gpu-report.json" "$FINAL/"
 tar -C "$OUTDIR" -czf "$FINAL/logs.tar.gz" .
 log "done in $(( $(date +%s) - T0 ))s: $FINAL/gpu-report.json, $FINAL/logs.tar.gz"

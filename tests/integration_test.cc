@@ -954,8 +954,19 @@ TEST(Integration, AnActorBalancesItsBatchesOverEveryRewardServer) {
     // Its load: it has been leased prompts (and holds at most what it asked for).
     EXPECT_GT(m["leases_issued"].get<uint64_t>(), 0u) << out;
     EXPECT_LE(m["leases_held"].get<uint32_t>(), 64u) << out;
+    EXPECT_GE(m["tokens_per_s"].get<double>(), 0.0) << out;
   }
   EXPECT_TRUE(actor) << out;
+  // Its throughput comes with its heartbeats (every heartbeat_timeout / 3).
+  EXPECT_TRUE(WaitUntil([&] {
+    nlohmann::json s = nlohmann::json::parse(testing::RunGrpo({"status", "--run-dir", dir.string(), "--json"}, dir).out,
+                                             nullptr, false);
+    if (!s.is_object() || !s["members"].is_array()) return false;
+    for (const auto& m : s["members"]) {
+      if (m["role"] == "ROLE_ACTOR" && m["tokens_generated"].get<uint64_t>() > 0) return true;
+    }
+    return false;
+  }, absl::Seconds(30))) << "no actor reported the tokens it sampled";
   std::set<std::string> services;
   for (const auto& sv : st["services"]) {
     services.insert(sv["name"].get<std::string>());

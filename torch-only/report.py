@@ -20,6 +20,7 @@ def main():
     ap.add_argument("--gpu", type=int, default=0)
     ap.add_argument("--transformers", type=int, default=0)
     ap.add_argument("--seconds", type=int, default=0)
+    ap.add_argument("--only", default="")
     a = ap.parse_args()
     steps = []
     with open(os.path.join(a.out, "steps.jsonl")) as f:
@@ -46,10 +47,12 @@ def main():
         tests[name] = {"tests": j.get("tests"), "failures": j.get("failures"), "failed": failed,
                        "skipped": skipped, "device_tests": device_tests}
     not_run = []
-    if not a.gpu:
+    if a.only:
+        not_run.append(f"GPU_CHECK_ONLY={a.only}: only that step ran (no build, tests, parity or model benches)")
+    elif not a.gpu:
         not_run.append("everything on CUDA: this machine has no GPU or its LibTorch no CUDA "
                        "(device tests ran on the CPU; the NCCL test checked only its error)")
-    if not a.transformers:
+    if not a.transformers and not a.only:
         not_run.append("parity with transformers: python here cannot import torch and transformers")
     failing_logs = {}
     for s in steps:

@@ -181,6 +181,7 @@ void Actor::HeartbeatLoop() {
     v1::HeartbeatRequest req;
     req.set_member_id(id);
     req.set_policy_version(version_.load());
+    req.set_tokens_generated(tokens_generated_.load());
     v1::HeartbeatResponse resp;
     auto ctx = NewContext(absl::Seconds(5));
     grpc::Status s = coordinator_->Heartbeat(ctx.get(), req, &resp);

@@ -173,8 +173,15 @@ grpc::Status CoordinatorService::Heartbeat(grpc::ServerContext*, const v1::Heart
   auto it = members_.find(req->member_id());
   resp->set_known(it != members_.end());
   if (it != members_.end()) {
-    it->second.last_seen = absl::Now();
-    it->second.policy_version = req->policy_version();
+    Member& m = it->second;
+    const absl::Time now = absl::Now();
+    const double dt = absl::ToDoubleSeconds(now - m.last_seen);
+    if (req->tokens_generated() >= m.tokens_generated && dt > 0 && m.tokens_generated > 0) {
+      m.tokens_per_second = static_cast<double>(req->tokens_generated() - m.tokens_generated) / dt;
+    }
+    m.tokens_generated = req->tokens_generated();
+    m.last_seen = now;
+    m.policy_version = req->policy_version();
   }
   resp->set_latest_version(LatestVersionLocked());
   resp->set_run_finished(run_finished_);
@@ -443,6 +450,8 @@ grpc::Status CoordinatorService::GetRunStatus(grpc::ServerContext*, const v1::Ru
     ms->set_name(m.name);
     ms->set_policy_version(m.policy_version);
     ms->set_seconds_since_heartbeat(absl::ToDoubleSeconds(now - m.last_seen));
+    ms->set_tokens_generated(m.tokens_generated);
+    ms->set_tokens_per_second(m.tokens_per_second);
     if (auto h = held.find(id); h != held.end()) ms->set_leases_held(static_cast<uint32_t>(h->second));
     if (auto i = queue_.issued_by_member().find(id); i != queue_.issued_by_member().end()) ms->set_leases_issued(i->second);
   }

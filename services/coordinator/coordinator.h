@@ -70,6 +70,8 @@ class CoordinatorService final : public v1::Coordinator::Service {
     std::string name;
     absl::Time last_seen;
     int64_t policy_version = -1;
+    uint64_t tokens_generated = 0;
+    double tokens_per_second = 0;
   };
 
   CoordinatorService(const RunConfig& cfg, std::vector<Task> tasks, std::shared_ptr<prometheus::Registry> registry);

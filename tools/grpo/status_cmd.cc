@@ -108,7 +108,9 @@ int RunStatusCommand(const StatusOptions& o) {
                        {"behind", m.policy_version() < 0 ? -1 : resp.latest_version() - m.policy_version()},
                        {"seconds_since_heartbeat", m.seconds_since_heartbeat()},
                        {"leases_held", m.leases_held()},
-                       {"leases_issued", m.leases_issued()}});
+                       {"leases_issued", m.leases_issued()},
+                       {"tokens_generated", m.tokens_generated()},
+                       {"tokens_per_s", m.tokens_per_second()}});
   }
   out["members"] = members;
   if (!services.is_null()) out["services"] = services;
@@ -133,10 +135,11 @@ int RunStatusCommand(const StatusOptions& o) {
               static_cast<unsigned long long>(resp.leases_released()));
   std::printf("members:\n");
   for (const auto& m : out["members"]) {
-    std::printf("  %-12s %-14s version %5lld  heartbeat %.1f s ago  leases held %u, %llu in all\n",
+    std::printf("  %-12s %-14s version %5lld  heartbeat %.1f s ago  leases held %u, %llu in all  %.0f tokens/s\n",
                 m["id"].get<std::string>().c_str(), m["role"].get<std::string>().c_str(),
                 static_cast<long long>(m["policy_version"].get<int64_t>()), m["seconds_since_heartbeat"].get<double>(),
-                m["leases_held"].get<uint32_t>(), static_cast<unsigned long long>(m["leases_issued"].get<uint64_t>()));
+                m["leases_held"].get<uint32_t>(), static_cast<unsigned long long>(m["leases_issued"].get<uint64_t>()),
+                m["tokens_per_s"].get<double>());
   }
   if (services.is_array()) {
     std::printf("services:\n");
