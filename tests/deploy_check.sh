@@ -28,6 +28,11 @@ yamllint -d '{extends: relaxed, rules: {line-length: {max: 130}}}' \
   "$src/configs" "$src/deploy" || fail "yamllint found problems"
 docker-compose -f "$src/deploy/compose/docker-compose.yml" config -q || fail "docker-compose config failed"
 promtool check config "$src/deploy/prometheus/prometheus.yml" || fail "promtool rejected prometheus.yml"
+promtool check rules "$src/deploy/prometheus/alerts.yml" || fail "promtool rejected alerts.yml"
+promtool test rules "$src/deploy/prometheus/tests/alerts_test.yml" || fail "the alert rules' unit tests failed"
+# The check can fail: an alert whose expression does not parse is refused.
+sed 's/expr: grpo_learner_kl > 1/expr: grpo_learner_kl >/' "$src/deploy/prometheus/alerts.yml" >"$work/broken-alerts.yml"
+! promtool check rules "$work/broken-alerts.yml" >/dev/null 2>&1 || fail "promtool accepted a rule that does not parse"
 for c in "$src"/configs/*.yaml; do
   "$bin/grpo" config --config "$c" >/dev/null || fail "grpo config rejected $c"
 done

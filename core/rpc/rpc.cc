@@ -2,12 +2,15 @@
 
 #include <arpa/inet.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/support/server_interceptor.h>
 
 #include <grpcpp/security/auth_metadata_processor.h>
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/security/server_credentials.h>
 
+#include <chrono>
 #include <cstdio>
+#include <map>
 #include <fstream>
 #include <iterator>
 #include <random>
@@ -21,6 +24,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "prometheus/counter.h"
+#include "prometheus/histogram.h"
 
 namespace grpo::rpc {
 namespace {
@@ -156,6 +161,92 @@ void SetUnauthenticatedObserver(
                             : nullptr;
 }
 
+namespace {
+
+// Per-RPC metrics for every server of the process, following the labels of
+// go-grpc-prometheus: grpc_service, grpc_method, grpc_code.
+struct RpcMetrics {
+  prometheus::Family<prometheus::Counter>* handled;
+  prometheus::Family<prometheus::Histogram>* seconds;
+};
+absl::Mutex rpc_metrics_mu;
+std::shared_ptr<RpcMetrics> rpc_metrics ABSL_GUARDED_BY(rpc_metrics_mu);
+
+class RpcMetricsInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  RpcMetricsInterceptor(std::shared_ptr<RpcMetrics> m, const char* method) : m_(std::move(m)) {
+    std::string full = method != nullptr ? method : "";  // "/package.Service/Method"
+    const size_t slash = full.rfind('/');
+    service_ = slash == std::string::npos || slash == 0 ? "" : full.substr(1, slash - 1);
+    method_ = slash == std::string::npos ? full : full.substr(slash + 1);
+  }
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    using grpc::experimental::InterceptionHookPoints;
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
+      start_ = std::chrono::steady_clock::now();
+      started_ = true;
+    }
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
+      const grpc::Status st = methods->GetSendStatus();
+      const std::string code = CodeName(st.error_code());
+      const std::map<std::string, std::string> labels = {
+          {"grpc_service", service_}, {"grpc_method", method_}, {"grpc_code", code}};
+      m_->handled->Add(labels).Increment();
+      if (started_) {
+        m_->seconds->Add(labels, prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5,
+                                                                         1, 5, 10, 60})
+            .Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
+      }
+    }
+    methods->Proceed();
+  }
+
+ private:
+  static std::string CodeName(grpc::StatusCode c) {
+    static const char* const kNames[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
+                                         "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
+                                         "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
+                                         "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+    const int i = static_cast<int>(c);
+    return i >= 0 && i < 17 ? kNames[i] : absl::StrCat("CODE_", i);
+  }
+  std::shared_ptr<RpcMetrics> m_;
+  std::string service_, method_;
+  std::chrono::steady_clock::time_point start_;
+  bool started_ = false;
+};
+
+class RpcMetricsFactory final : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  explicit RpcMetricsFactory(std::shared_ptr<RpcMetrics> m) : m_(std::move(m)) {}
+  grpc::experimental::Interceptor* CreateServerInterceptor(grpc::experimental::ServerRpcInfo* info) override {
+    return new RpcMetricsInterceptor(m_, info->method());
+  }
+
+ private:
+  std::shared_ptr<RpcMetrics> m_;
+};
+
+}  // namespace
+
+void SetRpcMetricsRegistry(prometheus::Registry* registry) {
+  absl::MutexLock l(&rpc_metrics_mu);
+  if (registry == nullptr) {
+    rpc_metrics.reset();
+    return;
+  }
+  auto m = std::make_shared<RpcMetrics>();
+  m->handled = &prometheus::BuildCounter()
+                    .Name("grpo_rpc_server_handled_total")
+                    .Help("RPCs this process served, by service, method and status code")
+                    .Register(*registry);
+  m->seconds = &prometheus::BuildHistogram()
+                    .Name("grpo_rpc_server_handling_seconds")
+                    .Help("Time from an RPC's start to its status, by service, method and status code (streams: their whole life)")
+                    .Register(*registry);
+  rpc_metrics = std::move(m);
+}
+
 absl::StatusOr<ServerHandle> StartServer(const std::string& host, int port,
                                          const std::vector<grpc::Service*>& services) {
   grpc::EnableDefaultHealthCheckService(true);
@@ -178,6 +269,14 @@ absl::StatusOr<ServerHandle> StartServer(const std::string& host, int port,
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
   for (grpc::Service* s : services) builder.RegisterService(s);
+  {
+    absl::MutexLock l(&rpc_metrics_mu);
+    if (rpc_metrics) {
+      std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+      creators.push_back(std::make_unique<RpcMetricsFactory>(rpc_metrics));
+      builder.experimental().SetInterceptorCreators(std::move(creators));
+    }
+  }
   h.server = builder.BuildAndStart();
   if (!h.server || h.port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot serve gRPC on ", host, ":", port,

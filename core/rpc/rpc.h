@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "core/common/config.h"
+#include "prometheus/registry.h"
 
 namespace grpo::rpc {
 
@@ -39,6 +40,11 @@ Security CurrentSecurity();  // a copy
 // Told of every refused call: peer, method and why. ServiceMain counts and logs them.
 void SetUnauthenticatedObserver(std::function<void(const std::string& peer, const std::string& method,
                                                    const std::string& why)> observer);
+
+// Servers started after this count every RPC in `registry` (which must outlive them):
+// grpo_rpc_server_handled_total and grpo_rpc_server_handling_seconds, labelled
+// grpc_service, grpc_method and grpc_code. ServiceMain sets it; null turns it off.
+void SetRpcMetricsRegistry(prometheus::Registry* registry);
 
 // Largest message any service sends or accepts (weight chunks are far smaller).
 inline constexpr int kMaxMessageBytes = 64 << 20;

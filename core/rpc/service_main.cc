@@ -14,6 +14,7 @@
 #include "core/rpc/rpc.h"
 #include "core/rpc/weight_stream.h"
 #include "prometheus/counter.h"
+#include "prometheus/gauge.h"
 
 namespace grpo::rpc {
 
@@ -61,6 +62,21 @@ int ServiceMain(int argc, char** argv, const ServiceMainSpec& spec) {
       ++*suppressed;
     }
   });
+  SetRpcMetricsRegistry(registry.get());
+  prometheus::BuildGauge()
+      .Name("grpo_build_info")
+      .Help("Always 1; the labels say which build and service this is")
+      .Register(*registry)
+      .Add({{"service", spec.name}, {"version", GRPO_VERSION}, {"grpc", grpc::Version()}})
+      .Set(1);
+  // The standard process metric: a restarted service shows as a change of it
+  // (deploy/prometheus/alerts.yml, GrpoServiceRestarting).
+  prometheus::BuildGauge()
+      .Name("process_start_time_seconds")
+      .Help("Start time of the process since the Unix epoch, in seconds")
+      .Register(*registry)
+      .Add({})
+      .Set(absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()));
   absl::StatusOr<std::unique_ptr<MetricsServer>> metrics =
       MetricsServer::Start(registry, serve.host, static_cast<int>(serve.metrics_port));
   if (!metrics.ok()) {

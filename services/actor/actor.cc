@@ -47,7 +47,11 @@ Actor::Actor(const RunConfig& cfg, std::unique_ptr<Policy> policy, std::shared_p
   tokens_ = &prometheus::BuildCounter().Name("grpo_actor_tokens_generated_total").Help("Completion tokens sampled").Register(r).Add({});
   groups_ = &prometheus::BuildCounter().Name("grpo_actor_groups_total").Help("Rollout groups handed to the learner").Register(r).Add({});
   weight_updates_ = &prometheus::BuildCounter().Name("grpo_actor_weight_updates_total").Help("Weight versions loaded").Register(r).Add({});
-  generation_seconds_ = &prometheus::BuildCounter().Name("grpo_actor_generation_seconds_total").Help("Time spent sampling").Register(r).Add({});
+  generation_seconds_ = &prometheus::BuildHistogram()
+                             .Name("grpo_actor_generation_seconds")
+                             .Help("Time to sample one batch (all leased prompts, G completions each)")
+                             .Register(r)
+                             .Add({}, prometheus::Histogram::BucketBoundaries{0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30, 100});
   score_resends_ = &prometheus::BuildCounter().Name("grpo_actor_score_resends_total").Help("Batches sent to the reward service again after a failed or cut stream").Register(r).Add({});
   failed_batches_ = &prometheus::BuildCounter().Name("grpo_actor_failed_batches_total").Help("Batches lost to a generation, reward or learner failure (their leases expire and return)").Register(r).Add({});
   prompts_too_long_ = &prometheus::BuildCounter().Name("grpo_actor_prompts_too_long_total").Help("Prompts skipped because they fill the model's context").Register(r).Add({});
@@ -320,7 +324,7 @@ absl::StatusOr<std::vector<v1::RolloutGroup>> Actor::Generate(const std::vector<
     out = absl::InternalError(e.what());
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  generation_seconds_->Increment(secs);
+  generation_seconds_->Observe(secs);
   if (!out.ok()) return absl::InternalError(absl::StrCat("generation failed: ", out.status().message()));
   for (size_t i = 0; i < groups.size(); ++i) {
     v1::RolloutGroup& g = groups[i];

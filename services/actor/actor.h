@@ -97,7 +97,7 @@ class Actor final : public rpc::ServiceRunner, public v1::Actor::Service {
   prometheus::Counter* weight_bytes_from_coordinator_;
   prometheus::Counter* weight_bytes_relayed_;
   prometheus::Counter* weight_source_failures_;
-  prometheus::Counter* generation_seconds_;
+  prometheus::Histogram* generation_seconds_;
   prometheus::Counter* failed_batches_;
   prometheus::Counter* score_resends_;
   prometheus::Counter* prompts_too_long_;

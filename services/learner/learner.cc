@@ -227,7 +227,43 @@ Learner::Learner(const RunConfig& cfg, std::unique_ptr<Policy> policy, std::uniq
                             .Register(r)
                             .Add({});
   groups_family_ = &prometheus::BuildCounter().Name("grpo_learner_groups_total").Help("Groups received, by outcome").Register(r);
+  for (const auto& [field, help] : kStepGauges) {
+    // Prometheus spells units out: the jsonl's tokens_per_s is a _per_second gauge.
+    const std::string name = field == "tokens_per_s" ? "tokens_per_second" : field;
+    step_gauges_[field] = gauge(absl::StrCat("grpo_learner_", name).c_str(), help);
+  }
+  const prometheus::Histogram::BucketBoundaries seconds{0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30, 100, 300};
+  step_seconds_ = &prometheus::BuildHistogram()
+                       .Name("grpo_learner_step_seconds")
+                       .Help("Time of one GRPO step's training (forward, backward, optimizer, collectives)")
+                       .Register(r)
+                       .Add({}, seconds);
+  publish_seconds_ = &prometheus::BuildHistogram()
+                          .Name("grpo_learner_weight_publish_seconds")
+                          .Help("Time to serialize and publish one weight version to the coordinator")
+                          .Register(r)
+                          .Add({}, seconds);
 }
+
+// metrics.jsonl fields also exported as gauges, with their help.
+const std::vector<std::pair<std::string, const char*>> Learner::kStepGauges = {
+    {"reward_std", "Standard deviation of the rewards in the last step's batch"},
+    {"format", "Mean format component of the last step's batch"},
+    {"pg_loss", "Policy-gradient part of the last step's loss"},
+    {"clip_fraction", "Share of tokens whose ratio was clipped in the last step"},
+    {"entropy", "Mean token entropy of the policy on the last step's completions"},
+    {"grad_norm", "Gradient norm before clipping in the last step"},
+    {"lr", "Learning rate of the last step"},
+    {"completion_len_mean", "Mean completion length in tokens in the last step's batch"},
+    {"completion_len_max", "Longest completion in tokens in the last step's batch"},
+    {"truncated_share", "Share of completions cut at actor.max_new_tokens in the last step's batch"},
+    {"tokens_per_s", "Completion tokens trained per second of wall time over the last step"},
+    {"staleness_mean", "Mean versions between a group's sampling policy and the learner's, last step"},
+    {"staleness_max", "Most versions between a group's sampling policy and the learner's, last step"},
+    {"eval_pass1", "Held-out pass@1 at the last evaluation"},
+    {"eval_majk", "Held-out maj@k at the last evaluation"},
+    {"eval_len", "Held-out mean response length at the last evaluation"},
+};
 
 Learner::~Learner() {
   Stop();
@@ -358,6 +394,13 @@ bool Learner::FlushCompletionsLocked() {
 }
 
 absl::Status Learner::Publish(uint64_t version, uint64_t step) {
+  const absl::Time t0 = absl::Now();
+  absl::Status s = PublishOnce(version, step);
+  if (s.ok()) publish_seconds_->Observe(absl::ToDoubleSeconds(absl::Now() - t0));
+  return s;
+}
+
+absl::Status Learner::PublishOnce(uint64_t version, uint64_t step) {
   // The CRC is computed here once; every later hop checks it as the bytes arrive.
   std::shared_ptr<const rpc::WeightBlob> blob =
       rpc::WeightBlob::FromBytes(WeightsToBlob(policy_->model, version), version, step);
@@ -855,6 +898,20 @@ void Learner::LeaderLoop() {
     MaybeKillSelf("completed", step);
 
     step_gauge_->Set(static_cast<double>(step));
+    step_seconds_->Observe(step_s);
+    {
+      double lag_sum = 0, lag_n = 0, lag_max = 0;
+      for (const auto& [lag, count] : bs.staleness) {
+        lag_sum += static_cast<double>(lag) * static_cast<double>(count);
+        lag_n += static_cast<double>(count);
+        lag_max = std::max(lag_max, static_cast<double>(lag));
+      }
+      j["staleness_mean"] = lag_n > 0 ? lag_sum / lag_n : 0.0;
+      j["staleness_max"] = lag_max;
+      for (const auto& [field, g] : step_gauges_) {
+        if (j.contains(field) && j[field].is_number()) g->Set(j[field].get<double>());
+      }
+    }
     reward_gauge_->Set(bs.reward_mean);
     accuracy_gauge_->Set(bs.accuracy);
     loss_gauge_->Set(ts.loss);

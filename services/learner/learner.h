@@ -29,6 +29,7 @@
 #include "grpo/v1/learner.grpc.pb.h"
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
 #include "prometheus/registry.h"
 #include "services/learner/admission.h"
 #include "core/grpo/trainer.h"
@@ -75,7 +76,9 @@ class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
   // Sets and returns the learning rate of `step`.
   double SetLearningRate(uint64_t step);
   void MaybeRefreshReference(uint64_t step);
-  absl::Status Publish(uint64_t version, uint64_t step);
+  absl::Status Publish(uint64_t version, uint64_t step);  // timed in grpo_learner_weight_publish_seconds
+  absl::Status PublishOnce(uint64_t version, uint64_t step);
+  static const std::vector<std::pair<std::string, const char*>> kStepGauges;
   // Completes (or, with requeue, releases) leases at the coordinator. `trained_step`
   // (0: not trained) lets the coordinator give the prompts back should this learner
   // resume from a checkpoint older than that step; `units`, parallel to `ids` when
@@ -141,6 +144,12 @@ class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
   prometheus::Gauge* loss_gauge_;
   prometheus::Gauge* kl_gauge_;
   prometheus::Gauge* buffer_gauge_;
+  // Every numeric field of a metrics.jsonl line that dashboards and alerts read, as a
+  // gauge (grpo_learner_<field>): entropy, clip fraction, grad norm, lr, lengths,
+  // staleness, held-out eval, ... (see kStepGauges in learner.cc).
+  std::map<std::string, prometheus::Gauge*> step_gauges_;
+  prometheus::Histogram* step_seconds_;
+  prometheus::Histogram* publish_seconds_;
   prometheus::Counter* tokens_trained_;
   prometheus::Family<prometheus::Counter>* groups_family_;
   prometheus::Counter* stale_in_buffer_;

@@ -26,8 +26,10 @@ class RewardService final : public v1::Reward::Service {
   prometheus::Counter* groups_;
   prometheus::Counter* completions_;
   prometheus::Counter* errors_;
-  prometheus::Counter* reward_sum_;
+  prometheus::Histogram* completion_reward_;
   prometheus::Histogram* score_seconds_;
+  prometheus::Histogram* math_check_seconds_;
+  prometheus::Family<prometheus::Histogram>* sandbox_run_seconds_;
 };
 
 }  // namespace grpo

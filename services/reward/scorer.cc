@@ -1,5 +1,7 @@
 #include "services/reward/scorer.h"
 
+#include <chrono>
+
 #include <future>
 #include <optional>
 #include <utility>
@@ -41,6 +43,16 @@ struct Scorer::Impl {
   std::string sandbox_error;
   sandbox::Comparison comparison;
   sandbox::RewardMode code_mode = sandbox::RewardMode::kFractionPassed;
+  Observers observers;
+
+  // Reports a finished sandbox run to the observer: its status and the wall time of
+  // its executions (compile and tests).
+  void Observe(const sandbox::RunResult& r) const {
+    if (!observers.sandbox_run) return;
+    int64_t ms = r.tests.empty() ? r.main.wall_ms : 0;
+    for (const auto& t : r.tests) ms += t.wall_ms;
+    observers.sandbox_run(sandbox::RunStatusName(r.status), static_cast<double>(ms) / 1000.0);
+  }
 
   // Accuracy of a math completion: 1/0, and an error when it could not be decided.
   // The extracted answer goes to `score`.
@@ -49,7 +61,11 @@ struct Scorer::Impl {
     std::optional<std::string> answer = math::ExtractAnswer(text, mode);
     if (!answer || answer->empty()) return {0.0, ""};  // no answer given: plainly wrong
     score->set_answer(*answer);
+    const auto t0 = std::chrono::steady_clock::now();
     math::CheckResult r = math->Check(*answer, item.answer());
+    if (observers.math_check) {
+      observers.math_check(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
     return {r.correct ? 1.0 : 0.0, r.error};
   }
 
@@ -121,6 +137,10 @@ struct Scorer::Impl {
 };
 
 Scorer::Scorer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+void Scorer::SetObservers(Observers observers) { impl_->observers = std::move(observers); }
+
+bool Scorer::SandboxAvailable() const { return impl_->pool != nullptr; }
 Scorer::~Scorer() = default;
 
 absl::StatusOr<std::unique_ptr<Scorer>> Scorer::Create(const RunConfig& cfg) {
@@ -169,6 +189,7 @@ v1::Score Scorer::ScoreCompletion(const v1::WorkItem& item, const CompletionToSc
     std::optional<std::future<sandbox::RunResult>> run = impl_->SubmitCode(item, c.text, &error);
     if (run) {
       sandbox::RunResult r = run->get();
+      impl_->Observe(r);
       if (r.status == sandbox::RunStatus::kInternalError) error = absl::StrCat("sandbox: ", r.main.error);
       accuracy = sandbox::Reward(r, impl_->code_mode);
     }
@@ -221,6 +242,7 @@ v1::GroupScores Scorer::Scores(const v1::RolloutGroup& group) const {
     double accuracy = 0.0;
     if (runs[i]) {
       sandbox::RunResult r = runs[i]->get();
+      impl_->Observe(r);
       if (r.status == sandbox::RunStatus::kInternalError) errors[i] = absl::StrCat("sandbox: ", r.main.error);
       accuracy = sandbox::Reward(r, impl_->code_mode);
     }

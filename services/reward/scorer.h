@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -54,6 +55,17 @@ class Scorer {
   // The same without copying the group: its scores (and item ids), what the Score RPC
   // returns.
   v1::GroupScores Scores(const v1::RolloutGroup& group) const;
+
+  // Told of every answer check (its seconds) and sandbox run (status name, seconds of
+  // its executions); for the reward service's histograms. Set before scoring starts.
+  struct Observers {
+    std::function<void(double seconds)> math_check;
+    std::function<void(std::string_view status, double seconds)> sandbox_run;
+  };
+  void SetObservers(Observers observers);
+  // Whether code can be run: false when the sandbox could not be set up at start (code
+  // completions then carry "sandbox unavailable" errors).
+  bool SandboxAvailable() const;
 
  private:
   struct Impl;
