@@ -1,5 +1,11 @@
 #include "tools/grpo/launcher.h"
 
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+
+#include <arpa/inet.h>
+
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
@@ -124,6 +131,42 @@ void WriteServices(const fs::path& run_dir, const std::vector<ServiceProcess>& c
                  {"up", !supervision[i].down}});
   }
   (void)WriteFileAtomic((run_dir / "services.json").string(), j.dump(1));
+  // --prometheus: the scrape targets, by file service discovery (Prometheus rereads the
+  // file). `instance` is the service's name, stable across restarts.
+  if (fs::exists(run_dir / "prometheus")) {
+    nlohmann::json targets = nlohmann::json::array();
+    for (const ServiceProcess& c : children) {
+      targets.push_back({{"targets", {absl::StrCat("127.0.0.1:", c.metrics_port)}},
+                         {"labels", {{"service", c.name}, {"instance", c.name}}}});
+    }
+    (void)WriteFileAtomic((run_dir / "prometheus" / "targets.json").string(), targets.dump(1));
+  }
+}
+
+// The `prometheus` binary on PATH, or "".
+std::string FindOnPath(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  for (absl::string_view dir : absl::StrSplit(path != nullptr ? path : "/usr/bin:/bin", ':', absl::SkipEmpty())) {
+    const std::string candidate = absl::StrCat(dir, "/", name);
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return "";
+}
+
+// A free TCP port on 127.0.0.1 (the kernel's choice).
+int FreePort() {
+  int s = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  int port = 0;
+  if (::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+    port = ntohs(a.sin_port);
+  }
+  ::close(s);
+  return port;
 }
 
 }  // namespace
@@ -214,6 +257,14 @@ int RunLocal(const LaunchOptions& opts) {
   if (!w.ok()) {
     Say(absl::StrCat("grpo: ", w.message()));
     return 2;
+  }
+  std::string prometheus_bin;
+  if (opts.prometheus) {
+    prometheus_bin = FindOnPath("prometheus");
+    if (prometheus_bin.empty()) {
+      Say("grpo: --prometheus needs the prometheus binary on PATH (Debian: apt install prometheus)");
+      return 2;
+    }
   }
   fs::path bin = opts.bin_dir;
   PipelineContext stages{run_dir, bin, &shutdown};
@@ -306,6 +357,41 @@ int RunLocal(const LaunchOptions& opts) {
   std::string ports;
   for (const auto& c : children) absl::StrAppend(&ports, " ", c.name, "=", c.grpc_port, "/", c.metrics_port);
   Say(absl::StrCat("grpo: services up (gRPC/metrics ports:", ports, ")"));
+  std::optional<ChildProcess> prometheus;
+  if (opts.prometheus) {
+    const fs::path pdir = run_dir / "prometheus";
+    fs::create_directories(pdir, ec);
+    extern const char kEmbeddedAlertRules[];
+    const int pport = opts.prometheus_port > 0 ? opts.prometheus_port : FreePort();
+    absl::Status w1 = WriteFileAtomic((pdir / "alerts.yml").string(), kEmbeddedAlertRules);
+    absl::Status w2 = WriteFileAtomic((pdir / "prometheus.yml").string(),
+                                      "# Written by grpo run --prometheus: the run's services by file discovery.\n"
+                                      "global: {scrape_interval: 2s, evaluation_interval: 5s}\n"
+                                      "rule_files: [alerts.yml]\n"
+                                      "scrape_configs:\n"
+                                      "  - job_name: grpo\n"
+                                      "    file_sd_configs:\n"
+                                      "      - files: [targets.json]\n"
+                                      "        refresh_interval: 5s\n");
+    WriteServices(run_dir, children, supervision);  // and targets.json
+    ProcessSpec spec;
+    spec.argv = {prometheus_bin, absl::StrCat("--config.file=", (pdir / "prometheus.yml").string()),
+                 absl::StrCat("--storage.tsdb.path=", (pdir / "data").string()),
+                 absl::StrCat("--web.listen-address=127.0.0.1:", pport)};
+    spec.log_path = (run_dir / "logs" / "prometheus.log").string();
+    absl::StatusOr<ChildProcess> p = w1.ok() && w2.ok() ? ChildProcess::Spawn(spec)
+                                                       : absl::StatusOr<ChildProcess>(w1.ok() ? w2 : w1);
+    if (!p.ok()) {
+      Say(absl::StrCat("grpo: --prometheus: ", p.status().message()));
+      stop_all(absl::Seconds(10));
+      return 1;
+    }
+    prometheus = *p;
+    (void)WriteFileAtomic((pdir / "ready.json").string(),
+                          nlohmann::json{{"port", pport}, {"pid", prometheus->pid()}}.dump());
+    Say(absl::StrCat("grpo: Prometheus on http://127.0.0.1:", pport, " scraping ", children.size(),
+                     " services, alert rules loaded (log: ", spec.log_path, ")"));
+  }
   WriteServices(run_dir, children, supervision);
 
   nlohmann::json last;
@@ -417,6 +503,7 @@ int RunLocal(const LaunchOptions& opts) {
     shutdown.WaitFor(absl::Milliseconds(100));
   }
   stop_all(absl::Seconds(10));
+  if (prometheus) prometheus->Stop(absl::Seconds(5));
   for (const auto& m : tail.Poll()) last = m;
   if (!last.is_null()) {
     std::printf("grpo: %s after step %lld: reward %.3f, accuracy %.3f (metrics: %s)\n",

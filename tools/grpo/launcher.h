@@ -18,6 +18,12 @@ struct LaunchOptions {
   // Mutual TLS and a bearer token between the services: a development CA, a
   // certificate per service and a token are made in <run_dir>/tls (scripts/dev-ca.sh).
   bool secure = false;
+  // Start a Prometheus (the `prometheus` binary on PATH) scraping every service through
+  // file service discovery (<run_dir>/prometheus/targets.json, rewritten on each
+  // restart), with deploy/prometheus/alerts.yml loaded, on 127.0.0.1:prometheus_port
+  // (0: a free port). <run_dir>/prometheus/ready.json says {"port", "pid"}.
+  bool prometheus = false;
+  int prometheus_port = 0;
 };
 
 // Returns the process exit code.

@@ -42,6 +42,9 @@ int main(int argc, char** argv) {
   run_cmd->add_flag("--no-progress", no_progress, "print one line per step instead of a progress bar");
   run_cmd->add_flag("--secure", run.secure,
                     "mutual TLS and a bearer token between the services (a development CA made in <run-dir>/tls)");
+  run_cmd->add_flag("--prometheus", run.prometheus,
+                    "start a Prometheus scraping the run's services, with the alert rules (needs the prometheus binary)");
+  run_cmd->add_option("--prometheus-port", run.prometheus_port, "its port on 127.0.0.1 (default: a free one)");
 
   std::string out;
   grpo::ArithmeticOptions gen;
