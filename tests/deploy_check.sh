@@ -33,6 +33,16 @@ promtool test rules "$src/deploy/prometheus/tests/alerts_test.yml" || fail "the 
 # The check can fail: an alert whose expression does not parse is refused.
 sed 's/expr: grpo_learner_kl > 1/expr: grpo_learner_kl >/' "$src/deploy/prometheus/alerts.yml" >"$work/broken-alerts.yml"
 ! promtool check rules "$work/broken-alerts.yml" >/dev/null 2>&1 || fail "promtool accepted a rule that does not parse"
+# Images: one target per role, and a context without the local build.
+for target in coordinator reward learner actor; do
+  grep -q "^FROM .* AS $target\$" "$src/deploy/Dockerfile" || fail "deploy/Dockerfile has no target $target"
+done
+grep -qx 'build/' "$src/.dockerignore" || fail ".dockerignore does not keep build/ out of the context"
+# Dashboards: JSON whose every panel queries the provisioned Prometheus data source.
+for d in "$src"/deploy/grafana/dashboards/*.json; do
+  python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["panels"] and all(p["datasource"]["uid"]=="prometheus" and p["targets"] for p in d["panels"]), sys.argv[1]' "$d" \
+    || fail "$d is not a dashboard over the prometheus data source"
+done
 for c in "$src"/configs/*.yaml; do
   "$bin/grpo" config --config "$c" >/dev/null || fail "grpo config rejected $c"
 done
