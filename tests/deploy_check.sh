@@ -25,7 +25,8 @@ wait_for() {
 }
 
 yamllint -d '{extends: relaxed, rules: {line-length: {max: 130}}}' \
-  "$src/configs" "$src/deploy" || fail "yamllint found problems"
+  "$src/configs" "$src/deploy/compose" "$src/deploy/prometheus" "$src/deploy/grafana" "$src/deploy/k8s/base" \
+  "$src/deploy/k8s/overlays" || fail "yamllint found problems"
 docker-compose -f "$src/deploy/compose/docker-compose.yml" config -q || fail "docker-compose config failed"
 promtool check config "$src/deploy/prometheus/prometheus.yml" || fail "promtool rejected prometheus.yml"
 promtool check rules "$src/deploy/prometheus/alerts.yml" || fail "promtool rejected alerts.yml"
