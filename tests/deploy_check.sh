@@ -39,6 +39,9 @@ for target in coordinator reward learner actor; do
   grep -q "^FROM .* AS $target\$" "$src/deploy/Dockerfile" || fail "deploy/Dockerfile has no target $target"
 done
 grep -qx 'build/' "$src/.dockerignore" || fail ".dockerignore does not keep build/ out of the context"
+for target in actor learner; do
+  grep -q "^FROM .* AS $target\$" "$src/deploy/Dockerfile.cuda" || fail "deploy/Dockerfile.cuda has no target $target"
+done
 # Dashboards: JSON whose every panel queries the provisioned Prometheus data source.
 for d in "$src"/deploy/grafana/dashboards/*.json; do
   python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["panels"] and all(p["datasource"]["uid"]=="prometheus" and p["targets"] for p in d["panels"]), sys.argv[1]' "$d" \
