@@ -83,6 +83,14 @@ def main():
                  "a rate over the actors' token counters")
 
         problems, report = [], []
+        # Every service's /metrics follows Prometheus's naming rules.
+        for svc in json.load(open(os.path.join(run_dir, "services.json"))):
+            with urllib.request.urlopen(f"http://127.0.0.1:{svc['metrics_port']}/metrics", timeout=10) as r:
+                text = r.read()
+            lint = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True)
+            if lint.returncode != 0:
+                problems.append(f"promtool check metrics {svc['name']}: {(lint.stdout + lint.stderr).decode().strip()}")
+            report.append(f"promtool check metrics {svc['name']:12} {'ok' if lint.returncode == 0 else 'FAILED'}")
         for name in ("run-overview", "throughput", "fleet"):
             dash = json.load(open(os.path.join(SRC, "deploy", "grafana", "dashboards", f"{name}.json")))
             for panel in dash["panels"]:
