@@ -154,12 +154,12 @@ absl::StatusOr<ChildProcess> SpawnGrpoRun(const fs::path& dir, std::vector<std::
   ProcessSpec spec;
   spec.env = std::move(env);
   spec.argv = {BinDir() + "/grpo", "run", "--run-dir", dir.string(), "--no-progress"};
-  spec.argv.insert(spec.argv.end(), extra.begin(), extra.end());
   std::vector<std::string> sets = SmallRun(dir, 0);
   for (size_t i = 1; i < sets.size(); ++i) {  // sets[0] is run.dir, given by --run-dir
     spec.argv.push_back("--set");
     spec.argv.push_back(sets[i]);
   }
+  spec.argv.insert(spec.argv.end(), extra.begin(), extra.end());  // after: its --set wins
   spec.log_path = (dir / out).string();
   return ChildProcess::Spawn(spec);
 }
@@ -926,7 +926,10 @@ TEST(ChannelTarget, ListsBecomeIpTargetsAndBadEntriesAreNamed) {
 TEST(Integration, AnActorBalancesItsBatchesOverEveryRewardServer) {
   fs::path dir = FreshDir("balance");
   absl::StatusOr<ChildProcess> p =
-      SpawnGrpoRun(dir, {"--max-steps", "400", "--set", "run.reward_servers=2"}, "launcher.out");
+      SpawnGrpoRun(dir, {"--max-steps", "400", "--set", "run.reward_servers=2",
+                         // heartbeats (which carry each actor's token count) every second
+                         "--set", "coordinator.heartbeat_timeout_ms=3000"},
+                   "launcher.out");
   ASSERT_TRUE(p.ok()) << p.status();
   ASSERT_TRUE(WaitForFirstStep(dir));
   EXPECT_TRUE(WaitUntil([&] { return ServiceCounter(dir, "reward", "grpo_reward_groups_total") > 0 &&
@@ -980,6 +983,27 @@ TEST(Integration, AnActorBalancesItsBatchesOverEveryRewardServer) {
   EXPECT_THAT(r.err, HasSubstr("coordinator at 127.0.0.1:1"));
   ASSERT_EQ(::kill(p->pid(), SIGINT), 0);
   ASSERT_TRUE(p->WaitFor(absl::Seconds(60)).has_value());
+  RemoveUnlessFailed(dir);
+}
+
+// Every prompt longer than the model's context (here a template padding each prompt
+// past model.max_position_embeddings): the actors skip them, the learner rejects the
+// empty groups, and rather than cycle the dataset's epochs for ever the learner stops
+// the run as misconfigured (exit 2, not restarted), saying why.
+TEST(Integration, ARunWhosePromptsAllOverflowTheContextStopsWithAConfigurationError) {
+  fs::path dir = FreshDir("too-long");
+  absl::StatusOr<ChildProcess> p = SpawnGrpoRun(
+      dir, {"--max-steps", "5", "--set", "model.max_position_embeddings=32", "--set",
+            absl::StrCat("model.prompt_template={prompt}=", std::string(40, '0'))},
+      "launcher.out");
+  ASSERT_TRUE(p.ok()) << p.status();
+  std::optional<int> st = p->WaitFor(absl::Seconds(180));
+  ASSERT_TRUE(st.has_value()) << "grpo run did not stop\n" << TailOfFile((dir / "launcher.out").string(), 20);
+  EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 1) << DescribeWaitStatus(*st);
+  const std::string out = TailOfFile((dir / "launcher.out").string(), 40);
+  EXPECT_THAT(out, HasSubstr("a configuration error")) << out;
+  EXPECT_THAT(out, HasSubstr("nothing in this run can train")) << out;
+  EXPECT_THAT(TailOfFile((dir / "logs" / "actor.log").string(), 200), HasSubstr("the model's context is 32"));
   RemoveUnlessFailed(dir);
 }
 

@@ -26,12 +26,16 @@ class ShutdownSignal {
   bool WaitFor(absl::Duration timeout) { return done_.WaitForNotificationWithTimeout(timeout); }
   // Requests shutdown from inside the process (for example: max steps reached).
   void Trigger(int signal = 0);
-  // Requests shutdown because of a fatal error: the process should exit non-zero.
-  void Fail() {
+  // Requests shutdown because of a fatal error: the process should exit with
+  // `exit_code` (1; 2 for an error in the run's configuration or data, which
+  // restarting cannot fix: `grpo run` does not restart a service that exits 2).
+  void Fail(int exit_code = 1) {
+    exit_code_ = exit_code;
     failed_ = true;
     Trigger();
   }
   bool Failed() const { return failed_.load(); }
+  int FailureExitCode() const { return exit_code_.load(); }
 
  private:
   ShutdownSignal() = default;
@@ -39,6 +43,7 @@ class ShutdownSignal {
   std::atomic<int> signal_{0};
   std::atomic<bool> triggered_{false};
   std::atomic<bool> failed_{false};
+  std::atomic<int> exit_code_{1};
 };
 
 }  // namespace grpo

@@ -118,7 +118,7 @@ int ServiceMain(int argc, char** argv, const ServiceMainSpec& spec) {
   runner->reset();
   if (shutdown.Failed()) {
     spdlog::error("stopped after a fatal error");
-    return 1;
+    return shutdown.FailureExitCode();
   }
   spdlog::info("stopped");
   return 0;

@@ -298,8 +298,13 @@ absl::StatusOr<std::vector<v1::RolloutGroup>> Actor::Generate(const std::vector<
       // No room for a single new token. Cutting the prompt would train on text the
       // task never said; instead the group goes out with no completions, which the
       // learner rejects as malformed and completes, so the prompt does not circulate.
-      spdlog::error("prompt {} has {} tokens; the model's context is {}: skipped", items[i].prompt_id(),
-                    prompt.size(), policy_->max_positions());
+      // Logged the first times, then one in a thousand (every prompt of a misconfigured
+      // run lands here; the learner stops such a run).
+      const double seen = prompts_too_long_->Value();
+      if (seen < 10 || static_cast<int64_t>(seen) % 1000 == 0) {
+        spdlog::error("prompt {} has {} tokens; the model's context is {}: skipped ({} so far)", items[i].prompt_id(),
+                      prompt.size(), policy_->max_positions(), static_cast<int64_t>(seen) + 1);
+      }
       prompts_too_long_->Increment();
       request_of.push_back(SIZE_MAX);
       continue;

@@ -341,7 +341,23 @@ grpc::Status Learner::SubmitGroups(grpc::ServerContext* ctx,
     buffer_gauge_->Set(static_cast<double>(admission_.size()));
     const v1::SubmitAck& ack = r->ack;
     groups_family_->Add({{"outcome", v1::SubmitAck::Outcome_Name(ack.outcome())}}).Increment();
-    if (ack.outcome() == v1::SubmitAck::REJECTED) spdlog::warn("rejected group of lease {}: {}", ack.lease_id(), ack.detail());
+    if (ack.outcome() == v1::SubmitAck::REJECTED) {
+      // Rate-limited: a run whose every group is malformed rejects hundreds a second.
+      const int64_t n = rejected_logged_.fetch_add(1);
+      if (n < 20 || n % 1000 == 0) spdlog::warn("rejected group of lease {}: {}", ack.lease_id(), ack.detail());
+      // Nothing but malformed groups for this long means the run cannot train (every
+      // prompt longer than the model's context, a broken reward service): stop with a
+      // configuration error rather than cycle the dataset's epochs for ever.
+      if (++rejected_in_a_row_ == kMaxRejectedInARow) {
+        spdlog::error("the last {} groups were all rejected as malformed, the last with \"{}\"; nothing in this run "
+                      "can train, stopping. Check the actors' logs (prompts longer than the model's context?) and "
+                      "the reward service.",
+                      kMaxRejectedInARow, ack.detail());
+        shutdown_->Fail(2);
+      }
+    } else {
+      rejected_in_a_row_ = 0;
+    }
     if (r->requeue || r->complete) CompleteLeases({ack.lease_id()}, r->requeue);
     if (!stream->Write(ack)) break;
   }

@@ -7,6 +7,7 @@
 // trainer thread owns the model and the optimizer.
 #pragma once
 
+#include <atomic>
 #include <cstdio>
 #include <deque>
 #include <map>
@@ -79,6 +80,9 @@ class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
   absl::Status Publish(uint64_t version, uint64_t step);  // timed in grpo_learner_weight_publish_seconds
   absl::Status PublishOnce(uint64_t version, uint64_t step);
   static const std::vector<std::pair<std::string, const char*>> kStepGauges;
+  // Consecutive malformed (REJECTED) groups after which the run stops as misconfigured.
+  static constexpr int64_t kMaxRejectedInARow = 2000;
+  std::atomic<int64_t> rejected_in_a_row_{0}, rejected_logged_{0};
   // Completes (or, with requeue, releases) leases at the coordinator. `trained_step`
   // (0: not trained) lets the coordinator give the prompts back should this learner
   // resume from a checkpoint older than that step; `units`, parallel to `ids` when
