@@ -235,12 +235,14 @@ TEST(WeightStream, PublishChecksEveryChunkAndTheCrc) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
   EXPECT_EQ(accepted.size(), 2u) << "only the two good streams were accepted";
 
-  // An empty blob is one chunk without data.
+  // Weights are never empty: an empty blob (or a chunk with no fields, which reads as
+  // one) is refused rather than taken for a complete version 0.
   auto ctx = ContextWithDeadline(absl::Seconds(30));
   auto r = PublishWeightStream(channel, ctx.get(), WeightBlob::FromBytes("", 4, 4));
-  ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_TRUE(accepted.back()->complete());
-  EXPECT_EQ(accepted.back()->header().total_size, 0u);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
+  s = send({{0, ""}}, 0, 0);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_EQ(accepted.size(), 2u);
 }
 
 // A relay streams a version while it is still arriving: the reader gets every byte as
@@ -409,6 +411,57 @@ TEST(WeightRelay, ARelayThatDiesMidTransferIsRoutedAround) {
   EXPECT_EQ(a.fetcher->stats().bytes_from_peers, 2'000'000u);
   EXPECT_EQ(a.fetcher->stats().bytes_from_coordinator, 2'000'000u);
   EXPECT_EQ(a.fetcher->stats().source_failures, 1u);
+}
+
+// A fetch that gives up part way (here: its only allowed source dies after half the
+// version) keeps what it received; the next fetch of the version resumes there.
+TEST(WeightRelay, AFetchThatGaveUpResumesWhereItStopped) {
+  Coordinator c(1);
+  const std::string bytes = RandomBytes(4'000'000, 13);
+  c.Publish(bytes, 1);
+  auto half = *WeightBlob::ForReceiving({1, 1, bytes.size(), Crc32(bytes)});
+  ASSERT_TRUE(half->Append(std::string_view(bytes).substr(0, 2'000'000)).ok());
+  auto dying = std::make_unique<WeightServer>([&](int64_t) { return std::shared_ptr<const WeightBlob>(half); });
+  c.Plan("dying", dying->address);
+  Actor a(c.address, "a");
+  WeightFetcher::Options opt;
+  opt.member_id = "a";
+  opt.relay_address = a.relay->address;
+  opt.max_sources = 1;
+  absl::StatusOr<std::shared_ptr<WeightBlob>> got = absl::UnknownError("");
+  std::thread t([&] { got = a.fetcher->Fetch(-1, opt, nullptr, nullptr); });
+  ASSERT_TRUE(WaitUntil([&] {
+    auto held = a.fetcher->Held(1);
+    return held.ok() && (*held)->filled() == 2'000'000;
+  }));
+  dying->Kill();
+  t.join();
+  EXPECT_FALSE(got.ok()) << "one source allowed, and it died";
+  opt.max_sources = 8;
+  got = a.fetcher->Fetch(-1, opt, nullptr, nullptr);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ((*got)->bytes(), bytes);
+  EXPECT_EQ(a.fetcher->stats().bytes_from_coordinator, 2'000'000u) << "resumed at byte 2000000, not 0";
+}
+
+// A member that fetches a newer version no longer serves older ones: the plan for an
+// older version does not send anyone to it.
+TEST(WeightRelayPlan, AMemberOnANewerVersionIsNoLongerAParentForOlderOnes) {
+  Coordinator c(1);
+  c.Publish(RandomBytes(1000, 14), 1);
+  EXPECT_EQ(c.Plan("m0", "10.0.0.0:1").source_member(), "");
+  c.Publish(RandomBytes(1000, 15), 2);
+  EXPECT_EQ(c.Plan("m0", "10.0.0.0:1").version(), 2u);  // m0 moves on to version 2
+  auto stub = v1::Coordinator::NewStub(c.channel);
+  v1::PlanWeightFetchRequest req;
+  req.set_member_id("m1");
+  req.set_version(1);
+  req.set_relay_address("10.0.0.1:1");
+  v1::PlanWeightFetchResponse resp;
+  auto ctx = ContextWithDeadline(absl::Seconds(10));
+  ASSERT_TRUE(stub->PlanWeightFetch(ctx.get(), req, &resp).ok());
+  EXPECT_EQ(resp.version(), 1u);
+  EXPECT_EQ(resp.source_member(), "") << "m0 holds version 2 now";
 }
 
 // A relay that serves other bytes under the version's number (a stale or corrupt copy)

@@ -12,6 +12,7 @@
 #include <grpcpp/support/sync_stream.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <limits>
 
@@ -154,6 +155,8 @@ absl::StatusOr<std::shared_ptr<WeightBlob>> WeightBlob::ForReceiving(const Weigh
   std::shared_ptr<WeightBlob> b(new WeightBlob());
   b->header_ = h;
   if (reuse != nullptr && reuse.use_count() == 1 && reuse->map_ != nullptr && reuse->map_size_ >= h.total_size) {
+    // use_count is a relaxed load: order the last reader's reads before our writes.
+    std::atomic_thread_fence(std::memory_order_acquire);
     std::swap(b->map_, reuse->map_);
     std::swap(b->map_size_, reuse->map_size_);
   } else if (h.total_size > 0) {
@@ -179,6 +182,11 @@ absl::StatusOr<std::shared_ptr<WeightBlob>> WeightBlob::ForReceiving(const Weigh
 uint64_t WeightBlob::filled() const {
   absl::MutexLock l(&mu_);
   return filled_;
+}
+
+bool WeightBlob::failed() const {
+  absl::MutexLock l(&mu_);
+  return !failed_.empty();
 }
 
 bool WeightBlob::complete() const {
@@ -252,6 +260,9 @@ absl::Status ReceiveWeightStream(Reader* reader, std::shared_ptr<WeightBlob>* bl
     ChunkHeader h;
     if (absl::Status s = ScanChunk(&bb, &h); !s.ok()) return s;
     if (*blob == nullptr) {
+      // Weights are never empty (safetensors has a header); an empty or field-less
+      // message would otherwise read as a complete version 0 of 0 bytes.
+      if (h.total_size == 0) return absl::InvalidArgumentError("weight chunk of an empty blob (total_size 0)");
       absl::StatusOr<std::shared_ptr<WeightBlob>> made =
           WeightBlob::ForReceiving(WeightHeader{h.version, h.step, h.total_size, h.crc32}, std::move(reuse));
       if (!made.ok()) return made.status();
@@ -398,6 +409,8 @@ absl::Status FetchWeightStream(const std::shared_ptr<grpc::Channel>& channel, gr
   if (!received.ok()) ctx->TryCancel();  // a call must be finished before its reader goes away
   grpc::Status s = reader->Finish();
   if (!received.ok()) return received;
+  // Every byte in and checked: a status racing the stream's end does not undo that.
+  if (*blob != nullptr && (*blob)->complete()) return absl::OkStatus();
   if (!s.ok()) return ToAbsl(s);
   if (*blob == nullptr) return absl::DataLossError("the weight stream ended before its first chunk");
   if (!(*blob)->complete()) {
@@ -464,6 +477,16 @@ absl::StatusOr<std::shared_ptr<WeightBlob>> WeightFetcher::Fetch(
     // Every later question is about this version: a fetch resumes, it does not switch.
     plan_req.set_version(static_cast<int64_t>(plan.version()));
     if (blob == nullptr) {
+      // What this process already holds of the version (an earlier fetch that failed
+      // part way) is resumed, not fetched again from byte 0.
+      absl::MutexLock l(&mu_);
+      if (held_ != nullptr && held_->version() == plan.version() && held_->header().crc32 == plan.crc32() &&
+          held_->header().total_size == plan.total_size() && !held_->failed()) {
+        blob = held_;
+        planning_ = false;
+      }
+    }
+    if (blob == nullptr) {
       std::shared_ptr<WeightBlob> reuse;
       {
         absl::MutexLock l(&mu_);
@@ -488,7 +511,7 @@ absl::StatusOr<std::shared_ptr<WeightBlob>> WeightFetcher::Fetch(
       absl::MutexLock l(&mu_);
       (source.empty() ? stats_.bytes_from_coordinator : stats_.bytes_from_peers) += blob->filled() - before;
     }
-    if (s.ok()) return blob;
+    if (s.ok() || blob->complete()) return blob;
     last = s;
     if (cancelled) break;
     if (absl::IsDataLoss(s) && blob->filled() == blob->header().total_size) {
@@ -496,6 +519,7 @@ absl::StatusOr<std::shared_ptr<WeightBlob>> WeightFetcher::Fetch(
       blob->Abandon(std::string(s.message()));
       absl::MutexLock l(&mu_);
       if (held_ == blob) held_.reset();
+      planning_ = true;  // peers asking now wait for the next blob
       blob.reset();
     }
     if (source.empty()) {
@@ -510,13 +534,16 @@ absl::StatusOr<std::shared_ptr<WeightBlob>> WeightFetcher::Fetch(
                  plan.version(), source, plan.source_member(), s.message(), blob ? blob->filled() : 0);
     plan_req.set_failed_source(source);
   }
-  if (blob != nullptr) blob->Abandon(absl::StrCat("the relay could not fetch version ", blob->version(), ": ", last.message()));
+  // A partial blob stays held: the next Fetch of this version resumes it (a coordinator
+  // that failed, or a deadline, costs the bytes not yet received, not those already in).
   return last;
 }
 
 absl::StatusOr<std::shared_ptr<const WeightBlob>> WeightFetcher::Held(int64_t version) const {
   absl::MutexLock l(&mu_);
-  auto settled = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !planning_; };
+  auto settled = [this, version]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return !planning_ || (held_ != nullptr && version >= 0 && held_->version() == static_cast<uint64_t>(version));
+  };
   mu_.AwaitWithTimeout(absl::Condition(&settled), absl::Seconds(5));
   if (held_ == nullptr || (version >= 0 && held_->version() != static_cast<uint64_t>(version))) {
     return absl::NotFoundError(absl::StrCat("this actor does not hold weight version ", version));

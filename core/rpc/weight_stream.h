@@ -76,6 +76,8 @@ class WeightBlob {
   uint64_t filled() const;
   // Every byte arrived and the CRC matched.
   bool complete() const;
+  // The receiver gave up on it (Abandon) or the CRC did not match.
+  bool failed() const;
 
   // Receiver side: the next `n` bytes, at offset filled(), read by `read(dest)` (which
   // fills exactly n bytes or returns false). At the last byte the CRC is checked:

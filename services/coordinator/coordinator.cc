@@ -381,6 +381,11 @@ grpc::Status CoordinatorService::PlanWeightFetch(grpc::ServerContext*, const v1:
     weight_plans_coordinator_->Increment();
     return grpc::Status::OK;
   }
+  // A member fetching this version has stopped serving older ones (it holds one).
+  for (auto& [older, list] : relays_) {
+    if (older >= v.version) break;
+    for (RelayNode& n : list) n.dead = n.dead || n.member_id == req->member_id();
+  }
   std::vector<RelayNode>& nodes = relays_[v.version];
   if (!req->failed_source().empty()) {
     for (RelayNode& n : nodes) {
