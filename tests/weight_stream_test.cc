@@ -388,15 +388,26 @@ TEST(WeightRelay, AChainOfActorsGetsTheVersionWithTheCoordinatorSendingItOnce) {
 // The relay an actor was told to fetch from dies after sending half the version: the
 // actor asks again naming it, gets the coordinator (the only one before it), and
 // resumes at the byte where the relay stopped.
+// Version 1 of 4 MB published, and a relay "dying" that asked for it first and holds
+// its first half, the second half never coming.
+struct HalfRelay {
+  HalfRelay(Coordinator& c, uint64_t seed) : bytes(RandomBytes(4'000'000, seed)) {
+    c.Publish(bytes, 1);
+    half = *WeightBlob::ForReceiving({1, 1, bytes.size(), Crc32(bytes)});
+    EXPECT_TRUE(half->Append(std::string_view(bytes).substr(0, 2'000'000)).ok());
+    dying = std::make_unique<WeightServer>([this](int64_t) { return std::shared_ptr<const WeightBlob>(half); });
+    EXPECT_EQ(c.Plan("dying", dying->address).source_member(), "");
+  }
+  std::string bytes;
+  std::shared_ptr<WeightBlob> half;
+  std::unique_ptr<WeightServer> dying;
+};
+
 TEST(WeightRelay, ARelayThatDiesMidTransferIsRoutedAround) {
   Coordinator c(1);
-  const std::string bytes = RandomBytes(4'000'000, 10);
-  c.Publish(bytes, 1);
-  // A relay holding the first half, the second half never coming.
-  auto half = *WeightBlob::ForReceiving({1, 1, bytes.size(), Crc32(bytes)});
-  ASSERT_TRUE(half->Append(std::string_view(bytes).substr(0, 2'000'000)).ok());
-  auto dying = std::make_unique<WeightServer>([&](int64_t) { return std::shared_ptr<const WeightBlob>(half); });
-  EXPECT_EQ(c.Plan("dying", dying->address).source_member(), "");
+  HalfRelay relay(c, 10);
+  const std::string& bytes = relay.bytes;
+  auto& dying = relay.dying;
   Actor a(c.address, "a");
   absl::StatusOr<std::shared_ptr<WeightBlob>> got = absl::UnknownError("");
   std::thread t([&] { got = a.Fetch(); });
@@ -417,12 +428,9 @@ TEST(WeightRelay, ARelayThatDiesMidTransferIsRoutedAround) {
 // version) keeps what it received; the next fetch of the version resumes there.
 TEST(WeightRelay, AFetchThatGaveUpResumesWhereItStopped) {
   Coordinator c(1);
-  const std::string bytes = RandomBytes(4'000'000, 13);
-  c.Publish(bytes, 1);
-  auto half = *WeightBlob::ForReceiving({1, 1, bytes.size(), Crc32(bytes)});
-  ASSERT_TRUE(half->Append(std::string_view(bytes).substr(0, 2'000'000)).ok());
-  auto dying = std::make_unique<WeightServer>([&](int64_t) { return std::shared_ptr<const WeightBlob>(half); });
-  c.Plan("dying", dying->address);
+  HalfRelay relay(c, 13);
+  const std::string& bytes = relay.bytes;
+  auto& dying = relay.dying;
   Actor a(c.address, "a");
   WeightFetcher::Options opt;
   opt.member_id = "a";
