@@ -205,10 +205,6 @@ Learner::Learner(const RunConfig& cfg, std::unique_ptr<Policy> policy, std::uniq
   auto& r = *registry_;
   auto gauge = [&](const char* name, const char* help) { return &prometheus::BuildGauge().Name(name).Help(help).Register(r).Add({}); };
   step_gauge_ = gauge("grpo_learner_step", "GRPO steps done");
-  reward_gauge_ = gauge("grpo_learner_reward_mean", "Mean reward of the last step's batch");
-  accuracy_gauge_ = gauge("grpo_learner_accuracy", "Mean accuracy component of the last step's batch");
-  loss_gauge_ = gauge("grpo_learner_loss", "GRPO loss of the last step");
-  kl_gauge_ = gauge("grpo_learner_kl", "Mean k3 KL to the reference policy of the last step");
   buffer_gauge_ = gauge("grpo_learner_buffered_groups", "Groups waiting for a step");
   tokens_trained_ = &prometheus::BuildCounter().Name("grpo_learner_tokens_trained_total").Help("Completion tokens trained on").Register(r).Add({});
   stale_in_buffer_ = &prometheus::BuildCounter()
@@ -247,6 +243,10 @@ Learner::Learner(const RunConfig& cfg, std::unique_ptr<Policy> policy, std::uniq
 
 // metrics.jsonl fields also exported as gauges, with their help.
 const std::vector<std::pair<std::string, const char*>> Learner::kStepGauges = {
+    {"reward_mean", "Mean reward of the last step's batch"},
+    {"accuracy", "Mean accuracy component of the last step's batch"},
+    {"loss", "GRPO loss of the last step"},
+    {"kl", "Mean k3 KL to the reference policy of the last step"},
     {"reward_std", "Standard deviation of the rewards in the last step's batch"},
     {"format", "Mean format component of the last step's batch"},
     {"pg_loss", "Policy-gradient part of the last step's loss"},
@@ -928,10 +928,6 @@ void Learner::LeaderLoop() {
         if (j.contains(field) && j[field].is_number()) g->Set(j[field].get<double>());
       }
     }
-    reward_gauge_->Set(bs.reward_mean);
-    accuracy_gauge_->Set(bs.accuracy);
-    loss_gauge_->Set(ts.loss);
-    kl_gauge_->Set(ts.kl);
     tokens_trained_->Increment(static_cast<double>(bs.tokens));
     if (step % 10 == 1) {
       const auto& g0 = batch.front().group();

@@ -143,13 +143,9 @@ class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
 
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Gauge* step_gauge_;
-  prometheus::Gauge* reward_gauge_;
-  prometheus::Gauge* accuracy_gauge_;
-  prometheus::Gauge* loss_gauge_;
-  prometheus::Gauge* kl_gauge_;
   prometheus::Gauge* buffer_gauge_;
   // Every numeric field of a metrics.jsonl line that dashboards and alerts read, as a
-  // gauge (grpo_learner_<field>): entropy, clip fraction, grad norm, lr, lengths,
+  // gauge (grpo_learner_<field>): reward, accuracy, loss, KL, entropy, clip fraction, grad norm, lr, lengths,
   // staleness, held-out eval, ... (see kStepGauges in learner.cc).
   std::map<std::string, prometheus::Gauge*> step_gauges_;
   prometheus::Histogram* step_seconds_;

@@ -1,10 +1,7 @@
 #include "tools/grpo/launcher.h"
 
-#include <sys/socket.h>
 
-#include <netinet/in.h>
 
-#include <arpa/inet.h>
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -151,22 +148,6 @@ std::string FindOnPath(const std::string& name) {
     if (::access(candidate.c_str(), X_OK) == 0) return candidate;
   }
   return "";
-}
-
-// A free TCP port on 127.0.0.1 (the kernel's choice).
-int FreePort() {
-  int s = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  int port = 0;
-  if (::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-    port = ntohs(a.sin_port);
-  }
-  ::close(s);
-  return port;
 }
 
 }  // namespace
@@ -362,7 +343,8 @@ int RunLocal(const LaunchOptions& opts) {
     const fs::path pdir = run_dir / "prometheus";
     fs::create_directories(pdir, ec);
     extern const char kEmbeddedAlertRules[];
-    const int pport = opts.prometheus_port > 0 ? opts.prometheus_port : FreePort();
+    absl::StatusOr<int> free_port = PickFreePort();
+    const int pport = opts.prometheus_port > 0 ? opts.prometheus_port : free_port.ok() ? *free_port : 9090;
     absl::Status w1 = WriteFileAtomic((pdir / "alerts.yml").string(), kEmbeddedAlertRules);
     absl::Status w2 = WriteFileAtomic((pdir / "prometheus.yml").string(),
                                       "# Written by grpo run --prometheus: the run's services by file discovery.\n"
