@@ -1003,7 +1003,9 @@ TEST(Integration, ARunWhosePromptsAllOverflowTheContextStopsWithAConfigurationEr
   const std::string out = TailOfFile((dir / "launcher.out").string(), 40);
   EXPECT_THAT(out, HasSubstr("a configuration error")) << out;
   EXPECT_THAT(out, HasSubstr("nothing in this run can train")) << out;
-  EXPECT_THAT(TailOfFile((dir / "logs" / "actor.log").string(), 200), HasSubstr("the model's context is 32"));
+  absl::StatusOr<std::string> actor_log = ReadFile((dir / "logs" / "actor.log").string());
+  ASSERT_TRUE(actor_log.ok()) << actor_log.status();
+  EXPECT_THAT(*actor_log, HasSubstr("the model's context is 32"));
   RemoveUnlessFailed(dir);
 }
 

@@ -130,7 +130,7 @@ TEST(WeightStream, FetchesWholeOrFromAnOffsetAndTypedClientsInteroperate) {
   {
     std::shared_ptr<WeightBlob> got;
     auto ctx = ContextWithDeadline(absl::Seconds(30));
-    ASSERT_TRUE(FetchWeightStream(channel, ctx.get(), -1, &got, nullptr, 1 << 20).ok());
+    ASSERT_TRUE(FetchWeightStream(channel, ctx.get(), -1, &got, 1 << 20).ok());
     EXPECT_TRUE(got->complete());
     EXPECT_EQ(got->bytes(), bytes);
     EXPECT_EQ(got->header().step, 9u);

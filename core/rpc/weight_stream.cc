@@ -253,8 +253,12 @@ absl::StatusOr<uint64_t> WeightBlob::WaitBeyond(uint64_t offset, absl::Duration 
 
 // ---- Streams
 
+namespace {
+
+// Reads a WeightChunk stream (a ClientReader or ServerReader of ByteBuffer) into *blob,
+// resuming at its filled() offset; when *blob is null the first chunk's header creates it.
 template <typename Reader>
-absl::Status ReceiveWeightStream(Reader* reader, std::shared_ptr<WeightBlob>* blob, std::shared_ptr<WeightBlob> reuse) {
+absl::Status ReceiveWeightStream(Reader* reader, std::shared_ptr<WeightBlob>* blob) {
   grpc::ByteBuffer bb;
   while (reader->Read(&bb)) {
     ChunkHeader h;
@@ -264,7 +268,7 @@ absl::Status ReceiveWeightStream(Reader* reader, std::shared_ptr<WeightBlob>* bl
       // message would otherwise read as a complete version 0 of 0 bytes.
       if (h.total_size == 0) return absl::InvalidArgumentError("weight chunk of an empty blob (total_size 0)");
       absl::StatusOr<std::shared_ptr<WeightBlob>> made =
-          WeightBlob::ForReceiving(WeightHeader{h.version, h.step, h.total_size, h.crc32}, std::move(reuse));
+          WeightBlob::ForReceiving(WeightHeader{h.version, h.step, h.total_size, h.crc32});
       if (!made.ok()) return made.status();
       *blob = *std::move(made);
     }
@@ -288,12 +292,6 @@ absl::Status ReceiveWeightStream(Reader* reader, std::shared_ptr<WeightBlob>* bl
   return absl::OkStatus();
 }
 
-template absl::Status ReceiveWeightStream(grpc::ClientReader<grpc::ByteBuffer>*, std::shared_ptr<WeightBlob>*,
-                                          std::shared_ptr<WeightBlob>);
-template absl::Status ReceiveWeightStream(grpc::ServerReader<grpc::ByteBuffer>*, std::shared_ptr<WeightBlob>*,
-                                          std::shared_ptr<WeightBlob>);
-
-namespace {
 // Writes chunks to any writer with Write(ByteBuffer).
 template <typename Writer>
 absl::Status WriteChunks(Writer* writer, const std::shared_ptr<const WeightBlob>& blob, uint64_t offset,
@@ -316,14 +314,17 @@ absl::Status WriteChunks(Writer* writer, const std::shared_ptr<const WeightBlob>
   }
   return absl::OkStatus();
 }
-}  // namespace
 
+// A server's Fetch: `blob` from `offset` on, waiting at most 30 s for each byte a relay
+// has not received yet.
 grpc::Status WriteWeightStream(grpc::ServerWriter<grpc::ByteBuffer>* writer, grpc::ServerContext* ctx,
                                const std::shared_ptr<const WeightBlob>& blob, uint64_t offset, uint32_t chunk,
-                               absl::Duration stall) {
+                               absl::Duration stall = absl::Seconds(30)) {
   absl::Status s = WriteChunks(writer, blob, offset, chunk, stall, [ctx] { return ctx->IsCancelled(); });
   return ToGrpc(s);
 }
+
+}  // namespace
 
 // ---- The service
 
@@ -396,8 +397,7 @@ absl::StatusOr<v1::PublishWeightsResponse> PublishWeightStream(const std::shared
 }
 
 absl::Status FetchWeightStream(const std::shared_ptr<grpc::Channel>& channel, grpc::ClientContext* ctx,
-                               int64_t version, std::shared_ptr<WeightBlob>* blob, std::shared_ptr<WeightBlob> reuse,
-                               uint32_t chunk) {
+                               int64_t version, std::shared_ptr<WeightBlob>* blob, uint32_t chunk) {
   static const grpc::internal::RpcMethod method(kFetchMethod, grpc::internal::RpcMethod::SERVER_STREAMING);
   v1::FetchWeightsRequest req;
   req.set_version(*blob != nullptr ? static_cast<int64_t>((*blob)->version()) : version);
@@ -405,7 +405,7 @@ absl::Status FetchWeightStream(const std::shared_ptr<grpc::Channel>& channel, gr
   req.set_offset(*blob != nullptr ? (*blob)->filled() : 0);
   std::unique_ptr<grpc::ClientReader<grpc::ByteBuffer>> reader(
       grpc::internal::ClientReaderFactory<grpc::ByteBuffer>::Create(channel.get(), method, ctx, Serialize(req)));
-  absl::Status received = ReceiveWeightStream(reader.get(), blob, std::move(reuse));
+  absl::Status received = ReceiveWeightStream(reader.get(), blob);
   if (!received.ok()) ctx->TryCancel();  // a call must be finished before its reader goes away
   grpc::Status s = reader->Finish();
   if (!received.ok()) return received;
@@ -504,7 +504,7 @@ absl::StatusOr<std::shared_ptr<WeightBlob>> WeightFetcher::Fetch(
     const uint64_t before = blob->filled();
     auto ctx = context(opt.call_timeout);
     absl::Status s = FetchWeightStream(source.empty() ? coordinator_ : ChannelTo(source), ctx.get(),
-                                       static_cast<int64_t>(plan.version()), &blob, nullptr, opt.chunk_bytes);
+                                       static_cast<int64_t>(plan.version()), &blob, opt.chunk_bytes);
     const bool cancelled = opt.stopping && opt.stopping();
     done(ctx);
     {
@@ -549,11 +549,6 @@ absl::StatusOr<std::shared_ptr<const WeightBlob>> WeightFetcher::Held(int64_t ve
     return absl::NotFoundError(absl::StrCat("this actor does not hold weight version ", version));
   }
   return std::shared_ptr<const WeightBlob>(held_);
-}
-
-void WeightFetcher::Release() {
-  absl::MutexLock l(&mu_);
-  held_.reset();
 }
 
 WeightFetcher::Stats WeightFetcher::stats() const {

@@ -112,21 +112,6 @@ class WeightBlob {
   std::string failed_ ABSL_GUARDED_BY(mu_);
 };
 
-// Reads a WeightChunk stream (Reader: grpc::ClientReader<ByteBuffer> or
-// grpc::ServerReader<ByteBuffer>) into `*blob`, resuming at its filled() offset; when
-// *blob is null the first chunk's header creates it (memory from `reuse`). Each chunk
-// must carry the blob's version, size and CRC and start where the last ended.
-// INVALID_ARGUMENT names what was wrong; DATA_LOSS when the CRC does not match.
-template <typename Reader>
-absl::Status ReceiveWeightStream(Reader* reader, std::shared_ptr<WeightBlob>* blob,
-                                 std::shared_ptr<WeightBlob> reuse = nullptr);
-
-// Writes `blob` from `offset` on as WeightChunk messages of `chunk` bytes, without
-// copying the bytes; waits for bytes a relay has not received yet (WaitBeyond).
-grpc::Status WriteWeightStream(grpc::ServerWriter<grpc::ByteBuffer>* writer, grpc::ServerContext* ctx,
-                               const std::shared_ptr<const WeightBlob>& blob, uint64_t offset, uint32_t chunk,
-                               absl::Duration stall = absl::Seconds(30));
-
 // The grpo.v1.Weights service over two hooks: `lookup` finds the blob a Fetch asks for
 // (-1: newest; NOT_FOUND or UNAVAILABLE when there is none) and `accept` takes a
 // complete, checked blob from Publish (nullptr: Publish is UNIMPLEMENTED, as on actors).
@@ -152,10 +137,12 @@ absl::StatusOr<v1::PublishWeightsResponse> PublishWeightStream(const std::shared
                                                                const std::shared_ptr<const WeightBlob>& blob,
                                                                uint32_t chunk = kDefaultWeightChunk);
 // Client side of Weights/Fetch: receives `version` into *blob from its filled() offset
-// (creating it from the first chunk when null).
+// (creating it from the first chunk when null). Each chunk must carry the blob's
+// version, size and CRC and start where the last ended: INVALID_ARGUMENT names what was
+// wrong, DATA_LOSS when the CRC does not match.
 absl::Status FetchWeightStream(const std::shared_ptr<grpc::Channel>& channel, grpc::ClientContext* ctx,
                                int64_t version, std::shared_ptr<WeightBlob>* blob,
-                               std::shared_ptr<WeightBlob> reuse = nullptr, uint32_t chunk = kDefaultWeightChunk);
+                               uint32_t chunk = kDefaultWeightChunk);
 
 // What an actor does on a new version: asks the coordinator where to fetch it from
 // (PlanWeightFetch), fetches from that peer or from the coordinator, and around a source
@@ -188,8 +175,6 @@ class WeightFetcher {
   // process may ask before this process has heard back from the coordinator itself, so
   // while a fetch is being planned this waits for it (at most 5 s).
   absl::StatusOr<std::shared_ptr<const WeightBlob>> Held(int64_t version) const;
-  // Drops the held blob (it is not served any more).
-  void Release();
   Stats stats() const;
 
  private:

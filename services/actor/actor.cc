@@ -417,6 +417,7 @@ void Actor::Loop() {
   heartbeat_ = std::thread([this] { HeartbeatLoop(); });
   watcher_ = std::thread([this] { WatchLoop(); });
   absl::Duration idle = absl::Milliseconds(20);
+  absl::Duration lost_backoff = absl::Milliseconds(50);  // after a batch the learner did not take
   for (;;) {
     int64_t announced;
     std::string member;
@@ -499,12 +500,18 @@ void Actor::Loop() {
       scored = Score(groups);
     }
     absl::Status submitted = scored.ok() ? Submit(*scored) : scored.status();
+    if (submitted.ok()) lost_backoff = absl::Milliseconds(50);
     if (!submitted.ok()) {
       absl::MutexLock l(&mu_);
       if (stopping_) return;
       failed_batches_->Increment();
-      spdlog::warn("batch of {} group(s) lost ({}); their leases will expire and be re-issued", groups.size(),
-                   submitted.message());
+      spdlog::warn("batch of {} group(s) lost ({}); their leases will expire and be re-issued; next batch in {}",
+                   groups.size(), submitted.message(), absl::FormatDuration(lost_backoff));
+      // A learner that is down fails every batch at once: back off (doubling to 2 s)
+      // rather than lease and lose work in a tight loop.
+      mu_.AwaitWithTimeout(absl::Condition(&stopping_), lost_backoff);
+      if (stopping_) return;
+      lost_backoff = std::min(lost_backoff * 2, absl::Seconds(2));
     } else if (cfg_.actor.sync) {
       // Synchronous mode: the next batch is sampled by the version trained on this one.
       auto newer = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || announced_version_ > sampled_with; };
