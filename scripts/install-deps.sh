@@ -12,7 +12,7 @@ PACKAGES=(
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev
   bubblewrap libseccomp-dev
   libginac-dev libcln-dev
-  zlib1g-dev libisal-dev libpcre2-dev libicu-dev
+  zlib1g-dev libisal-dev libdnnl-dev libpcre2-dev libicu-dev
   yamllint docker-compose prometheus curl python3 openssl
   nodejs chromium
 )

@@ -188,6 +188,15 @@ TEST(GeneratorTest, PrefixIsPrefilledOncePerRequest) {
   std::vector<GenerationRequest> sixteen(16, GenerationRequest{prompt, 1});
   GenerateAll(model, sixteen, params, 3, 64, &separate);
   EXPECT_EQ(separate.prefill_tokens, 16 * 40);
+  // The prompt's keys are held once for the 16 completions: one prefix slot
+  // against sixteen, and the difference in KV bytes is exactly 15 prompts' keys.
+  const ModelConfig& c = model->config();
+  const int64_t prompt_bytes = c.num_hidden_layers * 2 * c.num_key_value_heads * 40 * c.head_dim() * 4;
+  EXPECT_EQ(shared.prefix_slots, 1);
+  EXPECT_EQ(separate.prefix_slots, 16);
+  EXPECT_EQ(separate.kv_bytes - shared.kv_bytes, 15 * prompt_bytes);
+  // One prompt's keys plus 16 rows of 6 generated positions each (own keys only).
+  EXPECT_EQ(shared.kv_bytes, prompt_bytes + 16 * 6 * prompt_bytes / 40);
   ASSERT_EQ(a[0].size(), 16u);
   // The 16 completions are independent draws, not copies.
   std::set<std::vector<int64_t>> distinct;
@@ -245,6 +254,112 @@ TEST(GeneratorTest, ContinuousBatchingGivesTheSameOutputAsOneBigBatch) {
     }
   }
   EXPECT_GT(lengths.size(), 2u) << "rows should finish at different steps";
+}
+
+// Groups of many sizes with prompts of many lengths, through a small batch:
+// prefix slots are taken, released, reused and grown while rows of several
+// prompts decode together (read regrouped by slot or gathered per row), and
+// every completion is what it is when its request runs alone.
+TEST(GeneratorTest, MixedGroupsThroughFewRowsMatchEachRequestAlone) {
+  for (const char* arch : {"qwen3", "qwen2"}) {
+    Transformer model = MakeModel(TinyConfig(arch), 8);
+    SamplingParams params;
+    params.temperature = 1.2;
+    params.max_new_tokens = 12;
+    params.stop_token_ids = {3, 4};
+    std::vector<GenerationRequest> requests;
+    const int64_t sizes[] = {1, 6, 2, 1, 9, 3, 1, 1, 5};
+    for (int r = 0; r < 9; ++r) {
+      std::vector<int64_t> prompt(2 + (r * 5) % 11);
+      for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = 7 + (r * 13 + i * 3) % 40;
+      requests.push_back({prompt, sizes[r]});
+    }
+    std::vector<std::vector<SampledSequence>> first;
+    for (int64_t max_batch : {4, 7, 64}) {
+      GenerationStats stats;
+      auto together = GenerateAll(model, requests, params, 17, max_batch, &stats);
+      EXPECT_LE(stats.max_active, max_batch);
+      EXPECT_LE(stats.prefix_slots, 16) << "slots are reused";
+      if (first.empty()) first = together;
+      for (size_t r = 0; r < requests.size(); ++r) {
+        ASSERT_EQ(together[r].size(), static_cast<size_t>(sizes[r]));
+        for (size_t s = 0; s < together[r].size(); ++s) {
+          // The same draws whatever the batch: each completion's randomness is its own.
+          EXPECT_EQ(together[r][s].token_ids, first[r][s].token_ids) << arch << " " << max_batch << " " << r << "/" << s;
+          // And each token's logprob is its full forward's.
+          std::vector<int64_t> ctx = requests[r].prompt_ids;
+          for (size_t i = 0; i < together[r][s].token_ids.size(); ++i) {
+            const int64_t tok = together[r][s].token_ids[i];
+            torch::Tensor logits = LastLogits(model, ctx) / params.temperature;
+            const double expected = (logits[tok] - logits.logsumexp(0)).item<double>();
+            EXPECT_NEAR(together[r][s].logprobs[i], expected, 1e-4) << arch << " request " << r << "/" << s << " token " << i;
+            ctx.push_back(tok);
+          }
+        }
+      }
+    }
+    // Request 0 alone draws what it drew among the others.
+    auto alone = GenerateAll(model, {requests[0]}, params, 17, 64);
+    EXPECT_EQ(alone[0][0].token_ids, first[0][0].token_ids) << arch;
+  }
+}
+
+// Packed weights (oneDNN, PackedLinears) give what torch's linear layers give,
+// in float32 and bfloat16, and a weight changed in place between calls (as an
+// actor loading a new version does) is packed again, never served stale.
+TEST(GeneratorTest, PackedWeightsMatchTorchAndFollowWeightChanges) {
+  for (torch::ScalarType dtype : {torch::kFloat, torch::kBFloat16}) {
+    Transformer model = MakeModel(TinyConfig("qwen2"), 12);
+    model->to(dtype);
+    SamplingParams params;
+    params.temperature = 1.0;
+    params.max_new_tokens = 10;
+    const std::vector<GenerationRequest> requests = {{{5, 6, 7, 8}, 3}, {{9, 10}, 2}};
+    GeneratorOptions packed_options, plain_options;
+    plain_options.pack_weights = false;
+    Generator packed(model, packed_options), plain(model, plain_options);
+    auto a = packed.Generate(requests, params, 4);
+    ASSERT_TRUE(a.ok()) << a.status();
+    const int64_t first_packs = packed.last_stats().weights_packed;
+    if (first_packs == 0) GTEST_SKIP() << "this build has no oneDNN: nothing is packed";
+    // qkvo + 3 MLP per layer, and the tied embedding or the head.
+    EXPECT_EQ(first_packs, 7 * model->config().num_hidden_layers + 1);
+    auto b = plain.Generate(requests, params, 4);
+    ASSERT_TRUE(b.ok()) << b.status();
+    const double tolerance = dtype == torch::kFloat ? 1e-4 : 0.1;
+    for (size_t r = 0; r < requests.size(); ++r) {
+      for (size_t s = 0; s < (*a)[r].size(); ++s) {
+        const auto& x = (*a)[r][s];
+        const auto& y = (*b)[r][s];
+        const size_t n = std::min(x.token_ids.size(), y.token_ids.size());
+        // Equal up to a near-tie flip in bf16; compare up to the first difference.
+        size_t same = 0;
+        while (same < n && x.token_ids[same] == y.token_ids[same]) ++same;
+        if (dtype == torch::kFloat) EXPECT_EQ(x.token_ids, y.token_ids) << r << "/" << s;
+        for (size_t i = 0; i < same; ++i) EXPECT_NEAR(x.logprobs[i], y.logprobs[i], tolerance) << r << "/" << s << " " << i;
+      }
+    }
+    // Unchanged weights: nothing packed again.
+    ASSERT_TRUE(packed.Generate(requests, params, 4).ok());
+    EXPECT_EQ(packed.last_stats().weights_packed, 0);
+    // A new version written in place: the packed copies follow it.
+    {
+      torch::NoGradGuard no_grad;
+      for (auto& p : model->parameters()) p.mul_(-1.5);
+    }
+    auto c = packed.Generate(requests, params, 4);
+    ASSERT_TRUE(c.ok());
+    EXPECT_EQ(packed.last_stats().weights_packed, first_packs);
+    auto d = plain.Generate(requests, params, 4);
+    ASSERT_TRUE(d.ok());
+    if (dtype == torch::kFloat) {
+      for (size_t r = 0; r < requests.size(); ++r) {
+        for (size_t s = 0; s < (*c)[r].size(); ++s) {
+          EXPECT_EQ((*c)[r][s].token_ids, (*d)[r][s].token_ids) << "after the change " << r << "/" << s;
+        }
+      }
+    }
+  }
 }
 
 TEST(GeneratorTest, SameSeedSameOutputOtherSeedOther) {

@@ -393,24 +393,86 @@ INSTANTIATE_TEST_SUITE_P(
              (info.param.tie_word_embeddings ? "_tied" : "");
     });
 
-TEST(KVCacheRepeatTest, RepeatedCacheMatchesSeparatePrefill) {
-  Transformer model = MakeModel(TinyConfig("qwen2"), 4);
-  torch::NoGradGuard no_grad;
-  torch::Tensor prompt = Tokens({1, 9, 10, 11, 12});  // (1, 5)
-  KVCache one = KVCache::Allocate(model->config(), 1, 8, torch::kFloat);
-  model->forward(prompt, 0, &one);
-  KVCache group = one.RepeatBatch(3);
-  EXPECT_EQ(group.batch(), 3);
-  EXPECT_EQ(group.length, 5);
-
-  torch::Tensor next = torch::tensor({20, 21, 22}, torch::kInt64).view({3, 1});  // (3, 1)
-  torch::Tensor batched = model->forward(next, 5, &group).select(1, 0);          // (3, V)
-  for (int64_t g = 0; g < 3; ++g) {
-    KVCache own = KVCache::Allocate(model->config(), 1, 8, torch::kFloat);
-    model->forward(prompt, 0, &own);
-    torch::Tensor logits =
-        model->forward(next.narrow(0, g, 1), 5, &own).select(1, 0);  // (1, V)
-    EXPECT_TRUE(torch::allclose(batched.narrow(0, g, 1), logits, 0, 1e-5)) << g;
+// Rows that share a prompt's keys in a prefix slot, each with its own
+// positions after it, get what each would get from a cache of its own. Two
+// prompts of different lengths; both ways of reading the slots (regrouped by
+// slot, and gathered per row) give the same result.
+TEST(SharedPrefixTest, RowsSharingAPromptSlotMatchSeparateCaches) {
+  for (const char* arch : {"qwen2", "qwen3", "llama"}) {
+    Transformer model = MakeModel(TinyConfig(arch), 4);
+    const ModelConfig& c = model->config();
+    torch::NoGradGuard no_grad;
+    const std::vector<std::vector<int64_t>> prompts = {{1, 9, 10, 11, 12}, {3, 4, 5}};
+    // Rows: (prompt, tokens after it); rows 0-2 share prompt 0, rows 3-4 prompt 1.
+    const std::vector<std::pair<int, std::vector<int64_t>>> rows = {
+        {0, {20}}, {0, {21, 22}}, {0, {23, 24, 25}}, {1, {26, 27}}, {1, {28}}};
+    for (bool spread : {false, true}) {
+      // spread: the prompts sit in slots 0 and 7 of 8, which makes the slot grid
+      // mostly padding and the plan gathers per row.
+      const int64_t slot_of[2] = {0, spread ? 7 : 1};
+      KVCache shared = KVCache::Allocate(c, rows.size(), 4, torch::kFloat);
+      for (auto* part : {&shared.prefix_k, &shared.prefix_v}) {
+        for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+          part->push_back(torch::zeros({8, c.num_key_value_heads, 6, c.head_dim()}));
+        }
+      }
+      for (int p = 0; p < 2; ++p) {
+        KVCache one = KVCache::Allocate(c, 1, 6, torch::kFloat);
+        model->forward(torch::tensor(prompts[p], torch::kInt64).view({1, -1}), 0, &one);
+        for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+          shared.prefix_k[l][slot_of[p]].copy_(one.k[l][0]);
+          shared.prefix_v[l][slot_of[p]].copy_(one.v[l][0]);
+        }
+      }
+      // Decode step by step; at step t every row still having a token feeds it.
+      // Rows are fed all but their last token first (steps), then compared on it.
+      std::vector<torch::Tensor> ours(rows.size());
+      for (int64_t t = 0; t < 3; ++t) {
+        std::vector<int64_t> feed;
+        RowLayout layout;
+        std::vector<size_t> which;
+        for (size_t i = 0; i < rows.size(); ++i) {
+          if (t >= static_cast<int64_t>(rows[i].second.size())) continue;
+          which.push_back(i);
+        }
+        // The step's rows must be rows [0, n) of the cache: compact them first.
+        KVCache step = shared;
+        std::vector<torch::Tensor> k, v;
+        torch::Tensor index = torch::tensor(std::vector<int64_t>(which.begin(), which.end()), torch::kInt64);
+        for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+          step.k[l] = shared.k[l].index_select(0, index);
+          step.v[l] = shared.v[l].index_select(0, index);
+        }
+        for (size_t i : which) {
+          const int p = rows[i].first;
+          feed.push_back(rows[i].second[t]);
+          layout.position.push_back(static_cast<int64_t>(prompts[p].size()) + t);
+          layout.own_start.push_back(t);
+          layout.prefix_slot.push_back(slot_of[p]);
+          layout.prefix_len.push_back(static_cast<int64_t>(prompts[p].size()));
+        }
+        const int64_t n = static_cast<int64_t>(which.size());
+        ForwardPlan plan = PlanForward(layout, n, 1, true, 4, c, model->inv_freq(), torch::kFloat);
+        if (t == 0) EXPECT_EQ(plan.gather, spread) << arch;
+        torch::Tensor logits =
+            model->Logits(model->Hidden(torch::tensor(feed, torch::kInt64).view({n, 1}), plan, &step));  // (n, 1, V)
+        for (int64_t j = 0; j < n; ++j) {
+          for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+            shared.k[l][which[j]].copy_(step.k[l][j]);
+            shared.v[l][which[j]].copy_(step.v[l][j]);
+          }
+          ours[which[j]] = logits[j][0];
+        }
+      }
+      for (size_t i = 0; i < rows.size(); ++i) {
+        std::vector<int64_t> all = prompts[rows[i].first];
+        all.insert(all.end(), rows[i].second.begin(), rows[i].second.end());
+        torch::Tensor full = model->forward(torch::tensor(all, torch::kInt64).view({1, -1}));  // (1, L, V)
+        EXPECT_TRUE(torch::allclose(ours[i], full[0][all.size() - 1], 1e-5, 1e-5))
+            << arch << " row " << i << (spread ? " gathered" : " regrouped") << ": "
+            << (ours[i] - full[0][all.size() - 1]).abs().max();
+      }
+    }
   }
 }
 

@@ -27,52 +27,81 @@ uint64_t SplitMix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-// [x1, x2] -> [-x2, x1] on the last dimension (Hugging Face rotate_half).
-torch::Tensor RotateHalf(const torch::Tensor& x) {
-  const int64_t half = x.size(-1) / 2;
-  return torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
-}
+// The keys and values of one Generate call: each decoding row's own keys (its
+// generated positions) in cache.k / cache.v, row i for the completion decoding
+// in row i; and each prefilled prompt's keys once, in a slot of
+// cache.prefix_k / prefix_v that all its completions attend to. A slot is held
+// until the prompt's last completion finishes; the slots grow (doubling) when
+// all are held.
+struct SlotStore {
+  KVCache cache;
+  std::vector<int64_t> free_slots;  // in increasing order of preference (lowest last)
+  std::vector<int64_t> users;       // per slot: completions still holding it
 
-// A host vector as a tensor on `device`. On a GPU the bytes go through pinned memory
-// with an asynchronous copy, so feeding a decode step never waits for the device (the
-// step's one synchronisation is reading its sampled tokens back).
-template <typename T>
-torch::Tensor ToDevice(const std::vector<T>& values, torch::ScalarType dtype, const torch::Device& device) {
-  const int64_t n = static_cast<int64_t>(values.size());
-  if (!device.is_cuda()) return torch::tensor(values, dtype);
-  torch::Tensor host = torch::empty({n}, torch::TensorOptions().dtype(dtype).pinned_memory(true));
-  std::copy(values.begin(), values.end(), host.data_ptr<T>());
-  return host.to(device, /*non_blocking=*/true);
-}
-
-// Per-layer keys and values: k[l], v[l] are (rows, K, max_len, D).
-struct LayerCache {
-  std::vector<torch::Tensor> k, v;
-
-  static LayerCache Allocate(const ModelConfig& c, int64_t rows, int64_t len,
-                             torch::TensorOptions options) {
-    LayerCache cache;
+  SlotStore(const ModelConfig& c, int64_t rows, int64_t own_len, int64_t prefix_len, int64_t slots,
+            torch::TensorOptions options) {
+    cache = KVCache::Allocate(c, rows, own_len, options);
     for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-      cache.k.push_back(torch::zeros({rows, c.num_key_value_heads, len, c.head_dim()}, options));
-      cache.v.push_back(torch::zeros({rows, c.num_key_value_heads, len, c.head_dim()}, options));
+      cache.prefix_k.push_back(torch::zeros({0, c.num_key_value_heads, prefix_len, c.head_dim()}, options));
+      cache.prefix_v.push_back(torch::zeros({0, c.num_key_value_heads, prefix_len, c.head_dim()}, options));
     }
-    return cache;
+    Grow(slots);
   }
-  // Copies positions [0, len) of row `src` of `from` into row `dst` of this.
-  void CopyRow(int64_t dst, const LayerCache& from, int64_t src, int64_t len) {
-    for (size_t l = 0; l < k.size(); ++l) {
-      k[l][dst].narrow(1, 0, len).copy_(from.k[l][src].narrow(1, 0, len));
-      v[l][dst].narrow(1, 0, len).copy_(from.v[l][src].narrow(1, 0, len));
+
+  void Grow(int64_t extra) {
+    const int64_t old = cache.prefix_slots();
+    for (auto* part : {&cache.prefix_k, &cache.prefix_v}) {
+      for (torch::Tensor& t : *part) {
+        std::vector<int64_t> shape = t.sizes().vec();
+        shape[0] = extra;
+        t = torch::cat({t, torch::zeros(shape, t.options())}, 0);  // (old + extra, K, P, D)
+      }
+    }
+    users.resize(old + extra, 0);
+    for (int64_t s = old + extra - 1; s >= old; --s) free_slots.push_back(s);
+  }
+
+  // A free slot for a prompt with `completions` completions.
+  int64_t Take(int64_t completions) {
+    if (free_slots.empty()) Grow(std::max<int64_t>(1, cache.prefix_slots()));
+    // The lowest free slot, so the slots in use stay packed at the front.
+    auto lowest = std::min_element(free_slots.begin(), free_slots.end());
+    const int64_t slot = *lowest;
+    free_slots.erase(lowest);
+    users[slot] = completions;
+    return slot;
+  }
+
+  // A completion of the slot's prompt finished.
+  void Release(int64_t slot) {
+    if (--users[slot] == 0) free_slots.push_back(slot);
+  }
+
+  // Positions [0, len) of row `row` of `from` into prefix slot `slot`.
+  void PutPrefix(int64_t slot, const KVCache& from, int64_t row, int64_t len) {
+    for (size_t l = 0; l < cache.prefix_k.size(); ++l) {
+      cache.prefix_k[l][slot].narrow(1, 0, len).copy_(from.k[l][row].narrow(1, 0, len));
+      cache.prefix_v[l][slot].narrow(1, 0, len).copy_(from.v[l][row].narrow(1, 0, len));
+    }
+  }
+
+  // Own positions [0, len) of row `src` into row `dst`.
+  void MoveRow(int64_t dst, int64_t src, int64_t len) {
+    if (len == 0) return;
+    for (size_t l = 0; l < cache.k.size(); ++l) {
+      cache.k[l][dst].narrow(1, 0, len).copy_(cache.k[l][src].narrow(1, 0, len));
+      cache.v[l][dst].narrow(1, 0, len).copy_(cache.v[l][src].narrow(1, 0, len));
     }
   }
 };
 
-// A completion being decoded in a row of the slot cache.
+// A completion being decoded in a row of the slot store.
 struct Row {
   int64_t request = 0;
   int64_t sample = 0;
   int64_t prompt_len = 0;
-  int64_t length = 0;      // positions of this row's slot holding keys
+  int64_t slot = 0;        // its prompt's prefix slot
+  int64_t own = 0;         // generated tokens fed to the model (keys in its own row)
   int64_t next_token = 0;  // sampled, not yet fed to the model
   int64_t limit = 0;       // most tokens this completion may have
   std::string tail;        // last bytes of the completion, for stop strings
@@ -80,10 +109,9 @@ struct Row {
 
 // A prefilled prompt waiting for its completions to take rows.
 struct Prefix {
-  std::shared_ptr<LayerCache> cache;  // rows of one batched prefill
-  int64_t row = 0;                    // this prompt's row in `cache`
-  torch::Tensor logits;               // (V) float32, of the prompt's last token
-  int64_t remaining = 0;              // completions not yet placed
+  int64_t slot = 0;       // its keys in the slot store
+  torch::Tensor logits;   // (V) float32, of the prompt's last token
+  int64_t remaining = 0;  // completions not yet placed
 };
 
 }  // namespace
@@ -106,7 +134,8 @@ const char* FinishReasonName(FinishReason reason) {
 }
 
 // ---------------------------------------------------------------------------
-// The forward pass over rows with their own positions.
+// The model's forward pass (TransformerImpl::Hidden) over rows with their own
+// positions and shared prompt prefixes.
 // ---------------------------------------------------------------------------
 struct Generator::Impl {
   Transformer& model;
@@ -123,117 +152,49 @@ struct Generator::Impl {
         inv_freq(device.is_cuda() ? m->inv_freq().pin_memory().to(device, /*non_blocking=*/true)
                                   : m->inv_freq()) {}
 
-  // Runs tokens (B, T) through the blocks. Row b's tokens sit at positions
-  // start[b] + t; its keys and values are written to row b of `cache` there,
-  // and it attends to cache positions [0, start[b] + t]. T > 1 requires all
-  // starts equal (prefill chunks). Returns the final-normed hidden states
-  // (B, T, C).
-  torch::Tensor Blocks(const torch::Tensor& tokens, const std::vector<int64_t>& start,
-                       LayerCache& cache) {
-    const int64_t B = tokens.size(0), T = tokens.size(1);
-    const int64_t H = c.num_attention_heads, K = c.num_key_value_heads, D = c.head_dim();
-    const int64_t R = H / K;
-    const int64_t max_len = cache.k[0].size(2);
-    const int64_t S = *std::max_element(start.begin(), start.end()) + T;  // keys attended
-    const auto i64 = torch::TensorOptions().dtype(torch::kInt64).device(device);
-
-    torch::Tensor start_t = ToDevice(start, torch::kInt64, device);                           // (B)
-    torch::Tensor pos = start_t.unsqueeze(1) + torch::arange(T, i64).unsqueeze(0);          // (B, T)
-    torch::Tensor angles = pos.to(torch::kFloat).unsqueeze(-1) * inv_freq;                  // (B, T, D/2)
-    torch::Tensor emb = torch::cat({angles, angles}, -1);                                    // (B, T, D)
-    torch::Tensor cos = emb.cos().to(dtype).unsqueeze(2);                                    // (B, T, 1, D)
-    torch::Tensor sin = emb.sin().to(dtype).unsqueeze(2);                                    // (B, T, 1, D)
-    // Key j is visible to the token at position p when j <= p.
-    torch::Tensor hidden_keys =
-        torch::arange(S, i64).view({1, 1, S}) > pos.unsqueeze(-1);                           // (B, T, S)
-    torch::Tensor mask = hidden_keys.view({B, 1, 1, T, S});
-    // Flat (row, kv head, position) index of each new key, for T == 1.
-    torch::Tensor flat_index;
-    if (T == 1) {
-      flat_index = ((torch::arange(B, i64).unsqueeze(1) * K + torch::arange(K, i64).unsqueeze(0)) * max_len +
-                    start_t.unsqueeze(1)).view({B * K});                                     // (B*K)
-    } else {
-      for (int64_t s : start) TORCH_CHECK(s == start[0], "Generator: a multi-token chunk needs equal starts");
-    }
-    const double scale = 1.0 / std::sqrt(static_cast<double>(D));
-
-    torch::Tensor x = model->model->embed_tokens->forward(tokens);  // (B, T, C)
-    int64_t l = 0;
-    for (const auto& layer_module : *model->model->layers) {
-      auto* block = layer_module->as<Block>();
-      auto& attn = block->self_attn;
-      torch::Tensor h = block->input_layernorm->forward(x);          // (B, T, C)
-      torch::Tensor q = Linear(attn->q_proj, h).view({B, T, H, D});  // (B, T, H, D)
-      torch::Tensor k = Linear(attn->k_proj, h).view({B, T, K, D});  // (B, T, K, D)
-      torch::Tensor v = Linear(attn->v_proj, h).view({B, T, K, D});  // (B, T, K, D)
-      if (attn->q_norm) {
-        q = attn->q_norm->forward(q);
-        k = attn->k_norm->forward(k);
-      }
-      q = q * cos + RotateHalf(q) * sin;  // (B, T, H, D)
-      k = k * cos + RotateHalf(k) * sin;  // (B, T, K, D)
-
-      torch::Tensor& kc = cache.k[l];  // (rows, K, max_len, D)
-      torch::Tensor& vc = cache.v[l];
-      if (T == 1) {
-        kc.view({-1, D}).index_copy_(0, flat_index, k.view({B * K, D}));
-        vc.view({-1, D}).index_copy_(0, flat_index, v.view({B * K, D}));
-      } else {
-        kc.narrow(0, 0, B).narrow(2, start[0], T).copy_(k.transpose(1, 2));
-        vc.narrow(0, 0, B).narrow(2, start[0], T).copy_(v.transpose(1, 2));
-      }
-      torch::Tensor keys = kc.narrow(0, 0, B).narrow(2, 0, S);    // (B, K, S, D)
-      torch::Tensor values = vc.narrow(0, 0, B).narrow(2, 0, S);  // (B, K, S, D)
-
-      // Grouped-query attention without copying keys: the R query heads of
-      // each key/value head form the rows of one matmul against its keys.
-      torch::Tensor qg = q.view({B, T, K, R, D}).permute({0, 2, 3, 1, 4}).reshape({B, K, R * T, D});
-      // Scaled in the model's dtype, then softmax in float32, as transformers' eager
-      // attention and Transformer::forward do (same rounding in bf16).
-      torch::Tensor scores = torch::matmul(qg, keys.transpose(-2, -1)).mul_(scale).view({B, K, R, T, S});
-      scores = scores.to(torch::kFloat).masked_fill_(mask, -std::numeric_limits<float>::infinity());
-      torch::Tensor probs = torch::softmax(scores, -1).to(dtype).view({B, K, R * T, S});
-      torch::Tensor out = torch::matmul(probs, values)                          // (B, K, R*T, D)
-                              .view({B, K, R, T, D})
-                              .permute({0, 3, 1, 2, 4})
-                              .reshape({B, T, H * D});                          // (B, T, H*D)
-      x = x + Linear(attn->o_proj, out);                                        // (B, T, C)
-      x = x + block->mlp->forward(block->post_attention_layernorm->forward(x));  // (B, T, C)
-      ++l;
-    }
-    return x;
-  }
-
-  // Final norm and output projection of hidden states (N, C) -> (N, V) f32.
-  torch::Tensor Logits(const torch::Tensor& hidden) {
-    torch::Tensor h = model->model->norm->forward(hidden);
-    torch::Tensor logits = c.tie_word_embeddings ? Linear(h, model->model->embed_tokens->weight)
-                                                 : Linear(model->lm_head, h);
-    return logits.to(torch::kFloat);
-  }
+  torch::TensorOptions options() const { return torch::TensorOptions().dtype(dtype).device(device); }
 
   // Prefills prompts (right-padded into one batch, in chunks) into a new
-  // prefix cache; returns it and the logits (N, V) of each prompt's last token.
-  std::pair<std::shared_ptr<LayerCache>, torch::Tensor> Prefill(
-      const std::vector<const std::vector<int64_t>*>& prompts) {
+  // cache, row i for prompt i; returns it and the logits (N, V) of each
+  // prompt's last token.
+  std::pair<KVCache, torch::Tensor> Prefill(const std::vector<const std::vector<int64_t>*>& prompts) {
     const int64_t N = static_cast<int64_t>(prompts.size());
     int64_t P = 0;
     for (const auto* p : prompts) P = std::max<int64_t>(P, p->size());
-    auto cache = std::make_shared<LayerCache>(
-        LayerCache::Allocate(c, N, P, torch::TensorOptions().dtype(dtype).device(device)));
+    KVCache cache = KVCache::Allocate(c, N, P, options());
     std::vector<int64_t> flat(static_cast<size_t>(N * P), 0);  // (N, P), pads are token 0
     for (int64_t i = 0; i < N; ++i) std::copy(prompts[i]->begin(), prompts[i]->end(), flat.begin() + i * P);
-    torch::Tensor ids = ToDevice(flat, torch::kInt64, device).view({N, P});
+    torch::Tensor ids = HostToDevice(flat, device).view({N, P});
     std::vector<torch::Tensor> last(N);
     for (int64_t c0 = 0; c0 < P; c0 += kPrefillChunk) {
       const int64_t T = std::min(kPrefillChunk, P - c0);
-      torch::Tensor hidden = Blocks(ids.narrow(1, c0, T), std::vector<int64_t>(N, c0), *cache);  // (N, T, C)
+      RowLayout layout;
+      layout.position = {c0};
+      layout.own_start = {c0};
+      ForwardPlan plan = PlanForward(layout, N, T, /*cached=*/true, P, c, inv_freq, dtype);
+      torch::Tensor hidden = model->Hidden(ids.narrow(1, c0, T), plan, &cache);  // (N, T, C)
       for (int64_t i = 0; i < N; ++i) {
         const int64_t p = static_cast<int64_t>(prompts[i]->size()) - 1;
         if (p >= c0 && p < c0 + T) last[i] = hidden[i][p - c0];  // (C)
       }
     }
-    return {cache, Logits(torch::stack(last))};  // (N, V)
+    return {std::move(cache), model->Logits(torch::stack(last))};  // (N, V)
+  }
+
+  // One decode step: row i feeds tokens[i] after its prompt (prefix slot) and
+  // its own fed tokens. Returns the logits (n, V).
+  torch::Tensor Decode(const std::vector<int64_t>& tokens, const std::vector<Row>& rows, SlotStore& store) {
+    const int64_t n = static_cast<int64_t>(rows.size());
+    RowLayout layout;
+    for (const Row& row : rows) {
+      layout.position.push_back(row.prompt_len + row.own);
+      layout.own_start.push_back(row.own);
+      layout.prefix_slot.push_back(row.slot);
+      layout.prefix_len.push_back(row.prompt_len);
+    }
+    ForwardPlan plan = PlanForward(layout, n, 1, /*cached=*/true, store.cache.max_len(), c, inv_freq, dtype);
+    torch::Tensor ids = HostToDevice(tokens, device).view({n, 1});
+    return model->Logits(model->Hidden(ids, plan, &store.cache).select(1, 0));  // (n, V)
   }
 };
 
@@ -273,7 +234,7 @@ std::pair<std::vector<int64_t>, std::vector<float>> PickTokens(const torch::Tens
     // share (a float32 cumsum on the GPU would not).
     torch::Tensor probs = torch::softmax(filtered.to(torch::kDouble), -1);  // (N, V)
     torch::Tensor cdf = probs.cumsum(-1);                                   // (N, V)
-    torch::Tensor target = ToDevice(uniforms, torch::kDouble, logits.device()).view({N, 1}) *
+    torch::Tensor target = HostToDevice(uniforms, logits.device()).view({N, 1}) *
                            cdf.narrow(-1, V - 1, 1);  // (N, 1), below the total since u < 1
     tokens = torch::searchsorted(cdf, target, /*out_int32=*/false, /*right=*/true).clamp_max(V - 1);      // (N, 1)
     // Rounding at the very top of the cdf could land on a dropped token.
@@ -317,6 +278,19 @@ Generator::Generator(Transformer model, GeneratorOptions options)
   TORCH_CHECK(options_.max_prefill_tokens >= 1, "Generator: max_prefill_tokens must be >= 1");
 }
 
+Generator::~Generator() = default;
+
+const PackedLinears* Generator::Packed() {
+  if (!options_.pack_weights) return nullptr;
+  if (packed_ == nullptr) {
+    packed_ = PackedLinears::Pack(*model_);
+    if (packed_ != nullptr) stats_.weights_packed = packed_->packs();
+  } else {
+    stats_.weights_packed = packed_->Refresh(*model_);
+  }
+  return packed_.get();
+}
+
 absl::StatusOr<std::vector<std::vector<SampledSequence>>> Generator::Generate(
     const std::vector<GenerationRequest>& requests, const SamplingParams& params, uint64_t seed,
     const std::function<void(int64_t, int64_t, int64_t)>& on_token) {
@@ -327,7 +301,7 @@ absl::StatusOr<std::vector<std::vector<SampledSequence>>> Generator::Generate(
     return absl::InvalidArgumentError("stop strings need the tokenizer's token bytes (GeneratorOptions::token_bytes)");
   }
   const int64_t context = cfg.max_position_embeddings;
-  int64_t max_len = 1;
+  int64_t own_len = 1, prefix_len = 1, min_samples = std::numeric_limits<int64_t>::max();
   for (size_t r = 0; r < requests.size(); ++r) {
     const GenerationRequest& req = requests[r];
     const int64_t P = static_cast<int64_t>(req.prompt_ids.size());
@@ -343,7 +317,9 @@ absl::StatusOr<std::vector<std::vector<SampledSequence>>> Generator::Generate(
                                                        cfg.vocab_size, ")"));
       }
     }
-    max_len = std::max(max_len, P + std::min(params.max_new_tokens, context - P));
+    own_len = std::max(own_len, std::min(params.max_new_tokens, context - P));
+    prefix_len = std::max(prefix_len, P);
+    min_samples = std::min(min_samples, req.num_samples);
   }
 
   std::vector<std::vector<SampledSequence>> out(requests.size());
@@ -354,6 +330,7 @@ absl::StatusOr<std::vector<std::vector<SampledSequence>>> Generator::Generate(
   }
 
   c10::InferenceMode inference_mode;
+  PackedLinearScope packed(Packed());
   Impl impl(model_);
   std::vector<std::pair<int64_t, int64_t>> queue;  // (request, sample) in order
   for (size_t r = 0; r < requests.size(); ++r) {
@@ -361,8 +338,10 @@ absl::StatusOr<std::vector<std::vector<SampledSequence>>> Generator::Generate(
   }
   size_t next = 0;  // first completion in `queue` without a row yet
   const int64_t max_batch = std::min<int64_t>(options_.max_batch, queue.size());
-  LayerCache slots = LayerCache::Allocate(cfg, max_batch, max_len,
-                                          torch::TensorOptions().dtype(impl.dtype).device(impl.device));
+  // Rows from about max_batch / G prompts decode at once; the slots grow if more.
+  const int64_t first_slots =
+      std::min<int64_t>(requests.size(), (max_batch + min_samples - 1) / min_samples + 1);
+  SlotStore store(cfg, max_batch, own_len, prefix_len, first_slots, impl.options());
   std::map<int64_t, Prefix> prefixes;  // prefilled prompts with completions still to place
   std::vector<Row> rows;               // rows[i] decodes in slot i
   size_t max_stop = 0;
@@ -429,14 +408,15 @@ absl::StatusOr<std::vector<std::vector<SampledSequence>>> Generator::Generate(
         stats_.prefill_tokens += tokens;
         for (size_t i = 0; i < to_prefill.size(); ++i) {
           const int64_t r = to_prefill[i];
-          prefixes[r] = Prefix{cache, static_cast<int64_t>(i), logits[i], requests[r].num_samples};
+          const int64_t slot = store.Take(requests[r].num_samples);
+          store.PutPrefix(slot, cache, static_cast<int64_t>(i), static_cast<int64_t>(prompts[i]->size()));
+          prefixes[r] = Prefix{slot, logits[i], requests[r].num_samples};
         }
       }
       // Place completions whose prompt is prefilled: sample their first
-      // tokens from the prompt's logits, then copy the prompt's keys and
-      // values into a slot for each one that goes on decoding.
+      // tokens from the prompt's logits; each one that goes on decoding takes
+      // a row and attends to the prompt's keys in its slot.
       std::vector<Row> joined;
-      std::vector<std::pair<std::shared_ptr<LayerCache>, int64_t>> sources;
       std::vector<torch::Tensor> first_logits;
       std::vector<double> uniforms;
       while (static_cast<int64_t>(rows.size() + joined.size()) < max_batch && next < queue.size()) {
@@ -449,9 +429,8 @@ absl::StatusOr<std::vector<std::vector<SampledSequence>>> Generator::Generate(
         row.request = r;
         row.sample = s;
         row.prompt_len = static_cast<int64_t>(requests[r].prompt_ids.size());
-        row.length = row.prompt_len;
+        row.slot = prefix.slot;
         row.limit = std::min(params.max_new_tokens, context - row.prompt_len);
-        sources.emplace_back(prefix.cache, prefix.row);
         first_logits.push_back(prefix.logits);
         uniforms.push_back(CounterUniform(seed, r, s, 0));
         joined.push_back(std::move(row));
@@ -461,13 +440,16 @@ absl::StatusOr<std::vector<std::vector<SampledSequence>>> Generator::Generate(
         if (stats_.decode_steps > 0 && !rows.empty()) stats_.joins_mid_decode += joined.size();
         auto [tokens, logprobs] = PickTokens(torch::stack(first_logits), params, uniforms);
         for (size_t j = 0; j < joined.size(); ++j) {
-          if (record(joined[j], tokens[j], logprobs[j])) continue;  // finished by its first token
-          slots.CopyRow(static_cast<int64_t>(rows.size()), *sources[j].first, sources[j].second,
-                        joined[j].prompt_len);
+          if (record(joined[j], tokens[j], logprobs[j])) {  // finished by its first token
+            store.Release(joined[j].slot);
+            continue;
+          }
           rows.push_back(std::move(joined[j]));
         }
       }
       stats_.max_active = std::max<int64_t>(stats_.max_active, rows.size());
+      stats_.prefix_slots = std::max(stats_.prefix_slots, store.cache.prefix_slots());
+      stats_.kv_bytes = std::max(stats_.kv_bytes, store.cache.bytes());
       if (rows.empty()) {
         if (next >= queue.size()) break;
         continue;
@@ -477,31 +459,29 @@ absl::StatusOr<std::vector<std::vector<SampledSequence>>> Generator::Generate(
     }
     // 2. One decode step for every active row.
     const int64_t n = static_cast<int64_t>(rows.size());
-    std::vector<int64_t> feed(n), start(n);
+    std::vector<int64_t> feed(n);
     std::vector<double> uniforms(n);
     for (int64_t i = 0; i < n; ++i) {
       feed[i] = rows[i].next_token;
-      start[i] = rows[i].length;
       uniforms[i] = CounterUniform(seed, rows[i].request, rows[i].sample,
                                    out[rows[i].request][rows[i].sample].token_ids.size());
     }
-    torch::Tensor ids = ToDevice(feed, torch::kInt64, impl.device).view({n, 1});
-    torch::Tensor hidden = impl.Blocks(ids, start, slots);             // (n, 1, C)
-    torch::Tensor logits = impl.Logits(hidden.select(1, 0));           // (n, V)
+    torch::Tensor logits = impl.Decode(feed, rows, store);  // (n, V)
     ++stats_.decode_steps;
     stats_.decode_tokens += n;
     auto [tokens, logprobs] = PickTokens(logits, params, uniforms);
     std::vector<bool> done(n);
     for (int64_t i = 0; i < n; ++i) {
-      rows[i].length += 1;
+      rows[i].own += 1;
       done[i] = record(rows[i], tokens[i], logprobs[i]);
     }
     // 3. Finished rows leave; the last active row moves into each hole.
     for (int64_t i = n - 1; i >= 0; --i) {
       if (!done[i]) continue;
+      store.Release(rows[i].slot);
       const int64_t last = static_cast<int64_t>(rows.size()) - 1;
       if (i != last) {
-        slots.CopyRow(i, slots, last, rows[last].length);
+        store.MoveRow(i, last, rows[last].own);
         rows[i] = std::move(rows[last]);
       }
       rows.pop_back();
@@ -512,25 +492,26 @@ absl::StatusOr<std::vector<std::vector<SampledSequence>>> Generator::Generate(
 
 torch::Tensor Generator::DecodeLogitsForTest(const std::vector<std::vector<int64_t>>& contexts) {
   c10::InferenceMode inference_mode;
+  PackedLinearScope packed(Packed());
   Impl impl(model_);
   const int64_t N = static_cast<int64_t>(contexts.size());
-  int64_t max_len = 0;
+  int64_t prefix_len = 0;
   for (const auto& ctx : contexts) {
     TORCH_CHECK(ctx.size() >= 2, "DecodeLogitsForTest: each context needs at least two tokens");
-    max_len = std::max<int64_t>(max_len, ctx.size());
+    prefix_len = std::max<int64_t>(prefix_len, ctx.size() - 1);
   }
-  LayerCache slots = LayerCache::Allocate(model_->config(), N, max_len,
-                                          torch::TensorOptions().dtype(impl.dtype).device(impl.device));
-  std::vector<int64_t> feed(N), start(N);
+  SlotStore store(model_->config(), N, 1, prefix_len, N, impl.options());
+  std::vector<int64_t> feed(N);
+  std::vector<Row> rows(N);
   for (int64_t i = 0; i < N; ++i) {
     std::vector<int64_t> prefix(contexts[i].begin(), contexts[i].end() - 1);
     auto prefilled = impl.Prefill({&prefix});
-    slots.CopyRow(i, *prefilled.first, 0, prefix.size());
+    rows[i].slot = store.Take(1);
+    rows[i].prompt_len = static_cast<int64_t>(prefix.size());
+    store.PutPrefix(rows[i].slot, prefilled.first, 0, rows[i].prompt_len);
     feed[i] = contexts[i].back();
-    start[i] = static_cast<int64_t>(prefix.size());
   }
-  torch::Tensor ids = torch::tensor(feed, torch::kInt64).view({N, 1}).to(impl.device);
-  return impl.Logits(impl.Blocks(ids, start, slots).select(1, 0));
+  return impl.Decode(feed, rows, store);
 }
 
 }  // namespace grpo::model

@@ -7,13 +7,16 @@
 //   * Prefill: prompts of requests about to start are run through the model
 //     once, batched and right-padded (causal attention never lets a real token
 //     see a pad after it). Each request is prefilled exactly once, however
-//     many completions it has: its prompt's keys and values are kept in a
-//     prefix cache until its last completion has taken a row, and copied into
-//     each row's slot of the slot cache (the G rows share one prefill).
-//   * Decode: every active row feeds its last token at its own position; the
-//     step uses per-row rotary positions and a per-row key mask over the slot
-//     cache, so rows of different lengths decode together and each gets the
-//     result it would get alone.
+//     many completions it has, and its prompt's keys and values are kept once,
+//     in a prefix slot, until its last completion finishes: the G rows of a
+//     group attend to that one copy (KV memory for the prompt is 1/G of G
+//     copies), and each row keeps only the keys of its own generated tokens.
+//   * Decode: every active row feeds its last token at its own position,
+//     through the model's one forward path (TransformerImpl::Hidden with a
+//     ForwardPlan of per-row rotary positions, per-row key masks and prefix
+//     slots), so rows of different lengths decode together and each gets the
+//     result it would get alone; each prompt's keys are read once per step
+//     for all the rows that share them.
 //   * Continuous batching: a row that finishes (stop token, stop string,
 //     max_new_tokens or the model's context) leaves at once, the last active
 //     row moves into its slot, and a waiting completion joins. One long
@@ -36,10 +39,12 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/model/packed_linear.h"
 #include "core/model/sampler.h"
 #include "core/model/transformer.h"
 
@@ -59,6 +64,10 @@ struct GeneratorOptions {
   // prompt) prefilled in one forward pass; at least one prompt is always
   // taken. Bounds the prefill's activation memory.
   int64_t max_prefill_tokens = 8192;
+  // On a CPU, run the linear layers through oneDNN with weights packed once
+  // per weights version (PackedLinears): faster, at the cost of a second copy
+  // of the linear weights kept by the Generator. No effect without oneDNN.
+  bool pack_weights = true;
   // Bytes of each token id, needed only for stop strings (the engine matches
   // stop strings on bytes, so a string split across tokens is still found).
   std::vector<std::string> token_bytes;
@@ -72,12 +81,16 @@ struct GenerationStats {
   int64_t decode_tokens = 0;     // row-steps of those passes (tokens produced)
   int64_t max_active = 0;        // most rows decoding at once
   int64_t joins_mid_decode = 0;  // rows that joined while others were decoding
+  int64_t prefix_slots = 0;      // most prompts whose keys were held at once (slots allocated)
+  int64_t kv_bytes = 0;          // most bytes of keys and values held (own rows and prefix slots)
+  int64_t weights_packed = 0;    // weight matrices (re)packed for this call (0: unchanged or not packing)
 };
 
 class Generator {
  public:
   // `model` must outlive the Generator. Throws c10::Error if max_batch < 1.
   Generator(Transformer model, GeneratorOptions options);
+  ~Generator();
 
   // Generates every request's completions; result[r][s] is completion s of
   // request r. Errors (InvalidArgument): empty prompt, num_samples < 1, a
@@ -101,7 +114,11 @@ class Generator {
 
  private:
   struct Impl;
+  // Packs the weights on first use and again after they change; null when not packing.
+  const PackedLinears* Packed();
+
   Transformer model_;
+  std::unique_ptr<PackedLinears> packed_;
   GeneratorOptions options_;
   GenerationStats stats_;
 };

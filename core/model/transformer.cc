@@ -1,7 +1,10 @@
 #include "core/model/transformer.h"
 
+#include "core/model/packed_linear.h"
+
 #include <torch/version.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -29,29 +32,29 @@ torch::nn::Linear MakeLinear(int64_t in, int64_t out, bool bias) {
 // split into two halves rather than interleaved pairs).
 // ---------------------------------------------------------------------------
 
-// cos/sin tables for positions [start_pos, start_pos + T).
-std::pair<torch::Tensor, torch::Tensor> RotaryTables(
-    const torch::Tensor& inv_freq, int64_t start_pos, int64_t T) {
-  torch::Tensor positions =
-      torch::arange(start_pos, start_pos + T, torch::kInt64)
-          .to(torch::kFloat);                               // (T)
-  torch::Tensor freqs = torch::outer(positions, inv_freq);  // (T, D/2)
-  torch::Tensor emb = torch::cat({freqs, freqs}, -1);       // (T, D)
-  return {emb.cos(), emb.sin()};                            // (T, D) each
-}
-
 // [x1, x2] -> [-x2, x1] on the last dimension.
-torch::Tensor RotateHalf(const torch::Tensor& x) {  // (B, h, T, D)
+torch::Tensor RotateHalf(const torch::Tensor& x) {  // (..., D)
   const int64_t half = x.size(-1) / 2;
-  torch::Tensor x1 = x.narrow(-1, 0, half);     // (B, h, T, D/2)
-  torch::Tensor x2 = x.narrow(-1, half, half);  // (B, h, T, D/2)
-  return torch::cat({-x2, x1}, -1);             // (B, h, T, D)
+  return torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);  // (..., D)
 }
 
-torch::Tensor ApplyRotary(const torch::Tensor& x,     // (B, h, T, D)
-                          const torch::Tensor& cos,   // (T, D)
-                          const torch::Tensor& sin) { // (T, D)
-  return x * cos + RotateHalf(x) * sin;  // (B, h, T, D)
+torch::Tensor ApplyRotary(const torch::Tensor& x,     // (B, T, h, D)
+                          const torch::Tensor& cos,   // (B or 1, T, 1, D)
+                          const torch::Tensor& sin) { // (B or 1, T, 1, D)
+  return x * cos + RotateHalf(x) * sin;  // (B, T, h, D)
+}
+
+template <typename T>
+torch::Tensor HostToDeviceImpl(const std::vector<T>& values, torch::ScalarType dtype, const torch::Device& device) {
+  const int64_t n = static_cast<int64_t>(values.size());
+  if (!device.is_cuda()) return torch::tensor(values, dtype);
+  torch::Tensor host = torch::empty({n}, torch::TensorOptions().dtype(dtype).pinned_memory(true));
+  std::copy(values.begin(), values.end(), host.data_ptr<T>());
+  return host.to(device, /*non_blocking=*/true);
+}
+
+bool AllEqual(const std::vector<int64_t>& v) {
+  return std::all_of(v.begin(), v.end(), [&](int64_t x) { return x == v[0]; });
 }
 
 }  // namespace
@@ -93,6 +96,13 @@ torch::Tensor RotaryInverseFrequencies(const ModelConfig& config) {
   return torch::where(is_medium_freq, smoothed_inv_freq, inv_freq_llama);  // (D/2)
 }
 
+torch::Tensor HostToDevice(const std::vector<int64_t>& values, const torch::Device& device) {
+  return HostToDeviceImpl(values, torch::kInt64, device);
+}
+torch::Tensor HostToDevice(const std::vector<double>& values, const torch::Device& device) {
+  return HostToDeviceImpl(values, torch::kDouble, device);
+}
+
 // ---------------------------------------------------------------------------
 // KVCache
 // ---------------------------------------------------------------------------
@@ -113,18 +123,90 @@ KVCache KVCache::Allocate(const ModelConfig& config, int64_t batch,
   return cache;
 }
 
-KVCache KVCache::RepeatBatch(int64_t n) const {
-  TORCH_CHECK(n > 0, "KVCache::RepeatBatch: n must be positive, got ", n);
-  TORCH_CHECK(batch() > 0, "KVCache::RepeatBatch: empty cache");
-  KVCache out;
-  out.length = length;
-  for (size_t i = 0; i < k.size(); ++i) {
-    torch::Tensor k_row = k[i].narrow(0, 0, 1);  // (1, K, max_len, D)
-    torch::Tensor v_row = v[i].narrow(0, 0, 1);  // (1, K, max_len, D)
-    out.k.push_back(k_row.expand({n, -1, -1, -1}).clone());  // (n, K, max_len, D)
-    out.v.push_back(v_row.expand({n, -1, -1, -1}).clone());  // (n, K, max_len, D)
+int64_t KVCache::bytes() const {
+  int64_t n = 0;
+  for (const auto* part : {&k, &v, &prefix_k, &prefix_v}) {
+    for (const torch::Tensor& t : *part) n += t.numel() * static_cast<int64_t>(t.element_size());
   }
-  return out;
+  return n;
+}
+
+// ---------------------------------------------------------------------------
+// ForwardPlan
+// ---------------------------------------------------------------------------
+
+ForwardPlan PlanForward(const RowLayout& layout, int64_t B, int64_t T, bool cached, int64_t cache_max_len,
+                        const ModelConfig& config, const torch::Tensor& inv_freq, torch::ScalarType dtype) {
+  const torch::Device device = inv_freq.device();
+  const auto i64 = torch::TensorOptions().dtype(torch::kInt64).device(device);
+  const size_t rows = layout.position.size();
+  TORCH_CHECK(rows == 1 || static_cast<int64_t>(rows) == B, "PlanForward: ", rows, " positions for ", B, " rows");
+  TORCH_CHECK(layout.own_start.size() == rows, "PlanForward: own_start and position differ in size");
+  const bool prefix = !layout.prefix_slot.empty();
+  ForwardPlan plan;
+
+  // Rotary tables: (rows, T, 1, D), in float32, then the model's dtype.
+  torch::Tensor pos = (AllEqual(layout.position) ? torch::full({1, 1}, layout.position[0], i64)
+                                                 : HostToDevice(layout.position, device).view({-1, 1})) +
+                      torch::arange(T, i64).view({1, T});                            // (1 or B, T)
+  torch::Tensor angles = pos.to(torch::kFloat).unsqueeze(-1) * inv_freq;            // (., T, D/2)
+  torch::Tensor emb = torch::cat({angles, angles}, -1);                              // (., T, D)
+  plan.cos = emb.cos().to(dtype).unsqueeze(2);                                       // (., T, 1, D)
+  plan.sin = emb.sin().to(dtype).unsqueeze(2);                                       // (., T, 1, D)
+
+  // Own keys: key j is visible to the token at own position p when j <= p.
+  const bool uniform = AllEqual(layout.own_start);
+  int64_t max_start = *std::max_element(layout.own_start.begin(), layout.own_start.end());
+  if (!cached) {
+    TORCH_CHECK(max_start == 0 && !prefix, "PlanForward: without a cache tokens start at 0 and share no prefix");
+  }
+  plan.own_keys = max_start + T;
+  torch::Tensor own_pos = (uniform ? torch::full({1, 1}, layout.own_start[0], i64)
+                                   : HostToDevice(layout.own_start, device).view({-1, 1})) +
+                          torch::arange(T, i64).view({1, T});                           // (1 or B, T)
+  torch::Tensor hidden = torch::arange(plan.own_keys, i64).view({1, 1, -1}) > own_pos.unsqueeze(-1);  // (., T, S)
+  if (cached) {
+    TORCH_CHECK(plan.own_keys <= cache_max_len, "PlanForward: positions up to ", plan.own_keys,
+                " exceed the KV cache size ", cache_max_len);
+    if (uniform) {
+      plan.write_start = layout.own_start[0];
+    } else {
+      TORCH_CHECK(T == 1, "PlanForward: a multi-token pass needs equal starts");
+      const int64_t K = config.num_key_value_heads;
+      plan.write_index = ((torch::arange(B, i64).unsqueeze(1) * K + torch::arange(K, i64).unsqueeze(0)) * cache_max_len +
+                          own_pos.view({B, 1}))
+                             .view({B * K});  // (B*K)
+    }
+  }
+  if (prefix) {
+    TORCH_CHECK(T == 1 && layout.prefix_slot.size() == static_cast<size_t>(B) &&
+                    layout.prefix_len.size() == static_cast<size_t>(B),
+                "PlanForward: shared prefixes need one slot and length per row and one token per row");
+    plan.prefix_keys = *std::max_element(layout.prefix_len.begin(), layout.prefix_len.end());
+    torch::Tensor prefix_hidden = torch::arange(plan.prefix_keys, i64).view({1, 1, -1}) >=
+                                  HostToDevice(layout.prefix_len, device).view({B, 1, 1});  // (B, 1, P)
+    hidden = torch::cat({prefix_hidden, hidden.expand({B, T, plan.own_keys})}, -1);     // (B, T, P + S)
+    // Regroup rows by slot: slot s's m-th row at s * per_slot + m.
+    std::vector<int64_t> rank(B), count;
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t s = layout.prefix_slot[b];
+      if (s >= static_cast<int64_t>(count.size())) count.resize(s + 1, 0);
+      rank[b] = count[s]++;
+    }
+    plan.slots = static_cast<int64_t>(count.size());
+    plan.per_slot = *std::max_element(count.begin(), count.end());
+    // Mostly padding (few rows spread over many slots with uneven counts): gather instead.
+    plan.gather = plan.slots * plan.per_slot > 2 * B + 8;
+    if (plan.gather) {
+      plan.row_slot = HostToDevice(layout.prefix_slot, device);  // (B)
+    } else {
+      std::vector<int64_t> index(B);
+      for (int64_t b = 0; b < B; ++b) index[b] = layout.prefix_slot[b] * plan.per_slot + rank[b];
+      plan.group_index = HostToDevice(index, device);  // (B)
+    }
+  }
+  plan.hidden = hidden.unsqueeze(1).unsqueeze(1);  // (B or 1, 1, 1, T, P + S)
+  return plan;
 }
 
 // ---------------------------------------------------------------------------
@@ -208,8 +290,8 @@ class AutocastScope {
 // gradients directly and returns the gradient of the input.
 struct CheckpointedBlock : torch::autograd::Function<CheckpointedBlock> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::Tensor x, torch::Tensor cos,
-                               torch::Tensor sin, BlockImpl* block) {
-    ctx->save_for_backward({x, cos, sin});
+                               torch::Tensor sin, torch::Tensor hidden, BlockImpl* block) {
+    ctx->save_for_backward({x, cos, sin, hidden});
     // The block outlives the graph (it is a registered submodule of the model
     // that built the graph); the pointer travels as an integer.
     ctx->saved_data["block"] = static_cast<int64_t>(reinterpret_cast<intptr_t>(block));
@@ -218,7 +300,16 @@ struct CheckpointedBlock : torch::autograd::Function<CheckpointedBlock> {
     ctx->saved_data["autocast_cpu_dtype"] = static_cast<int64_t>(a.cpu_dtype);
     ctx->saved_data["autocast_gpu"] = a.gpu;
     ctx->saved_data["autocast_gpu_dtype"] = static_cast<int64_t>(a.gpu_dtype);
-    return block->forward(x, cos, sin, 0, nullptr);  // (B, T, C)
+    return block->forward(x, Plan(cos, sin, hidden), nullptr);  // (B, T, C)
+  }
+
+  static ForwardPlan Plan(const torch::Tensor& cos, const torch::Tensor& sin, const torch::Tensor& hidden) {
+    ForwardPlan plan;
+    plan.cos = cos;
+    plan.sin = sin;
+    plan.hidden = hidden;
+    plan.own_keys = hidden.size(-1);
+    return plan;
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -234,10 +325,10 @@ struct CheckpointedBlock : torch::autograd::Function<CheckpointedBlock> {
     torch::Tensor x = saved[0].detach().requires_grad_(true);  // (B, T, C)
     {
       torch::AutoGradMode grad(true);
-      torch::Tensor y = block->forward(x, saved[1], saved[2], 0, nullptr);  // (B, T, C)
+      torch::Tensor y = block->forward(x, Plan(saved[1], saved[2], saved[3]), nullptr);  // (B, T, C)
       torch::autograd::backward({y}, {grad_out[0]});
     }
-    return {x.grad(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    return {x.grad(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -250,6 +341,10 @@ struct CheckpointedBlock : torch::autograd::Function<CheckpointedBlock> {
 #endif
 
 torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+  if (const PackedLinears* packed = PackedLinearScope::Current()) {
+    torch::Tensor y = packed->Apply(x, weight, bias);
+    if (y.defined()) return y;
+  }
   const int64_t in = weight.size(1);
 #ifdef GRPO_AUTOCAST_BY_DEVICE
   const bool autocast = at::autocast::is_autocast_enabled(at::kCPU);
@@ -318,10 +413,6 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& tokens,
     TORCH_CHECK(start_pos == 0,
                 "Transformer: start_pos must be 0 without a KV cache");
   } else {
-    TORCH_CHECK(cache->k.size() ==
-                    static_cast<size_t>(config_.num_hidden_layers),
-                "Transformer: KV cache has ", cache->k.size(),
-                " layers, model has ", config_.num_hidden_layers);
     TORCH_CHECK(cache->batch() == tokens.size(0), "Transformer: KV cache batch ",
                 cache->batch(), " != token batch ", tokens.size(0));
     TORCH_CHECK(start_pos >= 0 && start_pos <= cache->length,
@@ -330,28 +421,41 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& tokens,
     TORCH_CHECK(start_pos + T <= cache->max_len(), "Transformer: positions up to ",
                 start_pos + T, " exceed the KV cache size ", cache->max_len());
   }
+  const torch::Tensor& weight = model->embed_tokens->weight;
+  RowLayout layout;
+  layout.position = {start_pos};
+  layout.own_start = {start_pos};
+  // Rotary tables in the activations' dtype: the weights' (autocast keeps float32 ones).
+  ForwardPlan plan = PlanForward(layout, tokens.size(0), T, cache != nullptr, cache ? cache->max_len() : 0, config_,
+                                 inv_freq_.to(weight.device()), weight.scalar_type());
+  torch::Tensor logits = Logits(Hidden(tokens, plan, cache));  // (B, T, V)
+  if (cache != nullptr) cache->length = start_pos + T;
+  return logits;
+}
 
-  auto [cos, sin] = RotaryTables(inv_freq_, start_pos, T);  // (T, D) each
-  torch::Tensor x = model->embed_tokens->forward(tokens);     // (B, T, C)
-  cos = cos.to(x.device(), x.scalar_type());                  // (T, D)
-  sin = sin.to(x.device(), x.scalar_type());                  // (T, D)
+torch::Tensor TransformerImpl::Hidden(const torch::Tensor& tokens, const ForwardPlan& plan, KVCache* cache) {
+  if (cache != nullptr) {
+    TORCH_CHECK(cache->k.size() == static_cast<size_t>(config_.num_hidden_layers), "Transformer: KV cache has ",
+                cache->k.size(), " layers, model has ", config_.num_hidden_layers);
+  }
+  torch::Tensor x = model->embed_tokens->forward(tokens);  // (B, T, C)
   // Only when the block input records gradients (it does while the embedding trains):
   // the custom function records no backward otherwise, and the block's parameters
   // would silently get none.
   const bool checkpoint = checkpointing_ && cache == nullptr && torch::GradMode::is_enabled() && x.requires_grad();
   for (const auto& layer : *model->layers) {
     BlockImpl* block = layer->as<Block>();
-    x = checkpoint ? CheckpointedBlock::apply(x, cos, sin, block)      // (B, T, C)
-                   : block->forward(x, cos, sin, start_pos, cache);  // (B, T, C)
+    x = checkpoint ? CheckpointedBlock::apply(x, plan.cos, plan.sin, plan.hidden, block)  // (B, T, C)
+                   : block->forward(x, plan, cache);                                     // (B, T, C)
   }
-  x = model->norm->forward(x);  // (B, T, C)
-  if (cache != nullptr) cache->length = start_pos + T;
+  return x;  // (B, T, C)
+}
 
-  torch::Tensor logits =
-      config_.tie_word_embeddings
-          ? Linear(x, model->embed_tokens->weight)  // (B, T, V)
-          : Linear(lm_head, x);                     // (B, T, V)
-  return logits.to(torch::kFloat);                     // (B, T, V)
+torch::Tensor TransformerImpl::Logits(const torch::Tensor& hidden) {
+  torch::Tensor x = model->norm->forward(hidden);  // (..., C)
+  torch::Tensor logits = config_.tie_word_embeddings ? Linear(x, model->embed_tokens->weight)  // (..., V)
+                                                     : Linear(lm_head, x);                     // (..., V)
+  return logits.to(torch::kFloat);                                                              // (..., V)
 }
 
 // ---------------------------------------------------------------------------
@@ -368,12 +472,8 @@ BlockImpl::BlockImpl(const ModelConfig& config, int64_t layer_index) {
   mlp = register_module("mlp", FeedForward(config));
 }
 
-torch::Tensor BlockImpl::forward(const torch::Tensor& x,
-                                 const torch::Tensor& cos,
-                                 const torch::Tensor& sin, int64_t start_pos,
-                                 KVCache* cache) {
-  torch::Tensor h = x + self_attn->forward(input_layernorm->forward(x), cos,
-                                           sin, start_pos, cache);  // (B, T, C)
+torch::Tensor BlockImpl::forward(const torch::Tensor& x, const ForwardPlan& plan, KVCache* cache) {
+  torch::Tensor h = x + self_attn->forward(input_layernorm->forward(x), plan, cache);  // (B, T, C)
   return h + mlp->forward(post_attention_layernorm->forward(h));    // (B, T, C)
 }
 
@@ -401,64 +501,93 @@ AttentionImpl::AttentionImpl(const ModelConfig& config, int64_t layer_index)
   }
 }
 
-torch::Tensor AttentionImpl::forward(const torch::Tensor& x,
-                                     const torch::Tensor& cos,
-                                     const torch::Tensor& sin,
-                                     int64_t start_pos, KVCache* cache) {
-  const int64_t B = x.size(0);
-  const int64_t T = x.size(1);
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const ForwardPlan& plan, KVCache* cache) {
+  const int64_t B = x.size(0), T = x.size(1);
+  const int64_t H = n_heads_, K = n_kv_heads_, D = head_dim_, R = H / K;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
 
-  torch::Tensor q = Linear(q_proj, x).view({B, T, n_heads_, head_dim_});  // (B, T, H, D)
-  torch::Tensor k = Linear(k_proj, x).view({B, T, n_kv_heads_, head_dim_});  // (B, T, K, D)
+  torch::Tensor q = Linear(q_proj, x).view({B, T, H, D});  // (B, T, H, D)
+  torch::Tensor k = Linear(k_proj, x).view({B, T, K, D});  // (B, T, K, D)
+  torch::Tensor v = Linear(v_proj, x).view({B, T, K, D});  // (B, T, K, D)
   if (q_norm) {  // Qwen3: RMSNorm over each head's D values, before RoPE.
     q = q_norm->forward(q);  // (B, T, H, D)
     k = k_norm->forward(k);  // (B, T, K, D)
   }
-  q = q.transpose(1, 2);  // (B, H, T, D)
-  k = k.transpose(1, 2);  // (B, K, T, D)
-  torch::Tensor v = Linear(v_proj, x)
-                        .view({B, T, n_kv_heads_, head_dim_})
-                        .transpose(1, 2);  // (B, K, T, D)
-  q = ApplyRotary(q, cos, sin);  // (B, H, T, D)
-  k = ApplyRotary(k, cos, sin);  // (B, K, T, D)
+  q = ApplyRotary(q, plan.cos, plan.sin);  // (B, T, H, D)
+  k = ApplyRotary(k, plan.cos, plan.sin);  // (B, T, K, D)
 
-  if (cache != nullptr) {
-    torch::Tensor& k_cache = cache->k[layer_index_];  // (B, K, max_len, D)
-    torch::Tensor& v_cache = cache->v[layer_index_];  // (B, K, max_len, D)
-    k_cache.narrow(2, start_pos, T).copy_(k);
-    v_cache.narrow(2, start_pos, T).copy_(v);
-    k = k_cache.narrow(2, 0, start_pos + T);  // (B, K, S, D)
-    v = v_cache.narrow(2, 0, start_pos + T);  // (B, K, S, D)
+  torch::Tensor keys, values;  // (B, K, S, D)
+  if (cache == nullptr) {
+    keys = k.transpose(1, 2);
+    values = v.transpose(1, 2);
+  } else {
+    torch::Tensor& kc = cache->k[layer_index_];  // (rows, K, max_len, D)
+    torch::Tensor& vc = cache->v[layer_index_];  // (rows, K, max_len, D)
+    if (plan.write_index.defined()) {  // one token per row, each at its own position
+      kc.view({-1, D}).index_copy_(0, plan.write_index, k.reshape({B * K, D}));
+      vc.view({-1, D}).index_copy_(0, plan.write_index, v.reshape({B * K, D}));
+    } else {
+      kc.narrow(0, 0, B).narrow(2, plan.write_start, T).copy_(k.transpose(1, 2));
+      vc.narrow(0, 0, B).narrow(2, plan.write_start, T).copy_(v.transpose(1, 2));
+    }
+    keys = kc.narrow(0, 0, B).narrow(2, 0, plan.own_keys);    // (B, K, S, D)
+    values = vc.narrow(0, 0, B).narrow(2, 0, plan.own_keys);  // (B, K, S, D)
   }
-  const int64_t S = k.size(2);
+  const int64_t S = keys.size(2), P = plan.prefix_keys;
 
-  // Grouped-query attention: each key/value head serves H / K query heads.
-  const int64_t n_rep = n_heads_ / n_kv_heads_;
-  if (n_rep > 1) {
-    k = k.repeat_interleave(n_rep, /*dim=*/1);  // (B, H, S, D)
-    v = v.repeat_interleave(n_rep, /*dim=*/1);  // (B, H, S, D)
+  // Grouped-query attention without copying keys: the R query heads of each
+  // key/value head (query head h reads key/value head h / R, as transformers'
+  // repeat_kv) form the rows of one matmul against that head's keys.
+  torch::Tensor qg = q.view({B, T, K, R, D}).permute({0, 2, 3, 1, 4}).reshape({B, K, R * T, D});  // (B, K, R*T, D)
+  // Scaled in the model's dtype, then softmax in float32, as transformers' eager
+  // attention does (same rounding in bf16).
+  torch::Tensor scores = torch::matmul(qg, keys.transpose(-2, -1)).mul_(scale).view({B, K, R, T, S});  // (B, K, R, T, S)
+
+  // A shared prefix: rows regrouped by slot, so each slot's keys are read once
+  // for all the rows that share it (or gathered per row, see ForwardPlan).
+  torch::Tensor prefix_keys, prefix_values;  // (slots or B, K, P, D)
+  auto to_slots = [&](const torch::Tensor& t) {  // (B, K, R*T, n) -> (slots, K, per_slot*R*T, n)
+    const int64_t G = plan.slots, M = plan.per_slot, n = t.size(-1);
+    return torch::zeros({G * M, K, R * T, n}, t.options())
+        .index_copy_(0, plan.group_index, t)
+        .view({G, M, K, R * T, n})
+        .transpose(1, 2)
+        .reshape({G, K, M * R * T, n});
+  };
+  auto from_slots = [&](const torch::Tensor& t) {  // (slots, K, per_slot*R*T, n) -> (B, K, R*T, n)
+    const int64_t G = plan.slots, M = plan.per_slot, n = t.size(-1);
+    return t.view({G, K, M, R * T, n}).transpose(1, 2).reshape({G * M, K, R * T, n}).index_select(0, plan.group_index);
+  };
+  if (P > 0) {
+    TORCH_CHECK(cache != nullptr && !cache->prefix_k.empty(), "Attention: a plan with a shared prefix needs its cache");
+    const torch::Tensor& pk = cache->prefix_k[layer_index_];  // (slots, K, P_max, D)
+    const torch::Tensor& pv = cache->prefix_v[layer_index_];
+    torch::Tensor prefix_scores;  // (B, K, R*T, P)
+    if (plan.gather) {
+      prefix_keys = pk.index_select(0, plan.row_slot).narrow(2, 0, P);    // (B, K, P, D)
+      prefix_values = pv.index_select(0, plan.row_slot).narrow(2, 0, P);  // (B, K, P, D)
+      prefix_scores = torch::matmul(qg, prefix_keys.transpose(-2, -1));
+    } else {
+      prefix_keys = pk.narrow(0, 0, plan.slots).narrow(2, 0, P);    // (slots, K, P, D)
+      prefix_values = pv.narrow(0, 0, plan.slots).narrow(2, 0, P);  // (slots, K, P, D)
+      prefix_scores = from_slots(torch::matmul(to_slots(qg), prefix_keys.transpose(-2, -1)));
+    }
+    scores = torch::cat({prefix_scores.mul_(scale).view({B, K, R, T, P}), scores}, -1);  // (B, K, R, T, P + S)
   }
+  scores = scores.to(torch::kFloat).masked_fill_(plan.hidden, -std::numeric_limits<float>::infinity());
+  torch::Tensor probs = torch::softmax(scores, -1).to(q.scalar_type());  // (B, K, R, T, P + S)
 
-  // Query i sits at absolute position start_pos + i and sees keys 0..that.
-  torch::Tensor key_pos =
-      torch::arange(S, torch::TensorOptions().device(x.device()));  // (S)
-  torch::Tensor query_pos =
-      torch::arange(start_pos, start_pos + T,
-                    torch::TensorOptions().device(x.device()));  // (T)
-  torch::Tensor allowed =
-      key_pos.unsqueeze(0) <= query_pos.unsqueeze(1);  // (T, S) bool
-
-  torch::Tensor scores =
-      torch::matmul(q, k.transpose(-2, -1)) *
-      (1.0 / std::sqrt(static_cast<double>(head_dim_)));  // (B, H, T, S)
-  scores = scores.to(torch::kFloat)
-               .masked_fill(allowed.logical_not(),
-                            -std::numeric_limits<float>::infinity());  // (B, H, T, S)
-  torch::Tensor probs = torch::softmax(scores, -1).to(q.scalar_type());  // (B, H, T, S)
-  torch::Tensor out = torch::matmul(probs, v);  // (B, H, T, D)
-  out = out.transpose(1, 2).contiguous().view(
-      {B, T, n_heads_ * head_dim_});  // (B, T, H * D)
-  return Linear(o_proj, out);         // (B, T, C)
+  torch::Tensor out;  // (B, K, R*T, D)
+  if (P == 0) {
+    out = torch::matmul(probs.view({B, K, R * T, S}), values);
+  } else {
+    out = torch::matmul(probs.narrow(-1, P, S).reshape({B, K, R * T, S}), values);
+    torch::Tensor prefix_probs = probs.narrow(-1, 0, P).reshape({B, K, R * T, P});
+    out = out + (plan.gather ? torch::matmul(prefix_probs, prefix_values)
+                             : from_slots(torch::matmul(to_slots(prefix_probs), prefix_values)));
+  }
+  out = out.view({B, K, R, T, D}).permute({0, 3, 1, 2, 4}).reshape({B, T, H * D});  // (B, T, H*D)
+  return Linear(o_proj, out);                                                          // (B, T, C)
 }
 
 // ---------------------------------------------------------------------------

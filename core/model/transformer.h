@@ -37,23 +37,72 @@ namespace grpo::model {
 // ---------------------------------------------------------------------------
 // KV cache: per-layer keys and values of the positions seen so far. Kept
 // outside the module so state dicts and weight broadcasts never touch it.
+//
+// Each row has its own keys (k, v). Rows may also share a prefix: a prompt's
+// keys kept once in a slot of (prefix_k, prefix_v) and attended, before the
+// row's own keys, by every completion of that prompt (see ForwardPlan).
 // ---------------------------------------------------------------------------
 struct KVCache {
   std::vector<torch::Tensor> k;  // per layer: (B, K, max_len, D)
   std::vector<torch::Tensor> v;  // per layer: (B, K, max_len, D)
-  int64_t length = 0;            // positions [0, length) hold valid entries
+  int64_t length = 0;            // positions [0, length) hold valid entries (uniform use)
+  std::vector<torch::Tensor> prefix_k;  // per layer: (slots, K, prefix_len, D); empty: none
+  std::vector<torch::Tensor> prefix_v;  // per layer: (slots, K, prefix_len, D)
 
-  // Zero-filled cache for `batch` rows and up to `max_len` positions.
+  // Zero-filled cache for `batch` rows and up to `max_len` positions, no prefixes.
   static KVCache Allocate(const ModelConfig& config, int64_t batch,
                           int64_t max_len, torch::TensorOptions options);
 
-  // A new cache with `n` rows, each a copy of row 0 of this one. Used to
-  // prefill a prompt once and then decode G completions of it in one batch.
-  KVCache RepeatBatch(int64_t n) const;
-
   int64_t batch() const { return k.empty() ? 0 : k[0].size(0); }
   int64_t max_len() const { return k.empty() ? 0 : k[0].size(2); }
+  int64_t prefix_slots() const { return prefix_k.empty() ? 0 : prefix_k[0].size(0); }
+  int64_t prefix_len() const { return prefix_k.empty() ? 0 : prefix_k[0].size(2); }
+  // Bytes held by keys and values, own and shared.
+  int64_t bytes() const;
 };
+
+// Where the tokens of one forward pass sit in their sequences and which keys
+// each attends to: built once per pass (PlanForward) and read by every layer.
+struct RowLayout {
+  // Per row (all of size B, or of size 1 for "every row alike"):
+  std::vector<int64_t> position;    // rotary position of the row's first new token
+  std::vector<int64_t> own_start;   // where its new keys go in its own cache row
+  // Shared prefixes (decoding one token per row, with a cache): empty for none.
+  std::vector<int64_t> prefix_slot;  // the row's slot in KVCache::prefix_k
+  std::vector<int64_t> prefix_len;   // keys of that slot it attends to
+};
+
+struct ForwardPlan {
+  torch::Tensor cos, sin;  // (B or 1, T, 1, D) rotary tables in the model's dtype
+  torch::Tensor hidden;    // (B or 1, 1, 1, T, P + S) bool: true where a key is not attended
+  // New keys go to own positions [write_start, write_start + T) of every row, or,
+  // when write_index is defined (T == 1, per-row starts), to rows of the flat
+  // (rows * K * max_len, D) view of the cache at write_index (B * K).
+  int64_t write_start = 0;
+  torch::Tensor write_index;
+  int64_t own_keys = 0;     // S: own positions [0, S) attended (T without a cache)
+  int64_t prefix_keys = 0;  // P: prefix positions [0, P) of the row's slot; 0 = none
+  // Prefix attention reads each slot once: rows are regrouped as (slots, per_slot),
+  // row b at group_index[b] = slot * per_slot + its rank among that slot's rows.
+  // When that grid would be mostly padding, each row gathers its slot instead
+  // (gather, row_slot (B)).
+  int64_t slots = 0, per_slot = 0;
+  torch::Tensor group_index;
+  bool gather = false;
+  torch::Tensor row_slot;
+};
+
+// A host vector as a 1-D tensor on `device` (int64 or float64). On a GPU the
+// bytes go through pinned memory with an asynchronous copy, so feeding a step
+// never waits for the device.
+torch::Tensor HostToDevice(const std::vector<int64_t>& values, const torch::Device& device);
+torch::Tensor HostToDevice(const std::vector<double>& values, const torch::Device& device);
+
+// A plan for tokens (B, T) laid out as `layout` says, on `device` in `dtype`.
+// `inv_freq` is RotaryInverseFrequencies on `device`. `cached`: keys go to a
+// KVCache (without one, T tokens from position 0 attend causally to each other).
+ForwardPlan PlanForward(const RowLayout& layout, int64_t B, int64_t T, bool cached, int64_t cache_max_len,
+                        const ModelConfig& config, const torch::Tensor& inv_freq, torch::ScalarType dtype);
 
 // Rotary inverse frequencies inv_freq[i] = 1 / rope_theta^(2i / D), i < D/2,
 // then rescaled as config.rope_scaling says ("linear": / factor; "llama3":
@@ -101,14 +150,11 @@ class AttentionImpl : public torch::nn::Module {
  public:
   AttentionImpl(const ModelConfig& config, int64_t layer_index);
 
-  // x: (B, T, C) for positions [start_pos, start_pos + T).
-  // cos, sin: (T, D) rotary tables for those positions.
-  // Without cache: attends causally within x (start_pos must be 0).
-  // With cache: stores this layer's k/v at [start_pos, start_pos + T) and
-  // attends causally over [0, start_pos + T). Returns (B, T, C).
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos,
-                        const torch::Tensor& sin, int64_t start_pos,
-                        KVCache* cache);
+  // x: (B, T, C) placed as `plan` says. Without cache: attends causally
+  // within x. With cache: stores this layer's k/v where the plan says, then
+  // attends to the row's shared prefix (if any) and own keys. Returns (B, T, C).
+  // The one attention of the code base: training, tests and the Generator.
+  torch::Tensor forward(const torch::Tensor& x, const ForwardPlan& plan, KVCache* cache);
 
   torch::nn::Linear q_proj{nullptr};  // C -> H * D
   torch::nn::Linear k_proj{nullptr};  // C -> K * D
@@ -131,8 +177,7 @@ TORCH_MODULE(Attention);
 class BlockImpl : public torch::nn::Module {
  public:
   BlockImpl(const ModelConfig& config, int64_t layer_index);
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos,
-                        const torch::Tensor& sin, int64_t start_pos,
+  torch::Tensor forward(const torch::Tensor& x, const ForwardPlan& plan,
                         KVCache* cache);  // (B, T, C) -> (B, T, C)
 
   RMSNorm input_layernorm{nullptr};
@@ -173,6 +218,13 @@ class TransformerImpl : public torch::nn::Module {
   // return cache->length == start_pos + T.
   torch::Tensor forward(const torch::Tensor& tokens, int64_t start_pos = 0,
                         KVCache* cache = nullptr);
+
+  // The blocks alone: tokens (B, T) placed as `plan` says, through embeddings
+  // and blocks; returns the hidden states (B, T, C) before the final norm.
+  // forward() is Logits(Hidden(...)); the Generator calls both with its own plans.
+  torch::Tensor Hidden(const torch::Tensor& tokens, const ForwardPlan& plan, KVCache* cache);
+  // Final norm and output projection: hidden (..., C) -> logits (..., V) float32.
+  torch::Tensor Logits(const torch::Tensor& hidden);
 
   const ModelConfig& config() const { return config_; }
 
