@@ -2,7 +2,7 @@
 //
 //   build/bin/grpo-bench-generate [--threads N] [--dtype f32|bf16] [--preset small|0.5b]
 //                                 [--vocab V] [--new-tokens N] [--device cpu|cuda]
-//                                 [--batches 1,16,64] [--json FILE]
+//                                 [--batches 1,16,64] [--shared 1|0] [--json FILE]
 //
 // Every figure is set against torch::mm measured in the same run, at the same
 // thread count, dtype and device: achieved FLOP/s divided by matmul FLOP/s. And
@@ -130,6 +130,7 @@ int main(int argc, char** argv) {
   int threads = 1;
   std::string dtype_name = "f32", preset = "small", device_name = "cpu", batches_arg = "1,16,64", json_path;
   int64_t vocab = 4096, new_tokens = 128;
+  bool shared_cases = true;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
     if (flag == "--threads") threads = std::atoi(argv[i + 1]);
@@ -140,6 +141,7 @@ int main(int argc, char** argv) {
     else if (flag == "--device") device_name = argv[i + 1];
     else if (flag == "--batches") batches_arg = argv[i + 1];
     else if (flag == "--json") json_path = argv[i + 1];
+    else if (flag == "--shared") shared_cases = std::string(argv[i + 1]) != "0";
     else {
       std::fprintf(stderr, "unknown flag %s\n", argv[i]);
       return 2;
@@ -222,17 +224,21 @@ int main(int argc, char** argv) {
     report("batch " + std::to_string(batch) + " (32-token prompts)",
            Measure(model, requests, sp, std::max<int64_t>(64, max_batch), 3.0));
   }
-  grpo::model::SamplingParams shared_sp = sp;
-  shared_sp.max_new_tokens = 64;
-  const std::vector<int64_t> long_prompt = Prompt(256, 1, vocab);
-  Result shared = Measure(model, {{long_prompt, 16}}, shared_sp, 64, 3.0);
-  Result each = Measure(model, std::vector<GenerationRequest>(16, {long_prompt, 1}), shared_sp, 64, 3.0);
-  report("G=16, 256-token prompt, shared", shared);
-  report("G=16, 256-token prompt, each", each);
-  std::printf("\nprefix sharing: %.2fx faster than prefilling each completion (64 new tokens each)\n",
-              each.seconds / shared.seconds);
+  double sharing_speedup = 0;
+  if (shared_cases) {
+    grpo::model::SamplingParams shared_sp = sp;
+    shared_sp.max_new_tokens = 64;
+    const std::vector<int64_t> long_prompt = Prompt(256, 1, vocab);
+    Result shared = Measure(model, {{long_prompt, 16}}, shared_sp, 64, 3.0);
+    Result each = Measure(model, std::vector<GenerationRequest>(16, {long_prompt, 1}), shared_sp, 64, 3.0);
+    report("G=16, 256-token prompt, shared", shared);
+    report("G=16, 256-token prompt, each", each);
+    sharing_speedup = each.seconds / shared.seconds;
+    std::printf("\nprefix sharing: %.2fx faster than prefilling each completion (64 new tokens each)\n",
+                sharing_speedup);
+  }
   if (!json_path.empty()) {
-    json += "], \"prefix_sharing_speedup\": " + std::to_string(each.seconds / shared.seconds) + "}\n";
+    json += "], \"prefix_sharing_speedup\": " + std::to_string(sharing_speedup) + "}\n";
     FILE* f = std::fopen(json_path.c_str(), "w");
     if (f == nullptr || std::fputs(json.c_str(), f) < 0) {
       std::fprintf(stderr, "cannot write %s\n", json_path.c_str());

@@ -11,6 +11,7 @@
 #include <torch/torch.h>
 
 #include "absl/strings/str_cat.h"
+#include "core/model/cpu_kernels.h"
 
 namespace grpo::model {
 namespace {
@@ -332,6 +333,7 @@ absl::StatusOr<std::vector<std::vector<SampledSequence>>> Generator::Generate(
   c10::InferenceMode inference_mode;
   PackedLinearScope packed(Packed());
   Impl impl(model_);
+  FusedDecodeScope fused(options_.fused_kernels && impl.device.is_cpu());
   std::vector<std::pair<int64_t, int64_t>> queue;  // (request, sample) in order
   for (size_t r = 0; r < requests.size(); ++r) {
     for (int64_t s = 0; s < requests[r].num_samples; ++s) queue.emplace_back(r, s);
@@ -494,6 +496,7 @@ torch::Tensor Generator::DecodeLogitsForTest(const std::vector<std::vector<int64
   c10::InferenceMode inference_mode;
   PackedLinearScope packed(Packed());
   Impl impl(model_);
+  FusedDecodeScope fused(options_.fused_kernels && impl.device.is_cpu());
   const int64_t N = static_cast<int64_t>(contexts.size());
   int64_t prefix_len = 0;
   for (const auto& ctx : contexts) {

@@ -68,6 +68,9 @@ struct GeneratorOptions {
   // per weights version (PackedLinears): faster, at the cost of a second copy
   // of the linear weights kept by the Generator. No effect without oneDNN.
   bool pack_weights = true;
+  // On a CPU, run decode steps' attention, norms and SwiGLU through fused
+  // kernels (cpu_kernels.h) instead of chains of LibTorch ops.
+  bool fused_kernels = true;
   // Bytes of each token id, needed only for stop strings (the engine matches
   // stop strings on bytes, so a string split across tokens is still found).
   std::vector<std::string> token_bytes;

@@ -13,7 +13,10 @@
 // LibTorch 1.13 exposes no packed-weight linear of its own.
 //
 // Memory: the packed copies double the linear weights' bytes while they live
-// (a Generator keeps them between Generate calls).
+// (a Generator keeps them between Generate calls); a third copy, in blocks of
+// 16 output rows for steps of one to four rows (read at memory speed, where
+// oneDNN's matrix-vector path reaches about 0.6 of it), is made the first
+// time such a step comes.
 //
 // Builds without oneDNN (GRPO_HAVE_DNNL undefined, as against a pip LibTorch):
 // Pack() returns null and everything runs through torch.
@@ -22,6 +25,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include <ATen/core/Tensor.h>
 
@@ -32,8 +36,9 @@ class TransformerImpl;
 class PackedLinears {
  public:
   // Packs the linear weights of `model` (attention and MLP projections and the
-  // output projection, the tied embedding included) when it is on the CPU in
-  // float32 or bfloat16 and this build has oneDNN; null otherwise.
+  // output projection, the tied embedding included; each block's q/k/v and
+  // gate/up as one matrix each) when it is on the CPU in float32 or bfloat16
+  // and this build has oneDNN; null otherwise.
   static std::unique_ptr<PackedLinears> Pack(TransformerImpl& model);
   ~PackedLinears();
 
@@ -46,7 +51,12 @@ class PackedLinears {
   // here or x does not suit (device, dtype, autograd), so the caller falls back.
   at::Tensor Apply(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) const;
 
-  int64_t packed_bytes() const;
+  // x times several layers' weights at once, when they were packed as one
+  // group (q/k/v, gate/up of a block): (..., sum of outs), the layers' outputs
+  // side by side, biases added; undefined otherwise.
+  at::Tensor ApplyGroup(const at::Tensor& x, const std::vector<at::Tensor>& weights) const;
+
+  int64_t packed_bytes() const;  // bytes of the packed copies
   int64_t packs() const;  // weights packed so far, first packing and refreshes
 
   struct State;

@@ -1,5 +1,6 @@
 #include "core/model/transformer.h"
 
+#include "core/model/cpu_kernels.h"
 #include "core/model/packed_linear.h"
 
 #include <torch/version.h>
@@ -144,6 +145,7 @@ ForwardPlan PlanForward(const RowLayout& layout, int64_t B, int64_t T, bool cach
   TORCH_CHECK(layout.own_start.size() == rows, "PlanForward: own_start and position differ in size");
   const bool prefix = !layout.prefix_slot.empty();
   ForwardPlan plan;
+  plan.rows = layout;
 
   // Rotary tables: (rows, T, 1, D), in float32, then the model's dtype.
   torch::Tensor pos = (AllEqual(layout.position) ? torch::full({1, 1}, layout.position[0], i64)
@@ -363,6 +365,25 @@ torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& weight, const 
   return F::linear(x, weight, bias);
 }
 
+std::vector<torch::Tensor> Linears(const torch::Tensor& x, std::initializer_list<const torch::nn::Linear*> layers) {
+  std::vector<torch::Tensor> out;
+  if (const PackedLinears* packed = PackedLinearScope::Current()) {
+    std::vector<torch::Tensor> weights;
+    for (const auto* layer : layers) weights.push_back((*layer)->weight);
+    torch::Tensor y = packed->ApplyGroup(x, weights);  // (..., sum of outs)
+    if (y.defined()) {
+      int64_t at = 0;
+      for (const torch::Tensor& w : weights) {
+        out.push_back(y.narrow(-1, at, w.size(0)));  // (..., out_i)
+        at += w.size(0);
+      }
+      return out;
+    }
+  }
+  for (const auto* layer : layers) out.push_back(Linear(*layer, x));
+  return out;
+}
+
 Bf16Autocast::Bf16Autocast(bool enabled) : enabled_(enabled) {
   if (!enabled_) return;
   // CPU and CUDA autocast are separate switches; the model's device decides which acts.
@@ -506,12 +527,19 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const ForwardPlan& 
   const int64_t H = n_heads_, K = n_kv_heads_, D = head_dim_, R = H / K;
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
 
-  torch::Tensor q = Linear(q_proj, x).view({B, T, H, D});  // (B, T, H, D)
-  torch::Tensor k = Linear(k_proj, x).view({B, T, K, D});  // (B, T, K, D)
-  torch::Tensor v = Linear(v_proj, x).view({B, T, K, D});  // (B, T, K, D)
+  std::vector<torch::Tensor> qkv = Linears(x, {&q_proj, &k_proj, &v_proj});
+  torch::Tensor q = qkv[0].view({B, T, H, D});  // (B, T, H, D)
+  torch::Tensor k = qkv[1].view({B, T, K, D});  // (B, T, K, D)
+  torch::Tensor v = qkv[2].view({B, T, K, D});  // (B, T, K, D)
   if (q_norm) {  // Qwen3: RMSNorm over each head's D values, before RoPE.
     q = q_norm->forward(q);  // (B, T, H, D)
     k = k_norm->forward(k);  // (B, T, K, D)
+  }
+  if (cache != nullptr && T == 1 && FusedDecodeApplies(x)) {
+    // One decode step on the CPU: rotary, cache write and attention in one kernel.
+    torch::Tensor out = FusedDecodeAttention(q.view({B, H * D}), k.view({B, K * D}), v.view({B, K * D}), plan, *cache,
+                                             layer_index_, H, K, D);  // (B, H*D)
+    return Linear(o_proj, out.view({B, 1, H * D}));                 // (B, 1, C)
   }
   q = ApplyRotary(q, plan.cos, plan.sin);  // (B, T, H, D)
   k = ApplyRotary(k, plan.cos, plan.sin);  // (B, T, K, D)
@@ -604,9 +632,10 @@ FeedForwardImpl::FeedForwardImpl(const ModelConfig& config) {
 }
 
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
-  torch::Tensor gate = F::silu(Linear(gate_proj, x));  // (B, T, F)
-  torch::Tensor up = Linear(up_proj, x);               // (B, T, F)
-  return Linear(down_proj, gate * up);                 // (B, T, C)
+  std::vector<torch::Tensor> gate_up = Linears(x, {&gate_proj, &up_proj});  // (B, T, F) each
+  torch::Tensor h = FusedDecodeApplies(x) ? FusedSwiGlu(gate_up[0], gate_up[1])
+                                          : F::silu(gate_up[0]) * gate_up[1];  // (B, T, F)
+  return Linear(down_proj, h);                                                  // (B, T, C)
 }
 
 // ---------------------------------------------------------------------------
@@ -618,6 +647,7 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
 }
 
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
+  if (FusedDecodeApplies(x) && weight.scalar_type() == x.scalar_type()) return FusedRmsNorm(x, weight, eps_);
   torch::Tensor x32 = x.to(torch::kFloat);                      // (..., C)
   torch::Tensor variance = x32.pow(2).mean(-1, /*keepdim=*/true);  // (..., 1)
   torch::Tensor normed = x32 * torch::rsqrt(variance + eps_);  // (..., C)

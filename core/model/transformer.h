@@ -22,6 +22,7 @@
 #define GRPO_CORE_MODEL_TRANSFORMER_H_
 
 #include <cstdint>
+#include <initializer_list>
 #include <vector>
 
 #include <torch/nn/module.h>
@@ -81,6 +82,7 @@ struct ForwardPlan {
   int64_t write_start = 0;
   torch::Tensor write_index;
   int64_t own_keys = 0;     // S: own positions [0, S) attended (T without a cache)
+  RowLayout rows;           // the layout planned, on the host (for CPU kernels)
   int64_t prefix_keys = 0;  // P: prefix positions [0, P) of the row's slot; 0 = none
   // Prefix attention reads each slot once: rows are regrouped as (slots, per_slot),
   // row b at group_index[b] = slot * per_slot + its rank among that slot's rows.
@@ -261,6 +263,11 @@ torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& weight, const 
 inline torch::Tensor Linear(const torch::nn::Linear& layer, const torch::Tensor& x) {
   return Linear(x, layer->weight, layer->bias);
 }
+
+// Several linear layers that read the same x, one output each: one matrix
+// product when PackedLinears holds their weights packed together (the
+// outputs are then views side by side in one tensor), else one Linear each.
+std::vector<torch::Tensor> Linears(const torch::Tensor& x, std::initializer_list<const torch::nn::Linear*> layers);
 
 class Bf16Autocast {
  public:

@@ -1,0 +1,226 @@
+#include "core/model/cpu_kernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include <ATen/Parallel.h>
+#include <c10/util/BFloat16.h>
+#include <torch/torch.h>
+
+#include "core/model/transformer.h"
+
+namespace grpo::model {
+namespace {
+
+thread_local bool fused_decode = false;
+
+// A value as the dtype T stores it, back in float: the rounding each op of the
+// op-by-op path applies to its result.
+template <typename T>
+inline float R(float x) {
+  return static_cast<float>(static_cast<T>(x));
+}
+template <>
+inline float R<float>(float x) {
+  return x;
+}
+
+template <typename T>
+inline float Dot(const float* a, const T* b, int64_t n) {
+  float s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) s += a[i] * static_cast<float>(b[i]);
+  return s;
+}
+
+// out[d] = x[d] * cos[d] + rotate_half(x)[d] * sin[d], each product and the sum
+// rounded as the tensors of dtype T are.
+template <typename T>
+inline void Rotate(const T* x, const T* cos, const T* sin, int64_t D, float* out) {
+  const int64_t half = D / 2;
+  for (int64_t d = 0; d < D; ++d) {
+    const float rot = d < half ? -static_cast<float>(x[d + half]) : static_cast<float>(x[d - half]);
+    out[d] = R<T>(R<T>(static_cast<float>(x[d]) * static_cast<float>(cos[d])) + R<T>(rot * static_cast<float>(sin[d])));
+  }
+}
+
+template <typename T>
+void DecodeAttentionKernel(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const ForwardPlan& plan, KVCache& cache,
+               int64_t layer, int64_t H, int64_t K, int64_t D, at::Tensor& out) {
+  const int64_t B = q.size(0), G = H / K;
+  const T* qp = q.data_ptr<T>();
+  const T* kp = k.data_ptr<T>();
+  const T* vp = v.data_ptr<T>();
+  const int64_t qs = q.stride(0), ks = k.stride(0), vs = v.stride(0);
+  at::Tensor cos = plan.cos.contiguous(), sin = plan.sin.contiguous();  // (B or 1, 1, 1, D)
+  const T* cp = cos.data_ptr<T>();
+  const T* sp = sin.data_ptr<T>();
+  const int64_t cs = cos.size(0) == 1 ? 0 : D;
+  T* kc = cache.k[layer].data_ptr<T>();  // (rows, K, L, D)
+  T* vc = cache.v[layer].data_ptr<T>();
+  const int64_t L = cache.k[layer].size(2);
+  const bool prefix = plan.prefix_keys > 0;
+  const T* pk = prefix ? cache.prefix_k[layer].data_ptr<T>() : nullptr;  // (slots, K, P, D)
+  const T* pv = prefix ? cache.prefix_v[layer].data_ptr<T>() : nullptr;
+  const int64_t P = prefix ? cache.prefix_k[layer].size(2) : 0;
+  const RowLayout& rows = plan.rows;
+  auto own_start = [&](int64_t b) {
+    return plan.write_index.defined() ? rows.own_start[b] : plan.write_start;
+  };
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
+  T* op = out.data_ptr<T>();
+
+  at::parallel_for(0, B * K, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> qr(G * D), kr(D), scores, acc(D), acc_prefix(D);
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t b = i / K, h = i % K;
+      const int64_t own = own_start(b);
+      const T* cb = cp + b * cs;
+      const T* sb = sp + b * cs;
+      // The new key (rotated) and value into the row's own cache position.
+      T* kdst = kc + ((b * K + h) * L + own) * D;
+      T* vdst = vc + ((b * K + h) * L + own) * D;
+      Rotate<T>(kp + b * ks + h * D, cb, sb, D, kr.data());
+      for (int64_t d = 0; d < D; ++d) kdst[d] = static_cast<T>(kr[d]);
+      std::copy(vp + b * vs + h * D, vp + b * vs + h * D + D, vdst);
+      for (int64_t g = 0; g < G; ++g) Rotate<T>(qp + b * qs + (h * G + g) * D, cb, sb, D, qr.data() + g * D);
+
+      const int64_t np = prefix ? rows.prefix_len[b] : 0, no = own + 1;
+      const T* pkb = prefix ? pk + (rows.prefix_slot[b] * K + h) * P * D : nullptr;
+      const T* pvb = prefix ? pv + (rows.prefix_slot[b] * K + h) * P * D : nullptr;
+      const T* okb = kc + (b * K + h) * L * D;
+      const T* ovb = vc + (b * K + h) * L * D;
+      scores.resize(np + no);
+      for (int64_t g = 0; g < G; ++g) {
+        const float* qg = qr.data() + g * D;
+        float m = -std::numeric_limits<float>::infinity();
+        for (int64_t j = 0; j < np; ++j) {
+          scores[j] = R<T>(R<T>(Dot(qg, pkb + j * D, D)) * scale);
+          m = std::max(m, scores[j]);
+        }
+        for (int64_t j = 0; j < no; ++j) {
+          scores[np + j] = R<T>(R<T>(Dot(qg, okb + j * D, D)) * scale);
+          m = std::max(m, scores[np + j]);
+        }
+        float sum = 0;
+        for (int64_t j = 0; j < np + no; ++j) {
+          scores[j] = std::exp(scores[j] - m);
+          sum += scores[j];
+        }
+        for (int64_t j = 0; j < np + no; ++j) scores[j] = R<T>(scores[j] / sum);
+        std::fill(acc.begin(), acc.end(), 0.0f);
+        std::fill(acc_prefix.begin(), acc_prefix.end(), 0.0f);
+        for (int64_t j = 0; j < np; ++j) {
+          const float p = scores[j];
+          const T* vj = pvb + j * D;
+#pragma omp simd
+          for (int64_t d = 0; d < D; ++d) acc_prefix[d] += p * static_cast<float>(vj[d]);
+        }
+        for (int64_t j = 0; j < no; ++j) {
+          const float p = scores[np + j];
+          const T* vj = ovb + j * D;
+#pragma omp simd
+          for (int64_t d = 0; d < D; ++d) acc[d] += p * static_cast<float>(vj[d]);
+        }
+        T* o = op + b * H * D + (h * G + g) * D;
+        for (int64_t d = 0; d < D; ++d) {
+          o[d] = static_cast<T>(prefix ? R<T>(R<T>(acc[d]) + R<T>(acc_prefix[d])) : acc[d]);
+        }
+      }
+    }
+  });
+}
+
+template <typename T>
+void RmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps, at::Tensor& out) {
+  const int64_t C = x.size(-1), N = x.numel() / C;
+  const T* xp = x.data_ptr<T>();
+  const T* wp = weight.data_ptr<T>();
+  T* op = out.data_ptr<T>();
+  at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t n = begin; n < end; ++n) {
+      const T* row = xp + n * C;
+      float ss = 0;
+#pragma omp simd reduction(+ : ss)
+      for (int64_t c = 0; c < C; ++c) ss += static_cast<float>(row[c]) * static_cast<float>(row[c]);
+      const float r = 1.0f / std::sqrt(ss / static_cast<float>(C) + static_cast<float>(eps));
+      T* o = op + n * C;
+      for (int64_t c = 0; c < C; ++c) o[c] = static_cast<T>(static_cast<float>(wp[c]) * R<T>(static_cast<float>(row[c]) * r));
+    }
+  });
+}
+
+template <typename T>
+void SwiGlu(const at::Tensor& gate, const at::Tensor& up, at::Tensor& out) {
+  const int64_t N = gate.size(0), F = gate.size(1);
+  const T* gp = gate.data_ptr<T>();
+  const T* up_ = up.data_ptr<T>();
+  T* op = out.data_ptr<T>();
+  const int64_t gs = gate.stride(0), us = up.stride(0);
+  for (int64_t n = 0; n < N; ++n) {
+    for (int64_t f = 0; f < F; ++f) {
+      const float g = static_cast<float>(gp[n * gs + f]);
+      op[n * F + f] = static_cast<T>(R<T>(g / (1.0f + std::exp(-g))) * static_cast<float>(up_[n * us + f]));
+    }
+  }
+}
+
+}  // namespace
+
+FusedDecodeScope::FusedDecodeScope(bool enabled) : previous_(fused_decode) { fused_decode = enabled; }
+FusedDecodeScope::~FusedDecodeScope() { fused_decode = previous_; }
+bool FusedDecodeScope::Enabled() { return fused_decode; }
+
+bool FusedDecodeApplies(const at::Tensor& x) {
+  return fused_decode && x.device().is_cpu() &&
+         (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kBFloat16) &&
+         !(torch::GradMode::is_enabled() && x.requires_grad());
+}
+
+at::Tensor FusedRmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  at::Tensor in = x.contiguous();
+  at::Tensor out = torch::empty_like(in);
+  if (x.scalar_type() == torch::kFloat) {
+    RmsNorm<float>(in, weight.contiguous(), eps, out);
+  } else {
+    RmsNorm<c10::BFloat16>(in, weight.contiguous(), eps, out);
+  }
+  return out;
+}
+
+at::Tensor FusedSwiGlu(const at::Tensor& gate, const at::Tensor& up) {
+  const int64_t F = gate.size(-1);
+  at::Tensor g = gate.reshape({-1, F}), u = up.reshape({-1, F});
+  if (g.stride(1) != 1) g = g.contiguous();
+  if (u.stride(1) != 1) u = u.contiguous();
+  std::vector<int64_t> shape = gate.sizes().vec();
+  at::Tensor out = torch::empty({g.size(0), F}, gate.options());
+  if (gate.scalar_type() == torch::kFloat) {
+    SwiGlu<float>(g, u, out);
+  } else {
+    SwiGlu<c10::BFloat16>(g, u, out);
+  }
+  return out.view(shape);
+}
+
+at::Tensor FusedDecodeAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                const ForwardPlan& plan, KVCache& cache, int64_t layer, int64_t n_heads,
+                                int64_t n_kv_heads, int64_t head_dim) {
+  auto rows_of = [](const at::Tensor& t) {  // (B, n) with unit column stride
+    at::Tensor r = t.reshape({t.size(0), -1});
+    return r.stride(1) == 1 ? r : r.contiguous();
+  };
+  at::Tensor q2 = rows_of(q), k2 = rows_of(k), v2 = rows_of(v);
+  at::Tensor out = torch::empty({q2.size(0), n_heads * head_dim}, q.options());
+  TORCH_CHECK(cache.k[layer].is_contiguous() && cache.v[layer].is_contiguous(), "FusedDecodeAttention: cache not contiguous");
+  if (q.scalar_type() == torch::kFloat) {
+    DecodeAttentionKernel<float>(q2, k2, v2, plan, cache, layer, n_heads, n_kv_heads, head_dim, out);
+  } else {
+    DecodeAttentionKernel<c10::BFloat16>(q2, k2, v2, plan, cache, layer, n_heads, n_kv_heads, head_dim, out);
+  }
+  return out;
+}
+
+}  // namespace grpo::model
