@@ -364,6 +364,17 @@ TEST(GeneratorTest, PackedWeightsMatchTorchAndFollowWeightChanges) {
   }
 }
 
+// No requests (an actor whose leased prompts were all skipped): nothing, no error.
+TEST(GeneratorTest, NoRequestsGiveNoCompletions) {
+  Transformer model = MakeModel(TinyConfig("qwen2"), 3);
+  Generator gen(model, GeneratorOptions{});
+  SamplingParams params;
+  params.max_new_tokens = 4;
+  auto out = gen.Generate({}, params, 1);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_TRUE(out->empty());
+}
+
 TEST(GeneratorTest, SameSeedSameOutputOtherSeedOther) {
   Transformer model = MakeModel(TinyConfig("qwen3"), 7);
   SamplingParams params;

@@ -325,6 +325,7 @@ absl::StatusOr<std::vector<std::vector<SampledSequence>>> Generator::Generate(
 
   std::vector<std::vector<SampledSequence>> out(requests.size());
   for (size_t r = 0; r < requests.size(); ++r) out[r].resize(requests[r].num_samples);
+  if (requests.empty()) return out;
   if (params.max_new_tokens == 0) {
     for (auto& group : out) for (SampledSequence& s : group) s.truncated = true;
     return out;
