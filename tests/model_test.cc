@@ -453,7 +453,9 @@ TEST(SharedPrefixTest, RowsSharingAPromptSlotMatchSeparateCaches) {
         }
         const int64_t n = static_cast<int64_t>(which.size());
         ForwardPlan plan = PlanForward(layout, n, 1, true, 4, c, model->inv_freq(), torch::kFloat);
-        if (t == 0) EXPECT_EQ(plan.gather, spread) << arch;
+        if (t == 0) {
+          EXPECT_EQ(plan.gather, spread) << arch;
+        }
         torch::Tensor logits =
             model->Logits(model->Hidden(torch::tensor(feed, torch::kInt64).view({n, 1}), plan, &step));  // (n, 1, V)
         for (int64_t j = 0; j < n; ++j) {
