@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include <ATen/Parallel.h>
@@ -19,16 +20,16 @@ thread_local bool fused_decode = false;
 // A value as the dtype T stores it, back in float: the rounding each op of the
 // op-by-op path applies to its result.
 template <typename T>
-inline float R(float x) {
+inline __attribute__((always_inline)) float R(float x) {
   return static_cast<float>(static_cast<T>(x));
 }
 template <>
-inline float R<float>(float x) {
+inline __attribute__((always_inline)) float R<float>(float x) {
   return x;
 }
 
 template <typename T>
-inline float Dot(const float* a, const T* b, int64_t n) {
+inline __attribute__((always_inline)) float Dot(const float* a, const T* b, int64_t n) {
   float s = 0;
 #pragma omp simd reduction(+ : s)
   for (int64_t i = 0; i < n; ++i) s += a[i] * static_cast<float>(b[i]);
@@ -38,7 +39,7 @@ inline float Dot(const float* a, const T* b, int64_t n) {
 // out[d] = x[d] * cos[d] + rotate_half(x)[d] * sin[d], each product and the sum
 // rounded as the tensors of dtype T are.
 template <typename T>
-inline void Rotate(const T* x, const T* cos, const T* sin, int64_t D, float* out) {
+inline __attribute__((always_inline)) void Rotate(const T* x, const T* cos, const T* sin, int64_t D, float* out) {
   const int64_t half = D / 2;
   for (int64_t d = 0; d < D; ++d) {
     const float rot = d < half ? -static_cast<float>(x[d + half]) : static_cast<float>(x[d - half]);
@@ -46,89 +47,137 @@ inline void Rotate(const T* x, const T* cos, const T* sin, int64_t D, float* out
   }
 }
 
+// Raw views of one decode step's attention, for the kernel below.
 template <typename T>
-void DecodeAttentionKernel(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const ForwardPlan& plan, KVCache& cache,
-               int64_t layer, int64_t H, int64_t K, int64_t D, at::Tensor& out) {
-  const int64_t B = q.size(0), G = H / K;
-  const T* qp = q.data_ptr<T>();
-  const T* kp = k.data_ptr<T>();
-  const T* vp = v.data_ptr<T>();
-  const int64_t qs = q.stride(0), ks = k.stride(0), vs = v.stride(0);
-  at::Tensor cos = plan.cos.contiguous(), sin = plan.sin.contiguous();  // (B or 1, 1, 1, D)
-  const T* cp = cos.data_ptr<T>();
-  const T* sp = sin.data_ptr<T>();
-  const int64_t cs = cos.size(0) == 1 ? 0 : D;
-  T* kc = cache.k[layer].data_ptr<T>();  // (rows, K, L, D)
-  T* vc = cache.v[layer].data_ptr<T>();
-  const int64_t L = cache.k[layer].size(2);
-  const bool prefix = plan.prefix_keys > 0;
-  const T* pk = prefix ? cache.prefix_k[layer].data_ptr<T>() : nullptr;  // (slots, K, P, D)
-  const T* pv = prefix ? cache.prefix_v[layer].data_ptr<T>() : nullptr;
-  const int64_t P = prefix ? cache.prefix_k[layer].size(2) : 0;
-  const RowLayout& rows = plan.rows;
-  auto own_start = [&](int64_t b) {
-    return plan.write_index.defined() ? rows.own_start[b] : plan.write_start;
-  };
-  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
-  T* op = out.data_ptr<T>();
+struct AttentionArgs {
+  const T *q, *k, *v;              // (B, *) rows with strides qs, ks, vs
+  int64_t qs, ks, vs;
+  const T *cos, *sin;              // (B or 1, D), row stride cs (0: one row for all)
+  int64_t cs;
+  T *kc, *vc;                      // own cache (rows, K, L, D)
+  int64_t L;
+  const T *pk, *pv;                // prefix slots (slots, K, P, D), or null
+  int64_t P;
+  const int64_t *own, *slot, *plen;  // per row: own position; prefix slot and length
+  int64_t K, G, D;
+  float scale;
+  T* out;                          // (B, K * G * D)
+};
 
-  at::parallel_for(0, B * K, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> qr(G * D), kr(D), scores, acc(D), acc_prefix(D);
-    for (int64_t i = begin; i < end; ++i) {
-      const int64_t b = i / K, h = i % K;
-      const int64_t own = own_start(b);
-      const T* cb = cp + b * cs;
-      const T* sb = sp + b * cs;
-      // The new key (rotated) and value into the row's own cache position.
-      T* kdst = kc + ((b * K + h) * L + own) * D;
-      T* vdst = vc + ((b * K + h) * L + own) * D;
-      Rotate<T>(kp + b * ks + h * D, cb, sb, D, kr.data());
-      for (int64_t d = 0; d < D; ++d) kdst[d] = static_cast<T>(kr[d]);
-      std::copy(vp + b * vs + h * D, vp + b * vs + h * D + D, vdst);
-      for (int64_t g = 0; g < G; ++g) Rotate<T>(qp + b * qs + (h * G + g) * D, cb, sb, D, qr.data() + g * D);
+// Rows-and-heads items [begin, end) (item i: row i / K, key/value head i % K).
+template <typename T>
+inline __attribute__((always_inline)) void AttendRange(const AttentionArgs<T>& a, int64_t begin, int64_t end) {
+  const int64_t K = a.K, G = a.G, D = a.D, H = K * G;
+  std::vector<float> qr(G * D), kr(D), scores, acc(D), acc_prefix(D);
+  for (int64_t i = begin; i < end; ++i) {
+    const int64_t b = i / K, h = i % K;
+    const int64_t own = a.own[b];
+    const T* cb = a.cos + b * a.cs;
+    const T* sb = a.sin + b * a.cs;
+    // The new key (rotated) and value into the row's own cache position.
+    T* kdst = a.kc + ((b * K + h) * a.L + own) * D;
+    T* vdst = a.vc + ((b * K + h) * a.L + own) * D;
+    Rotate<T>(a.k + b * a.ks + h * D, cb, sb, D, kr.data());
+    for (int64_t d = 0; d < D; ++d) kdst[d] = static_cast<T>(kr[d]);
+    std::copy(a.v + b * a.vs + h * D, a.v + b * a.vs + h * D + D, vdst);
+    for (int64_t g = 0; g < G; ++g) Rotate<T>(a.q + b * a.qs + (h * G + g) * D, cb, sb, D, qr.data() + g * D);
 
-      const int64_t np = prefix ? rows.prefix_len[b] : 0, no = own + 1;
-      const T* pkb = prefix ? pk + (rows.prefix_slot[b] * K + h) * P * D : nullptr;
-      const T* pvb = prefix ? pv + (rows.prefix_slot[b] * K + h) * P * D : nullptr;
-      const T* okb = kc + (b * K + h) * L * D;
-      const T* ovb = vc + (b * K + h) * L * D;
-      scores.resize(np + no);
-      for (int64_t g = 0; g < G; ++g) {
-        const float* qg = qr.data() + g * D;
-        float m = -std::numeric_limits<float>::infinity();
-        for (int64_t j = 0; j < np; ++j) {
-          scores[j] = R<T>(R<T>(Dot(qg, pkb + j * D, D)) * scale);
-          m = std::max(m, scores[j]);
-        }
-        for (int64_t j = 0; j < no; ++j) {
-          scores[np + j] = R<T>(R<T>(Dot(qg, okb + j * D, D)) * scale);
-          m = std::max(m, scores[np + j]);
-        }
-        float sum = 0;
-        for (int64_t j = 0; j < np + no; ++j) {
-          scores[j] = std::exp(scores[j] - m);
-          sum += scores[j];
-        }
-        for (int64_t j = 0; j < np + no; ++j) scores[j] = R<T>(scores[j] / sum);
-        std::fill(acc.begin(), acc.end(), 0.0f);
-        std::fill(acc_prefix.begin(), acc_prefix.end(), 0.0f);
-        for (int64_t j = 0; j < np; ++j) {
-          const float p = scores[j];
-          const T* vj = pvb + j * D;
-#pragma omp simd
-          for (int64_t d = 0; d < D; ++d) acc_prefix[d] += p * static_cast<float>(vj[d]);
-        }
-        for (int64_t j = 0; j < no; ++j) {
-          const float p = scores[np + j];
-          const T* vj = ovb + j * D;
-#pragma omp simd
-          for (int64_t d = 0; d < D; ++d) acc[d] += p * static_cast<float>(vj[d]);
-        }
-        T* o = op + b * H * D + (h * G + g) * D;
-        for (int64_t d = 0; d < D; ++d) {
-          o[d] = static_cast<T>(prefix ? R<T>(R<T>(acc[d]) + R<T>(acc_prefix[d])) : acc[d]);
-        }
+    const bool prefix = a.pk != nullptr;
+    const int64_t np = prefix ? a.plen[b] : 0, no = own + 1;
+    const T* pkb = prefix ? a.pk + (a.slot[b] * K + h) * a.P * D : nullptr;
+    const T* pvb = prefix ? a.pv + (a.slot[b] * K + h) * a.P * D : nullptr;
+    const T* okb = a.kc + (b * K + h) * a.L * D;
+    const T* ovb = a.vc + (b * K + h) * a.L * D;
+    scores.resize(np + no);
+    for (int64_t g = 0; g < G; ++g) {
+      const float* qg = qr.data() + g * D;
+      float m = -std::numeric_limits<float>::infinity();
+      for (int64_t j = 0; j < np; ++j) {
+        scores[j] = R<T>(R<T>(Dot(qg, pkb + j * D, D)) * a.scale);
+        m = std::max(m, scores[j]);
       }
+      for (int64_t j = 0; j < no; ++j) {
+        scores[np + j] = R<T>(R<T>(Dot(qg, okb + j * D, D)) * a.scale);
+        m = std::max(m, scores[np + j]);
+      }
+      float sum = 0;
+      for (int64_t j = 0; j < np + no; ++j) {
+        scores[j] = std::exp(scores[j] - m);
+        sum += scores[j];
+      }
+      for (int64_t j = 0; j < np + no; ++j) scores[j] = R<T>(scores[j] / sum);
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      std::fill(acc_prefix.begin(), acc_prefix.end(), 0.0f);
+      for (int64_t j = 0; j < np; ++j) {
+        const float p = scores[j];
+        const T* vj = pvb + j * D;
+#pragma omp simd
+        for (int64_t d = 0; d < D; ++d) acc_prefix[d] += p * static_cast<float>(vj[d]);
+      }
+      for (int64_t j = 0; j < no; ++j) {
+        const float p = scores[np + j];
+        const T* vj = ovb + j * D;
+#pragma omp simd
+        for (int64_t d = 0; d < D; ++d) acc[d] += p * static_cast<float>(vj[d]);
+      }
+      T* o = a.out + b * H * D + (h * G + g) * D;
+      for (int64_t d = 0; d < D; ++d) {
+        o[d] = static_cast<T>(prefix ? R<T>(R<T>(acc[d]) + R<T>(acc_prefix[d])) : acc[d]);
+      }
+    }
+  }
+}
+
+// The loops compiled for AVX-512, AVX2 and the baseline, picked at load time
+// (this file is built for the baseline x86-64 otherwise).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define GRPO_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define GRPO_CLONES
+#endif
+GRPO_CLONES void AttendRangeF32(const AttentionArgs<float>& a, int64_t begin, int64_t end) { AttendRange(a, begin, end); }
+GRPO_CLONES void AttendRangeBf16(const AttentionArgs<c10::BFloat16>& a, int64_t begin, int64_t end) {
+  AttendRange(a, begin, end);
+}
+
+template <typename T>
+void DecodeAttentionKernel(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const ForwardPlan& plan,
+                           KVCache& cache, int64_t layer, int64_t H, int64_t K, int64_t D, at::Tensor& out) {
+  const int64_t B = q.size(0);
+  at::Tensor cos = plan.cos.contiguous(), sin = plan.sin.contiguous();  // (B or 1, 1, 1, D)
+  const bool prefix = plan.prefix_keys > 0;
+  const RowLayout& rows = plan.rows;
+  std::vector<int64_t> own(B);
+  for (int64_t b = 0; b < B; ++b) own[b] = plan.write_index.defined() ? rows.own_start[b] : plan.write_start;
+  AttentionArgs<T> a;
+  a.q = q.data_ptr<T>();
+  a.k = k.data_ptr<T>();
+  a.v = v.data_ptr<T>();
+  a.qs = q.stride(0);
+  a.ks = k.stride(0);
+  a.vs = v.stride(0);
+  a.cos = cos.data_ptr<T>();
+  a.sin = sin.data_ptr<T>();
+  a.cs = cos.size(0) == 1 ? 0 : D;
+  a.kc = cache.k[layer].data_ptr<T>();
+  a.vc = cache.v[layer].data_ptr<T>();
+  a.L = cache.k[layer].size(2);
+  a.pk = prefix ? cache.prefix_k[layer].data_ptr<T>() : nullptr;
+  a.pv = prefix ? cache.prefix_v[layer].data_ptr<T>() : nullptr;
+  a.P = prefix ? cache.prefix_k[layer].size(2) : 0;
+  a.own = own.data();
+  a.slot = prefix ? rows.prefix_slot.data() : nullptr;
+  a.plen = prefix ? rows.prefix_len.data() : nullptr;
+  a.K = K;
+  a.G = H / K;
+  a.D = D;
+  a.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
+  a.out = out.data_ptr<T>();
+  at::parallel_for(0, B * K, 1, [&](int64_t begin, int64_t end) {
+    if constexpr (std::is_same_v<T, float>) {
+      AttendRangeF32(a, begin, end);
+    } else {
+      AttendRangeBf16(a, begin, end);
     }
   });
 }
@@ -196,6 +245,9 @@ at::Tensor FusedSwiGlu(const at::Tensor& gate, const at::Tensor& up) {
   if (g.stride(1) != 1) g = g.contiguous();
   if (u.stride(1) != 1) u = u.contiguous();
   std::vector<int64_t> shape = gate.sizes().vec();
+  // Beyond a few rows LibTorch's vectorised silu and product are faster than
+  // this loop's scalar exp (same rounding: silu, then the product).
+  if (g.size(0) > 4) return (torch::silu(g) * u).view(shape);
   at::Tensor out = torch::empty({g.size(0), F}, gate.options());
   if (gate.scalar_type() == torch::kFloat) {
     SwiGlu<float>(g, u, out);
