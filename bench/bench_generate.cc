@@ -9,7 +9,8 @@
 // against a memory copy on the same device measured in the same run: a decode step
 // reads every weight once (the output projection included, the embedding lookup's few
 // rows not), so weight bytes read per second = decode steps x weight bytes / time,
-// divided by the fastest copy's memory traffic per second (bytes read + bytes written) --
+// divided by the memory traffic per second (bytes read + bytes written) of the fastest
+// of three copies made just before that run, median over the runs --
 // the bound of a memory-bound batch-1 decode.
 // FLOPs per token = 2 x (non-embedding parameters + the output projection)
 // + the attention's 4 x layers x heads x head_dim x attended positions;
@@ -49,33 +50,49 @@ struct Result {
   int64_t generated = 0;
   double flops = 0;
   double decode_steps = 0;
+  // Weight bytes read per second over the copy bandwidth measured just before, per
+  // run: the median. This machine's memory bandwidth moves by about 20% within a
+  // minute, so each run is set against the copy of its own moment.
+  double weight_read_of_copy = 0;
 };
 
-// Memory traffic per second (read + write) of copying a large tensor on `device`.
-double CopyBandwidth(const torch::Device& device) {
-  const int64_t bytes = device.is_cuda() ? (int64_t{1} << 30) : (int64_t{256} << 20);
-  auto options = torch::TensorOptions().dtype(torch::kUInt8).device(device);
-  torch::Tensor src = torch::ones({bytes}, options), dst = torch::empty({bytes}, options);
-  dst.copy_(src);  // warm-up, pages touched
-  Sync(device);
-  // The fastest of the copies made in a second: the machine's limit, not its average
-  // (which moves by 20% from run to run here), so ratios against it are conservative.
-  int iters = 0;
-  double best = 0;
-  auto t0 = Clock::now();
-  while (iters < 3 || Seconds(t0) < 1.0) {
-    auto t1 = Clock::now();
-    dst.copy_(src);
-    Sync(device);
-    best = std::max(best, 2.0 * static_cast<double>(bytes) / Seconds(t1));
-    ++iters;
+// Memory traffic per second (read + write) of copying a large tensor on `device`:
+// the fastest of the copies made in `seconds` (at least three), the machine's limit
+// rather than its average. Buffers are kept, so later probes fault in no pages.
+class CopyProbe {
+ public:
+  explicit CopyProbe(const torch::Device& device)
+      : device_(device), bytes_(device.is_cuda() ? (int64_t{1} << 30) : (int64_t{256} << 20)) {
+    auto options = torch::TensorOptions().dtype(torch::kUInt8).device(device);
+    src_ = torch::ones({bytes_}, options);
+    dst_ = torch::empty({bytes_}, options);
+    dst_.copy_(src_);  // warm-up, pages touched
+    Sync(device_);
   }
-  return best;
-}
+  double Measure(double seconds) {
+    int iters = 0;
+    double best = 0;
+    auto t0 = Clock::now();
+    while (iters < 3 || Seconds(t0) < seconds) {
+      auto t1 = Clock::now();
+      dst_.copy_(src_);
+      Sync(device_);
+      best = std::max(best, 2.0 * static_cast<double>(bytes_) / Seconds(t1));
+      ++iters;
+    }
+    return best;
+  }
+
+ private:
+  torch::Device device_;
+  int64_t bytes_;
+  torch::Tensor src_, dst_;
+};
 
 // Runs Generate repeatedly for at least `min_seconds`, returns per-run means.
 Result Measure(grpo::model::Transformer& model, const std::vector<GenerationRequest>& requests,
-               const grpo::model::SamplingParams& params, int64_t max_batch, double min_seconds) {
+               const grpo::model::SamplingParams& params, int64_t max_batch, double min_seconds, CopyProbe& copy,
+               double weight_bytes) {
   const auto& c = model->config();
   int64_t non_embedding = 0;
   for (const auto& p : model->named_parameters()) {
@@ -91,10 +108,16 @@ Result Measure(grpo::model::Transformer& model, const std::vector<GenerationRequ
   (void)gen.Generate(requests, params, 0);  // warm-up
   Result total;
   int runs = 0;
-  auto t0 = Clock::now();
-  while (runs == 0 || Seconds(t0) < min_seconds) {
+  double timed = 0;
+  std::vector<double> of_copy;
+  while (runs == 0 || timed < min_seconds) {
+    const double bandwidth = copy.Measure(0);
+    auto t0 = Clock::now();
     auto out = gen.Generate(requests, params, runs + 1);
     Sync(device);
+    const double seconds = Seconds(t0);
+    timed += seconds;
+    of_copy.push_back(gen.last_stats().decode_steps * weight_bytes / seconds / bandwidth);
     if (!out.ok()) {
       std::fprintf(stderr, "generate failed: %s\n", std::string(out.status().message()).c_str());
       std::exit(1);
@@ -116,7 +139,9 @@ Result Measure(grpo::model::Transformer& model, const std::vector<GenerationRequ
     total.flops += st.prefill_tokens * per_token + (st.prefill_tokens / P) * per_position * P * (P + 1) / 2;
     ++runs;
   }
-  total.seconds = Seconds(t0) / runs;
+  total.seconds = timed / runs;
+  std::sort(of_copy.begin(), of_copy.end());
+  total.weight_read_of_copy = of_copy[of_copy.size() / 2];
   total.generated /= runs;
   total.flops /= runs;
   total.decode_steps /= runs;
@@ -188,7 +213,8 @@ int main(int argc, char** argv) {
     if (p.key() != "model.embed_tokens.weight" || config->tie_word_embeddings) read_per_step += p.value().numel();
   }
   const double weight_bytes = static_cast<double>(read_per_step) * torch::elementSize(dtype);
-  const double copy_bw = CopyBandwidth(device);
+  CopyProbe copy(device);
+  const double copy_bw = copy.Measure(1.0);
 
   const double mm = MatmulFlops(device.is_cuda() ? 8192 : 1024, options);
   std::printf("device %s, threads %d, dtype %s: torch::mm %.1f GFLOP/s\n", device_name.c_str(), threads,
@@ -211,14 +237,14 @@ int main(int argc, char** argv) {
   auto report = [&](const std::string& name, const Result& r) {
     const double wbs = r.decode_steps * weight_bytes / r.seconds;
     std::printf("%-34s %10.3f %12.1f %10.2f %7.1f%% %12.2f %7.1f%%\n", name.c_str(), r.seconds, r.generated / r.seconds,
-                r.flops / r.seconds / 1e9, 100.0 * r.flops / r.seconds / mm, wbs / 1e9, 100.0 * wbs / copy_bw);
+                r.flops / r.seconds / 1e9, 100.0 * r.flops / r.seconds / mm, wbs / 1e9, 100.0 * r.weight_read_of_copy);
     std::fflush(stdout);
     char buf[512];
     std::snprintf(buf, sizeof buf,
                   "%s{\"case\": \"%s\", \"seconds\": %.6g, \"tokens_per_second\": %.6g, \"flops_of_mm\": %.4f, "
                   "\"weight_bytes_per_second\": %.6g, \"weight_read_of_copy\": %.4f}",
                   first ? "" : ", ", name.c_str(), r.seconds, r.generated / r.seconds, r.flops / r.seconds / mm, wbs,
-                  wbs / copy_bw);
+                  r.weight_read_of_copy);
     json += buf;
     first = false;
   };
@@ -227,15 +253,15 @@ int main(int argc, char** argv) {
     std::vector<GenerationRequest> requests;
     for (int64_t b = 0; b < batch; ++b) requests.push_back({Prompt(32, b, vocab), 1});
     report("batch " + std::to_string(batch) + " (32-token prompts)",
-           Measure(model, requests, sp, std::max<int64_t>(64, max_batch), 3.0));
+           Measure(model, requests, sp, std::max<int64_t>(64, max_batch), 3.0, copy, weight_bytes));
   }
   double sharing_speedup = 0;
   if (shared_cases) {
     grpo::model::SamplingParams shared_sp = sp;
     shared_sp.max_new_tokens = 64;
     const std::vector<int64_t> long_prompt = Prompt(256, 1, vocab);
-    Result shared = Measure(model, {{long_prompt, 16}}, shared_sp, 64, 3.0);
-    Result each = Measure(model, std::vector<GenerationRequest>(16, {long_prompt, 1}), shared_sp, 64, 3.0);
+    Result shared = Measure(model, {{long_prompt, 16}}, shared_sp, 64, 3.0, copy, weight_bytes);
+    Result each = Measure(model, std::vector<GenerationRequest>(16, {long_prompt, 1}), shared_sp, 64, 3.0, copy, weight_bytes);
     report("G=16, 256-token prompt, shared", shared);
     report("G=16, 256-token prompt, each", each);
     sharing_speedup = each.seconds / shared.seconds;

@@ -7,6 +7,8 @@
 #include <vector>
 
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
+#include <torch/version.h>
 #include <c10/util/BFloat16.h>
 #include <torch/torch.h>
 
@@ -16,6 +18,14 @@ namespace grpo::model {
 namespace {
 
 thread_local bool fused_decode = false;
+
+bool AutocastOnCpu() {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  return at::autocast::is_autocast_enabled(at::kCPU);
+#else
+  return at::autocast::is_cpu_enabled();
+#endif
+}
 
 // A value as the dtype T stores it, back in float: the rounding each op of the
 // op-by-op path applies to its result.
@@ -147,8 +157,35 @@ void DecodeAttentionKernel(const at::Tensor& q, const at::Tensor& k, const at::T
   at::Tensor cos = plan.cos.contiguous(), sin = plan.sin.contiguous();  // (B or 1, 1, 1, D)
   const bool prefix = plan.prefix_keys > 0;
   const RowLayout& rows = plan.rows;
+  // The plan and cache are checked here, as narrow and index_select check them
+  // on the op-by-op path: the loops below trust them.
+  const at::Tensor& kc = cache.k[layer];
+  TORCH_CHECK(kc.dim() == 4 && B <= kc.size(0) && kc.size(1) == K && kc.size(3) == D && kc.is_contiguous() &&
+                  cache.v[layer].sizes() == kc.sizes() && cache.v[layer].is_contiguous(),
+              "FusedDecodeAttention: ", B, " rows against an own cache of ", kc.sizes());
+  TORCH_CHECK(cos.numel() == D || cos.numel() == B * D, "FusedDecodeAttention: rotary tables ", cos.sizes());
+  TORCH_CHECK(k.size(1) == K * D && v.size(1) == K * D && q.size(1) == H * D, "FusedDecodeAttention: projection widths");
   std::vector<int64_t> own(B);
-  for (int64_t b = 0; b < B; ++b) own[b] = plan.write_index.defined() ? rows.own_start[b] : plan.write_start;
+  for (int64_t b = 0; b < B; ++b) {
+    own[b] = plan.write_index.defined() ? rows.own_start.at(b) : plan.write_start;
+    TORCH_CHECK(own[b] >= 0 && own[b] < kc.size(2), "FusedDecodeAttention: row ", b, " writes own position ", own[b],
+                " of ", kc.size(2));
+  }
+  if (prefix) {
+    TORCH_CHECK(layer < static_cast<int64_t>(cache.prefix_k.size()), "FusedDecodeAttention: the cache has no prefix slots");
+    const at::Tensor& pk = cache.prefix_k[layer];
+    TORCH_CHECK(pk.dim() == 4 && pk.size(1) == K && pk.size(3) == D && pk.is_contiguous() &&
+                    cache.prefix_v[layer].sizes() == pk.sizes() && cache.prefix_v[layer].is_contiguous(),
+                "FusedDecodeAttention: prefix slots ", pk.sizes());
+    TORCH_CHECK(rows.prefix_slot.size() == static_cast<size_t>(B) && rows.prefix_len.size() == static_cast<size_t>(B),
+                "FusedDecodeAttention: one prefix slot and length per row");
+    for (int64_t b = 0; b < B; ++b) {
+      TORCH_CHECK(rows.prefix_slot[b] >= 0 && rows.prefix_slot[b] < pk.size(0) && rows.prefix_len[b] >= 0 &&
+                      rows.prefix_len[b] <= pk.size(2),
+                  "FusedDecodeAttention: row ", b, " reads slot ", rows.prefix_slot[b], " (", rows.prefix_len[b],
+                  " keys) of ", pk.sizes());
+    }
+  }
   AttentionArgs<T> a;
   a.q = q.data_ptr<T>();
   a.k = k.data_ptr<T>();
@@ -223,7 +260,7 @@ FusedDecodeScope::~FusedDecodeScope() { fused_decode = previous_; }
 bool FusedDecodeScope::Enabled() { return fused_decode; }
 
 bool FusedDecodeApplies(const at::Tensor& x) {
-  return fused_decode && x.device().is_cpu() &&
+  return fused_decode && x.device().is_cpu() && !AutocastOnCpu() &&
          (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kBFloat16) &&
          !(torch::GradMode::is_enabled() && x.requires_grad());
 }
@@ -266,7 +303,6 @@ at::Tensor FusedDecodeAttention(const at::Tensor& q, const at::Tensor& k, const 
   };
   at::Tensor q2 = rows_of(q), k2 = rows_of(k), v2 = rows_of(v);
   at::Tensor out = torch::empty({q2.size(0), n_heads * head_dim}, q.options());
-  TORCH_CHECK(cache.k[layer].is_contiguous() && cache.v[layer].is_contiguous(), "FusedDecodeAttention: cache not contiguous");
   if (q.scalar_type() == torch::kFloat) {
     DecodeAttentionKernel<float>(q2, k2, v2, plan, cache, layer, n_heads, n_kv_heads, head_dim, out);
   } else {

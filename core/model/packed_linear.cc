@@ -113,21 +113,34 @@ GRPO_SMALL_ROWS(c10::BFloat16, SmallRowsBf16x4, 4)
 
 template <typename T>
 void SmallRows(const T* w, const float* x, const float* bias, T* y, int64_t rows, int64_t in, int64_t out) {
-  for (int64_t r = 0; r < rows;) {
-    const int64_t m = rows - r >= 4 ? 4 : rows - r >= 2 ? 2 : 1;
-    if constexpr (std::is_same_v<T, float>) {
-      (m == 4 ? SmallRowsF32x4 : m == 2 ? SmallRowsF32x2 : SmallRowsF32x1)(w, x + r * in, bias, y + r * out, in, out, out);
-    } else {
-      (m == 4 ? SmallRowsBf16x4 : m == 2 ? SmallRowsBf16x2 : SmallRowsBf16x1)(w, x + r * in, bias, y + r * out, in, out,
-                                                                              out);
+  // Output blocks split across LibTorch's threads; each thread streams its own
+  // part of the weights.
+  const int64_t blocks = (out + kBlock - 1) / kBlock;
+  at::parallel_for(0, blocks, 8, [&](int64_t first, int64_t last) {
+    const int64_t o0 = first * kBlock, n = std::min(last * kBlock, out) - o0;
+    const T* wb = w + o0 * in;
+    const float* bb = bias ? bias + o0 : nullptr;
+    for (int64_t r = 0; r < rows;) {
+      const int64_t m = rows - r >= 4 ? 4 : rows - r >= 2 ? 2 : 1;
+      if constexpr (std::is_same_v<T, float>) {
+        (m == 4 ? SmallRowsF32x4 : m == 2 ? SmallRowsF32x2 : SmallRowsF32x1)(wb, x + r * in, bb, y + r * out + o0, in, n,
+                                                                            out);
+      } else {
+        (m == 4 ? SmallRowsBf16x4 : m == 2 ? SmallRowsBf16x2 : SmallRowsBf16x1)(wb, x + r * in, bb, y + r * out + o0, in,
+                                                                                n, out);
+      }
+      r += m;
     }
-    r += m;
-  }
+  });
 }
 
 // The rows the packing primitive is made for; oneDNN 2.6 picks the same blocked
 // weight layout for 1 to 64 rows on this CPU, and Apply checks it per row count.
 constexpr int64_t kPackRows = 64;
+// Most rows sent to oneDNN, and most primitives kept (a few per weight shape and
+// decode batch size); beyond either, torch computes.
+constexpr int64_t kMaxPackedRows = 256;
+constexpr size_t kMaxPrimitives = 1024;
 
 }  // namespace
 
@@ -140,6 +153,7 @@ struct PackedLinears::State {
     std::vector<torch::Tensor> members;  // weights, then defined biases, as packed
     std::vector<const void*> data;       // each member's storage when packed
     std::vector<int64_t> versions;       // and its version counter
+    std::vector<c10::Storage> storages;  // held, so a replaced storage's address is not reused unseen
     torch::Tensor bias;                  // stacked biases of a group (undefined: none)
     memory packed;
     size_t n_weights = 0;                // members that are weights
@@ -180,9 +194,11 @@ struct PackedLinears::State {
     e.blocked = torch::Tensor();
     e.data.clear();
     e.versions.clear();
+    e.storages.clear();
     for (const torch::Tensor& t : e.members) {
       e.data.push_back(t.data_ptr());
       e.versions.push_back(Version(t));
+      e.storages.push_back(t.storage());
     }
     const memory::data_type dt = DataType(e.dtype);
     memory::desc src({kPackRows, e.in}, dt, Tag::ab), dst({kPackRows, e.out}, dt, Tag::ab);
@@ -230,11 +246,15 @@ struct PackedLinears::State {
     const int64_t rows = x.numel() / e.in;
     if (rows == 0) return {};
     if (rows <= kSmallRows) return RunSmall(e, x, bias, rows);
+    // Larger row counts (prefill chunks) vary widely; each would JIT a primitive.
+    // They are compute-bound, where torch's own product does nearly as well.
+    if (rows > kMaxPackedRows) return {};
     const int bias_type = bias.defined() ? static_cast<int>(bias.scalar_type()) : -1;
     const memory::data_type dt = DataType(e.dtype);
     auto key = std::make_tuple(e.in, e.out, rows, static_cast<int>(e.dtype), bias_type);
     auto found = primitives.find(key);
     if (found == primitives.end()) {
+      if (primitives.size() >= kMaxPrimitives) return {};
       memory::desc src({rows, e.in}, dt, Tag::ab), dst({rows, e.out}, dt, Tag::ab);
       memory::desc any({e.in, e.out}, dt, Tag::any);
       std::unique_ptr<dnnl::matmul> primitive;
@@ -328,6 +348,10 @@ int64_t PackedLinears::Refresh(TransformerImpl& model) {
     if (it != state_->entries.end() && State::Current(it->second)) continue;
     bool ok = true;
     for (const torch::Tensor& w : weights) ok = ok && Packable(w) && w.scalar_type() == weights[0].scalar_type();
+    // A group's biases are stacked: all or none, of the weights' dtype.
+    for (const torch::Tensor& b : biases) {
+      ok = ok && b.defined() == biases[0].defined() && (!b.defined() || b.scalar_type() == weights[0].scalar_type());
+    }
     if (!ok) {
       state_->entries.erase(key);
       continue;
@@ -357,19 +381,26 @@ bool Suits(const torch::Tensor& x, const PackedLinears::State& state, const c10:
 
 at::Tensor PackedLinears::Apply(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) const {
   const State::Entry* e = nullptr;
-  if (!Suits(x, *state_, weight.unsafeGetTensorImpl(), &e) || e->members.size() != 1 ||
-      e->data[0] != weight.data_ptr() || (bias.defined() && bias.dim() != 1)) {
+  if (!Suits(x, *state_, weight.unsafeGetTensorImpl(), &e) || e->members.size() != 1 || !State::Current(*e) ||
+      (bias.defined() && (bias.dim() != 1 || bias.numel() != e->out ||
+                          (bias.scalar_type() != torch::kFloat && bias.scalar_type() != torch::kBFloat16)))) {
     return {};
   }
   return state_->Run(*e, x, bias);
 }
 
-at::Tensor PackedLinears::ApplyGroup(const at::Tensor& x, const std::vector<at::Tensor>& weights) const {
+at::Tensor PackedLinears::ApplyGroup(const at::Tensor& x, const std::vector<at::Tensor>& weights,
+                                     const std::vector<at::Tensor>& biases) const {
   const State::Entry* e = nullptr;
   if (!Suits(x, *state_, weights[0].unsafeGetTensorImpl(), &e)) return {};
+  if (weights.size() != e->n_weights || !State::Current(*e)) return {};
   for (size_t i = 0; i < weights.size(); ++i) {
-    if (i >= e->members.size() || e->members[i].unsafeGetTensorImpl() != weights[i].unsafeGetTensorImpl() ||
-        e->data[i] != weights[i].data_ptr()) {
+    if (e->members[i].unsafeGetTensorImpl() != weights[i].unsafeGetTensorImpl()) return {};
+  }
+  for (size_t i = 0; i < biases.size(); ++i) {  // the biases it stacked, unchanged
+    const size_t m = e->n_weights + i;
+    if (biases[i].defined() != (m < e->members.size()) ||
+        (biases[i].defined() && e->members[m].unsafeGetTensorImpl() != biases[i].unsafeGetTensorImpl())) {
       return {};
     }
   }
@@ -395,7 +426,10 @@ PackedLinears::~PackedLinears() = default;
 std::unique_ptr<PackedLinears> PackedLinears::Pack(TransformerImpl&) { return nullptr; }
 int64_t PackedLinears::Refresh(TransformerImpl&) { return 0; }
 at::Tensor PackedLinears::Apply(const at::Tensor&, const at::Tensor&, const at::Tensor&) const { return {}; }
-at::Tensor PackedLinears::ApplyGroup(const at::Tensor&, const std::vector<at::Tensor>&) const { return {}; }
+at::Tensor PackedLinears::ApplyGroup(const at::Tensor&, const std::vector<at::Tensor>&,
+                                     const std::vector<at::Tensor>&) const {
+  return {};
+}
 int64_t PackedLinears::packed_bytes() const { return 0; }
 int64_t PackedLinears::packs() const { return 0; }
 

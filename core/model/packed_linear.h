@@ -33,6 +33,8 @@ namespace grpo::model {
 
 class TransformerImpl;
 
+// Threads: Apply and ApplyGroup fill caches (primitives, the 16-row blocks), so
+// one thread at a time per PackedLinears (a Generator runs one call at a time).
 class PackedLinears {
  public:
   // Packs the linear weights of `model` (attention and MLP projections and the
@@ -54,7 +56,9 @@ class PackedLinears {
   // x times several layers' weights at once, when they were packed as one
   // group (q/k/v, gate/up of a block): (..., sum of outs), the layers' outputs
   // side by side, biases added; undefined otherwise.
-  at::Tensor ApplyGroup(const at::Tensor& x, const std::vector<at::Tensor>& weights) const;
+  // `biases` are the layers' (undefined where none): they must be those packed.
+  at::Tensor ApplyGroup(const at::Tensor& x, const std::vector<at::Tensor>& weights,
+                        const std::vector<at::Tensor>& biases) const;
 
   int64_t packed_bytes() const;  // bytes of the packed copies
   int64_t packs() const;  // weights packed so far, first packing and refreshes

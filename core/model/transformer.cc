@@ -368,9 +368,12 @@ torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& weight, const 
 std::vector<torch::Tensor> Linears(const torch::Tensor& x, std::initializer_list<const torch::nn::Linear*> layers) {
   std::vector<torch::Tensor> out;
   if (const PackedLinears* packed = PackedLinearScope::Current()) {
-    std::vector<torch::Tensor> weights;
-    for (const auto* layer : layers) weights.push_back((*layer)->weight);
-    torch::Tensor y = packed->ApplyGroup(x, weights);  // (..., sum of outs)
+    std::vector<torch::Tensor> weights, biases;
+    for (const auto* layer : layers) {
+      weights.push_back((*layer)->weight);
+      biases.push_back((*layer)->bias);
+    }
+    torch::Tensor y = packed->ApplyGroup(x, weights, biases);  // (..., sum of outs)
     if (y.defined()) {
       int64_t at = 0;
       for (const torch::Tensor& w : weights) {
@@ -535,7 +538,8 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const ForwardPlan& 
     q = q_norm->forward(q);  // (B, T, H, D)
     k = k_norm->forward(k);  // (B, T, K, D)
   }
-  if (cache != nullptr && T == 1 && FusedDecodeApplies(x)) {
+  if (cache != nullptr && T == 1 && FusedDecodeApplies(x) && q.scalar_type() == x.scalar_type() &&
+      cache->k[layer_index_].scalar_type() == x.scalar_type() && plan.cos.scalar_type() == x.scalar_type()) {
     // One decode step on the CPU: rotary, cache write and attention in one kernel.
     torch::Tensor out = FusedDecodeAttention(q.view({B, H * D}), k.view({B, K * D}), v.view({B, K * D}), plan, *cache,
                                              layer_index_, H, K, D);  // (B, H*D)
