@@ -19,13 +19,6 @@ namespace {
 
 thread_local bool fused_decode = false;
 
-bool AutocastOnCpu() {
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-  return at::autocast::is_autocast_enabled(at::kCPU);
-#else
-  return at::autocast::is_cpu_enabled();
-#endif
-}
 
 // A value as the dtype T stores it, back in float: the rounding each op of the
 // op-by-op path applies to its result.
@@ -254,6 +247,14 @@ void SwiGlu(const at::Tensor& gate, const at::Tensor& up, at::Tensor& out) {
 }
 
 }  // namespace
+
+bool AutocastOnCpu() {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  return at::autocast::is_autocast_enabled(at::kCPU);
+#else
+  return at::autocast::is_cpu_enabled();
+#endif
+}
 
 FusedDecodeScope::FusedDecodeScope(bool enabled) : previous_(fused_decode) { fused_decode = enabled; }
 FusedDecodeScope::~FusedDecodeScope() { fused_decode = previous_; }

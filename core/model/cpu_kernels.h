@@ -40,6 +40,9 @@ class FusedDecodeScope {
   bool previous_;
 };
 
+// Whether CPU autocast is on for this thread (LibTorch 1.13 and 2.x spellings).
+bool AutocastOnCpu();
+
 // Whether the kernels take tensors like `x` now: a FusedDecodeScope is open,
 // x is on the CPU in float32 or bfloat16, and no gradient is being recorded.
 bool FusedDecodeApplies(const at::Tensor& x);

@@ -13,6 +13,7 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include "core/model/cpu_kernels.h"
 #include "core/model/transformer.h"
 
 #ifdef GRPO_HAVE_DNNL
@@ -48,14 +49,6 @@ dnnl::engine& Engine() {
 dnnl::stream& Stream() {
   thread_local dnnl::stream stream(Engine());
   return stream;
-}
-
-bool AutocastOnCpu() {
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-  return at::autocast::is_autocast_enabled(at::kCPU);
-#else
-  return at::autocast::is_cpu_enabled();
-#endif
 }
 
 memory::data_type DataType(torch::ScalarType t) {
