@@ -258,7 +258,6 @@ bool AutocastOnCpu() {
 
 FusedDecodeScope::FusedDecodeScope(bool enabled) : previous_(fused_decode) { fused_decode = enabled; }
 FusedDecodeScope::~FusedDecodeScope() { fused_decode = previous_; }
-bool FusedDecodeScope::Enabled() { return fused_decode; }
 
 bool FusedDecodeApplies(const at::Tensor& x) {
   return fused_decode && x.device().is_cpu() && !AutocastOnCpu() &&

@@ -34,7 +34,6 @@ class FusedDecodeScope {
   ~FusedDecodeScope();
   FusedDecodeScope(const FusedDecodeScope&) = delete;
   FusedDecodeScope& operator=(const FusedDecodeScope&) = delete;
-  static bool Enabled();
 
  private:
   bool previous_;

@@ -451,8 +451,6 @@ absl::StatusOr<std::vector<std::vector<SampledSequence>>> Generator::Generate(
         }
       }
       stats_.max_active = std::max<int64_t>(stats_.max_active, rows.size());
-      stats_.prefix_slots = std::max(stats_.prefix_slots, store.cache.prefix_slots());
-      stats_.kv_bytes = std::max(stats_.kv_bytes, store.cache.bytes());
       if (rows.empty()) {
         if (next >= queue.size()) break;
         continue;
@@ -490,6 +488,9 @@ absl::StatusOr<std::vector<std::vector<SampledSequence>>> Generator::Generate(
       rows.pop_back();
     }
   }
+  // The store only grows: its final size is the most it held.
+  stats_.prefix_slots = store.cache.prefix_slots();
+  stats_.kv_bytes = store.cache.bytes();
   return out;
 }
 

@@ -9,9 +9,7 @@
 #include <vector>
 
 #include <ATen/Parallel.h>
-#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
-#include <torch/version.h>
 
 #include "core/model/cpu_kernels.h"
 #include "core/model/transformer.h"
@@ -400,15 +398,6 @@ at::Tensor PackedLinears::ApplyGroup(const at::Tensor& x, const std::vector<at::
   return state_->Run(*e, x, e->bias);
 }
 
-int64_t PackedLinears::packed_bytes() const {
-  int64_t n = 0;
-  for (const auto& [impl, e] : state_->entries) {
-    n += static_cast<int64_t>(e.packed.get_desc().get_size());
-    if (e.blocked.defined()) n += e.blocked.numel() * static_cast<int64_t>(e.blocked.element_size());
-  }
-  return n;
-}
-
 int64_t PackedLinears::packs() const { return state_->packs; }
 
 #else  // no oneDNN: nothing is packed.
@@ -423,7 +412,6 @@ at::Tensor PackedLinears::ApplyGroup(const at::Tensor&, const std::vector<at::Te
                                      const std::vector<at::Tensor>&) const {
   return {};
 }
-int64_t PackedLinears::packed_bytes() const { return 0; }
 int64_t PackedLinears::packs() const { return 0; }
 
 #endif

@@ -60,7 +60,6 @@ class PackedLinears {
   at::Tensor ApplyGroup(const at::Tensor& x, const std::vector<at::Tensor>& weights,
                         const std::vector<at::Tensor>& biases) const;
 
-  int64_t packed_bytes() const;  // bytes of the packed copies
   int64_t packs() const;  // weights packed so far, first packing and refreshes
 
   struct State;

@@ -57,7 +57,6 @@ struct KVCache {
   int64_t batch() const { return k.empty() ? 0 : k[0].size(0); }
   int64_t max_len() const { return k.empty() ? 0 : k[0].size(2); }
   int64_t prefix_slots() const { return prefix_k.empty() ? 0 : prefix_k[0].size(0); }
-  int64_t prefix_len() const { return prefix_k.empty() ? 0 : prefix_k[0].size(2); }
   // Bytes held by keys and values, own and shared.
   int64_t bytes() const;
 };
