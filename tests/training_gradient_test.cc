@@ -23,6 +23,8 @@
 
 #include "core/grpo/trainer.h"
 #include "core/model/model_config.h"
+#include "core/model/numerics_check.h"
+#include "core/model/presets.h"
 #include "core/model/safetensors.h"
 #include "core/model/sampler.h"
 #include "core/model/transformer.h"
@@ -414,6 +416,39 @@ TEST(GrpoUpdateTest, OneStepOnAFixedBatchIsTheHandComputedUpdate) {
     moved += delta.norm().item<double>();
   }
   EXPECT_GT(moved, 1e-3);  // the batch does teach something
+}
+
+// ---------------------------------------------------------------------------
+// The start-up check of the float32 kernels (learner and actor run it).
+// ---------------------------------------------------------------------------
+
+TEST(Float32KernelCheckTest, PassesOnThisMachineForTheDemoAndAQwenShape) {
+  ModelConfig demo = Config("llama", false);
+  demo.hidden_size = 128;
+  demo.intermediate_size = 384;
+  demo.num_attention_heads = 8;
+  demo.num_key_value_heads = 8;
+  demo.vocab_size = 960;
+  EXPECT_TRUE(model::CheckFloat32Kernels(demo, 64).ok()) << model::CheckFloat32Kernels(demo, 64);
+  auto qwen = model::PresetConfig("qwen2", "0.5b", 151936);
+  ASSERT_TRUE(qwen.ok());
+  absl::Status s = model::CheckFloat32Kernels(*qwen, 64);
+  EXPECT_TRUE(s.ok()) << s;
+}
+
+TEST(Float32KernelCheckTest, AKernelThatMiscomputesOneRowIsNamed) {
+  const ModelConfig c = Config("llama", false);
+  // A matrix-vector product that drops the last input feature of a single row, as a
+  // broken gemv kernel might: the check must refuse it and say which product.
+  auto broken = [](const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+    at::Tensor y = model::Linear(x, w, b);
+    if (x.numel() == w.size(1)) y = y - x.narrow(-1, w.size(1) - 1, 1) * w.select(1, w.size(1) - 1);
+    return y;
+  };
+  absl::Status s = model::CheckFloat32Kernels(c, 64, broken);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(std::string(s.message()).find("over 1 row(s)"), std::string::npos) << s;
+  EXPECT_NE(std::string(s.message()).find("OPENBLAS_CORETYPE"), std::string::npos) << s;
 }
 
 }  // namespace

@@ -284,8 +284,26 @@ struct PackedLinears::State {
 
 namespace {
 
+// Whether oneDNN has a bf16 matmul for this CPU: it needs AVX-512 (or AMX); on an AVX2
+// machine creating the primitive throws, and bf16 layers stay with LibTorch.
+bool Bf16MatmulSupported() {
+  static const bool supported = [] {
+    try {
+      memory::desc src({kPackRows, 16}, memory::data_type::bf16, Tag::ab);
+      memory::desc w({16, 16}, memory::data_type::bf16, Tag::any);
+      memory::desc dst({kPackRows, 16}, memory::data_type::bf16, Tag::ab);
+      dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, w, dst), Engine());
+      return true;
+    } catch (const dnnl::error&) {
+      return false;
+    }
+  }();
+  return supported;
+}
+
 bool Packable(const torch::Tensor& t) {
-  return t.device().is_cpu() && (t.scalar_type() == torch::kFloat || t.scalar_type() == torch::kBFloat16);
+  return t.device().is_cpu() &&
+         (t.scalar_type() == torch::kFloat || (t.scalar_type() == torch::kBFloat16 && Bf16MatmulSupported()));
 }
 
 // The matrices a forward pass multiplies by, grouped as packed: q/k/v and

@@ -13,6 +13,7 @@
 #include "core/common/checksum.h"
 #include "core/common/logging.h"
 #include "core/model/device.h"
+#include "core/model/numerics_check.h"
 #include "core/model/sampler.h"
 #include "core/rpc/rpc.h"
 
@@ -28,6 +29,10 @@ absl::StatusOr<std::unique_ptr<Actor>> Actor::Create(const RunConfig& cfg,
   // The generator runs where the weights are: each new version is copied (and cast)
   // straight into these parameters.
   (*policy)->model->to(*device, cfg.actor.dtype == "bf16" ? torch::kBFloat16 : torch::kFloat);
+  if (device->is_cpu()) {
+    // Sampling through a miscomputing BLAS kernel trains a worse policy with no error.
+    if (absl::Status s = model::CheckFloat32Kernels((*policy)->model->config(), cfg.actor.max_batch); !s.ok()) return s;
+  }
   return std::unique_ptr<Actor>(new Actor(cfg, std::move(*policy), std::move(registry)));
 }
 

@@ -33,6 +33,7 @@
 #include "services/learner/checkpoint.h"
 #include "core/grpo/collectives.h"
 #include "core/model/device.h"
+#include "core/model/numerics_check.h"
 #include "services/learner/group.h"
 #include "services/learner/schedule.h"
 #include "core/model/sampler.h"
@@ -69,6 +70,10 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(const RunConfig& cfg,
   absl::StatusOr<c10::Device> resolved = model::ResolveDevice(cfg.learner.device, "learner.device");
   if (!resolved.ok()) return resolved.status();
   const torch::Device device = *resolved;
+  if (device.is_cpu()) {
+    // Training through a miscomputing BLAS kernel learns less with no error (issue #21).
+    if (absl::Status s = model::CheckFloat32Kernels((*policy)->model->config()); !s.ok()) return s;
+  }
   if (device.is_cuda()) {
     if (cfg.learner.world_size > 1 && !HaveNccl()) {
       return absl::FailedPreconditionError("learner.world_size > 1 on CUDA needs NCCL, which this build lacks");
