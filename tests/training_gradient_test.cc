@@ -429,10 +429,15 @@ TEST(Float32KernelCheckTest, PassesOnThisMachineForTheDemoAndAQwenShape) {
   demo.num_attention_heads = 8;
   demo.num_key_value_heads = 8;
   demo.vocab_size = 960;
-  EXPECT_TRUE(model::CheckFloat32Kernels(demo, 64).ok()) << model::CheckFloat32Kernels(demo, 64);
+  model::KernelCheckOptions o;
+  o.rows = 64;
+  o.train_rows = 16 * 48;  // the demo's pretraining micro-batch
+  absl::Status d = model::CheckFloat32Kernels(demo, o);
+  EXPECT_TRUE(d.ok()) << d;
   auto qwen = model::PresetConfig("qwen2", "0.5b", 151936);
   ASSERT_TRUE(qwen.ok());
-  absl::Status s = model::CheckFloat32Kernels(*qwen, 64);
+  o.train_rows = 8 * 512;
+  absl::Status s = model::CheckFloat32Kernels(*qwen, o);
   EXPECT_TRUE(s.ok()) << s;
 }
 
@@ -445,10 +450,37 @@ TEST(Float32KernelCheckTest, AKernelThatMiscomputesOneRowIsNamed) {
     if (x.numel() == w.size(1)) y = y - x.narrow(-1, w.size(1) - 1, 1) * w.select(1, w.size(1) - 1);
     return y;
   };
-  absl::Status s = model::CheckFloat32Kernels(c, 64, broken);
+  model::KernelCheckOptions o;
+  o.rows = 64;
+  o.linear = broken;
+  absl::Status s = model::CheckFloat32Kernels(c, o);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(std::string(s.message()).find("over 1 row(s)"), std::string::npos) << s;
   EXPECT_NE(std::string(s.message()).find("OPENBLAS_CORETYPE"), std::string::npos) << s;
+}
+
+TEST(Float32KernelCheckTest, AWeightGradientKernelWrongOnlyAtTrainingSizeIsNamed) {
+  const ModelConfig c = Config("llama", false);
+  // A transposed product that drops the last term of its sum, but only over more than
+  // 256 terms (as a size-selected BLAS kernel might): the forward products and the
+  // one-block gradient check (a few dozen tokens) pass; the weight gradient at the
+  // training micro-batch's size must not.
+  auto broken = [](const at::Tensor& a, const at::Tensor& b) {
+    at::Tensor y = torch::mm(a, b);
+    if (a.size(1) > 256 && !a.is_contiguous()) y = y - torch::mm(a.narrow(1, a.size(1) - 1, 1), b.narrow(0, b.size(0) - 1, 1));
+    return y;
+  };
+  model::KernelCheckOptions o;
+  o.rows = 64;
+  o.mm = broken;
+  EXPECT_TRUE(model::CheckFloat32Kernels(c, o).ok()) << "no training size given: the backward products are not run";
+  o.train_rows = 200;
+  EXPECT_TRUE(model::CheckFloat32Kernels(c, o).ok()) << "under the broken size";
+  o.train_rows = 1024;
+  absl::Status s = model::CheckFloat32Kernels(c, o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(std::string(s.message()).find("the weight gradient of a linear layer"), std::string::npos) << s;
+  EXPECT_NE(std::string(s.message()).find("tokens"), std::string::npos) << s;
 }
 
 }  // namespace

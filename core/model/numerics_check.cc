@@ -21,7 +21,7 @@ double RelMaxErr(const torch::Tensor& a, const torch::Tensor& b) {
 
 }  // namespace
 
-absl::Status CheckFloat32Kernels(const ModelConfig& config, int64_t rows, const LinearFn& linear) {
+absl::Status CheckFloat32Kernels(const ModelConfig& config, const KernelCheckOptions& options) {
   torch::NoGradGuard ng;
   // float32 sums over a few thousand terms stay within ~1e-5 of float64 relative to the
   // largest output; a miscomputing kernel is off by O(1).
@@ -34,7 +34,8 @@ absl::Status CheckFloat32Kernels(const ModelConfig& config, int64_t rows, const 
   // same, and the float64 products stay fast at start-up.
   const int64_t C = config.hidden_size, F = config.intermediate_size, V = std::min<int64_t>(config.vocab_size, 4096);
   const int64_t H = config.num_attention_heads, D = config.head_dim();
-  const int64_t R = std::clamp<int64_t>(rows, 2, 128);
+  const int64_t R = std::clamp<int64_t>(options.rows, 2, 128);
+  const LinearFn& linear = options.linear;
   auto fail = [&](const std::string& op, double err) {
     return absl::InternalError(absl::StrCat(
         "float32 kernel check: ", op, " differs from float64 by ", err, " (relative to its largest value; float32 ",
@@ -53,6 +54,34 @@ absl::Status CheckFloat32Kernels(const ModelConfig& config, int64_t rows, const 
       torch::Tensor want = torch::nn::functional::linear(x.to(torch::kDouble), w.to(torch::kDouble), b.to(torch::kDouble));
       const double err = RelMaxErr(y, want);
       if (!(err <= kTolerance)) return fail(absl::StrCat("a linear layer ", in, " -> ", out, " over ", n, " row(s)"), err);
+    }
+  }
+  // A linear layer's backward products at a training micro-batch's size: the input
+  // gradient dy W and the weight gradient dy^T x, whose inner dimension is the
+  // micro-batch's token count. BLAS libraries pick these kernels by size and
+  // transposition (OpenBLAS's small-matrix kernels, for one), so the forward products
+  // above do not vouch for them, nor does the one-block gradient check below with its
+  // few dozen tokens. Features are cut to 512 and tokens so that a float64 product
+  // stays under ~70 MFLOP.
+  if (options.train_rows > 0) {
+    auto mm = [&](const torch::Tensor& a, const torch::Tensor& b) { return options.mm ? options.mm(a, b) : torch::mm(a, b); };
+    for (const auto& [in_full, out_full] : shapes) {
+      const int64_t in = std::min<int64_t>(in_full, 512), out = std::min<int64_t>(out_full, 512);
+      const int64_t budget = std::max<int64_t>(64, (int64_t{1} << 25) / (in * out));
+      for (int64_t n : {std::min<int64_t>(options.train_rows, 64), std::min(options.train_rows, budget)}) {
+        torch::Tensor x = randn({n, in}), w = randn({out, in}), dy = randn({n, out});
+        const double err_dx = RelMaxErr(mm(dy, w), torch::mm(dy.to(torch::kDouble), w.to(torch::kDouble)));
+        if (!(err_dx <= kTolerance)) {
+          return fail(absl::StrCat("the input gradient of a linear layer ", in, " -> ", out, " over ", n, " tokens"),
+                      err_dx);
+        }
+        const double err_dw =
+            RelMaxErr(mm(dy.t(), x), torch::mm(dy.to(torch::kDouble).t(), x.to(torch::kDouble)));
+        if (!(err_dw <= kTolerance)) {
+          return fail(absl::StrCat("the weight gradient of a linear layer ", in, " -> ", out, " over ", n, " tokens"),
+                      err_dw);
+        }
+      }
     }
   }
   // Attention's products: (B, H, T, D) x (B, H, D, T) and back.

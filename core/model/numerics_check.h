@@ -6,7 +6,8 @@
 // kernels that miscompute. A policy trained or sampled through such a kernel is
 // silently worse. This check runs the products a model of `config` makes (linear
 // layers over many rows, the one-row matrix-vector path of decoding, attention's
-// batched products, the softmax over the vocabulary) on random inputs of those shapes,
+// batched products, the softmax over the vocabulary, and the backward products of a
+// linear layer at a training micro-batch's size) on random inputs of those shapes,
 // in float32 and in float64, and fails when they disagree by more than float32
 // rounding can explain. Wrong kernels are off by orders of magnitude more than that.
 #pragma once
@@ -23,13 +24,25 @@ class Tensor;
 
 namespace grpo::model {
 
-// OK, or an InternalError naming the operation, its shape, the error found and what to
-// try (OPENBLAS_CORETYPE=Haswell selects OpenBLAS's AVX2 kernels). `rows`: the
-// most rows a linear layer sees at once (batch x tokens). Runs on the CPU in well
-// under a second for models up to a few hundred million parameters' layer shapes.
-// `linear` replaces model::Linear, for tests that need a kernel that miscomputes.
+// What the check covers, and hooks for tests.
 using LinearFn = std::function<at::Tensor(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b)>;
-absl::Status CheckFloat32Kernels(const ModelConfig& config, int64_t rows = 256, const LinearFn& linear = nullptr);
+using MatmulFn = std::function<at::Tensor(const at::Tensor& a, const at::Tensor& b)>;
+struct KernelCheckOptions {
+  // The most rows a linear layer sees at once in a forward pass (batch x tokens).
+  int64_t rows = 256;
+  // The most tokens a training micro-batch holds: the inner dimension of the weight
+  // gradients (dy^T x), whose kernels BLAS picks by size; 0 for a process that does not
+  // train (an actor). Capped so the float64 products stay fast.
+  int64_t train_rows = 0;
+  // Replace model::Linear and torch::mm, for tests that need a kernel that miscomputes.
+  LinearFn linear;
+  MatmulFn mm;
+};
+
+// OK, or an InternalError naming the operation, its shape, the error found and what to
+// try (OPENBLAS_CORETYPE=Haswell selects OpenBLAS's AVX2 kernels). Runs on the CPU in
+// well under a second for models up to a few hundred million parameters' layer shapes.
+absl::Status CheckFloat32Kernels(const ModelConfig& config, const KernelCheckOptions& options = {});
 
 // The backward half, also run by CheckFloat32Kernels: the gradients of the training
 // loss through one block of `config`'s shape, float32 against float64.

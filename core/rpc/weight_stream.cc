@@ -126,7 +126,12 @@ bool Parse(grpc::ByteBuffer* bb, google::protobuf::MessageLite* m) {
 }  // namespace
 
 void KeepStreamBuffers() {
-  ::mallopt(M_MMAP_THRESHOLD, 8 << 20);
+  // 32 MB is the most glibc accepts, and the ceiling its own sliding threshold climbs
+  // to. Setting any threshold stops that sliding, so a lower one (8 MB here until #21's
+  // follow-up) sent every 8-32 MB tensor of a learner step (logits, attention scores,
+  // MLP activations of a whole minibatch) to a fresh mapping, zeroed and faulted in on
+  // every use: the demo's learner step took 2.7 s instead of 1.8 s.
+  ::mallopt(M_MMAP_THRESHOLD, 32 << 20);
   ::mallopt(M_TRIM_THRESHOLD, 64 << 20);
 }
 
@@ -387,7 +392,7 @@ absl::StatusOr<v1::PublishWeightsResponse> PublishWeightStream(const std::shared
   grpc::ByteBuffer response;
   std::unique_ptr<grpc::ClientWriter<grpc::ByteBuffer>> writer(
       grpc::internal::ClientWriterFactory<grpc::ByteBuffer>::Create(channel.get(), method, ctx, &response));
-  WriteChunks(writer.get(), blob, 0, chunk, absl::Seconds(1), nullptr);  // a broken stream shows in Finish
+  WriteChunks(writer.get(), blob, 0, chunk, absl::Seconds(1), nullptr).IgnoreError();  // a broken stream shows in Finish
   writer->WritesDone();
   grpc::Status s = writer->Finish();
   if (!s.ok()) return ToAbsl(s);

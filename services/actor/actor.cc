@@ -31,7 +31,9 @@ absl::StatusOr<std::unique_ptr<Actor>> Actor::Create(const RunConfig& cfg,
   (*policy)->model->to(*device, cfg.actor.dtype == "bf16" ? torch::kBFloat16 : torch::kFloat);
   if (device->is_cpu()) {
     // Sampling through a miscomputing BLAS kernel trains a worse policy with no error.
-    if (absl::Status s = model::CheckFloat32Kernels((*policy)->model->config(), cfg.actor.max_batch); !s.ok()) return s;
+    model::KernelCheckOptions check;
+    check.rows = cfg.actor.max_batch;
+    if (absl::Status s = model::CheckFloat32Kernels((*policy)->model->config(), check); !s.ok()) return s;
   }
   return std::unique_ptr<Actor>(new Actor(cfg, std::move(*policy), std::move(registry)));
 }

@@ -72,7 +72,13 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(const RunConfig& cfg,
   const torch::Device device = *resolved;
   if (device.is_cpu()) {
     // Training through a miscomputing BLAS kernel learns less with no error (issue #21).
-    if (absl::Status s = model::CheckFloat32Kernels((*policy)->model->config()); !s.ok()) return s;
+    model::KernelCheckOptions check;
+    // A training micro-batch's tokens: its sequences times prompt and completion.
+    const int64_t seqs = cfg.learner.micro_batch_size > 0
+                             ? cfg.learner.micro_batch_size
+                             : cfg.learner.prompts_per_step * cfg.actor.group_size / std::max<int64_t>(1, cfg.learner.minibatches);
+    check.train_rows = std::max<int64_t>(1, seqs) * (cfg.actor.max_new_tokens + 64);
+    if (absl::Status s = model::CheckFloat32Kernels((*policy)->model->config(), check); !s.ok()) return s;
   }
   if (device.is_cuda()) {
     if (cfg.learner.world_size > 1 && !HaveNccl()) {

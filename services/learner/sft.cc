@@ -22,6 +22,7 @@
 #include "core/common/sft_data.h"
 #include "core/common/subprocess.h"
 #include "core/model/hf_model.h"
+#include "core/model/numerics_check.h"
 #include "core/policy/policy.h"
 #include "core/tokenizer/bpe_tokenizer.h"
 #include "core/tokenizer/chat_template.h"
@@ -139,6 +140,16 @@ absl::Status RunSft(const RunConfig& cfg, const SftJob& job) {
   const int64_t per_epoch = (N + batch - 1) / batch;
   const int64_t total = cfg.sft.max_steps > 0 ? cfg.sft.max_steps : per_epoch * cfg.sft.epochs;
 
+  {
+    // Pretraining through a miscomputing BLAS kernel gives a worse base model with no
+    // error (issue #21): the kernels this micro-batch size picks are checked first.
+    model::KernelCheckOptions check;
+    int64_t longest = 1;
+    for (const SupervisedExample& e : *examples) longest = std::max<int64_t>(longest, static_cast<int64_t>(e.tokens.size()));
+    const int64_t seqs = l.micro_batch_size > 0 ? std::min(l.micro_batch_size, batch) : batch;
+    check.train_rows = seqs * longest;
+    if (absl::Status s = model::CheckFloat32Kernels(mc, check); !s.ok()) return s;
+  }
   (*model)->train();
   auto optimizer = std::make_unique<torch::optim::AdamW>(
       (*model)->parameters(), torch::optim::AdamWOptions(l.lr).weight_decay(l.weight_decay));
