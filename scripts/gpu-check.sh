@@ -18,7 +18,15 @@
 #   6. grpo-bench-weights on this machine's cores, when .deps/bench-bundle is there
 #      (scripts/prepare-bench-bundle.sh: the bench with its own gRPC and glibc): weight
 #      relays to 1-8 actors where cores are not the limit, as they are on a 2-core box
-# GPU_CHECK_ONLY=weights runs step 6 alone.
+#   7. the whole system (issue #22), when .deps/gpu-sysroot.tar.xz is there
+#      (scripts/prepare-gpu-deps.sh: Debian's gRPC, protobuf, Abseil... for this machine):
+#      every service built against it and this machine's LibTorch, then a real `grpo run`
+#      of the demo's pipeline with the learner and two actors on CUDA in bf16 (60 GRPO
+#      steps), summarized in gpu-report.json's grpo_run (pass@1 before and after, tokens/s,
+#      learner busy fraction, seconds per weight version). Without a GPU: the dry run, the
+#      same on the CPU with a short pipeline. Step 6 then runs the bench built here.
+# GPU_CHECK_ONLY=weights runs step 6 alone; GPU_CHECK_ONLY=services steps 7 and 6.
+# Carry .deps/torch-only and .deps/gpu-sysroot.tar.xz (together about 40 MB).
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 FINAL="${1:-${OUT:-$ROOT/gpu-check-out}}"
@@ -136,9 +144,55 @@ fi
 
 fi  # ONLY
 
-# ---- 6. Weight distribution on this machine's cores (the bench brings its own libraries).
+# ---- 7. The whole system (issue #22): every service built here against Debian's libraries
+# carried in .deps/gpu-sysroot.tar.xz (scripts/prepare-gpu-deps.sh), then a real `grpo run`:
+# the demo's pipeline (data, base model pretrained here, eval before, GRPO, eval after) with
+# the learner and two actors on CUDA in bf16, the coordinator and reward on the CPU cores.
+# On a machine without a GPU this is the dry run: the same build and pipeline on the CPU,
+# shortened (GPU_CHECK_RUN_SETS replaces the settings below).
+SBIN=""
+if [[ -z "$ONLY" || "$ONLY" == services ]]; then
+  SYSROOT_ARCHIVE="$ROOT/.deps/gpu-sysroot.tar.xz"
+  SYSROOT="${GPU_CHECK_SYSROOT:-/tmp/grpo-sysroot}"
+  SBUILD="${GPU_CHECK_SERVICES_BUILD:-/tmp/grpo-gpu-services-build}"
+  [[ -n "${GPU_CHECK_TORCH_PREFIX:-}" ]] && TORCH_PREFIX="$GPU_CHECK_TORCH_PREFIX"
+  if [[ $GPU == 0 && -n "$TORCH_PREFIX" ]] && $PY -c "import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
+    GPU=1
+  fi
+  if [[ ! -f "$SYSROOT_ARCHIVE" ]]; then
+    printf '{"step": "sysroot", "rc": -1, "seconds": 0, "note": "no .deps/gpu-sysroot.tar.xz: run scripts/prepare-gpu-deps.sh where Debian is"}\n' >> "$STEPS"
+  elif step sysroot 120 "$ROOT/scripts/gpu-sysroot.sh" "$SYSROOT_ARCHIVE" "$SYSROOT"; then
+    SERVICES_EXTRA=()
+    for a in "${CMAKE_EXTRA[@]}"; do [[ "$a" == -DCMAKE_PREFIX_PATH=* ]] || SERVICES_EXTRA+=("$a"); done
+    if step configure-services 240 cmake -C "$SYSROOT/deps.cmake" -S "$ROOT" -B "$SBUILD" -DCMAKE_BUILD_TYPE=Release \
+         -DGRPO_BUILD_TESTS=OFF -DCMAKE_PREFIX_PATH="$SYSROOT/usr${TORCH_PREFIX:+;$TORCH_PREFIX}" "${SERVICES_EXTRA[@]}" &&
+       step build-services "${GPU_CHECK_SERVICES_BUILD_S:-480}" cmake --build "$SBUILD" -j "$JOBS" \
+         --target grpo grpo-math-worker grpo-bench-weights; then
+      SBIN="$SBUILD/bin"
+      if [[ $GPU == 1 ]]; then
+        RUN_SETS=(learner.device=cuda learner.dtype=bf16 actor.device=cuda actor.dtype=bf16 run.actors=2
+                  learner.max_steps=60 learner.eval_every=30)
+      else
+        RUN_SETS=(run.actors=2 learner.max_steps=6 learner.eval_every=3 pipeline.base_docs=2000
+                  pipeline.test_tasks=40 eval.k=2)
+      fi
+      [[ -n "${GPU_CHECK_RUN_SETS:-}" ]] && read -r -a RUN_SETS <<< "$GPU_CHECK_RUN_SETS"
+      SETS=(); for s in "${RUN_SETS[@]}"; do SETS+=(--set "$s"); done
+      rm -rf "$OUTDIR/run"
+      step grpo-run "${GPU_CHECK_RUN_S:-420}" "$SBIN/grpo" run --run-dir "$OUTDIR/run" --no-progress "${SETS[@]}"
+      $PY "$ROOT/torch-only/report.py" --summarize-run "$OUTDIR/run" > "$OUTDIR/grpo_run.json" 2> "$OUTDIR/grpo_run.err"
+      cat "$OUTDIR/grpo_run.json"
+    fi
+  fi
+fi
+
+# ---- 6. Weight distribution on this machine's cores: the bench built in step 7, else the
+# bundle that brings its own libraries.
 BUNDLE="$ROOT/.deps/bench-bundle"
-if [[ -x "$BUNDLE/bin/grpo-bench-weights" ]]; then
+if [[ -n "$SBIN" && -x "$SBIN/grpo-bench-weights" ]]; then
+  step bench-weights 300 "$SBIN/grpo-bench-weights" --sizes small,0.5b --actors 1,2,4,8
+  cp "$OUTDIR/bench-weights.log" "$OUTDIR/bench_weights.txt"
+elif [[ -x "$BUNDLE/bin/grpo-bench-weights" && ( -z "$ONLY" || "$ONLY" == weights ) ]]; then
   step bench-weights 300 "$BUNDLE/lib/ld-linux-x86-64.so.2" --library-path "$BUNDLE/lib" \
     "$BUNDLE/bin/grpo-bench-weights" --sizes small,0.5b --actors 1,2,4,8
   cp "$OUTDIR/bench-weights.log" "$OUTDIR/bench_weights.txt"

@@ -4,6 +4,7 @@ import argparse
 import glob
 import json
 import os
+import sys
 
 
 def load(path):
@@ -14,7 +15,66 @@ def load(path):
         return {"missing": f"{os.path.basename(path)}: {type(e).__name__}: {e}"}
 
 
+def parse_time(text):
+    """metrics.jsonl's RFC 3339 time (nanoseconds, +00:00) as seconds since the epoch."""
+    from datetime import datetime
+    day, clock = text.split("T")
+    clock = clock.replace("Z", "+00:00")
+    zone = clock[-6:] if clock[-6] in "+-" else "+00:00"
+    clock = clock[:-6] if clock[-6] in "+-" else clock
+    if "." in clock:
+        whole, frac = clock.split(".")
+        clock = f"{whole}.{frac[:6]}"
+    return datetime.fromisoformat(f"{day}T{clock}{zone}").timestamp()
+
+
+def summarize_run(run_dir):
+    """The figures issue #22 asks of a real `grpo run`: steps, held-out pass@1 before and
+    after, generated tokens/s, the learner's busy fraction and the time per weight version."""
+    out = {"run_dir": run_dir}
+    rows = []
+    path = os.path.join(run_dir, "metrics.jsonl")
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                try:
+                    rows.append(json.loads(line))
+                except ValueError:
+                    pass
+    steps = [r for r in rows if "step" in r and "train_s" in r]
+    out["steps"] = len(steps)
+    out["last_step"] = max((r["step"] for r in steps), default=0)
+    for name in ("before", "after"):
+        j = load(os.path.join(run_dir, "eval", f"{name}.json"))
+        out[f"eval_{name}"] = {k: j.get(k) for k in ("pass@1", "pass@k", "maj@k", "k", "format", "response_len_mean", "n")} \
+            if "missing" not in j else j
+    out["validation"] = [{"step": r["step"], "pass1": r["eval_pass1"]} for r in steps if "eval_pass1" in r]
+    if len(steps) >= 3:
+        # From the first step's end to the last's: the steady state, without start-up.
+        t = [parse_time(r["time"]) for r in steps]
+        wall = t[-1] - t[0]
+        later = steps[1:]
+        tokens = sum(r.get("completion_tokens", 0) for r in later)
+        out["steady_wall_s"] = round(wall, 3)
+        out["tokens_per_s"] = round(tokens / wall, 1) if wall > 0 else None
+        out["learner_busy_fraction"] = round(sum(r.get("train_s", 0) for r in later) / wall, 3) if wall > 0 else None
+        out["seconds_per_weight_version"] = round(wall / (len(steps) - 1), 3)
+        out["train_s_mean"] = round(sum(r.get("train_s", 0) for r in later) / len(later), 4)
+        stale = {}
+        for r in later:
+            for k, v in (r.get("staleness") or {}).items():
+                stale[k] = stale.get(k, 0) + v
+        out["staleness_groups"] = stale
+    services = load(os.path.join(run_dir, "services.json"))
+    if isinstance(services, list):
+        out["services"] = [{k: s.get(k) for k in ("name", "restarts", "up")} for s in services]
+    return out
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--summarize-run":
+        print(json.dumps(summarize_run(sys.argv[2]), indent=1))
+        return
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     ap.add_argument("--gpu", type=int, default=0)
@@ -74,6 +134,7 @@ def main():
         "bench_train": load(os.path.join(a.out, "bench_train.json")),
         "bench_weights": [line for line in open(os.path.join(a.out, "bench_weights.txt"), errors="replace").read().splitlines()
                           if not line.startswith("[")] if os.path.exists(os.path.join(a.out, "bench_weights.txt")) else None,
+        "grpo_run": load(os.path.join(a.out, "grpo_run.json")) if os.path.exists(os.path.join(a.out, "grpo_run.json")) else None,
         "not_run_or_failed": not_run,
         "failing_logs": failing_logs,
     }
