@@ -9,11 +9,13 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include <gtest/gtest.h>
 
@@ -642,6 +644,49 @@ TEST_F(SandboxTest, CommandLine) {
   EXPECT_EQ(RunCli("--language python --file /nonexistent.py", &out), 2);
   EXPECT_EQ(RunCli("--language python --file " + dir + "daemon.py --time-limit-ms abc", &out), 2);
   EXPECT_EQ(RunCli("--file " + dir + "daemon.py", &out), 2);
+}
+
+// Inside a container whose /proc is partly masked (Docker's default: read-only
+// /proc/sys and friends, /dev/null over /proc/kcore), the kernel refuses the sandbox a
+// fresh proc mount; issue #23's reward containers scored every code task as an internal
+// error for it. The sandbox runs programs without /proc there and says so.
+TEST_F(SandboxTest, MaskedProcLikeDockerStillRuns) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to make a mount namespace";
+  const char* bin = std::getenv("GRPO_BIN_DIR");
+  const std::string grpo = std::string(bin ? bin : GRPO_DEFAULT_BIN_DIR) + "/grpo";
+  const std::string dir = ::testing::TempDir() + "/masked-proc-" + std::to_string(::getpid());
+  ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
+  {
+    std::ofstream(dir + "/p.py") << "import os\nprint('proc' if os.path.exists('/proc/1') else 'no-proc', int(input()) * 2)\n";
+    std::ofstream(dir + "/p.cc") << "#include <cstdio>\n#include <unistd.h>\nint main(){int x; if (scanf(\"%d\", &x) != 1) "
+                                    "return 1; printf(\"%s %d\\n\", access(\"/proc/1\", F_OK) ? \"no-proc\" : \"proc\", 2 * x);}\n";
+    std::ofstream(dir + "/in") << "21\n";
+  }
+  auto run = [&](const std::string& lang, const std::string& file, bool masked) {
+    std::string mask = masked ? "mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys && " : "";
+    std::string cmd = "unshare -m sh -c 'mount --make-rprivate / && " + mask + grpo + " sandbox --language " + lang +
+                      " --file " + dir + "/" + file + " --stdin " + dir + "/in' 2>/dev/null";
+    FILE* p = popen(cmd.c_str(), "r");
+    std::string out;
+    char buf[4096];
+    while (size_t n = fread(buf, 1, sizeof(buf), p)) out.append(buf, n);
+    pclose(p);
+    return nlohmann::json::parse(out, nullptr, false);
+  };
+  for (auto [lang, file] : {std::pair{"python", "p.py"}, std::pair{"cpp", "p.cc"}}) {
+    nlohmann::json plain = run(lang, file, false);
+    ASSERT_FALSE(plain.is_discarded()) << lang;
+    EXPECT_EQ(plain["status"], "ok") << plain.dump();
+    EXPECT_EQ(plain["stdout"], "proc 42\n") << plain.dump();
+    EXPECT_EQ(plain.dump().find("no /proc"), std::string::npos) << plain.dump();
+
+    nlohmann::json masked = run(lang, file, true);
+    ASSERT_FALSE(masked.is_discarded()) << lang;
+    EXPECT_EQ(masked["status"], "ok") << masked.dump();
+    EXPECT_EQ(masked["stdout"], "no-proc 42\n") << masked.dump();
+    EXPECT_NE(masked.dump().find("no /proc in the sandbox"), std::string::npos) << masked.dump();
+  }
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

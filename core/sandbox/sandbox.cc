@@ -386,6 +386,23 @@ std::string Sandbox::CgroupMode() const { return cgroups_ ? cgroups_->Name() : "
 
 ExecResult Sandbox::ExecuteOnce(const std::vector<std::string>& argv, const std::string& prog_dir,
                                 const std::string& stdin_data, const Limits& limits, bool compile) const {
+  if (!no_fresh_proc_.load(std::memory_order_relaxed)) {
+    ExecResult r = ExecuteWith(argv, prog_dir, stdin_data, limits, compile, /*fresh_proc=*/true);
+    // A container runtime that masks parts of its /proc (Docker's default masked and
+    // read-only paths, Kubernetes' procMount: Default) makes the kernel refuse a new proc
+    // mount in the sandbox's user namespace: bwrap's child says so and exits 1 before the
+    // program starts, so running it again without /proc repeats nothing. (A program that
+    // prints the same line only turns /proc off for later runs, which is no loosening.)
+    static constexpr std::string_view kRefused = "bwrap: Can't mount proc on /newroot/proc:";
+    if (r.exit_code != 1 || r.signal != 0 || r.stderr_text.compare(0, kRefused.size(), kRefused) != 0) return r;
+    no_fresh_proc_.store(true, std::memory_order_relaxed);
+  }
+  return ExecuteWith(argv, prog_dir, stdin_data, limits, compile, /*fresh_proc=*/false);
+}
+
+ExecResult Sandbox::ExecuteWith(const std::vector<std::string>& argv, const std::string& prog_dir,
+                                const std::string& stdin_data, const Limits& limits, bool compile,
+                                bool fresh_proc) const {
   ExecResult r;
   const int64_t start = NowMs();
   auto internal = [&](std::string what) {
@@ -440,7 +457,8 @@ ExecResult Sandbox::ExecuteOnce(const std::vector<std::string>& argv, const std:
        "--uid", std::to_string(options_.uid), "--gid", std::to_string(options_.gid), "--hostname", "sandbox"};
   AddSystemDirs(a);
   const std::string scratch_bytes = std::to_string(std::max<int64_t>(limits.scratch_mb, 1) << 20);
-  a.insert(a.end(), {"--proc", "/proc", "--dev", "/dev"});
+  if (fresh_proc) a.insert(a.end(), {"--proc", "/proc"});
+  a.insert(a.end(), {"--dev", "/dev"});
   if (compile) {
     a.insert(a.end(), {"--size", scratch_bytes, "--tmpfs", "/tmp", "--bind", prog_dir, "/box/work"});
   } else if (mounted_scratch) {
@@ -687,7 +705,10 @@ RunResult Sandbox::Run(const RunRequest& request) const {
   if (!cgroups_) out.notes.push_back("no cgroups: rlimits only (per-process memory/CPU, no run-wide kill)");
   if (!scratch_note_.empty()) out.notes.push_back(scratch_note_);
   Prepared prepared;
-  if (!Prepare(request.program, prepared, out)) return out;
+  if (!Prepare(request.program, prepared, out)) {
+    AddProcNote(out);
+    return out;
+  }
   out.status = RunStatus::kOk;
   bool have_failure = false;
   for (size_t i = 0; i < request.tests.size(); ++i) {
@@ -709,6 +730,7 @@ RunResult Sandbox::Run(const RunRequest& request) const {
   }
   if (!have_failure && !out.tests.empty()) out.main = out.tests.back();
   if (!have_failure && out.tests.empty()) out.main.status = RunStatus::kOk;
+  AddProcNote(out);
   return out;
 }
 
@@ -717,10 +739,22 @@ RunResult Sandbox::Execute(const Program& program, const std::string& stdin_data
   if (!cgroups_) out.notes.push_back("no cgroups: rlimits only (per-process memory/CPU, no run-wide kill)");
   if (!scratch_note_.empty()) out.notes.push_back(scratch_note_);
   Prepared prepared;
-  if (!Prepare(program, prepared, out)) return out;
+  if (!Prepare(program, prepared, out)) {
+    AddProcNote(out);
+    return out;
+  }
   out.main = ExecuteOnce(prepared.argv, prepared.dir, stdin_data, limits, false);
   out.status = out.main.status;
+  AddProcNote(out);
   return out;
+}
+
+void Sandbox::AddProcNote(RunResult& out) const {
+  if (no_fresh_proc_.load(std::memory_order_relaxed))
+    out.notes.push_back(
+        "no /proc in the sandbox: the container runtime masks parts of /proc, so the kernel refuses a fresh "
+        "proc mount (Docker: security_opt systempaths=unconfined; Kubernetes: procMount: Unmasked gives "
+        "programs a /proc of their own pid namespace again)");
 }
 
 }  // namespace grpo::sandbox

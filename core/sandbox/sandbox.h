@@ -52,6 +52,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -212,14 +213,23 @@ class Sandbox {
   bool Prepare(const Program& program, Prepared& prepared, RunResult& out) const;
   // One execution of argv inside the sandbox with `prog_dir` read-only at /box/prog and a
   // fresh scratch dir at /box/work.
+  // Runs with a fresh /proc of the run's pid namespace; where the runtime refuses that
+  // mount (a container whose /proc is partly masked), from then on without any /proc.
   ExecResult ExecuteOnce(const std::vector<std::string>& argv, const std::string& prog_dir,
                          const std::string& stdin_data, const Limits& limits, bool prog_dir_writable) const;
+  ExecResult ExecuteWith(const std::vector<std::string>& argv, const std::string& prog_dir,
+                         const std::string& stdin_data, const Limits& limits, bool prog_dir_writable,
+                         bool fresh_proc) const;
+  // Notes, on a result, that programs ran without /proc.
+  void AddProcNote(RunResult& out) const;
 
   SandboxOptions options_;
   std::string bpf_;
   std::unique_ptr<CgroupDriver> cgroups_;  // null: running without cgroups
   // Empty when run scratch is a tmpfs this process mounts; else why not (a result note).
   std::string scratch_note_;
+  // Set once a fresh proc mount was refused (the runtime cannot change under a process).
+  mutable std::atomic<bool> no_fresh_proc_{false};
 };
 
 }  // namespace grpo::sandbox
