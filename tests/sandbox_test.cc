@@ -689,5 +689,61 @@ TEST_F(SandboxTest, MaskedProcLikeDockerStillRuns) {
   std::filesystem::remove_all(dir);
 }
 
+// The reward container's case (issue #23): the host process is itself unprivileged
+// (uid 10001, no capabilities, no writable cgroup tree). Programs run as that uid, with
+// rlimits and their own pid namespace; hostile ones are still stopped and leave nothing.
+TEST_F(SandboxTest, UnprivilegedHostProcessWithoutCgroups) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to become another uid";
+  const char* bin = std::getenv("GRPO_BIN_DIR");
+  const std::string grpo = std::string(bin ? bin : GRPO_DEFAULT_BIN_DIR) + "/grpo";
+  const std::string dir = ::testing::TempDir() + "/unpriv-" + std::to_string(::getpid());
+  ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
+  std::ofstream(dir + "/p.py") << "import os\nprint(os.getuid(), int(input()) * 2)\n";
+  std::ofstream(dir + "/in") << "21\n";
+  const std::string hostile = SourceDir() + "/tests/sandbox_hostile/";
+  auto run = [&](const std::string& args) {
+    std::string cmd = "setpriv --reuid 10001 --regid 10001 --clear-groups " + grpo + " sandbox " + args + " 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    std::string out;
+    char buf[4096];
+    while (size_t n = fread(buf, 1, sizeof(buf), p)) out.append(buf, n);
+    pclose(p);
+    return out;
+  };
+  // Without the permission to run without cgroups it refuses, and says why.
+  std::string refused = run("--language python --file " + dir + "/p.py --stdin " + dir + "/in");
+  EXPECT_NE(refused.find("cgroup"), std::string::npos) << refused;
+  nlohmann::json ok = nlohmann::json::parse(
+      run("--language python --file " + dir + "/p.py --stdin " + dir + "/in --allow-no-cgroups"), nullptr, false);
+  ASSERT_FALSE(ok.is_discarded());
+  EXPECT_EQ(ok["status"], "ok") << ok.dump();
+  EXPECT_EQ(ok["stdout"], "10001 42\n") << ok.dump();
+  EXPECT_NE(ok.dump().find("no cgroups: rlimits only"), std::string::npos) << ok.dump();
+  for (auto [file, want] : {std::pair{"fork_bomb.py", "runtime_error|time_limit|memory_limit"},
+                            std::pair{"sleep_forever.py", "time_limit"}, std::pair{"daemon.py", "ok|runtime_error"},
+                            std::pair{"memory_bomb.py", "memory_limit|runtime_error"}}) {
+    nlohmann::json r = nlohmann::json::parse(
+        run(std::string("--language python --time-limit-ms 2000 --memory-mb 128 --allow-no-cgroups --file ") +
+            hostile + file),
+        nullptr, false);
+    ASSERT_FALSE(r.is_discarded()) << file;
+    const std::string status = r["status"].get<std::string>();
+    EXPECT_NE(std::string("|") .append(want).append("|").find("|" + status + "|"), std::string::npos)
+        << file << ": " << r.dump();
+  }
+  // Nothing of uid 10001 outlives its run: the pid namespace dies with it (the kernel
+  // tears it down just after the result, so allow it a bounded moment).
+  int left = -1;
+  for (int i = 0; i < 100 && left != 0; ++i) {
+    if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    FILE* p = popen("pgrep -u 10001 | wc -l", "r");
+    char buf[32] = "";
+    if (fgets(buf, sizeof(buf), p) != nullptr) left = std::atoi(buf);
+    pclose(p);
+  }
+  EXPECT_EQ(left, 0) << "processes of uid 10001 survived their runs by 5 s";
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace grpo::sandbox

@@ -223,6 +223,9 @@ std::vector<ConfigField> ConfigFields(RunConfig& c) {
   f.push_back({"reward", "sandbox_time_limit_ms", &c.reward.sandbox_time_limit_ms, "wall-clock limit of one test run"});
   f.push_back({"reward", "sandbox_memory_mb", &c.reward.sandbox_memory_mb, "memory limit of one test run"});
   f.push_back({"reward", "sandbox_workers", &c.reward.sandbox_workers, "sandboxed programs run at once"});
+  f.push_back({"reward", "sandbox_require_cgroups", &c.reward.sandbox_require_cgroups,
+               "true: no code sandbox without a writable cgroup tree; false: rlimits and the pid namespace "
+               "bound each run there (containers), and every result says so"});
   f.push_back({"reward", "workers", &c.reward.workers, "scoring threads"});
 
   AddServe(f, "learner", c.learner.serve);

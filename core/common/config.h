@@ -137,6 +137,9 @@ struct RewardConfig {
   int64_t sandbox_time_limit_ms = 2000;  // per test run
   int64_t sandbox_memory_mb = 256;
   int64_t sandbox_workers = 2;  // programs run at once
+  // false: where no cgroup tree is writable (a container), run programs with rlimits and
+  // the pid namespace only, and say so in every result, instead of refusing code tasks.
+  bool sandbox_require_cgroups = true;
   int64_t workers = 2;
 };
 

@@ -51,7 +51,13 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
 }
 
 absl::Status MakeDir(const std::string& path) {
-  if (::mkdir(path.c_str(), 0755) == 0 || errno == EEXIST) return absl::OkStatus();
+  if (::mkdir(path.c_str(), 0755) == 0) return absl::OkStatus();
+  // One left by a root process exists but is not this (unprivileged) process's to use.
+  if (errno == EEXIST) {
+    if (::access(path.c_str(), W_OK | X_OK) == 0) return absl::OkStatus();
+    return absl::InternalError(absl::StrCat("cannot write cgroup ", path, ": ", std::strerror(errno),
+                                            " (the sandbox needs root or a delegated cgroup subtree)"));
+  }
   return absl::InternalError(absl::StrCat("cannot create cgroup ", path, ": ", std::strerror(errno),
                                           " (the sandbox needs root or a delegated cgroup subtree)"));
 }

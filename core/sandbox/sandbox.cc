@@ -176,6 +176,7 @@ struct ChildPlan {
   int fds[5] = {-1, -1, -1, -1, -1};  // become 0..4
   uid_t uid = 65534;
   gid_t gid = 65534;
+  bool drop_groups = true;  // false when this process is not root (it cannot)
   pid_t parent = 0;
   struct Limit {
     int resource;
@@ -248,7 +249,8 @@ struct ChildPlan {
   for (const ChildPlan::Limit& l : p.rlimits)
     if (::setrlimit(l.resource, &l.value) != 0) ChildDie("setrlimit");
   // Unprivileged for good: no groups, real/effective/saved ids all the sandbox user's.
-  if (::setgroups(0, nullptr) != 0) ChildDie("setgroups");
+  // (A host process that is itself unprivileged keeps its groups: it cannot drop them.)
+  if (p.drop_groups && ::setgroups(0, nullptr) != 0) ChildDie("setgroups");
   if (::setresgid(p.gid, p.gid, p.gid) != 0) ChildDie("setresgid");
   if (::setresuid(p.uid, p.uid, p.uid) != 0) ChildDie("setresuid");
   if (::setrlimit(RLIMIT_NPROC, &p.nproc) != 0) ChildDie("setrlimit NPROC");
@@ -343,6 +345,18 @@ Sandbox::Sandbox(SandboxOptions options, std::string bpf, std::unique_ptr<Cgroup
 Sandbox::~Sandbox() = default;
 
 absl::StatusOr<std::unique_ptr<Sandbox>> Sandbox::Create(SandboxOptions options) {
+  // A host process that is not root (a container's user with every capability dropped)
+  // cannot change its ids: programs run as its own uid and gid, which are not root's.
+  if (::geteuid() != 0) {
+    const SandboxOptions defaults;
+    if ((options.uid != defaults.uid && options.uid != ::geteuid()) ||
+        (options.gid != defaults.gid && options.gid != ::getegid()))
+      return absl::InvalidArgumentError(absl::StrCat("the sandbox runs as uid ", ::geteuid(),
+                                                     " and cannot switch its programs to uid ", options.uid,
+                                                     " gid ", options.gid, " (that needs root)"));
+    options.uid = ::geteuid();
+    options.gid = ::getegid();
+  }
   if (options.uid == 0 || options.gid == 0)
     return absl::InvalidArgumentError("the sandbox must run programs as an unprivileged uid/gid, not 0");
   for (const std::string* tool : {&options.bwrap, &options.python, &options.cxx}) {
@@ -483,6 +497,7 @@ ExecResult Sandbox::ExecuteWith(const std::vector<std::string>& argv, const std:
   plan.fds[kSeccompFd] = sec_r.get();
   plan.fds[kStatusFd] = status_w.get();
   plan.uid = options_.uid;
+  plan.drop_groups = ::geteuid() == 0;
   plan.gid = options_.gid;
   plan.parent = ::getpid();
   const rlim_t cpu_s = static_cast<rlim_t>((limits.time_limit_ms + 999) / 1000 + 1);

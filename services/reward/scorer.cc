@@ -164,7 +164,9 @@ absl::StatusOr<std::unique_ptr<Scorer>> Scorer::Create(const RunConfig& cfg) {
                                                                : sandbox::RewardMode::kFractionPassed;
   // A run without code tasks must not need a sandbox: if it cannot be set up (no
   // cgroups, no bwrap), say so once and score code completions with that error.
-  absl::StatusOr<std::unique_ptr<sandbox::Sandbox>> sb = sandbox::Sandbox::Create(sandbox::SandboxOptions{});
+  sandbox::SandboxOptions so;
+  so.allow_without_cgroups = !cfg.reward.sandbox_require_cgroups;
+  absl::StatusOr<std::unique_ptr<sandbox::Sandbox>> sb = sandbox::Sandbox::Create(so);
   if (sb.ok()) {
     impl->pool = std::make_unique<sandbox::SandboxPool>(std::shared_ptr<const sandbox::Sandbox>(std::move(*sb)),
                                                         static_cast<int>(cfg.reward.sandbox_workers),
