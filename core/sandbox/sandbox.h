@@ -217,6 +217,8 @@ class Sandbox {
   // mount (a container whose /proc is partly masked), from then on without any /proc.
   ExecResult ExecuteOnce(const std::vector<std::string>& argv, const std::string& prog_dir,
                          const std::string& stdin_data, const Limits& limits, bool prog_dir_writable) const;
+  ExecResult ExecuteProcOrNot(const std::vector<std::string>& argv, const std::string& prog_dir,
+                              const std::string& stdin_data, const Limits& limits, bool prog_dir_writable) const;
   ExecResult ExecuteWith(const std::vector<std::string>& argv, const std::string& prog_dir,
                          const std::string& stdin_data, const Limits& limits, bool prog_dir_writable,
                          bool fresh_proc) const;

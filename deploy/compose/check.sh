@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The compose cluster for real (issue #23): builds every role's image from
 # deploy/Dockerfile as `docker-compose build` does, brings deploy/compose up with a short
-# run, kills the coordinator and then a reward replica mid-run, and checks against the
+# run, kills the coordinator's and then a reward replica's process mid-run, and checks against the
 # real containers that the run finishes with every step once, that both reward replicas
 # and both actors worked, that weights reached the actors, and that Prometheus scrapes
 # every service with the alert rules loaded; then `down -v` must leave nothing running.
@@ -11,12 +11,16 @@
 # On a fresh machine it installs what it needs (scripts/install-deps.sh --containers),
 # starts dockerd when none answers (and stops only a daemon it started), and makes the
 # base image debian:bookworm from Debian's mirror with mmdebstrap (no registry needed).
-# GRPO_CHECK_STEPS (default 150) sets the run's length. Last line:
+# GRPO_CHECK_STEPS (default 120) sets the run's length. Last line:
 #   compose: steps S/S, code runs R, restarts K, targets up T/T
 set -euo pipefail
+if [[ "$(id -u)" != 0 ]] && ! docker info >/dev/null 2>&1; then
+  echo "compose-check: skipped: needs root (to install packages and start dockerd) or a Docker daemon this user may use"
+  exit 77
+fi
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT"
-export GRPO_CHECK_STEPS="${GRPO_CHECK_STEPS:-150}"
+export GRPO_CHECK_STEPS="${GRPO_CHECK_STEPS:-120}"
 export COMPOSE_PROJECT_NAME="${COMPOSE_PROJECT_NAME:-grpocheck}"
 # The Python docker SDK's builder: the same on every docker-compose 1.x, no buildx, no
 # registry lookups for a `# syntax=` frontend.
@@ -116,15 +120,18 @@ wait_step() {  # wait_step N LIMIT_S: until the learner has done step N
   return 1
 }
 restarts_of() { docker inspect -f '{{.RestartCount}}' "$1"; }
-# kill_and_wait SERVICE: SIGKILL its (first) container, then wait for its restart policy
-# to bring it back and for it to be healthy again.
+# kill_and_wait SERVICE: SIGKILL its (first) container's process, then wait for the
+# restart policy to bring it back and for it to be healthy again. (Not `docker kill`:
+# Docker marks a container it was told to kill as stopped by hand, and no restart
+# policy restarts those; a process that dies is what the policy is for.)
 RESTARTS=0
 kill_and_wait() {
-  local c before deadline
+  local c before deadline pid
   c="$(container "$1")"
   before="$(restarts_of "$c")"
-  log "docker kill $1 ($c) at step $(last_step)"
-  docker kill "$c" >/dev/null
+  pid="$(docker inspect -f '{{.State.Pid}}' "$c")"
+  log "SIGKILL to $1's process ($c, host pid $pid) at step $(last_step)"
+  kill -KILL "$pid"
   deadline=$(( $(date +%s) + 120 ))
   while (( $(date +%s) < deadline )); do
     if [[ "$(restarts_of "$c")" -gt "$before" && "$(docker inspect -f '{{.State.Health.Status}}' "$c")" == healthy ]]; then
@@ -139,6 +146,22 @@ wait_step "$third" 600 || die "the learner did not reach step $third"
 kill_and_wait coordinator
 wait_step $(( 2 * third )) 600 || die "the learner did not reach step $(( 2 * third )) after the coordinator's restart"
 kill_and_wait reward
+
+# Every service scraped while they all run (the learner's target goes down once it
+# exits): wait, bounded, for Prometheus to see all six up after the restarts.
+PROM="$(container prometheus)"
+promq() {  # promq PATH: Prometheus's HTTP API answer (from inside its container)
+  docker exec "$PROM" wget -q -O- "http://127.0.0.1:9090$1"
+}
+targets() {
+  promq /api/v1/targets | $PY -c 'import json,sys; t=json.load(sys.stdin)["data"]["activeTargets"]; print(sum(x["health"]=="up" for x in t), len(t))'
+}
+deadline=$(( $(date +%s) + 60 ))
+while read -r TARGETS_UP TARGETS < <(targets); (( TARGETS_UP < 6 || TARGETS_UP < TARGETS )); do
+  (( $(date +%s) < deadline )) || die "Prometheus: $TARGETS_UP of $TARGETS targets up, want coordinator, 2 rewards, learner, 2 actors"
+  sleep 2
+done
+log "Prometheus: $TARGETS_UP/$TARGETS targets up"
 
 log "waiting for the learner to finish"
 docker wait "$LEARNER" > "$WORK/learner.rc" &
@@ -164,11 +187,6 @@ PY
 ) || die "metrics.jsonl"
 
 # ---- What Prometheus saw (queried from inside its container: no port needs publishing).
-PROM="$(container prometheus)"
-promq() {  # promq PATH: Prometheus's HTTP API answer
-  docker exec "$PROM" wget -q -O- "http://127.0.0.1:9090$1"
-}
-promq /api/v1/targets > "$WORK/targets.json"
 promq /api/v1/rules > "$WORK/rules.json"
 q() { promq "/api/v1/query?query=$($PY -c 'import sys,urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$1")"; }
 # Counters restart with their process: the most each instance ever reported.
@@ -186,15 +204,7 @@ value_of() { $PY -c 'import json,sys; r=json.load(open(sys.argv[1]))["data"]["re
 q 'sum(max_over_time(grpo_reward_sandbox_run_seconds_count{status="ok"}[1h]))' > "$WORK/code_runs.json"
 CODE_RUNS=$(value_of code_runs.json)
 (( CODE_RUNS > 0 )) || die "no sandbox run with status ok in the reward servers' metrics"
-read -r TARGETS_UP TARGETS RULES < <($PY - "$WORK" <<'PY'
-import json, sys, os
-w = sys.argv[1]
-t = json.load(open(os.path.join(w, "targets.json")))["data"]["activeTargets"]
-r = json.load(open(os.path.join(w, "rules.json")))["data"]["groups"]
-print(sum(1 for x in t if x["health"] == "up"), len(t), sum(len(g["rules"]) for g in r))
-PY
-)
-(( TARGETS >= 6 )) || die "Prometheus has $TARGETS targets, want coordinator, 2 rewards, learner, 2 actors"
+RULES=$($PY -c 'import json,sys; print(sum(len(g["rules"]) for g in json.load(open(sys.argv[1]))["data"]["groups"]))' "$WORK/rules.json")
 (( RULES > 0 )) || die "Prometheus has no alert rules loaded"
 
 # ---- Hostile programs against each reward replica, over its real gRPC stream.

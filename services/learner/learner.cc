@@ -210,6 +210,11 @@ Learner::Learner(const RunConfig& cfg, std::unique_ptr<Policy> policy, std::uniq
   if (path.empty() && !cfg.run.dir.empty()) path = (std::filesystem::path(cfg.run.dir) / "metrics.jsonl").string();
   metrics_path_ = path;
   if (!path.empty()) {
+    // A fresh run directory (a container's empty volume) exists only once something is
+    // written there; the first checkpoint comes too late for the metrics.
+    std::error_code ec;
+    if (std::filesystem::path parent = std::filesystem::path(path).parent_path(); !parent.empty())
+      std::filesystem::create_directories(parent, ec);
     metrics_file_ = std::fopen(path.c_str(), "a");
     if (!metrics_file_) spdlog::error("cannot open {} for appending: {}", path, std::strerror(errno));
   }
