@@ -402,19 +402,7 @@ std::string Sandbox::CgroupMode() const { return cgroups_ ? cgroups_->Name() : "
 
 ExecResult Sandbox::ExecuteOnce(const std::vector<std::string>& argv, const std::string& prog_dir,
                                 const std::string& stdin_data, const Limits& limits, bool compile) const {
-  // Without cgroups every run counts against one uid's process limit (RLIMIT_NPROC), so
-  // a fork bomb in one run can leave another unable to make bwrap's namespaces (EAGAIN,
-  // before its program starts) until the bomb's run is killed at its wall limit. Such a
-  // start is tried again, backing off, for up to that long.
-  const int64_t wall = limits.wall_limit_ms > 0 ? limits.wall_limit_ms : 2 * limits.time_limit_ms + 1000;
-  const int64_t give_up = NowMs() + wall + 1000;
-  for (int backoff_ms = 20;; backoff_ms = std::min(backoff_ms * 2, 500)) {
-    ExecResult r = ExecuteProcOrNot(argv, prog_dir, stdin_data, limits, compile);
-    if (r.status != RunStatus::kInternalError || r.error.find("Resource temporarily unavailable") == std::string::npos ||
-        NowMs() >= give_up)
-      return r;
-    std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
-  }
+  return ExecuteProcOrNot(argv, prog_dir, stdin_data, limits, compile);
 }
 
 ExecResult Sandbox::ExecuteProcOrNot(const std::vector<std::string>& argv, const std::string& prog_dir,
