@@ -647,14 +647,27 @@ TEST_F(SandboxTest, CommandLine) {
   EXPECT_EQ(RunCli("--file " + dir + "daemon.py", &out), 2);
 }
 
+// The grpo binary the CLI tests run, and a shell command's whole stdout.
+std::string GrpoBinary() {
+  const char* bin = std::getenv("GRPO_BIN_DIR");
+  return std::string(bin ? bin : GRPO_DEFAULT_BIN_DIR) + "/grpo";
+}
+std::string CommandOutput(const std::string& cmd) {
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof(buf), p)) out.append(buf, n);
+  pclose(p);
+  return out;
+}
+
 // Inside a container whose /proc is partly masked (Docker's default: read-only
 // /proc/sys and friends, /dev/null over /proc/kcore), the kernel refuses the sandbox a
 // fresh proc mount; issue #23's reward containers scored every code task as an internal
 // error for it. The sandbox runs programs without /proc there and says so.
 TEST_F(SandboxTest, MaskedProcLikeDockerStillRuns) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to make a mount namespace";
-  const char* bin = std::getenv("GRPO_BIN_DIR");
-  const std::string grpo = std::string(bin ? bin : GRPO_DEFAULT_BIN_DIR) + "/grpo";
+  const std::string grpo = GrpoBinary();
   const std::string dir = ::testing::TempDir() + "/masked-proc-" + std::to_string(::getpid());
   ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
   {
@@ -667,12 +680,7 @@ TEST_F(SandboxTest, MaskedProcLikeDockerStillRuns) {
     std::string mask = masked ? "mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys && " : "";
     std::string cmd = "unshare -m sh -c 'mount --make-rprivate / && " + mask + grpo + " sandbox --language " + lang +
                       " --file " + dir + "/" + file + " --stdin " + dir + "/in' 2>/dev/null";
-    FILE* p = popen(cmd.c_str(), "r");
-    std::string out;
-    char buf[4096];
-    while (size_t n = fread(buf, 1, sizeof(buf), p)) out.append(buf, n);
-    pclose(p);
-    return nlohmann::json::parse(out, nullptr, false);
+    return nlohmann::json::parse(CommandOutput(cmd), nullptr, false);
   };
   for (auto [lang, file] : {std::pair{"python", "p.py"}, std::pair{"cpp", "p.cc"}}) {
     nlohmann::json plain = run(lang, file, false);
@@ -695,21 +703,14 @@ TEST_F(SandboxTest, MaskedProcLikeDockerStillRuns) {
 // rlimits and their own pid namespace; hostile ones are still stopped and leave nothing.
 TEST_F(SandboxTest, UnprivilegedHostProcessWithoutCgroups) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to become another uid";
-  const char* bin = std::getenv("GRPO_BIN_DIR");
-  const std::string grpo = std::string(bin ? bin : GRPO_DEFAULT_BIN_DIR) + "/grpo";
+  const std::string grpo = GrpoBinary();
   const std::string dir = ::testing::TempDir() + "/unpriv-" + std::to_string(::getpid());
   ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
   std::ofstream(dir + "/p.py") << "import os\nprint(os.getuid(), int(input()) * 2)\n";
   std::ofstream(dir + "/in") << "21\n";
   const std::string hostile = SourceDir() + "/tests/sandbox_hostile/";
   auto run = [&](const std::string& args) {
-    std::string cmd = "setpriv --reuid 10001 --regid 10001 --clear-groups " + grpo + " sandbox " + args + " 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    std::string out;
-    char buf[4096];
-    while (size_t n = fread(buf, 1, sizeof(buf), p)) out.append(buf, n);
-    pclose(p);
-    return out;
+    return CommandOutput("setpriv --reuid 10001 --regid 10001 --clear-groups " + grpo + " sandbox " + args + " 2>&1");
   };
   // Without the permission to run without cgroups it refuses, and says why.
   std::string refused = run("--language python --file " + dir + "/p.py --stdin " + dir + "/in");
@@ -737,10 +738,7 @@ TEST_F(SandboxTest, UnprivilegedHostProcessWithoutCgroups) {
   int left = -1;
   for (int i = 0; i < 100 && left != 0; ++i) {
     if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    FILE* p = popen("pgrep -u 10001 | wc -l", "r");
-    char buf[32] = "";
-    if (fgets(buf, sizeof(buf), p) != nullptr) left = std::atoi(buf);
-    pclose(p);
+    left = std::atoi(CommandOutput("pgrep -u 10001 | wc -l").c_str());
   }
   EXPECT_EQ(left, 0) << "processes of uid 10001 survived their runs by 5 s";
   std::filesystem::remove_all(dir);
