@@ -744,5 +744,51 @@ TEST_F(SandboxTest, UnprivilegedHostProcessWithoutCgroups) {
   std::filesystem::remove_all(dir);
 }
 
+// The process limit is the run's own, not its uid's (issue #23): in a container the
+// programs' uid is also the reward server's, the other replica's and its runs'. With
+// more tasks of that uid alive than any per-uid backstop allows, a run still starts, and
+// a run that forks until refused gets max_processes (64 by default) and no more.
+TEST_F(SandboxTest, ProcessLimitIsPerRunNotPerUid) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to become another uid";
+  const std::string grpo = GrpoBinary();
+  const std::string dir = ::testing::TempDir() + "/nproc-" + std::to_string(::getpid());
+  ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
+  // Forks sleeping children until the kernel refuses, then prints how many it made.
+  std::ofstream(dir + "/count.py") << "import os, time\nn = 0\nwhile n < 1000:\n    try:\n        pid = os.fork()\n"
+                                      "    except OSError:\n        break\n    if pid == 0:\n        os.closerange(0, 3)\n"
+                                      "        time.sleep(30)\n        os._exit(0)\n    n += 1\nprint(n)\n";
+  // 1400 threads of uid 10002, more than the old per-uid backstop (64 * 16 + 256).
+  FILE* holder = popen("exec setpriv --reuid 10002 --regid 10002 --clear-groups /usr/bin/python3 -c '"
+                       "import threading, time\nthreading.stack_size(65536)\ne = threading.Event()\n"
+                       "for _ in range(1400): threading.Thread(target=e.wait, args=(60,), daemon=True).start()\n"
+                       "print(\"ready\", flush=True)\ntime.sleep(60)'",
+                       "r");
+  ASSERT_NE(holder, nullptr);
+  char line[64] = {0};
+  ASSERT_NE(fgets(line, sizeof(line), holder), nullptr) << "the holder of 1400 threads did not start";
+  ASSERT_STREQ(line, "ready\n");
+  const std::string as_10002 = "setpriv --reuid 10002 --regid 10002 --clear-groups " + grpo +
+                               " sandbox --language python --allow-no-cgroups --file ";
+  nlohmann::json r = nlohmann::json::parse(CommandOutput(as_10002 + dir + "/count.py 2>&1"), nullptr, false);
+  ASSERT_FALSE(r.is_discarded());
+  EXPECT_EQ(r["status"], "ok") << r.dump();
+  const int forked = std::atoi(r["stdout"].get<std::string>().c_str());
+  EXPECT_LE(forked, 64) << r.dump();
+  EXPECT_GE(forked, 60) << r.dump();
+  // A fork bomb under the same uid is stopped and leaves the holder's uid able to start runs.
+  nlohmann::json bomb = nlohmann::json::parse(
+      CommandOutput(as_10002 + SourceDir() + "/tests/sandbox_hostile/fork_bomb.py --time-limit-ms 1000 2>&1"), nullptr,
+      false);
+  ASSERT_FALSE(bomb.is_discarded());
+  EXPECT_EQ(bomb["status"], "time_limit") << bomb.dump();
+  std::ofstream(dir + "/p.py") << "print('after')\n";
+  nlohmann::json after = nlohmann::json::parse(CommandOutput(as_10002 + dir + "/p.py 2>&1"), nullptr, false);
+  ASSERT_FALSE(after.is_discarded());
+  EXPECT_EQ(after["stdout"], "after\n") << after.dump();
+  (void)std::system("pkill -KILL -u 10002");
+  pclose(holder);
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace grpo::sandbox

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,6 +24,7 @@
 #include <chrono>
 #include <thread>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -184,8 +186,7 @@ struct ChildPlan {
     int resource;
     struct rlimit value;
   };
-  std::vector<Limit> rlimits;  // set before dropping credentials
-  struct rlimit nproc {};      // set after (it counts the new uid's processes)
+  std::vector<Limit> rlimits;  // set before dropping credentials (RLIMIT_NPROC is set inside)
 
   void Finish() {
     for (std::string& s : argv_storage) argv.push_back(s.data());
@@ -255,7 +256,6 @@ struct ChildPlan {
   if (p.drop_groups && ::setgroups(0, nullptr) != 0) ChildDie("setgroups");
   if (::setresgid(p.gid, p.gid, p.gid) != 0) ChildDie("setresgid");
   if (::setresuid(p.uid, p.uid, p.uid) != 0) ChildDie("setresuid");
-  if (::setrlimit(RLIMIT_NPROC, &p.nproc) != 0) ChildDie("setrlimit NPROC");
   // Dies with the thread that forked it (credential changes clear this, so set it now).
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) ChildDie("prctl");
   if (::getppid() != p.parent) ::_exit(126);
@@ -342,7 +342,13 @@ Sandbox::Sandbox(SandboxOptions options, std::string bpf, std::unique_ptr<Cgroup
     : options_(std::move(options)),
       bpf_(std::move(bpf)),
       cgroups_(std::move(cgroups)),
-      scratch_note_(std::move(scratch_note)) {}
+      scratch_note_(std::move(scratch_note)) {
+  // RLIMIT_NPROC has been counted per user namespace (ucounts) since Linux 5.14.
+  struct utsname u;
+  int major = 0, minor = 0;
+  if (::uname(&u) == 0 && std::sscanf(u.release, "%d.%d", &major, &minor) == 2)
+    per_namespace_nproc_ = major > 5 || (major == 5 && minor >= 14);
+}
 
 Sandbox::~Sandbox() = default;
 
@@ -361,11 +367,11 @@ absl::StatusOr<std::unique_ptr<Sandbox>> Sandbox::Create(SandboxOptions options)
   }
   if (options.uid == 0 || options.gid == 0)
     return absl::InvalidArgumentError("the sandbox must run programs as an unprivileged uid/gid, not 0");
-  for (const std::string* tool : {&options.bwrap, &options.python, &options.cxx}) {
+  for (const std::string* tool : {&options.bwrap, &options.python, &options.cxx, &options.prlimit}) {
     if (::access(tool->c_str(), X_OK) != 0)
       return absl::FailedPreconditionError(absl::StrCat(*tool, " is not executable: ", std::strerror(errno)));
   }
-  for (const std::string* tool : {&options.python, &options.cxx}) {
+  for (const std::string* tool : {&options.python, &options.cxx, &options.prlimit}) {
     if (tool->rfind("/usr/", 0) != 0)
       return absl::InvalidArgumentError(absl::StrCat(*tool, " is outside /usr, which is all the sandbox binds"));
   }
@@ -385,7 +391,7 @@ absl::StatusOr<std::unique_ptr<Sandbox>> Sandbox::Create(SandboxOptions options)
     return absl::FailedPreconditionError(absl::StrCat(
         "sandbox cannot use cgroups (", driver.status().message(),
         "); run as root or with a delegated cgroup subtree, or allow running without cgroups "
-        "(rlimits only: no memory/process limit for the run as a whole, daemons may survive)"));
+        "(rlimits only: no memory limit for the run as a whole, no run-wide kill)"));
   }
   RemoveStaleScratch(options.scratch_root);
   std::string scratch_note;
@@ -493,6 +499,17 @@ ExecResult Sandbox::ExecuteWith(const std::vector<std::string>& argv, const std:
   }
   a.insert(a.end(), {"--remount-ro", "/dev", "--remount-ro", "/", "--chdir", "/box/work", "--cap-drop", "ALL", "--seccomp",
                      std::to_string(kSeccompFd), "--json-status-fd", std::to_string(kStatusFd), "--"});
+  // RLIMIT_NPROC is set inside the sandbox, by prlimit exec'ing the program, not before
+  // bwrap: since Linux 5.14 the kernel counts a process against the limit in its own user
+  // namespace (bwrap makes one per run), so set there it bounds this run's processes and
+  // threads alone. Set before bwrap it would count every process of the host uid: in a
+  // container whose server runs as the programs' uid (issue #23's reward image), the
+  // server's threads, the other replica's runs and a fork bomb in any of them would make
+  // bwrap's own clone fail with EAGAIN. Older kernels count per uid only: there the limit
+  // stays a backstop well above one run's share.
+  const int64_t nproc = per_namespace_nproc_ ? limits.max_processes + kSandboxOwnProcesses
+                                             : limits.max_processes * 16 + 256;
+  a.insert(a.end(), {options_.prlimit, absl::StrCat("--nproc=", nproc, ":", nproc), "--"});
   a.insert(a.end(), argv.begin(), argv.end());
   plan.env_storage = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/box/work", "TMPDIR=/tmp", "LANG=C.UTF-8",
                       "PYTHONDONTWRITEBYTECODE=1", "PYTHONHASHSEED=0"};
@@ -521,9 +538,6 @@ ExecResult Sandbox::ExecuteWith(const std::vector<std::string>& argv, const std:
     rlim_t as = static_cast<rlim_t>(limits.memory_mb + 512) << 20;
     plan.rlimits.push_back({RLIMIT_AS, rl(as, as)});
   }
-  // Per-uid backstop shared by all concurrent runs; the per-run bound is the pids cgroup.
-  rlim_t nproc = static_cast<rlim_t>(limits.max_processes * 16 + 256);
-  plan.nproc = rl(nproc, nproc);
 
   pid_t pid = ::fork();
   if (pid < 0) return internal(absl::StrCat("fork: ", std::strerror(errno)));

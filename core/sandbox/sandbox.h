@@ -110,7 +110,8 @@ struct Limits {
   int64_t time_limit_ms = 2000;     // CPU time of the whole run (all its processes)
   int64_t wall_limit_ms = 0;        // 0: 2 * time_limit_ms + 1000
   int64_t memory_mb = 256;          // cgroup memory limit (RSS + page cache + tmpfs)
-  int64_t max_processes = 64;       // cgroup pids limit (the sandbox's own 2 processes added)
+  int64_t max_processes = 64;       // processes and threads of the run: its pids cgroup and its
+                                    // RLIMIT_NPROC (the sandbox's own 2 processes added)
   int64_t output_limit_bytes = 1 << 20;  // stdout and stderr each
   int64_t file_size_mb = 16;        // RLIMIT_FSIZE
   int64_t open_files = 128;         // RLIMIT_NOFILE
@@ -182,6 +183,7 @@ struct SandboxOptions {
   std::string bwrap = "/usr/bin/bwrap";
   std::string python = "/usr/bin/python3";  // must live under /usr (the only system tree bound)
   std::string cxx = "/usr/bin/g++";
+  std::string prlimit = "/usr/bin/prlimit";  // util-linux: sets the run's RLIMIT_NPROC inside
   std::vector<std::string> cxx_flags = {"-std=c++17", "-O2", "-pipe"};
   Limits compile_limits = {/*time_limit_ms=*/20000, /*wall_limit_ms=*/40000, /*memory_mb=*/1024,
                            /*max_processes=*/32, /*output_limit_bytes=*/1 << 20,
@@ -232,6 +234,8 @@ class Sandbox {
   std::string scratch_note_;
   // Set once a fresh proc mount was refused (the runtime cannot change under a process).
   mutable std::atomic<bool> no_fresh_proc_{false};
+  // Linux >= 5.14: RLIMIT_NPROC counts processes per user namespace (a per-run bound).
+  bool per_namespace_nproc_ = true;
 };
 
 }  // namespace grpo::sandbox
