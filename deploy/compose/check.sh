@@ -11,7 +11,7 @@
 # On a fresh machine it installs what it needs (scripts/install-deps.sh --containers),
 # starts dockerd when none answers (and stops only a daemon it started), and makes the
 # base image debian:bookworm from Debian's mirror with mmdebstrap (no registry needed).
-# GRPO_CHECK_STEPS (default 120) sets the run's length. Last line:
+# GRPO_CHECK_STEPS (default 60) sets the run's length. Last line:
 #   compose: steps S/S, code runs R, restarts K, targets up T/T
 set -euo pipefail
 if [[ "$(id -u)" != 0 ]] && ! docker info >/dev/null 2>&1; then
@@ -20,7 +20,7 @@ if [[ "$(id -u)" != 0 ]] && ! docker info >/dev/null 2>&1; then
 fi
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT"
-export GRPO_CHECK_STEPS="${GRPO_CHECK_STEPS:-120}"
+export GRPO_CHECK_STEPS="${GRPO_CHECK_STEPS:-60}"
 export COMPOSE_PROJECT_NAME="${COMPOSE_PROJECT_NAME:-grpocheck}"
 # The Python docker SDK's builder: the same on every docker-compose 1.x, no buildx, no
 # registry lookups for a `# syntax=` frontend.
@@ -69,6 +69,7 @@ cleanup() {
     "${COMPOSE[@]}" logs --no-color --tail=30 >&2 2>/dev/null || true
   fi
   "${COMPOSE[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
+  [[ -n "${LENT_CCACHE:-}" ]] && rm -rf "$LENT_CCACHE"
   if [[ -n "$DOCKERD_PID" ]]; then
     kill "$DOCKERD_PID" 2>/dev/null || true
     wait "$DOCKERD_PID" 2>/dev/null || true
@@ -85,9 +86,22 @@ if ! docker image inspect debian:bookworm >/dev/null 2>&1; then
 fi
 docker image inspect debian:bookworm-slim >/dev/null 2>&1 || docker tag debian:bookworm debian:bookworm-slim
 
-# ---- The images, as a user builds them.
+# ---- The images, as a user builds them. The host build's compiler cache is lent to the
+# build stage (.ccache/ in the context, hard links, taken away after the build): units the
+# host compiled from these same sources are not compiled a second time (CI compiles the
+# project once). GRPO_CHECK_CCACHE=0 builds with no cache, as on a plain checkout.
+LENT_CCACHE=""
+host_ccache="$(ccache -k cache_dir 2>/dev/null || true)"
+if [[ "${GRPO_CHECK_CCACHE:-1}" != 0 && -n "$host_ccache" && -d "$host_ccache" && ! -e "$ROOT/.ccache" ]] &&
+   (( $(du -sm "$host_ccache" | cut -f1) < 4096 )); then
+  cp -al "$host_ccache" "$ROOT/.ccache" 2>/dev/null || cp -a "$host_ccache" "$ROOT/.ccache"
+  LENT_CCACHE="$ROOT/.ccache"
+  log "lending the host's compiler cache ($host_ccache, $(du -sm "$LENT_CCACHE" | cut -f1) MB) to the build stage"
+fi
 log "docker-compose build"
 "${COMPOSE[@]}" build > "$WORK/build.log" 2>&1 || { tail -n 40 "$WORK/build.log" >&2; die "docker-compose build"; }
+[[ -n "$LENT_CCACHE" ]] && rm -rf "$LENT_CCACHE" && LENT_CCACHE=""
+grep -E "^ *(Hits|Misses):" "$WORK/build.log" | sed 's/^ */build stage compiler cache: /' | while read -r l; do log "$l"; done || true
 for r in coordinator reward learner actor prometheus; do
   size=$(docker image inspect -f '{{.Size}}' "grpo-$r:latest")
   log "image grpo-$r: $(( size / 1000000 )) MB"
@@ -120,7 +134,7 @@ wait_step() {  # wait_step N LIMIT_S: until the learner has done step N
   return 1
 }
 restarts_of() { docker inspect -f '{{.RestartCount}}' "$1"; }
-# kill_and_wait SERVICE: SIGKILL its (first) container's process, then wait for the
+# kill_and_wait SERVICE: SIGKILL its (first) container's service process, then wait for the
 # restart policy to bring it back and for it to be healthy again. (Not `docker kill`:
 # Docker marks a container it was told to kill as stopped by hand, and no restart
 # policy restarts those; a process that dies is what the policy is for.)
@@ -129,7 +143,9 @@ kill_and_wait() {
   local c before deadline pid
   c="$(container "$1")"
   before="$(restarts_of "$c")"
-  pid="$(docker inspect -f '{{.State.Pid}}' "$c")"
+  pid="$(docker inspect -f '{{.State.Pid}}' "$c")"  # tini, the container's pid 1
+  pid="$(pgrep -P "$pid" -f '^grpo-' | head -n 1)"   # the service tini runs (not the orphans it reaps)
+  [[ -n "$pid" ]] || die "$1's container runs no service process under its init"
   log "SIGKILL to $1's process ($c, host pid $pid) at step $(last_step)"
   kill -KILL "$pid"
   deadline=$(( $(date +%s) + 120 ))
@@ -220,6 +236,18 @@ for c in $(docker ps -q --filter "label=com.docker.compose.project=$COMPOSE_PROJ
   PROBED=$(( ${PROBED:-0} + 1 ))
 done
 (( ${PROBED:-0} >= 2 )) || die "probed ${PROBED:-0} reward containers, want 2"
+# No process left unreaped: every sandbox run leaves an orphan for the container's init
+# to reap (unreaped, they filled the pids limit until no run could fork).
+for c in $(docker ps -q --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME" \
+             --filter "label=com.docker.compose.service=reward"); do
+  zombies=-1
+  for _ in $(seq 1 20); do
+    zombies="$(docker exec "$c" sh -c 'cat /proc/[0-9]*/status 2>/dev/null | grep -c "^State:.*Z"' || true)"
+    [[ "$zombies" == 0 ]] && break
+    sleep 0.5
+  done
+  [[ "$zombies" == 0 ]] || die "reward container $c holds $zombies unreaped process(es)"
+done
 
 # ---- Down leaves nothing.
 "${COMPOSE[@]}" down -v --remove-orphans > "$WORK/down.log" 2>&1 || die "docker-compose down -v"
