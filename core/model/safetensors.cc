@@ -512,6 +512,13 @@ TensorMap StateDict(const torch::nn::Module& module) {
   return out;
 }
 
+TensorMap StateDictViews(const torch::nn::Module& module) {
+  TensorMap out;
+  for (const auto& item : module.named_parameters(/*recurse=*/true)) out[item.key()] = item.value().detach();
+  for (const auto& item : module.named_buffers(/*recurse=*/true)) out[item.key()] = item.value().detach();
+  return out;
+}
+
 absl::Status LoadStateDict(torch::nn::Module& module, const TensorMap& tensors,
                            const LoadStateDictOptions& options) {
   const std::string origin = options.origin.empty() ? "load state dict" : options.origin;

@@ -101,6 +101,10 @@ absl::StatusOr<std::vector<std::string>> WriteShardedSafetensors(
 // named_parameters() + named_buffers(), detached, contiguous, on the CPU, and
 // copied: later changes to the module do not show in the map.
 TensorMap StateDict(const torch::nn::Module& module);
+// The same tensors without the copy: the module's own storage, detached (wherever it
+// lives). For serializing at once (SerializeSafetensors copies each tensor once, moving
+// it to the CPU on the way); later changes to the module show in these tensors.
+TensorMap StateDictViews(const torch::nn::Module& module);
 
 struct LoadStateDictOptions {
   // Where each tensor came from; errors about a tensor then start with its

@@ -132,7 +132,10 @@ std::vector<std::string> Policy::TokenBytes() const {
 }
 
 std::string WeightsToBlob(const model::Transformer& model, uint64_t version) {
-  return model::SerializeSafetensors(model::StateDict(*model), {{"format", "pt"}, {"grpo_version", std::to_string(version)}});
+  // Straight from the parameters into the blob: one copy of the weights (plus the move to
+  // the CPU for a model on a GPU), no state-dict clone in between.
+  return model::SerializeSafetensors(model::StateDictViews(*model),
+                                     {{"format", "pt"}, {"grpo_version", std::to_string(version)}});
 }
 
 absl::Status LoadWeightsBlob(model::Transformer& model, std::string_view blob) {

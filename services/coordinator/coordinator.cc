@@ -54,6 +54,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorService>> CoordinatorService::Create(
     if (!r.ok()) return r;
   }
   s->sweeper_ = std::thread([p = s.get()] { p->SweepLoop(); });
+  s->weights_writer_ = std::thread([p = s.get()] { p->WeightsWriterLoop(); });
   return s;
 }
 
@@ -100,6 +101,11 @@ CoordinatorService::CoordinatorService(const RunConfig& cfg, std::vector<Task> t
 CoordinatorService::~CoordinatorService() {
   Shutdown();
   if (sweeper_.joinable()) sweeper_.join();
+  {
+    absl::MutexLock l(&writer_mu_);
+    writer_stop_ = true;  // the writer persists what it was handed, then stops
+  }
+  if (weights_writer_.joinable()) weights_writer_.join();
 }
 
 void CoordinatorService::Shutdown() {
@@ -318,8 +324,30 @@ grpc::Status CoordinatorService::AcceptWeights(std::shared_ptr<rpc::WeightBlob> 
     resp->set_version(version);
     resp->set_bytes(total);
   }
-  WriteSnapshot(snap);
+  // Servable now; written to disk by the weights writer, off the learner's time.
+  PersistWeightsLater(std::move(snap));
   return grpc::Status::OK;
+}
+
+void CoordinatorService::PersistWeightsLater(PersistSnapshot snapshot) {
+  if (state_dir_.empty() || snapshot.seq == 0) return;
+  absl::MutexLock l(&writer_mu_);
+  writer_next_ = std::move(snapshot);
+}
+
+void CoordinatorService::WeightsWriterLoop() {
+  for (;;) {
+    PersistSnapshot snap;
+    {
+      absl::MutexLock l(&writer_mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_) { return writer_stop_ || writer_next_.has_value(); };
+      writer_mu_.Await(absl::Condition(&ready));
+      if (!writer_next_) return;  // stopping with nothing left to write
+      snap = std::move(*writer_next_);
+      writer_next_.reset();
+    }
+    WriteSnapshot(snap, /*write_weights=*/true);
+  }
 }
 
 grpc::Status CoordinatorService::WatchVersions(grpc::ServerContext* ctx, const v1::WatchVersionsRequest* req,
@@ -530,43 +558,54 @@ CoordinatorService::PersistSnapshot CoordinatorService::SnapshotLocked() {
   j["trained_log"] = log;
   if (!versions_.empty()) {
     const Version& v = versions_.rbegin()->second;
-    j["version"] = v.version;
-    j["version_step"] = v.step;
-    j["crc32"] = v.crc32;
     out.weights_version = static_cast<int64_t>(v.version);
+    out.weights_step = v.step;
+    out.weights_crc = v.crc32;
     out.weights = v.blob;
   }
-  out.state_json = j.dump(2);
+  out.state = std::move(j);
   return out;
 }
 
-void CoordinatorService::WriteSnapshot(const PersistSnapshot& snapshot) {
+void CoordinatorService::WriteSnapshot(const PersistSnapshot& snapshot, bool write_weights) {
   if (state_dir_.empty() || snapshot.seq == 0) return;
   absl::MutexLock l(&persist_mu_);
-  if (snapshot.seq <= written_seq_) return;
-  // Fault injection for tests: GRPO_TEST_PERSIST_DELAY_MS stands for a slow disk or a
-  // large version, to show that other calls go on meanwhile.
-  static const absl::Duration delay = [] {
-    const char* v = std::getenv("GRPO_TEST_PERSIST_DELAY_MS");
-    int64_t ms = 0;
-    return v != nullptr && absl::SimpleAtoi(v, &ms) && ms > 0 ? absl::Milliseconds(ms) : absl::ZeroDuration();
-  }();
-  if (delay > absl::ZeroDuration() && snapshot.weights && snapshot.weights_version != written_weights_version_) {
-    absl::SleepFor(delay);
-  }
   fs::path dir(state_dir_);
-  // Weights first: state.json never names a version whose bytes are not on disk.
-  if (snapshot.weights && snapshot.weights_version != written_weights_version_) {
+  bool weights_written = false;
+  if (write_weights && snapshot.weights && snapshot.weights_version > written_weights_version_) {
+    // Fault injection for tests: GRPO_TEST_PERSIST_DELAY_MS stands for a slow disk or a
+    // large version, to show that nothing waits for it.
+    static const absl::Duration delay = [] {
+      const char* v = std::getenv("GRPO_TEST_PERSIST_DELAY_MS");
+      int64_t ms = 0;
+      return v != nullptr && absl::SimpleAtoi(v, &ms) && ms > 0 ? absl::Milliseconds(ms) : absl::ZeroDuration();
+    }();
+    if (delay > absl::ZeroDuration()) absl::SleepFor(delay);
+    // Weights first: state.json never names a version whose bytes are not on disk.
     absl::Status s = WriteFileAtomic((dir / "weights.safetensors").string(), snapshot.weights->bytes());
     if (s.ok()) {
       written_weights_version_ = snapshot.weights_version;
+      written_weights_step_ = snapshot.weights_step;
+      written_weights_crc_ = snapshot.weights_crc;
+      weights_written = true;
     } else {
-      spdlog::error("persisting weights: {}", s.message());
+      spdlog::error("persisting weights version {}: {}", snapshot.weights_version, s.message());
     }
   }
-  absl::Status s = WriteFileAtomic((dir / "state.json").string(), snapshot.state_json);
+  if (snapshot.seq > written_seq_) {
+    written_state_ = snapshot.state;
+    written_seq_ = snapshot.seq;
+  } else if (!weights_written) {
+    return;  // a newer state, and the weights it names, are on disk already
+  }
+  nlohmann::json j = written_state_;
+  if (written_weights_version_ >= 0) {
+    j["version"] = written_weights_version_;
+    j["version_step"] = written_weights_step_;
+    j["crc32"] = written_weights_crc_;
+  }
+  absl::Status s = WriteFileAtomic((dir / "state.json").string(), j.dump(2));
   if (!s.ok()) spdlog::error("persisting state: {}", s.message());
-  written_seq_ = snapshot.seq;
 }
 
 absl::Status CoordinatorService::Restore() {
@@ -612,6 +651,8 @@ absl::Status CoordinatorService::Restore() {
         versions_[v] = Version{v, vstep, crc, rpc::WeightBlob::FromBytes(std::move(*w), v, vstep)};
         absl::MutexLock pl(&persist_mu_);
         written_weights_version_ = static_cast<int64_t>(v);  // already on disk
+        written_weights_step_ = vstep;
+        written_weights_crc_ = crc;
       }
     }
     spdlog::info("resumed from {}: step {}, epoch {}, cursor {}, {} pending unit(s), version {}", state.string(),

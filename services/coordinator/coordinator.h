@@ -8,9 +8,12 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -83,19 +86,29 @@ class CoordinatorService final : public v1::Coordinator::Service {
   absl::Status Restore();
   // Persisting is two halves so that no file is written under mu_: the state and a
   // reference to the newest weights are taken under the lock (cheap), then written
-  // after it is released (WriteSnapshot, serialized on persist_mu_). A snapshot older
-  // than one already written is skipped: the newer one holds its changes. A handler
-  // writes its snapshot before it replies, so what it acknowledged is on disk.
+  // after it is released (serialized on persist_mu_). A handler that changes the queue
+  // writes state.json before it replies (what it acknowledged is on disk). A new weight
+  // version is not written on the publisher's time: Publish replies once the version is
+  // servable, and the weights writer thread persists the newest one it has been handed
+  // (a version superseded before its turn is skipped). state.json names only weights
+  // that are on disk, so a restarted coordinator serves the newest version persisted.
   struct PersistSnapshot {
     uint64_t seq = 0;
-    std::string state_json;
+    nlohmann::json state;  // without the weights fields
     int64_t weights_version = -1;
+    uint64_t weights_step = 0;
+    uint32_t weights_crc = 0;
     std::shared_ptr<const rpc::WeightBlob> weights;
   };
   PersistSnapshot SnapshotLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Writes state.json, and weights.safetensors when its version is not the one on disk;
-  // logs on failure. A no-op without a state directory.
-  void WriteSnapshot(const PersistSnapshot& snapshot) ABSL_LOCKS_EXCLUDED(mu_, persist_mu_);
+  // Writes state.json (when the snapshot is newer than the one on disk) with the weights
+  // fields of the version on disk; with `write_weights`, first weights.safetensors when
+  // the snapshot's version is newer than it. Logs on failure; a no-op without a state directory.
+  void WriteSnapshot(const PersistSnapshot& snapshot, bool write_weights = false)
+      ABSL_LOCKS_EXCLUDED(mu_, persist_mu_);
+  // Hands a snapshot with a new version to the weights writer (newest wins).
+  void PersistWeightsLater(PersistSnapshot snapshot) ABSL_LOCKS_EXCLUDED(writer_mu_);
+  void WeightsWriterLoop();
   void UpdateGaugesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int64_t LatestVersionLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -122,7 +135,14 @@ class CoordinatorService final : public v1::Coordinator::Service {
   std::map<uint64_t, std::vector<WorkQueue::Unit>> trained_log_ ABSL_GUARDED_BY(mu_);
   absl::Mutex persist_mu_;  // taken without mu_ held
   uint64_t written_seq_ ABSL_GUARDED_BY(persist_mu_) = 0;
+  nlohmann::json written_state_ ABSL_GUARDED_BY(persist_mu_);  // the newest state written
   int64_t written_weights_version_ ABSL_GUARDED_BY(persist_mu_) = -1;
+  uint64_t written_weights_step_ ABSL_GUARDED_BY(persist_mu_) = 0;
+  uint32_t written_weights_crc_ ABSL_GUARDED_BY(persist_mu_) = 0;
+  absl::Mutex writer_mu_;
+  std::optional<PersistSnapshot> writer_next_ ABSL_GUARDED_BY(writer_mu_);
+  bool writer_stop_ ABSL_GUARDED_BY(writer_mu_) = false;
+  std::thread weights_writer_;
   std::thread sweeper_;
   std::unique_ptr<rpc::WeightService> weight_service_;
 

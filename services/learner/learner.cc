@@ -252,9 +252,30 @@ Learner::Learner(const RunConfig& cfg, std::unique_ptr<Policy> policy, std::uniq
                        .Add({}, seconds);
   publish_seconds_ = &prometheus::BuildHistogram()
                           .Name("grpo_learner_weight_publish_seconds")
-                          .Help("Time to serialize and publish one weight version to the coordinator")
+                          .Help("Time to stream one weight version to the coordinator until it accepted it "
+                                "(off the trainer thread, except the starting weights)")
                           .Register(r)
                           .Add({}, seconds);
+  serialize_seconds_ = &prometheus::BuildHistogram()
+                            .Name("grpo_learner_weight_serialize_seconds")
+                            .Help("Trainer thread's time to serialize one weight version (its share of publishing)")
+                            .Register(r)
+                            .Add({}, seconds);
+  publish_wait_seconds_ = &prometheus::BuildHistogram()
+                               .Name("grpo_learner_weight_publish_wait_seconds")
+                               .Help("Time the trainer thread waited for the publisher (at the end of the run)")
+                               .Register(r)
+                               .Add({}, seconds);
+  publish_superseded_ = &prometheus::BuildCounter()
+                             .Name("grpo_learner_weight_versions_superseded_total")
+                             .Help("Versions not sent because a newer one was ready before their turn")
+                             .Register(r)
+                             .Add({});
+  publish_overlapped_ = &prometheus::BuildCounter()
+                             .Name("grpo_learner_weight_publish_overlapped_total")
+                             .Help("Versions whose publishing overlapped training (the trainer went on meanwhile)")
+                             .Register(r)
+                             .Add({});
 }
 
 // metrics.jsonl fields also exported as gauges, with their help.
@@ -288,6 +309,7 @@ Learner::~Learner() {
 
 absl::Status Learner::Start(ShutdownSignal& shutdown) {
   shutdown_ = &shutdown;
+  if (leader()) publisher_ = std::thread([this] { PublishLoop(); });
   trainer_ = std::thread([this] { TrainLoop(); });
   return absl::OkStatus();
 }
@@ -304,7 +326,12 @@ void Learner::Stop() {
     if (publish_ctx_) publish_ctx_->TryCancel();
   }
   admission_.Stop();
+  {
+    absl::MutexLock l(&pub_mu_);
+    pub_stop_ = true;  // wakes the publisher, and a trainer waiting on it
+  }
   if (trainer_.joinable()) trainer_.join();
+  if (publisher_.joinable()) publisher_.join();
   // On SIGTERM: keep the steps done since the last checkpoint (rank 0 writes them).
   // Not after a step that failed half-way: its optimizer steps changed the weights
   // without the step counting, and a checkpoint would apply them twice on resume.
@@ -425,23 +452,28 @@ bool Learner::FlushCompletionsLocked() {
   return true;
 }
 
-absl::Status Learner::Publish(uint64_t version, uint64_t step) {
+std::shared_ptr<const rpc::WeightBlob> Learner::MakeVersion(uint64_t version, uint64_t step) {
   const absl::Time t0 = absl::Now();
-  absl::Status s = PublishOnce(version, step);
-  if (s.ok()) publish_seconds_->Observe(absl::ToDoubleSeconds(absl::Now() - t0));
-  return s;
-}
-
-absl::Status Learner::PublishOnce(uint64_t version, uint64_t step) {
   // The CRC is computed here once; every later hop checks it as the bytes arrive.
   std::shared_ptr<const rpc::WeightBlob> blob =
       rpc::WeightBlob::FromBytes(WeightsToBlob(policy_->model, version), version, step);
-  const uint32_t crc = blob->header().crc32;
   {
     absl::MutexLock l(&crc_mu_);
-    published_crc_[version] = crc;
+    published_crc_[version] = blob->header().crc32;
     while (published_crc_.size() > 256) published_crc_.erase(published_crc_.begin());
   }
+  serialize_seconds_->Observe(absl::ToDoubleSeconds(absl::Now() - t0));
+  return blob;
+}
+
+absl::Status Learner::Publish(uint64_t version, uint64_t step) {
+  std::shared_ptr<const rpc::WeightBlob> blob = MakeVersion(version, step);
+  return SendVersion(blob);
+}
+
+absl::Status Learner::SendVersion(const std::shared_ptr<const rpc::WeightBlob>& blob) {
+  const uint64_t version = blob->header().version;
+  const absl::Time t0 = absl::Now();
   absl::Duration backoff = absl::Milliseconds(100);
   for (int attempt = 1;; ++attempt) {
     auto ctx = std::shared_ptr<grpc::ClientContext>(rpc::ContextWithDeadline(absl::Seconds(120)));
@@ -457,7 +489,10 @@ absl::Status Learner::PublishOnce(uint64_t version, uint64_t step) {
       absl::MutexLock l(&mu_);
       publish_ctx_.reset();
     }
-    if (s.ok()) return absl::OkStatus();
+    if (s.ok()) {
+      publish_seconds_->Observe(absl::ToDoubleSeconds(absl::Now() - t0));
+      return absl::OkStatus();
+    }
     {
       absl::MutexLock l(&mu_);
       if (stopping_ || attempt >= 10 || !rpc::IsRetryable(s)) return rpc::ToAbsl(s);
@@ -465,6 +500,63 @@ absl::Status Learner::PublishOnce(uint64_t version, uint64_t step) {
     spdlog::warn("publishing version {} (attempt {}): {}; retrying", version, attempt, s.error_message());
     absl::SleepFor(backoff);
     backoff = std::min(backoff * 2, absl::Seconds(5));
+  }
+}
+
+void Learner::EnqueuePublish(std::shared_ptr<const rpc::WeightBlob> blob) {
+  absl::MutexLock l(&pub_mu_);
+  if (pub_next_) {
+    publish_superseded_->Increment();
+    spdlog::debug("version {} superseded by {} before it was sent", pub_next_->header().version,
+                  blob->header().version);
+  }
+  pub_next_ = std::move(blob);
+}
+
+absl::Status Learner::WaitPublished() {
+  const absl::Time t0 = absl::Now();
+  absl::MutexLock l(&pub_mu_);
+  auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(pub_mu_) {
+    return pub_stop_ || !pub_error_.ok() || (!pub_next_ && !pub_sending_);
+  };
+  pub_mu_.Await(absl::Condition(&done));
+  publish_wait_seconds_->Observe(absl::ToDoubleSeconds(absl::Now() - t0));
+  if (!pub_error_.ok()) return pub_error_;
+  if (pub_next_ || pub_sending_) return absl::CancelledError("learner stopping");
+  return absl::OkStatus();
+}
+
+void Learner::PublishLoop() {
+  for (;;) {
+    std::shared_ptr<const rpc::WeightBlob> blob;
+    {
+      absl::MutexLock l(&pub_mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(pub_mu_) { return pub_stop_ || pub_next_ != nullptr; };
+      pub_mu_.Await(absl::Condition(&ready));
+      if (pub_stop_) return;
+      blob = std::move(pub_next_);
+      pub_next_.reset();
+      pub_sending_ = true;
+    }
+    const uint64_t version = blob->header().version;
+    absl::Status s = SendVersion(blob);
+    if (s.ok()) {
+      // Groups are admitted against the newest version actors can have.
+      admission_.SetVersion(static_cast<int64_t>(version));
+      publish_overlapped_->Increment();
+    }
+    absl::MutexLock l(&pub_mu_);
+    pub_sending_ = false;
+    if (!s.ok()) {
+      if (pub_stop_ || Stopping()) {
+        pub_stop_ = true;
+        return;
+      }
+      spdlog::error("publishing version {}: {}; stopping", version, s.message());
+      pub_error_ = s;
+      shutdown_->Fail();
+      return;
+    }
   }
 }
 
@@ -911,14 +1003,9 @@ void Learner::LeaderLoop() {
       if (absl::Status cs = Checkpoint(step, version); !cs.ok()) spdlog::error("checkpoint of step {}: {}", step, cs.message());
     }
     MaybeKillSelf("checkpoint", step);
-    absl::Status pub = Publish(static_cast<uint64_t>(version), step);
-    if (!pub.ok()) {
-      if (Stopping()) return;
-      spdlog::error("publishing version {}: {}; stopping", version, pub.message());
-      shutdown_->Fail();
-      return;
-    }
-    admission_.SetVersion(version);
+    // Serialized here (the weights change with the next step), sent by the publisher
+    // while the next step trains; admission moves to this version once it is out.
+    EnqueuePublish(MakeVersion(static_cast<uint64_t>(version), step));
     std::vector<uint64_t> leases;
     std::vector<std::pair<std::string, uint32_t>> units;
     for (const auto& g : batch) {
@@ -954,7 +1041,13 @@ void Learner::LeaderLoop() {
                  bs.accuracy, ts.loss, ts.kl, wall_s > 0 ? bs.tokens / wall_s : 0.0);
 
     if (cfg_.learner.max_steps > 0 && step >= static_cast<uint64_t>(cfg_.learner.max_steps)) {
-      // Every completion is in before the run is declared finished.
+      // The last version and every completion are in before the run is declared finished.
+      if (absl::Status pub = WaitPublished(); !pub.ok()) {
+        if (Stopping()) return;
+        spdlog::error("publishing the last version: {}; stopping", pub.message());
+        shutdown_->Fail();
+        return;
+      }
       for (bool sent = false; !sent && !Stopping();) {
         absl::MutexLock l(&complete_mu_);
         sent = FlushCompletionsLocked();

@@ -26,6 +26,7 @@
 #include "core/grpo/grpo_loss.h"
 #include "core/policy/policy.h"
 #include "core/rpc/service_main.h"
+#include "core/rpc/weight_stream.h"
 #include "grpo/v1/coordinator.grpc.pb.h"
 #include "grpo/v1/learner.grpc.pb.h"
 #include "prometheus/counter.h"
@@ -77,8 +78,20 @@ class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
   // Sets and returns the learning rate of `step`.
   double SetLearningRate(uint64_t step);
   void MaybeRefreshReference(uint64_t step);
-  absl::Status Publish(uint64_t version, uint64_t step);  // timed in grpo_learner_weight_publish_seconds
-  absl::Status PublishOnce(uint64_t version, uint64_t step);
+  // Publishing a version: the trainer thread serializes it (MakeVersion, the one copy of
+  // the weights a version takes on the CPU, and where the CRC is computed) and either
+  // sends it itself (Publish: the starting weights) or hands it to the publisher thread
+  // (EnqueuePublish, after each step) and goes on with the next step. The publisher
+  // streams it to the coordinator (SendVersion, with retries), then tells the admission
+  // buffer that the version is out. A version still waiting when a newer one is handed
+  // over is never sent (actors want the newest). WaitPublished blocks until every handed
+  // version is out (the end of the run); a publish that fails for good fails the run.
+  std::shared_ptr<const rpc::WeightBlob> MakeVersion(uint64_t version, uint64_t step);
+  absl::Status SendVersion(const std::shared_ptr<const rpc::WeightBlob>& blob);  // timed in grpo_learner_weight_publish_seconds
+  absl::Status Publish(uint64_t version, uint64_t step);
+  void EnqueuePublish(std::shared_ptr<const rpc::WeightBlob> blob);
+  absl::Status WaitPublished();
+  void PublishLoop();
   static const std::vector<std::pair<std::string, const char*>> kStepGauges;
   // Consecutive malformed (REJECTED) groups after which the run stops as misconfigured.
   static constexpr int64_t kMaxRejectedInARow = 2000;
@@ -140,6 +153,12 @@ class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
   bool mid_step_ = false;          // trainer thread: inside a step (read by Stop after the join)
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::shared_ptr<grpc::ClientContext> publish_ctx_ ABSL_GUARDED_BY(mu_);  // in-flight PublishWeights
+  std::thread publisher_;
+  absl::Mutex pub_mu_;
+  std::shared_ptr<const rpc::WeightBlob> pub_next_ ABSL_GUARDED_BY(pub_mu_);  // handed over, not yet sending
+  bool pub_sending_ ABSL_GUARDED_BY(pub_mu_) = false;
+  bool pub_stop_ ABSL_GUARDED_BY(pub_mu_) = false;
+  absl::Status pub_error_ ABSL_GUARDED_BY(pub_mu_);  // a publish that failed for good
 
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Gauge* step_gauge_;
@@ -150,6 +169,10 @@ class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
   std::map<std::string, prometheus::Gauge*> step_gauges_;
   prometheus::Histogram* step_seconds_;
   prometheus::Histogram* publish_seconds_;
+  prometheus::Histogram* serialize_seconds_;    // the trainer thread's share of a version
+  prometheus::Counter* publish_superseded_;     // versions replaced by a newer one before sending
+  prometheus::Counter* publish_overlapped_;     // versions sent while the trainer went on
+  prometheus::Histogram* publish_wait_seconds_; // the trainer waiting on the publisher (end of run)
   prometheus::Counter* tokens_trained_;
   prometheus::Family<prometheus::Counter>* groups_family_;
   prometheus::Counter* stale_in_buffer_;
