@@ -3,6 +3,7 @@
 // bytes to one receiver measured in the same run.
 //
 //   build/bin/grpo-bench-weights [--sizes small,0.5b] [--actors 1,2,4,8] [--fanout 1] [--chunk BYTES]
+//                                [--publish-steps 4]
 //
 // Sizes: "small" is the small preset's fp32 blob (26.2M parameters, 105 MB); "0.5b" a
 // Qwen2.5-0.5B-sized bf16 blob (494M parameters, 988 MB). The bytes are random (the
@@ -20,6 +21,15 @@
 // it), and "from coord" the bytes the coordinator sent divided by the blob size (1 when
 // the relays carry the rest).
 // Last line: "weights: 8 actors ratio R (1 actor ratio R1)" for the largest size.
+//
+// First, the publish overhead (issue #24; --publish-steps N, 0 skips it): a learner's
+// trainer thread (GrpoTrainer on the small preset, one thread, fp32, the batch of
+// grpo-bench-train's defaults) runs N steps without publishing, N steps publishing as
+// grpo-learner does (the version serialized on the trainer thread, then handed to the
+// learner's WeightPublisher, which streams it to the coordinator while the next step
+// trains) to 2 actors that fetch each version they are told of and load it into a model,
+// and N steps without publishing again. Printed: `publish overhead: step ratio R`, the
+// mean step time publishing divided by the mean of the two runs without.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -30,6 +40,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -43,7 +54,11 @@
 #include "core/rpc/rpc.h"
 #include "core/rpc/weight_stream.h"
 #include "prometheus/registry.h"
+#include "core/grpo/trainer.h"
+#include "core/model/presets.h"
+#include "core/policy/policy.h"
 #include "services/coordinator/coordinator.h"
+#include "services/learner/publisher.h"
 
 namespace {
 
@@ -179,11 +194,136 @@ Delivery Deliver(std::vector<std::unique_ptr<BenchActor>>& actors, int n, uint32
   return d;
 }
 
+// Random groups as grpo-bench-train makes them (rewards mixed, so every step has gradient).
+std::vector<grpo::TrainGroup> MakeGroups(int64_t n, int64_t G, int64_t prompt_len, int64_t completion_len,
+                                         int64_t vocab) {
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int64_t> tok(1, vocab - 1);
+  std::normal_distribution<float> lp(-std::log(static_cast<float>(vocab)), 0.05f);
+  std::vector<grpo::TrainGroup> out;
+  for (int64_t i = 0; i < n; ++i) {
+    grpo::TrainGroup g;
+    g.temperature = 1.0f;
+    for (int64_t j = 0; j < prompt_len; ++j) g.prompt_token_ids.push_back(tok(rng));
+    for (int64_t k = 0; k < G; ++k) {
+      grpo::TrainCompletion c;
+      for (int64_t j = 0; j < completion_len; ++j) {
+        c.token_ids.push_back(tok(rng));
+        c.logprobs.push_back(std::min(lp(rng), -0.01f));
+      }
+      c.reward = (k + i) % 2 == 0 ? 1.0 : 0.0;
+      g.completions.push_back(std::move(c));
+    }
+    out.push_back(std::move(g));
+  }
+  return out;
+}
+
+// The learner's step time with publishing to 2 actors against without; see the top.
+double PublishOverhead(const std::string& coordinator, std::vector<std::unique_ptr<BenchActor>>& actors, int steps,
+                       uint64_t* version) {
+  const int64_t vocab = 4096;
+  auto config = grpo::model::PresetConfig("qwen2", "small", vocab);
+  if (!config.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(config.status().message()).c_str());
+    std::exit(2);
+  }
+  torch::set_num_threads(1);
+  torch::manual_seed(0);
+  grpo::model::Transformer model(*config);
+  torch::optim::AdamW optimizer(model->parameters(), torch::optim::AdamWOptions(1e-5).weight_decay(0.01));
+  grpo::TrainerOptions options;
+  options.micro_batch_size = 8;
+  grpo::GrpoTrainer trainer(model, grpo::model::Transformer(nullptr), &optimizer, options, /*pad_id=*/0);
+  const auto groups = MakeGroups(2, 8, 64, 192, vocab);
+  std::vector<const grpo::TrainGroup*> ptrs;
+  for (const auto& g : groups) ptrs.push_back(&g);
+
+  // Two actors: each waits for a version newer than its own, fetches the newest and loads it.
+  absl::Mutex mu;
+  uint64_t announced = 0;
+  bool done = false;
+  std::atomic<int> loaded{0}, failed{0};
+  std::vector<std::thread> actor_threads;
+  for (int i = 0; i < 2; ++i) {
+    actor_threads.emplace_back([&, i] {
+      grpo::model::Transformer mine(*config);
+      uint64_t have = 0;
+      for (;;) {
+        {
+          absl::MutexLock l(&mu);
+          auto newer = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return done || announced > have; };
+          mu.Await(absl::Condition(&newer));
+          if (done) return;
+        }
+        grpo::rpc::WeightFetcher::Options opt;
+        opt.member_id = actors[i]->member_id;
+        opt.relay_address = actors[i]->address;
+        auto blob = actors[i]->fetcher->Fetch(-1, opt, nullptr, nullptr);
+        if (!blob.ok() || !grpo::LoadWeightsBlob(mine, (*blob)->bytes()).ok()) {
+          ++failed;
+          return;
+        }
+        have = (*blob)->version();
+        ++loaded;
+      }
+    });
+  }
+  grpo::WeightPublisher::Callbacks cb;
+  cb.send = [&](const grpo::WeightPublisher::Blob& blob) -> absl::Status {
+    grpc::ClientContext ctx;
+    auto published = grpo::rpc::PublishWeightStream(OwnChannel(coordinator), &ctx, blob);
+    return published.ok() ? absl::OkStatus() : published.status();
+  };
+  cb.on_published = [&](uint64_t v) {
+    absl::MutexLock l(&mu);
+    announced = v;
+  };
+  grpo::WeightPublisher publisher(std::move(cb));
+
+  (void)trainer.Step(ptrs, 0);  // warm-up
+  double serialize_s = 0;
+  auto run = [&](bool publish) {
+    auto t0 = Clock::now();
+    for (int s = 1; s <= steps; ++s) {
+      (void)trainer.Step(ptrs, static_cast<uint64_t>(s));
+      if (publish) {
+        auto ts = Clock::now();
+        ++*version;
+        publisher.Enqueue(grpo::rpc::WeightBlob::FromBytes(grpo::WeightsToBlob(model, *version), *version, *version));
+        serialize_s += Since(ts);
+      }
+    }
+    return Since(t0) / steps;
+  };
+  const double off1 = run(false);
+  const double on = run(true);
+  const double off2 = run(false);
+  const absl::Status idle = publisher.WaitIdle();
+  {
+    absl::MutexLock l(&mu);
+    done = true;
+  }
+  for (auto& t : actor_threads) t.join();
+  publisher.Stop();
+  const double off = (off1 + off2) / 2;
+  std::printf("publish overhead (small preset, fp32, 1 trainer thread, %d steps each, 2 actors fetching and loading):\n",
+              steps);
+  std::printf("  step s without publishing %.3f then %.3f, publishing %.3f (of it serializing %.3f); "
+              "versions sent %llu, superseded %llu, loaded by actors %d%s\n",
+              off1, off2, on, serialize_s / steps, static_cast<unsigned long long>(publisher.sent()),
+              static_cast<unsigned long long>(publisher.superseded()), loaded.load(),
+              idle.ok() && failed == 0 ? "" : " (FAILURES)");
+  std::fflush(stdout);
+  return on / off;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   grpo::rpc::KeepStreamBuffers();  // as ServiceMain does for every service
   std::string sizes_arg = "small,0.5b", actors_arg = "1,2,4,8", fanout = "1";
+  int publish_steps = 4;
   uint32_t chunk = grpo::rpc::kDefaultWeightChunk;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
@@ -191,6 +331,7 @@ int main(int argc, char** argv) {
     else if (flag == "--actors") actors_arg = argv[i + 1];
     else if (flag == "--fanout") fanout = argv[i + 1];
     else if (flag == "--chunk") chunk = static_cast<uint32_t>(std::atoll(argv[i + 1]));
+    else if (flag == "--publish-steps") publish_steps = std::atoi(argv[i + 1]);
     else {
       std::fprintf(stderr, "unknown flag %s\n", argv[i]);
       return 2;
@@ -220,14 +361,19 @@ int main(int argc, char** argv) {
   int64_t max_actors = 0;
   for (int64_t n : actor_counts) max_actors = std::max(max_actors, n);
   std::vector<std::unique_ptr<BenchActor>> actors;
-  for (int i = 0; i < max_actors; ++i) actors.push_back(MakeActor(address, i));
+  for (int i = 0; i < std::max<int64_t>(max_actors, 2); ++i) actors.push_back(MakeActor(address, i));
+  uint64_t version = 0;
+  if (publish_steps > 0) {
+    const double ratio = PublishOverhead(address, actors, publish_steps, &version);
+    std::printf("publish overhead: step ratio %.3f\n", ratio);
+    std::fflush(stdout);
+  }
   std::printf("weight delivery over gRPC on loopback (relay fanout %s), against one plain TCP copy of the same bytes\n",
               fanout.c_str());
   std::printf("%-6s %8s %7s %9s %9s %11s %7s %12s %10s %11s\n", "size", "MB", "actors", "seconds", "first s",
               "baseline s", "ratio", "n copies s", "vs copies", "from coord");
   double last_ratio_max = 0, last_ratio_one = 0;
   int64_t last_max_actors = 0;
-  uint64_t version = 0;
   for (size_t at = 0; at < sizes_arg.size();) {
     size_t comma = sizes_arg.find(',', at);
     if (comma == std::string::npos) comma = sizes_arg.size();

@@ -1473,6 +1473,31 @@ TEST(Integration, TruncatedCompletionsCanBeMaskedAndStepsReportEntropyAndStalene
 }
 
 
+// Versions go out in the actors' dtype (issue #24): with actor.dtype=bf16 the learner,
+// training in fp32, publishes bf16 bytes (half of fp32's), and the CRC the coordinator
+// checked is of exactly those bytes.
+TEST(Integration, VersionsGoOutInTheActorsDtype) {
+  fs::path dir = FreshDir("bf16-versions");
+  std::vector<std::string> sets = SmallRun(dir, 0);
+  sets.push_back("actor.dtype=bf16");
+  Cluster c(dir, sets);
+  c.Start("coordinator");
+  c.Start("learner");
+  const std::string blob = FetchWeights(c, 0);
+  absl::StatusOr<model::TensorMap> parsed = model::ParseSafetensors(blob);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  int64_t fp32_bytes = 0, sent_bytes = 0;
+  for (const auto& [name, t] : *parsed) {
+    EXPECT_EQ(t.scalar_type(), torch::kBFloat16) << name;
+    fp32_bytes += t.numel() * 4;
+    sent_bytes += t.numel() * t.element_size();
+  }
+  EXPECT_EQ(sent_bytes * 2, fp32_bytes);
+  EXPECT_LT(blob.size(), static_cast<size_t>(fp32_bytes) * 6 / 10) << "not half the fp32 bytes";
+  EXPECT_EQ(c.Status().latest_version(), 0);
+  RemoveUnlessFailed(dir);
+}
+
 // Dynamic sampling over the real SubmitGroups stream: a group whose rewards are all
 // equal is FILTERED (and its lease completed), one with a spread is ACCEPTED.
 TEST(Integration, DynamicSamplingFiltersGroupsWithoutSignal) {

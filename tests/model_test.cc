@@ -747,6 +747,41 @@ TEST(SafetensorsTest, StateDictRoundTripReproducesLogits) {
   }
 }
 
+// What an actor does with a received version (issue #24): views into the bytes instead
+// of a copy per tensor, equal to the copying parser's tensors; a tensor whose bytes are
+// not aligned to its element size (after a bf16 tensor of odd length) is copied.
+TEST(SafetensorsTest, ViewsOverTheBlobEqualTheCopies) {
+  TensorMap tensors;
+  tensors["a.odd_bf16"] = torch::randn({3}).to(torch::kBFloat16);
+  tensors["b.fp32"] = torch::randn({4, 5});
+  tensors["c.i64"] = torch::arange(7, torch::kLong);
+  const std::string bytes = SerializeSafetensors(tensors);
+  absl::StatusOr<TensorMap> copies = ParseSafetensors(bytes);
+  absl::StatusOr<TensorMap> views = ParseSafetensorsViews(bytes);
+  ASSERT_TRUE(copies.ok() && views.ok()) << views.status();
+  const char* lo = bytes.data();
+  const char* hi = bytes.data() + bytes.size();
+  int inside = 0;
+  for (const auto& [name, t] : *copies) {
+    const torch::Tensor& v = views->at(name);
+    EXPECT_TRUE(torch::equal(t, v)) << name;
+    const char* p = static_cast<const char*>(v.data_ptr());
+    const bool aligned = reinterpret_cast<uintptr_t>(p) % v.element_size() == 0;
+    EXPECT_TRUE(aligned) << name;
+    inside += p >= lo && p < hi;
+  }
+  EXPECT_GE(inside, 1) << "no tensor was a view into the blob";
+  // Loading from views gives the model the same weights as loading from copies.
+  Transformer source = MakeModel(TinyConfig(), 1);
+  Transformer target = MakeModel(TinyConfig(), 2);
+  const std::string blob = SerializeSafetensors(StateDictViews(*source));
+  absl::StatusOr<TensorMap> parsed = ParseSafetensorsViews(blob);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  ASSERT_TRUE(LoadStateDict(*target, *parsed).ok());
+  for (const auto& [name, t] : StateDict(*source)) EXPECT_TRUE(torch::equal(t, StateDict(*target).at(name))) << name;
+  EXPECT_EQ(ParseSafetensorsViews(blob.substr(0, blob.size() - 1)).ok(), false) << "a short blob must be refused";
+}
+
 TEST(SafetensorsTest, StateDictIsASnapshot) {
   Transformer model = MakeModel(TinyConfig());
   const TensorMap state = StateDict(*model);

@@ -340,6 +340,26 @@ absl::StatusOr<TensorMap> ParseSafetensors(std::string_view bytes,
   return tensors;
 }
 
+absl::StatusOr<TensorMap> ParseSafetensorsViews(std::string_view bytes, MetadataMap* metadata) {
+  absl::StatusOr<Header> header = ParseHeader(bytes, metadata);
+  if (!header.ok()) return header.status();
+  TensorMap tensors;
+  for (const Entry& entry : header->entries) {
+    const char* at = bytes.data() + header->data_start + entry.begin;
+    const size_t element = c10::elementSize(entry.dtype);
+    torch::Tensor t;
+    if (reinterpret_cast<uintptr_t>(at) % element == 0) {
+      // from_blob wants a non-const pointer; nothing writes through these views.
+      t = torch::from_blob(const_cast<char*>(at), entry.shape, torch::TensorOptions().dtype(entry.dtype));
+    } else {
+      t = torch::empty(entry.shape, torch::TensorOptions().dtype(entry.dtype));
+      std::memcpy(t.data_ptr(), at, entry.end - entry.begin);
+    }
+    tensors.emplace(entry.name, std::move(t));
+  }
+  return tensors;
+}
+
 absl::StatusOr<TensorMap> ReadSafetensorsFile(const std::string& path,
                                               MetadataMap* metadata) {
   absl::StatusOr<std::shared_ptr<Mapping>> mapping = MapFile(path);

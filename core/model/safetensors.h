@@ -61,6 +61,12 @@ std::string SerializeSafetensors(const TensorMap& tensors,
 // of range, overlapping or leaving gaps, size != shape * dtype size.
 absl::StatusOr<TensorMap> ParseSafetensors(std::string_view bytes,
                                            MetadataMap* metadata = nullptr);
+// The same checks, no copy: each tensor is a view into `bytes` (a tensor whose bytes
+// are not aligned to its element size is copied instead). Valid only while `bytes`
+// lives and read-only in spirit: for loading into a module at once (LoadStateDict
+// copies out of them), as an actor does with a received version.
+absl::StatusOr<TensorMap> ParseSafetensorsViews(std::string_view bytes,
+                                                MetadataMap* metadata = nullptr);
 
 // Maps the file (mmap, MAP_PRIVATE, PROT_READ) and validates it as
 // ParseSafetensors does; every error message starts with the path. The

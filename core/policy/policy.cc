@@ -131,15 +131,20 @@ std::vector<std::string> Policy::TokenBytes() const {
   return out;
 }
 
-std::string WeightsToBlob(const model::Transformer& model, uint64_t version) {
+std::string WeightsToBlob(const model::Transformer& model, uint64_t version, torch::ScalarType floating) {
   // Straight from the parameters into the blob: one copy of the weights (plus the move to
-  // the CPU for a model on a GPU), no state-dict clone in between.
-  return model::SerializeSafetensors(model::StateDictViews(*model),
-                                     {{"format", "pt"}, {"grpo_version", std::to_string(version)}});
+  // the CPU for a model on a GPU), no state-dict clone in between; a cast to the
+  // receivers' dtype first where it differs (then the copy is of the narrower bytes).
+  model::TensorMap tensors = model::StateDictViews(*model);
+  for (auto& [name, t] : tensors) {
+    if (t.is_floating_point() && t.scalar_type() != floating) t = t.to(floating);
+  }
+  return model::SerializeSafetensors(tensors, {{"format", "pt"}, {"grpo_version", std::to_string(version)}});
 }
 
 absl::Status LoadWeightsBlob(model::Transformer& model, std::string_view blob) {
-  absl::StatusOr<model::TensorMap> tensors = model::ParseSafetensors(blob);
+  // Views into the received bytes, copied (and cast) into the parameters once.
+  absl::StatusOr<model::TensorMap> tensors = model::ParseSafetensorsViews(blob);
   if (!tensors.ok()) return tensors.status();
   return model::LoadStateDict(*model, *tensors);
 }

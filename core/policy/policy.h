@@ -68,7 +68,10 @@ std::vector<int64_t> EncodePrompt(const Policy& policy, const std::string& promp
 
 // Weights as a safetensors blob (tensor names as Hugging Face writes them), tagged
 // with the version in the metadata.
-std::string WeightsToBlob(const model::Transformer& model, uint64_t version);
+// `floating`: the dtype the floating-point tensors are sent in (the receivers': an actor
+// in bf16 gets bf16 bytes, half of fp32's); the model's own tensors stay as they are.
+std::string WeightsToBlob(const model::Transformer& model, uint64_t version,
+                          torch::ScalarType floating = torch::kFloat);
 // Loads a blob made by WeightsToBlob; errors name the tensor that does not fit.
 absl::Status LoadWeightsBlob(model::Transformer& model, std::string_view blob);
 

@@ -309,7 +309,24 @@ Learner::~Learner() {
 
 absl::Status Learner::Start(ShutdownSignal& shutdown) {
   shutdown_ = &shutdown;
-  if (leader()) publisher_ = std::thread([this] { PublishLoop(); });
+  if (leader()) {
+    WeightPublisher::Callbacks cb;
+    cb.send = [this](const WeightPublisher::Blob& blob) { return SendVersion(blob); };
+    cb.on_published = [this](uint64_t version) {
+      admission_.SetVersion(static_cast<int64_t>(version));  // groups are admitted against what actors can have
+      publish_overlapped_->Increment();
+    };
+    cb.on_superseded = [this](uint64_t version) {
+      publish_superseded_->Increment();
+      spdlog::debug("version {} superseded by a newer one before it was sent", version);
+    };
+    cb.on_failed = [this](const absl::Status& s) {
+      if (Stopping()) return;
+      spdlog::error("publishing a weight version: {}; stopping", s.message());
+      shutdown_->Fail();
+    };
+    publisher_ = std::make_unique<WeightPublisher>(std::move(cb));
+  }
   trainer_ = std::thread([this] { TrainLoop(); });
   return absl::OkStatus();
 }
@@ -326,12 +343,8 @@ void Learner::Stop() {
     if (publish_ctx_) publish_ctx_->TryCancel();
   }
   admission_.Stop();
-  {
-    absl::MutexLock l(&pub_mu_);
-    pub_stop_ = true;  // wakes the publisher, and a trainer waiting on it
-  }
-  if (trainer_.joinable()) trainer_.join();
-  if (publisher_.joinable()) publisher_.join();
+  if (trainer_.joinable()) trainer_.join();  // a trainer waiting on the publisher: its send was cancelled above
+  if (publisher_) publisher_->Stop();
   // On SIGTERM: keep the steps done since the last checkpoint (rank 0 writes them).
   // Not after a step that failed half-way: its optimizer steps changed the weights
   // without the step counting, and a checkpoint would apply them twice on resume.
@@ -452,11 +465,19 @@ bool Learner::FlushCompletionsLocked() {
   return true;
 }
 
+namespace {
+// Versions go out in the actors' dtype (actor.dtype), whatever the learner trains in:
+// its master weights stay fp32; the CRC covers the bytes sent.
+torch::ScalarType PublishedDtype(const RunConfig& cfg) {
+  return cfg.actor.dtype == "bf16" ? torch::kBFloat16 : torch::kFloat;
+}
+}  // namespace
+
 std::shared_ptr<const rpc::WeightBlob> Learner::MakeVersion(uint64_t version, uint64_t step) {
   const absl::Time t0 = absl::Now();
   // The CRC is computed here once; every later hop checks it as the bytes arrive.
   std::shared_ptr<const rpc::WeightBlob> blob =
-      rpc::WeightBlob::FromBytes(WeightsToBlob(policy_->model, version), version, step);
+      rpc::WeightBlob::FromBytes(WeightsToBlob(policy_->model, version, PublishedDtype(cfg_)), version, step);
   {
     absl::MutexLock l(&crc_mu_);
     published_crc_[version] = blob->header().crc32;
@@ -500,63 +521,6 @@ absl::Status Learner::SendVersion(const std::shared_ptr<const rpc::WeightBlob>& 
     spdlog::warn("publishing version {} (attempt {}): {}; retrying", version, attempt, s.error_message());
     absl::SleepFor(backoff);
     backoff = std::min(backoff * 2, absl::Seconds(5));
-  }
-}
-
-void Learner::EnqueuePublish(std::shared_ptr<const rpc::WeightBlob> blob) {
-  absl::MutexLock l(&pub_mu_);
-  if (pub_next_) {
-    publish_superseded_->Increment();
-    spdlog::debug("version {} superseded by {} before it was sent", pub_next_->header().version,
-                  blob->header().version);
-  }
-  pub_next_ = std::move(blob);
-}
-
-absl::Status Learner::WaitPublished() {
-  const absl::Time t0 = absl::Now();
-  absl::MutexLock l(&pub_mu_);
-  auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(pub_mu_) {
-    return pub_stop_ || !pub_error_.ok() || (!pub_next_ && !pub_sending_);
-  };
-  pub_mu_.Await(absl::Condition(&done));
-  publish_wait_seconds_->Observe(absl::ToDoubleSeconds(absl::Now() - t0));
-  if (!pub_error_.ok()) return pub_error_;
-  if (pub_next_ || pub_sending_) return absl::CancelledError("learner stopping");
-  return absl::OkStatus();
-}
-
-void Learner::PublishLoop() {
-  for (;;) {
-    std::shared_ptr<const rpc::WeightBlob> blob;
-    {
-      absl::MutexLock l(&pub_mu_);
-      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(pub_mu_) { return pub_stop_ || pub_next_ != nullptr; };
-      pub_mu_.Await(absl::Condition(&ready));
-      if (pub_stop_) return;
-      blob = std::move(pub_next_);
-      pub_next_.reset();
-      pub_sending_ = true;
-    }
-    const uint64_t version = blob->header().version;
-    absl::Status s = SendVersion(blob);
-    if (s.ok()) {
-      // Groups are admitted against the newest version actors can have.
-      admission_.SetVersion(static_cast<int64_t>(version));
-      publish_overlapped_->Increment();
-    }
-    absl::MutexLock l(&pub_mu_);
-    pub_sending_ = false;
-    if (!s.ok()) {
-      if (pub_stop_ || Stopping()) {
-        pub_stop_ = true;
-        return;
-      }
-      spdlog::error("publishing version {}: {}; stopping", version, s.message());
-      pub_error_ = s;
-      shutdown_->Fail();
-      return;
-    }
   }
 }
 
@@ -1005,7 +969,7 @@ void Learner::LeaderLoop() {
     MaybeKillSelf("checkpoint", step);
     // Serialized here (the weights change with the next step), sent by the publisher
     // while the next step trains; admission moves to this version once it is out.
-    EnqueuePublish(MakeVersion(static_cast<uint64_t>(version), step));
+    publisher_->Enqueue(MakeVersion(static_cast<uint64_t>(version), step));
     std::vector<uint64_t> leases;
     std::vector<std::pair<std::string, uint32_t>> units;
     for (const auto& g : batch) {
@@ -1042,7 +1006,10 @@ void Learner::LeaderLoop() {
 
     if (cfg_.learner.max_steps > 0 && step >= static_cast<uint64_t>(cfg_.learner.max_steps)) {
       // The last version and every completion are in before the run is declared finished.
-      if (absl::Status pub = WaitPublished(); !pub.ok()) {
+      const absl::Time wait_start = absl::Now();
+      absl::Status pub = publisher_->WaitIdle();
+      publish_wait_seconds_->Observe(absl::ToDoubleSeconds(absl::Now() - wait_start));
+      if (!pub.ok()) {
         if (Stopping()) return;
         spdlog::error("publishing the last version: {}; stopping", pub.message());
         shutdown_->Fail();

@@ -36,6 +36,7 @@
 #include "services/learner/admission.h"
 #include "core/grpo/trainer.h"
 #include "services/learner/checkpoint.h"
+#include "services/learner/publisher.h"
 #include "services/learner/train_input.h"
 #include "services/learner/validation.h"
 #include <torch/optim/optimizer.h>
@@ -79,19 +80,13 @@ class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
   double SetLearningRate(uint64_t step);
   void MaybeRefreshReference(uint64_t step);
   // Publishing a version: the trainer thread serializes it (MakeVersion, the one copy of
-  // the weights a version takes on the CPU, and where the CRC is computed) and either
-  // sends it itself (Publish: the starting weights) or hands it to the publisher thread
-  // (EnqueuePublish, after each step) and goes on with the next step. The publisher
-  // streams it to the coordinator (SendVersion, with retries), then tells the admission
-  // buffer that the version is out. A version still waiting when a newer one is handed
-  // over is never sent (actors want the newest). WaitPublished blocks until every handed
-  // version is out (the end of the run); a publish that fails for good fails the run.
+  // the weights a version takes on the CPU, in the actors' dtype, and where the CRC is
+  // computed) and either sends it itself (Publish: the starting weights) or hands it to
+  // the publisher (publisher_, after each step) and goes on with the next step.
+  // SendVersion streams one version to the coordinator, with retries.
   std::shared_ptr<const rpc::WeightBlob> MakeVersion(uint64_t version, uint64_t step);
   absl::Status SendVersion(const std::shared_ptr<const rpc::WeightBlob>& blob);  // timed in grpo_learner_weight_publish_seconds
   absl::Status Publish(uint64_t version, uint64_t step);
-  void EnqueuePublish(std::shared_ptr<const rpc::WeightBlob> blob);
-  absl::Status WaitPublished();
-  void PublishLoop();
   static const std::vector<std::pair<std::string, const char*>> kStepGauges;
   // Consecutive malformed (REJECTED) groups after which the run stops as misconfigured.
   static constexpr int64_t kMaxRejectedInARow = 2000;
@@ -153,12 +148,8 @@ class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
   bool mid_step_ = false;          // trainer thread: inside a step (read by Stop after the join)
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::shared_ptr<grpc::ClientContext> publish_ctx_ ABSL_GUARDED_BY(mu_);  // in-flight PublishWeights
-  std::thread publisher_;
-  absl::Mutex pub_mu_;
-  std::shared_ptr<const rpc::WeightBlob> pub_next_ ABSL_GUARDED_BY(pub_mu_);  // handed over, not yet sending
-  bool pub_sending_ ABSL_GUARDED_BY(pub_mu_) = false;
-  bool pub_stop_ ABSL_GUARDED_BY(pub_mu_) = false;
-  absl::Status pub_error_ ABSL_GUARDED_BY(pub_mu_);  // a publish that failed for good
+  // Rank 0: sends the versions the trainer hands over, then moves admission to each.
+  std::unique_ptr<WeightPublisher> publisher_;
 
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Gauge* step_gauge_;
