@@ -6,6 +6,13 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "core/grpo/trainer.h"
+
 namespace grpo::bench {
 
 using Clock = std::chrono::steady_clock;
@@ -31,6 +38,36 @@ inline double MatmulFlops(int64_t n, torch::TensorOptions options, double min_se
     ++iters;
   }
   return 2.0 * static_cast<double>(n) * n * n * iters / Seconds(t0);
+}
+
+// Random scored groups (tokens 1..vocab-1, sampling log-probs near a fresh model's,
+// rewards mixed so every step has gradient), as grpo-bench-train and grpo-bench-weights train on.
+inline std::vector<grpo::TrainGroup> MakeGroups(int64_t n, int64_t G, int64_t prompt_len, int64_t completion_len,
+                                         int64_t vocab) {
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int64_t> tok(1, vocab - 1);  // 0 is the pad id
+  // Sampling log-probs near what the fresh model assigns a random token (log 1/V), so
+  // ratios are near 1 and the clipped objective has gradient on every token, as in a
+  // real on-policy step.
+  const float base = -std::log(static_cast<float>(vocab));
+  std::normal_distribution<float> lp(base, 0.05f);
+  std::vector<grpo::TrainGroup> out;
+  for (int64_t i = 0; i < n; ++i) {
+    grpo::TrainGroup g;
+    g.temperature = 1.0f;
+    for (int64_t j = 0; j < prompt_len; ++j) g.prompt_token_ids.push_back(tok(rng));
+    for (int64_t k = 0; k < G; ++k) {
+      grpo::TrainCompletion c;
+      for (int64_t j = 0; j < completion_len; ++j) {
+        c.token_ids.push_back(tok(rng));
+        c.logprobs.push_back(std::min(lp(rng), -0.01f));
+      }
+      c.reward = (k + i) % 2 == 0 ? 1.0 : 0.0;  // mixed, so advantages are nonzero
+      g.completions.push_back(std::move(c));
+    }
+    out.push_back(std::move(g));
+  }
+  return out;
 }
 
 }  // namespace grpo::bench

@@ -54,6 +54,7 @@
 #include "core/rpc/rpc.h"
 #include "core/rpc/weight_stream.h"
 #include "prometheus/registry.h"
+#include "bench/bench_util.h"
 #include "core/grpo/trainer.h"
 #include "core/model/presets.h"
 #include "core/policy/policy.h"
@@ -194,30 +195,6 @@ Delivery Deliver(std::vector<std::unique_ptr<BenchActor>>& actors, int n, uint32
   return d;
 }
 
-// Random groups as grpo-bench-train makes them (rewards mixed, so every step has gradient).
-std::vector<grpo::TrainGroup> MakeGroups(int64_t n, int64_t G, int64_t prompt_len, int64_t completion_len,
-                                         int64_t vocab) {
-  std::mt19937 rng(5);
-  std::uniform_int_distribution<int64_t> tok(1, vocab - 1);
-  std::normal_distribution<float> lp(-std::log(static_cast<float>(vocab)), 0.05f);
-  std::vector<grpo::TrainGroup> out;
-  for (int64_t i = 0; i < n; ++i) {
-    grpo::TrainGroup g;
-    g.temperature = 1.0f;
-    for (int64_t j = 0; j < prompt_len; ++j) g.prompt_token_ids.push_back(tok(rng));
-    for (int64_t k = 0; k < G; ++k) {
-      grpo::TrainCompletion c;
-      for (int64_t j = 0; j < completion_len; ++j) {
-        c.token_ids.push_back(tok(rng));
-        c.logprobs.push_back(std::min(lp(rng), -0.01f));
-      }
-      c.reward = (k + i) % 2 == 0 ? 1.0 : 0.0;
-      g.completions.push_back(std::move(c));
-    }
-    out.push_back(std::move(g));
-  }
-  return out;
-}
 
 // The learner's step time with publishing to 2 actors against without; see the top.
 double PublishOverhead(const std::string& coordinator, std::vector<std::unique_ptr<BenchActor>>& actors, int steps,
@@ -235,7 +212,7 @@ double PublishOverhead(const std::string& coordinator, std::vector<std::unique_p
   grpo::TrainerOptions options;
   options.micro_batch_size = 8;
   grpo::GrpoTrainer trainer(model, grpo::model::Transformer(nullptr), &optimizer, options, /*pad_id=*/0);
-  const auto groups = MakeGroups(2, 8, 64, 192, vocab);
+  const auto groups = grpo::bench::MakeGroups(2, 8, 64, 192, vocab);
   std::vector<const grpo::TrainGroup*> ptrs;
   for (const auto& g : groups) ptrs.push_back(&g);
 
