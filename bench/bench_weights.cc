@@ -148,7 +148,7 @@ std::unique_ptr<BenchActor> MakeActor(const std::string& coordinator, int i) {
   a->member_id = "bench-actor-" + std::to_string(i);
   a->fetcher = std::make_unique<grpo::rpc::WeightFetcher>(OwnChannel(coordinator), &OwnChannel);
   grpo::rpc::WeightFetcher* f = a->fetcher.get();
-  a->relay = std::make_unique<grpo::rpc::WeightService>([f](int64_t v) { return f->Held(v); }, nullptr);
+  a->relay = std::make_unique<grpo::rpc::WeightService>([f](int64_t v, bool d) { return f->Held(v, d); }, nullptr);
   auto server = grpo::rpc::StartServer("127.0.0.1", 0, {a->relay.get()});
   if (!server.ok()) {
     std::fprintf(stderr, "actor server: %s\n", std::string(server.status().message()).c_str());
@@ -252,9 +252,9 @@ double PublishOverhead(const std::string& coordinator, std::vector<std::unique_p
     auto published = grpo::rpc::PublishWeightStream(OwnChannel(coordinator), &ctx, blob);
     return published.ok() ? absl::OkStatus() : published.status();
   };
-  cb.on_published = [&](uint64_t v) {
+  cb.on_published = [&](const grpo::rpc::WeightHeader& h) {
     absl::MutexLock l(&mu);
-    announced = v;
+    announced = h.version;
   };
   grpo::WeightPublisher publisher(std::move(cb));
 

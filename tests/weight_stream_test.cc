@@ -1,6 +1,7 @@
 // The weight stream (core/rpc/weight_stream.h) over real gRPC on loopback: blobs,
 // chunk parsing, the coordinator's relay plans, relays streaming what they have, and
-// fetchers routing around a relay that dies or serves other bytes.
+// fetchers routing around a relay that dies or serves other bytes; delta versions
+// (core/rpc/weight_delta.h): patches made, applied, relayed, and refused when wrong.
 #include "core/rpc/weight_stream.h"
 
 #include <gtest/gtest.h>
@@ -15,6 +16,7 @@
 #include "core/common/checksum.h"
 #include "core/common/config.h"
 #include "core/rpc/rpc.h"
+#include "core/rpc/weight_delta.h"
 #include "grpo/v1/weights.grpc.pb.h"
 #include "prometheus/registry.h"
 #include "services/coordinator/coordinator.h"
@@ -122,7 +124,7 @@ struct WeightServer {
 TEST(WeightStream, FetchesWholeOrFromAnOffsetAndTypedClientsInteroperate) {
   const std::string bytes = RandomBytes(3'500'000, 4);
   auto blob = WeightBlob::FromBytes(bytes, 5, 9);
-  WeightServer server([&](int64_t v) -> absl::StatusOr<std::shared_ptr<const WeightBlob>> {
+  WeightServer server([&](int64_t v, bool) -> absl::StatusOr<std::shared_ptr<const WeightBlob>> {
     if (v >= 0 && v != 5) return absl::NotFoundError("not kept");
     return std::shared_ptr<const WeightBlob>(blob);
   });
@@ -176,7 +178,7 @@ TEST(WeightStream, FetchesWholeOrFromAnOffsetAndTypedClientsInteroperate) {
 // total_size and crc32) and through ours; bad streams are refused, naming the fault.
 TEST(WeightStream, PublishChecksEveryChunkAndTheCrc) {
   std::vector<std::shared_ptr<WeightBlob>> accepted;
-  WeightServer server([](int64_t) { return absl::NotFoundError("none"); },
+  WeightServer server([](int64_t, bool) { return absl::NotFoundError("none"); },
                       [&](std::shared_ptr<WeightBlob> b, v1::PublishWeightsResponse* r) {
                         r->set_version(b->version());
                         r->set_bytes(b->header().total_size);
@@ -250,7 +252,7 @@ TEST(WeightStream, PublishChecksEveryChunkAndTheCrc) {
 TEST(WeightStream, ARelayStreamsBytesAsTheyArrive) {
   const std::string bytes = RandomBytes(2'000'000, 6);
   auto arriving = *WeightBlob::ForReceiving({1, 1, bytes.size(), Crc32(bytes)});
-  WeightServer relay([&](int64_t) { return std::shared_ptr<const WeightBlob>(arriving); });
+  WeightServer relay([&](int64_t, bool) { return std::shared_ptr<const WeightBlob>(arriving); });
   std::shared_ptr<WeightBlob> got;
   absl::Status fetched;
   std::thread reader([&] {
@@ -352,7 +354,7 @@ struct Actor {
   Actor(const std::string& coordinator, std::string id)
       : member(std::move(id)),
         fetcher(std::make_unique<WeightFetcher>(MakeChannel(coordinator))),
-        relay(std::make_unique<WeightServer>([f = fetcher.get()](int64_t v) { return f->Held(v); })) {}
+        relay(std::make_unique<WeightServer>([f = fetcher.get()](int64_t v, bool d) { return f->Held(v, d); })) {}
   absl::StatusOr<std::shared_ptr<WeightBlob>> Fetch() {
     WeightFetcher::Options opt;
     opt.member_id = member;
@@ -395,7 +397,7 @@ struct HalfRelay {
     c.Publish(bytes, 1);
     half = *WeightBlob::ForReceiving({1, 1, bytes.size(), Crc32(bytes)});
     EXPECT_TRUE(half->Append(std::string_view(bytes).substr(0, 2'000'000)).ok());
-    dying = std::make_unique<WeightServer>([this](int64_t) { return std::shared_ptr<const WeightBlob>(half); });
+    dying = std::make_unique<WeightServer>([this](int64_t, bool) { return std::shared_ptr<const WeightBlob>(half); });
     EXPECT_EQ(c.Plan("dying", dying->address).source_member(), "");
   }
   std::string bytes;
@@ -479,7 +481,7 @@ TEST(WeightRelay, ARelayServingOtherBytesIsRoutedAround) {
   const std::string bytes = RandomBytes(1'000'000, 11);
   c.Publish(bytes, 1);
   auto other = WeightBlob::FromBytes(RandomBytes(1'000'000, 12), 1, 1);
-  WeightServer liar([&](int64_t) { return std::shared_ptr<const WeightBlob>(other); });
+  WeightServer liar([&](int64_t, bool) { return std::shared_ptr<const WeightBlob>(other); });
   c.Plan("liar", liar.address);
   Actor a(c.address, "a");
   auto got = a.Fetch();
@@ -487,6 +489,170 @@ TEST(WeightRelay, ARelayServingOtherBytesIsRoutedAround) {
   EXPECT_EQ((*got)->bytes(), bytes);
   EXPECT_EQ(a.fetcher->stats().source_failures, 1u);
   EXPECT_EQ(a.fetcher->stats().bytes_from_coordinator, bytes.size());
+}
+
+
+// ---- Delta versions
+
+// `base` with about `fraction` of its 2-byte words changed in the low byte, as bf16
+// weights change between RL steps.
+std::string Nudged(const std::string& base, double fraction, uint64_t seed) {
+  std::string next = base;
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> u(0, 1);
+  for (size_t i = 0; i + 1 < next.size(); i += 2) {
+    if (u(rng) < fraction) next[i] = static_cast<char>(next[i] ^ (1 + rng() % 7));
+  }
+  return next;
+}
+
+TEST(WeightDelta, APatchIsSmallWhenFewBytesChangeAndGivesTheVersionBack) {
+  const std::string base = RandomBytes(4'000'000, 20);
+  const std::string next = Nudged(base, 0.01, 21);
+  auto patch = MakeWeightPatch(base, next);
+  ASSERT_TRUE(patch.ok()) << patch.status();
+  EXPECT_LT(patch->size(), base.size() / 20) << "1% of words changed: under 5% of the bytes";
+  std::string out(base.size(), '\0');
+  ASSERT_TRUE(ApplyWeightPatch(base, *patch, out.data()).ok());
+  EXPECT_EQ(out, next);
+  // Unchanged: a patch of almost nothing. Everything changed: about the version's size.
+  EXPECT_LT(MakeWeightPatch(base, base)->size(), 2000u);
+  EXPECT_GT(MakeWeightPatch(base, RandomBytes(base.size(), 22))->size(), base.size() * 99 / 100);
+  EXPECT_EQ(MakeWeightPatch(base, base.substr(1)).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(WeightDelta, AMalformedPatchIsRefusedAndTheBaseIsUntouched) {
+  const std::string base_bytes = RandomBytes(3'000'000, 23);
+  const std::string next_bytes = Nudged(base_bytes, 0.02, 24);
+  auto base = WeightBlob::FromBytes(base_bytes, 1, 1);
+  auto next = WeightBlob::FromBytes(next_bytes, 2, 2);
+  const std::string patch = *MakeWeightPatch(base_bytes, next_bytes);
+  auto good = ApplyDeltaBlob(*base, *MakeDeltaBlob(patch, *base, *next));
+  ASSERT_TRUE(good.ok()) << good.status();
+  EXPECT_EQ((*good)->bytes(), next_bytes);
+  EXPECT_EQ((*good)->header().version, 2u);
+  EXPECT_EQ((*good)->header().crc32, next->header().crc32);
+  EXPECT_FALSE((*good)->header().delta);
+
+  auto refused = [&](const std::string& bytes, const WeightBlob& against) {
+    return ApplyDeltaBlob(against, *MakeDeltaBlob(bytes, *base, *next)).status();
+  };
+  // Every way of spoiling it: a flipped byte anywhere, cut short, bytes after the frame,
+  // not zstd at all, a frame of another size. Each is refused, never applied.
+  std::mt19937_64 rng(25);
+  for (int i = 0; i < 40; ++i) {
+    std::string bad = patch;
+    bad[rng() % bad.size()] ^= static_cast<char>(1 + rng() % 255);
+    EXPECT_FALSE(refused(bad, *base).ok()) << "flip " << i;
+  }
+  EXPECT_EQ(refused(patch.substr(0, patch.size() / 2), *base).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(refused(patch + "x", *base).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(refused(RandomBytes(1000, 26), *base).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(refused(*MakeWeightPatch(base_bytes.substr(8), next_bytes.substr(8)), *base).code(),
+            absl::StatusCode::kInvalidArgument);
+  // Against a base other than the one it names (another version, or other bytes under
+  // the same number): FAILED_PRECONDITION before a byte is decoded.
+  auto other = WeightBlob::FromBytes(RandomBytes(base_bytes.size(), 27), 1, 1);
+  EXPECT_EQ(refused(patch, *other).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(refused(patch, *next).code(), absl::StatusCode::kFailedPrecondition);
+  // A patch whose promised result CRC is wrong: DATA_LOSS once applied.
+  auto liar = MakeDeltaBlob(patch, *base, *WeightBlob::FromBytes(RandomBytes(next_bytes.size(), 28), 2, 2));
+  EXPECT_EQ(ApplyDeltaBlob(*base, *liar).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(base->bytes(), base_bytes) << "the base is never written";
+}
+
+// A coordinator holding v1 takes v2 as a patch, serves v2 in full to a member without v1
+// and the patch to members holding v1, which relay it to each other (the coordinator
+// sends the patch once); the actors' v2 is v2's bytes.
+TEST(WeightDelta, ActorsHoldingTheBaseFetchThePatchThroughRelays) {
+  Coordinator c(1);
+  const std::string v1 = RandomBytes(3'000'000, 30);
+  const std::string v2 = Nudged(v1, 0.01, 31);
+  c.Publish(v1, 1);
+  std::vector<std::unique_ptr<Actor>> actors;
+  for (int i = 0; i < 3; ++i) actors.push_back(std::make_unique<Actor>(c.address, "a" + std::to_string(i)));
+  for (auto& a : actors) ASSERT_TRUE(a->Fetch().ok());
+  auto base = WeightBlob::FromBytes(v1, 1, 1);
+  auto full = WeightBlob::FromBytes(v2, 2, 2);
+  auto delta = MakeDeltaBlob(*MakeWeightPatch(v1, v2), *base, *full);
+  {
+    auto ctx = ContextWithDeadline(absl::Seconds(30));
+    auto r = PublishWeightStream(c.channel, ctx.get(), delta);
+    ASSERT_TRUE(r.ok()) << r.status();
+  }
+  std::vector<uint64_t> before(actors.size());
+  for (size_t i = 0; i < actors.size(); ++i) before[i] = actors[i]->fetcher->stats().bytes_from_coordinator;
+  std::vector<std::thread> threads;
+  std::vector<absl::StatusOr<std::shared_ptr<WeightBlob>>> got(actors.size(), absl::UnknownError(""));
+  for (size_t i = 0; i < actors.size(); ++i) threads.emplace_back([&, i] { got[i] = actors[i]->Fetch(); });
+  for (auto& t : threads) t.join();
+  uint64_t from_coordinator = 0;
+  for (size_t i = 0; i < actors.size(); ++i) {
+    ASSERT_TRUE(got[i].ok()) << got[i].status();
+    EXPECT_EQ((*got[i])->bytes(), v2);
+    EXPECT_EQ((*got[i])->header().crc32, full->header().crc32);
+    EXPECT_EQ(actors[i]->fetcher->stats().versions_delta, 1u);
+    from_coordinator += actors[i]->fetcher->stats().bytes_from_coordinator - before[i];
+  }
+  EXPECT_EQ(from_coordinator, delta->header().total_size) << "the patch left the coordinator once";
+  // A new actor holds nothing: the full version, made by the coordinator from the patch.
+  Actor fresh(c.address, "fresh");
+  auto f = fresh.Fetch();
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ((*f)->bytes(), v2);
+  EXPECT_EQ(fresh.fetcher->stats().versions_delta, 0u);
+  EXPECT_EQ(fresh.fetcher->stats().versions_full, 1u);
+}
+
+// Patches the coordinator cannot take are refused and the version is not published: one
+// against a version it does not hold (a restarted coordinator) and one whose result has
+// another CRC than it promises.
+TEST(WeightDelta, TheCoordinatorRefusesPatchesItCannotApply) {
+  Coordinator c(1);
+  const std::string v1 = RandomBytes(1'000'000, 32);
+  const std::string v2 = Nudged(v1, 0.01, 33);
+  c.Publish(v1, 1);
+  auto base = WeightBlob::FromBytes(v1, 1, 1);
+  auto publish = [&](const std::shared_ptr<const WeightBlob>& b) {
+    auto ctx = ContextWithDeadline(absl::Seconds(30));
+    return PublishWeightStream(c.channel, ctx.get(), b).status();
+  };
+  auto wrong_base = WeightBlob::FromBytes(RandomBytes(v1.size(), 34), 0, 0);
+  EXPECT_EQ(publish(MakeDeltaBlob(*MakeWeightPatch(wrong_base->bytes(), v2), *wrong_base,
+                                  *WeightBlob::FromBytes(v2, 2, 2))).code(),
+            absl::StatusCode::kFailedPrecondition);
+  auto liar = MakeDeltaBlob(*MakeWeightPatch(v1, v2), *base, *WeightBlob::FromBytes(RandomBytes(v1.size(), 35), 2, 2));
+  EXPECT_EQ(publish(liar).code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(c.Plan("m", "").version(), 1u) << "nothing refused became a version";
+  // The good patch is taken.
+  EXPECT_TRUE(publish(MakeDeltaBlob(*MakeWeightPatch(v1, v2), *base, *WeightBlob::FromBytes(v2, 2, 2))).ok());
+  EXPECT_EQ(c.Plan("m", "").version(), 2u);
+}
+
+// An actor whose copy of the base went bad after it was checked (a bit flipped in
+// memory) gets a patch that does not give the version's CRC: the patch is refused and
+// the version fetched in full.
+TEST(WeightDelta, AnActorRefusesAPatchThatDoesNotApplyAndFetchesInFull) {
+  Coordinator c(1);
+  const std::string v1 = RandomBytes(2'000'000, 36);
+  const std::string v2 = Nudged(v1, 0.01, 37);
+  c.Publish(v1, 1);
+  Actor a(c.address, "a");
+  ASSERT_TRUE(a.Fetch().ok());
+  auto held = a.fetcher->Held(1);
+  ASSERT_TRUE(held.ok());
+  const_cast<char*>((*held)->data())[12345] ^= 0x10;  // the flip
+  auto base = WeightBlob::FromBytes(v1, 1, 1);
+  auto ctx = ContextWithDeadline(absl::Seconds(30));
+  ASSERT_TRUE(PublishWeightStream(c.channel, ctx.get(),
+                                  MakeDeltaBlob(*MakeWeightPatch(v1, v2), *base, *WeightBlob::FromBytes(v2, 2, 2)))
+                  .ok());
+  auto got = a.Fetch();
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ((*got)->bytes(), v2);
+  EXPECT_EQ(a.fetcher->stats().patches_refused, 1u);
+  EXPECT_EQ(a.fetcher->stats().versions_delta, 0u);
+  EXPECT_EQ(a.fetcher->stats().versions_full, 2u);
 }
 
 }  // namespace

@@ -252,6 +252,7 @@ std::vector<ConfigField> ConfigFields(RunConfig& c) {
   f.push_back({"learner", "adv_eps", &c.learner.adv_eps, "epsilon in (r - mean) / (std + eps)"});
   f.push_back({"learner", "grad_clip", &c.learner.grad_clip, "max gradient norm (0: off)"});
   f.push_back({"learner", "max_staleness", &c.learner.max_staleness, "drop groups older than this many versions"});
+  f.push_back({"learner", "delta_full_every", &c.learner.delta_full_every, "publish weight versions as patches against the one before when smaller, a full version at least every N (0: always full)"});
   f.push_back({"learner", "buffer_groups", &c.learner.buffer_groups, "groups buffered before backpressure"});
   f.push_back({"learner", "threads", &c.learner.threads, "LibTorch threads"});
   f.push_back({"learner", "metrics_path", &c.learner.metrics_path, "per-step JSONL (default <run.dir>/metrics.jsonl)"});
@@ -462,6 +463,7 @@ absl::Status ValidateConfig(const RunConfig& c) {
   if (!(c.learner.min_lr_ratio >= 0 && c.learner.min_lr_ratio <= 1)) return bad("learner.min_lr_ratio", "must be in [0, 1]");
   if (c.learner.adv_eps <= 0) return bad("learner.adv_eps", "must be positive");
   if (c.learner.max_staleness < 0) return bad("learner.max_staleness", "must be >= 0");
+  if (c.learner.delta_full_every < 0) return bad("learner.delta_full_every", "must be >= 0 (0: every version in full)");
   if (c.learner.epochs < 1) return bad("learner.epochs", "must be at least 1");
   if (c.learner.minibatches < 1) return bad("learner.minibatches", "must be at least 1");
   if (c.learner.micro_batch_size < 0) return bad("learner.micro_batch_size", "must be >= 0");

@@ -168,6 +168,9 @@ struct LearnerConfig {
   double adv_eps = 1e-6;
   double grad_clip = 1.0;
   int64_t max_staleness = 4;  // groups sampled more than this many versions ago are dropped
+  // Weight versions go out as patches against the one before (core/rpc/weight_delta.h)
+  // when that is smaller, with a full version at least every this many; 0: always full.
+  int64_t delta_full_every = 10;
   int64_t buffer_groups = 64;
   int64_t threads = 1;
   std::string metrics_path;  // default <run.dir>/metrics.jsonl

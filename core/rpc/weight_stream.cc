@@ -20,6 +20,7 @@
 #include "core/common/checksum.h"
 #include "core/common/logging.h"
 #include "core/rpc/rpc.h"
+#include "core/rpc/weight_delta.h"
 
 namespace grpo::rpc {
 namespace {
@@ -46,6 +47,13 @@ grpc::ByteBuffer EncodeChunk(const std::shared_ptr<const WeightBlob>& blob, uint
   h.set_offset(offset);
   h.set_total_size(blob->header().total_size);
   h.set_crc32(blob->header().crc32);
+  if (blob->header().delta) {
+    h.set_delta(true);
+    h.set_base_version(blob->header().base_version);
+    h.set_base_crc32(blob->header().base_crc32);
+    h.set_result_size(blob->header().result_size);
+    h.set_result_crc32(blob->header().result_crc32);
+  }
   std::string head = h.SerializeAsString();  // data is empty, so not in it
   uint8_t tag[16];
   uint8_t* end = WireFormatLite::WriteTagToArray(3, WireFormatLite::WIRETYPE_LENGTH_DELIMITED, tag);
@@ -59,8 +67,8 @@ grpc::ByteBuffer EncodeChunk(const std::shared_ptr<const WeightBlob>& blob, uint
 }
 
 struct ChunkHeader {
-  uint64_t version = 0, offset = 0, total_size = 0, step = 0;
-  uint32_t crc32 = 0;
+  WeightHeader blob;
+  uint64_t offset = 0;
   int data_fields = 0;
   uint32_t data_len = 0;
 };
@@ -80,12 +88,22 @@ absl::Status ScanChunk(grpc::ByteBuffer* bb, ChunkHeader* h) {
     if (field == 3 && wire == WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
       ok = in.ReadVarint32(&h->data_len) && in.Skip(static_cast<int>(h->data_len));
       ++h->data_fields;
-    } else if (wire == WireFormatLite::WIRETYPE_VARINT && (field == 1 || field == 2 || field == 4 || field == 6)) {
+    } else if (wire == WireFormatLite::WIRETYPE_VARINT && field >= 1 && field <= 11 && field != 3) {
       uint64_t v = 0;
       ok = in.ReadVarint64(&v);
-      (field == 1 ? h->version : field == 2 ? h->offset : field == 4 ? h->total_size : h->step) = v;
-    } else if (wire == WireFormatLite::WIRETYPE_VARINT && field == 5) {
-      ok = in.ReadVarint32(&h->crc32);
+      WeightHeader& b = h->blob;
+      switch (field) {
+        case 1: b.version = v; break;
+        case 2: h->offset = v; break;
+        case 4: b.total_size = v; break;
+        case 5: b.crc32 = static_cast<uint32_t>(v); break;
+        case 6: b.step = v; break;
+        case 7: b.delta = v != 0; break;
+        case 8: b.base_version = v; break;
+        case 9: b.base_crc32 = static_cast<uint32_t>(v); break;
+        case 10: b.result_size = v; break;
+        case 11: b.result_crc32 = static_cast<uint32_t>(v); break;
+      }
     } else {
       ok = WireFormatLite::SkipField(&in, tag);
     }
@@ -142,8 +160,17 @@ WeightBlob::~WeightBlob() {
 }
 
 std::shared_ptr<WeightBlob> WeightBlob::FromBytes(std::string bytes, uint64_t version, uint64_t step) {
+  WeightHeader h;
+  h.version = version;
+  h.step = step;
+  return FromBytes(std::move(bytes), h);
+}
+
+std::shared_ptr<WeightBlob> WeightBlob::FromBytes(std::string bytes, WeightHeader h) {
   std::shared_ptr<WeightBlob> b(new WeightBlob());
-  b->header_ = WeightHeader{version, step, bytes.size(), Crc32(bytes)};
+  h.total_size = bytes.size();
+  h.crc32 = Crc32(bytes);
+  b->header_ = h;
   b->owned_ = std::move(bytes);
   b->data_ = b->owned_.data();
   absl::MutexLock l(&b->mu_);
@@ -271,18 +298,24 @@ absl::Status ReceiveWeightStream(Reader* reader, std::shared_ptr<WeightBlob>* bl
     if (*blob == nullptr) {
       // Weights are never empty (safetensors has a header); an empty or field-less
       // message would otherwise read as a complete version 0 of 0 bytes.
-      if (h.total_size == 0) return absl::InvalidArgumentError("weight chunk of an empty blob (total_size 0)");
-      absl::StatusOr<std::shared_ptr<WeightBlob>> made =
-          WeightBlob::ForReceiving(WeightHeader{h.version, h.step, h.total_size, h.crc32});
+      if (h.blob.total_size == 0) return absl::InvalidArgumentError("weight chunk of an empty blob (total_size 0)");
+      if (h.blob.delta && (h.blob.result_size == 0 || h.blob.result_size > kMaxWeightBlob)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("weight patch for a version of ", h.blob.result_size, " bytes (1 byte to 16 GiB)"));
+      }
+      absl::StatusOr<std::shared_ptr<WeightBlob>> made = WeightBlob::ForReceiving(h.blob);
       if (!made.ok()) return made.status();
       *blob = *std::move(made);
     }
     WeightBlob& b = **blob;
     const uint64_t at = b.filled();
-    if (h.version != b.header().version || h.total_size != b.header().total_size || h.crc32 != b.header().crc32) {
-      return absl::InvalidArgumentError(absl::StrCat("weight chunk of version ", h.version, " (", h.total_size,
-                                                     " bytes) in a stream of version ", b.header().version, " (",
-                                                     b.header().total_size, " bytes)"));
+    if (!(h.blob == b.header())) {
+      auto what = [](const WeightHeader& x) {
+        return absl::StrCat("version ", x.version, x.delta ? absl::StrCat(" (a patch against ", x.base_version, ")") : "",
+                            " (", x.total_size, " bytes, CRC ", x.crc32, ")");
+      };
+      return absl::InvalidArgumentError(
+          absl::StrCat("weight chunk of ", what(h.blob), " in a stream of ", what(b.header())));
     }
     if (h.offset != at) {
       return absl::InvalidArgumentError(
@@ -356,7 +389,7 @@ grpc::Status WeightService::Fetch(grpc::ServerContext* ctx, const grpc::ByteBuff
   v1::FetchWeightsRequest req;
   grpc::ByteBuffer copy(*request);  // shares the slices
   if (!Parse(&copy, &req)) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "malformed FetchWeightsRequest");
-  absl::StatusOr<std::shared_ptr<const WeightBlob>> blob = lookup_(req.version());
+  absl::StatusOr<std::shared_ptr<const WeightBlob>> blob = lookup_(req.version(), req.delta());
   if (!blob.ok()) return ToGrpc(blob.status());
   const uint64_t total = (*blob)->header().total_size;
   grpc::Status s = WriteWeightStream(writer, ctx, *blob, req.offset(), req.chunk_bytes());
@@ -402,10 +435,11 @@ absl::StatusOr<v1::PublishWeightsResponse> PublishWeightStream(const std::shared
 }
 
 absl::Status FetchWeightStream(const std::shared_ptr<grpc::Channel>& channel, grpc::ClientContext* ctx,
-                               int64_t version, std::shared_ptr<WeightBlob>* blob, uint32_t chunk) {
+                               int64_t version, std::shared_ptr<WeightBlob>* blob, uint32_t chunk, bool delta) {
   static const grpc::internal::RpcMethod method(kFetchMethod, grpc::internal::RpcMethod::SERVER_STREAMING);
   v1::FetchWeightsRequest req;
   req.set_version(*blob != nullptr ? static_cast<int64_t>((*blob)->version()) : version);
+  req.set_delta(*blob != nullptr ? (*blob)->header().delta : delta);
   req.set_chunk_bytes(chunk);
   req.set_offset(*blob != nullptr ? (*blob)->filled() : 0);
   std::unique_ptr<grpc::ClientReader<grpc::ByteBuffer>> reader(
@@ -455,7 +489,17 @@ absl::StatusOr<std::shared_ptr<WeightBlob>> WeightFetcher::Fetch(
   plan_req.set_member_id(opt.member_id);
   plan_req.set_version(version);
   plan_req.set_relay_address(opt.relay_address);
-  std::shared_ptr<WeightBlob> blob;
+  // The full version held, complete and checked: what a patch can be applied to.
+  std::shared_ptr<WeightBlob> base;
+  {
+    absl::MutexLock l(&mu_);
+    if (opt.deltas && held_ != nullptr && held_->complete()) base = held_;
+  }
+  if (base != nullptr) {
+    plan_req.set_held_version(base->version());
+    plan_req.set_held_crc32(base->header().crc32);
+  }
+  std::shared_ptr<WeightBlob> blob;  // what is being received: the full version or its patch
   absl::Status last = absl::UnavailableError("no weight source tried");
   {
     absl::MutexLock l(&mu_);
@@ -468,6 +512,16 @@ absl::StatusOr<std::shared_ptr<WeightBlob>> WeightFetcher::Fetch(
       f->planning_ = false;
     }
   } end_planning{this};
+  // Asking for the full version from here on (a patch was refused or cannot apply).
+  auto want_full = [&] {
+    plan_req.clear_held_version();
+    plan_req.clear_held_crc32();
+    base.reset();
+    blob.reset();
+    absl::MutexLock l(&mu_);
+    held_patch_.reset();
+    planning_ = true;
+  };
   for (int attempt = 0; attempt < opt.max_sources; ++attempt) {
     v1::PlanWeightFetchResponse plan;
     {
@@ -481,24 +535,59 @@ absl::StatusOr<std::shared_ptr<WeightBlob>> WeightFetcher::Fetch(
     }
     // Every later question is about this version: a fetch resumes, it does not switch.
     plan_req.set_version(static_cast<int64_t>(plan.version()));
+    if (plan.delta() && (base == nullptr || base->version() != plan.base_version() ||
+                         base->header().crc32 != plan.base_crc32())) {
+      // A patch against something this process does not hold: never applied.
+      last = absl::FailedPreconditionError(absl::StrCat("planned a patch against version ", plan.base_version(),
+                                                        ", which this member does not hold"));
+      want_full();
+      continue;
+    }
+    WeightHeader want;
+    want.version = plan.version();
+    want.step = plan.step();
+    if (plan.delta()) {
+      want.total_size = plan.patch_size();
+      want.crc32 = plan.patch_crc32();
+      want.delta = true;
+      want.base_version = plan.base_version();
+      want.base_crc32 = plan.base_crc32();
+      want.result_size = plan.total_size();
+      want.result_crc32 = plan.crc32();
+    } else {
+      want.total_size = plan.total_size();
+      want.crc32 = plan.crc32();
+    }
+    if (blob != nullptr && !(blob->header() == want)) blob.reset();
     if (blob == nullptr) {
-      // What this process already holds of the version (an earlier fetch that failed
-      // part way) is resumed, not fetched again from byte 0.
+      // What this process already holds of it (an earlier fetch that failed part way) is
+      // resumed, not fetched again from byte 0.
       absl::MutexLock l(&mu_);
-      if (held_ != nullptr && held_->version() == plan.version() && held_->header().crc32 == plan.crc32() &&
-          held_->header().total_size == plan.total_size() && !held_->failed()) {
-        blob = held_;
+      const std::shared_ptr<WeightBlob>& slot = want.delta ? held_patch_ : held_;
+      if (slot != nullptr && slot->header() == want && !slot->failed()) {
+        blob = slot;
         planning_ = false;
       }
     }
-    if (blob == nullptr) {
+    if (blob == nullptr && want.delta) {
+      // A patch is small: fresh pages. The full version held stays served meanwhile.
+      absl::StatusOr<std::shared_ptr<WeightBlob>> made = WeightBlob::ForReceiving(want);
+      if (!made.ok()) return made.status();
+      blob = *std::move(made);
+      absl::MutexLock l(&mu_);
+      held_patch_ = blob;  // peers fetching the patch may stream it from the first byte on
+      planning_ = false;
+    } else if (blob == nullptr) {
+      base.reset();
       std::shared_ptr<WeightBlob> reuse;
       {
         absl::MutexLock l(&mu_);
-        reuse = std::move(held_);  // the previous version stops being served
+        // The previous version stops being served; its pages (or the spare ones) take this one.
+        reuse = spare_ != nullptr ? std::move(spare_) : std::move(held_);
+        held_.reset();
+        held_patch_.reset();
       }
-      absl::StatusOr<std::shared_ptr<WeightBlob>> made = WeightBlob::ForReceiving(
-          WeightHeader{plan.version(), plan.step(), plan.total_size(), plan.crc32()}, std::move(reuse));
+      absl::StatusOr<std::shared_ptr<WeightBlob>> made = WeightBlob::ForReceiving(want, std::move(reuse));
       if (!made.ok()) return made.status();
       blob = *std::move(made);
       absl::MutexLock l(&mu_);
@@ -516,7 +605,36 @@ absl::StatusOr<std::shared_ptr<WeightBlob>> WeightFetcher::Fetch(
       absl::MutexLock l(&mu_);
       (source.empty() ? stats_.bytes_from_coordinator : stats_.bytes_from_peers) += blob->filled() - before;
     }
-    if (s.ok() || blob->complete()) return blob;
+    if (s.ok() || blob->complete()) {
+      if (!blob->header().delta) {
+        absl::MutexLock l(&mu_);
+        ++stats_.versions_full;
+        return blob;
+      }
+      std::shared_ptr<WeightBlob> reuse;
+      {
+        absl::MutexLock l(&mu_);
+        reuse = std::move(spare_);
+      }
+      absl::StatusOr<std::shared_ptr<WeightBlob>> full = ApplyDeltaBlob(*base, *blob, std::move(reuse));
+      if (full.ok()) {
+        absl::MutexLock l(&mu_);
+        spare_ = std::move(held_);  // the base: its pages take the version after next
+        held_ = *full;
+        ++stats_.versions_delta;
+        return *std::move(full);
+      }
+      if (absl::IsResourceExhausted(full.status())) return full.status();
+      {
+        absl::MutexLock l(&mu_);
+        ++stats_.patches_refused;
+      }
+      spdlog::warn("weights version {}: the patch against version {} is refused ({}); fetching it in full",
+                   plan.version(), plan.base_version(), full.status().message());
+      last = full.status();
+      want_full();
+      continue;
+    }
     last = s;
     if (cancelled) break;
     if (absl::IsDataLoss(s) && blob->filled() == blob->header().total_size) {
@@ -524,6 +642,7 @@ absl::StatusOr<std::shared_ptr<WeightBlob>> WeightFetcher::Fetch(
       blob->Abandon(std::string(s.message()));
       absl::MutexLock l(&mu_);
       if (held_ == blob) held_.reset();
+      if (held_patch_ == blob) held_patch_.reset();
       planning_ = true;  // peers asking now wait for the next blob
       blob.reset();
     }
@@ -544,16 +663,19 @@ absl::StatusOr<std::shared_ptr<WeightBlob>> WeightFetcher::Fetch(
   return last;
 }
 
-absl::StatusOr<std::shared_ptr<const WeightBlob>> WeightFetcher::Held(int64_t version) const {
+absl::StatusOr<std::shared_ptr<const WeightBlob>> WeightFetcher::Held(int64_t version, bool delta) const {
   absl::MutexLock l(&mu_);
-  auto settled = [this, version]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return !planning_ || (held_ != nullptr && version >= 0 && held_->version() == static_cast<uint64_t>(version));
+  auto slot = [this, delta]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return delta ? held_patch_ : held_; };
+  auto settled = [&, version]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return !planning_ || (slot() != nullptr && version >= 0 && slot()->version() == static_cast<uint64_t>(version));
   };
   mu_.AwaitWithTimeout(absl::Condition(&settled), absl::Seconds(5));
-  if (held_ == nullptr || (version >= 0 && held_->version() != static_cast<uint64_t>(version))) {
-    return absl::NotFoundError(absl::StrCat("this actor does not hold weight version ", version));
+  std::shared_ptr<WeightBlob> held = slot();
+  if (held == nullptr || (version >= 0 && held->version() != static_cast<uint64_t>(version))) {
+    return absl::NotFoundError(
+        absl::StrCat("this actor does not hold ", delta ? "a patch for " : "", "weight version ", version));
   }
-  return std::shared_ptr<const WeightBlob>(held_);
+  return std::shared_ptr<const WeightBlob>(held);
 }
 
 WeightFetcher::Stats WeightFetcher::stats() const {

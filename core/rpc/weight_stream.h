@@ -50,8 +50,25 @@ inline constexpr uint64_t kMaxWeightBlob = uint64_t{16} << 30;
 struct WeightHeader {
   uint64_t version = 0;
   uint64_t step = 0;
-  uint64_t total_size = 0;
-  uint32_t crc32 = 0;
+  uint64_t total_size = 0;  // of the bytes this blob holds (a delta's: the patch's)
+  uint32_t crc32 = 0;       // of those bytes
+  // A delta version (core/rpc/weight_delta.h): the bytes are a patch against the full
+  // version base_version, whose bytes have CRC base_crc32; applied, they give the full
+  // version's result_size bytes with CRC result_crc32 (the CRC actors echo).
+  bool delta = false;
+  uint64_t base_version = 0;
+  uint32_t base_crc32 = 0;
+  uint64_t result_size = 0;
+  uint32_t result_crc32 = 0;
+
+  // The full version's size and CRC, whichever kind this is.
+  uint64_t full_size() const { return delta ? result_size : total_size; }
+  uint32_t full_crc32() const { return delta ? result_crc32 : crc32; }
+  bool operator==(const WeightHeader& o) const {
+    return version == o.version && step == o.step && total_size == o.total_size && crc32 == o.crc32 &&
+           delta == o.delta && base_version == o.base_version && base_crc32 == o.base_crc32 &&
+           result_size == o.result_size && result_crc32 == o.result_crc32;
+  }
 };
 
 // One version's bytes: complete (made from bytes in memory) or being filled in order by
@@ -64,6 +81,9 @@ class WeightBlob {
 
   // A complete blob over `bytes` (kept, not copied); computes the CRC.
   static std::shared_ptr<WeightBlob> FromBytes(std::string bytes, uint64_t version, uint64_t step);
+  // The same with the other header fields (a delta's) from `h`; total_size and crc32 are
+  // those of `bytes`.
+  static std::shared_ptr<WeightBlob> FromBytes(std::string bytes, WeightHeader h);
   // An empty blob to receive `h` into. Its memory is taken from `reuse` when that is the
   // last reference to a blob at least as large (an actor receives every version into
   // the same pages: no page faults after the first), else freshly mapped.
@@ -114,12 +134,13 @@ class WeightBlob {
 };
 
 // The grpo.v1.Weights service over two hooks: `lookup` finds the blob a Fetch asks for
-// (-1: newest; NOT_FOUND or UNAVAILABLE when there is none) and `accept` takes a
+// (-1: newest; with `delta`, the version's patch; NOT_FOUND or UNAVAILABLE when there is
+// none) and `accept` takes a
 // complete, checked blob from Publish (nullptr: Publish is UNIMPLEMENTED, as on actors).
 // `served` (optional) is told the bytes each Fetch sent.
 class WeightService final : public grpc::Service {
  public:
-  using Lookup = std::function<absl::StatusOr<std::shared_ptr<const WeightBlob>>(int64_t version)>;
+  using Lookup = std::function<absl::StatusOr<std::shared_ptr<const WeightBlob>>(int64_t version, bool delta)>;
   using Accept = std::function<grpc::Status(std::shared_ptr<WeightBlob> blob, v1::PublishWeightsResponse* resp)>;
   WeightService(Lookup lookup, Accept accept, std::function<void(uint64_t bytes)> served = nullptr);
 
@@ -137,17 +158,22 @@ absl::StatusOr<v1::PublishWeightsResponse> PublishWeightStream(const std::shared
                                                                grpc::ClientContext* ctx,
                                                                const std::shared_ptr<const WeightBlob>& blob,
                                                                uint32_t chunk = kDefaultWeightChunk);
-// Client side of Weights/Fetch: receives `version` into *blob from its filled() offset
-// (creating it from the first chunk when null). Each chunk must carry the blob's
-// version, size and CRC and start where the last ended: INVALID_ARGUMENT names what was
-// wrong, DATA_LOSS when the CRC does not match.
+// Client side of Weights/Fetch: receives `version` (its patch with `delta`) into *blob
+// from its filled() offset (creating it from the first chunk when null; else the kind is
+// the blob's). Each chunk must carry the blob's header (version, size, CRC, and a
+// patch's base and result) and start where the last ended: INVALID_ARGUMENT names what
+// was wrong, DATA_LOSS when the CRC does not match.
 absl::Status FetchWeightStream(const std::shared_ptr<grpc::Channel>& channel, grpc::ClientContext* ctx,
                                int64_t version, std::shared_ptr<WeightBlob>* blob,
-                               uint32_t chunk = kDefaultWeightChunk);
+                               uint32_t chunk = kDefaultWeightChunk, bool delta = false);
 
 // What an actor does on a new version: asks the coordinator where to fetch it from
-// (PlanWeightFetch), fetches from that peer or from the coordinator, and around a source
-// that fails: it asks again naming it and resumes at its offset. The version's bytes
+// (PlanWeightFetch, naming the full version it holds), fetches from that peer or from
+// the coordinator, and around a source that fails: it asks again naming it and resumes
+// at its offset. When the plan is a patch against the held version, the patch is
+// fetched (relayed like a full version), applied into the pages of the version before
+// (ApplyDeltaBlob: base and result CRCs checked), and a patch that does not apply is
+// refused and the version fetched in full. The bytes being received (full or patch)
 // are held (Held) from the first byte on, for this process's relay to serve to peers.
 class WeightFetcher {
  public:
@@ -158,9 +184,14 @@ class WeightFetcher {
     absl::Duration call_timeout = absl::Seconds(300);  // one fetch from one source
     int max_sources = 8;  // sources tried for one version before giving up
     std::function<bool()> stopping;  // optional: true once the caller shuts down
+    // Take a version as a patch against the full version held, when the coordinator
+    // has one (core/rpc/weight_delta.h); false: always the full bytes.
+    bool deltas = true;
   };
   struct Stats {
     uint64_t bytes_from_peers = 0, bytes_from_coordinator = 0, source_failures = 0;
+    uint64_t versions_full = 0, versions_delta = 0;  // versions fetched, by kind
+    uint64_t patches_refused = 0;  // patches that did not apply (then fetched in full)
   };
   // `coordinator`: the channel to the coordinator (which also serves Weights/Fetch).
   // `make_channel`: a channel to a peer's address (rpc::MakeChannel when null).
@@ -172,10 +203,11 @@ class WeightFetcher {
                                                     const std::function<std::shared_ptr<grpc::ClientContext>(absl::Duration)>& new_context,
                                                     const std::function<void(const std::shared_ptr<grpc::ClientContext>&)>& forget);
   // The blob held for `version` (-1: the newest held), complete or still arriving; for
-  // the relay's Fetch handler. NOT_FOUND when not held. A peer told to fetch from this
-  // process may ask before this process has heard back from the coordinator itself, so
-  // while a fetch is being planned this waits for it (at most 5 s).
-  absl::StatusOr<std::shared_ptr<const WeightBlob>> Held(int64_t version) const;
+  // the relay's Fetch handler (with `delta`: the version's patch, as this process
+  // receives it). NOT_FOUND when not held. A peer told to fetch from this process may
+  // ask before this process has heard back from the coordinator itself, so while a
+  // fetch is being planned this waits for it (at most 5 s).
+  absl::StatusOr<std::shared_ptr<const WeightBlob>> Held(int64_t version, bool delta = false) const;
   Stats stats() const;
 
  private:
@@ -185,7 +217,12 @@ class WeightFetcher {
   std::unique_ptr<v1::Coordinator::Stub> stub_;
   std::function<std::shared_ptr<grpc::Channel>(const std::string&)> make_channel_;
   mutable absl::Mutex mu_;
+  // The newest full version (complete, or arriving when fetched in full); the patch
+  // being received for the next one (applied to held_ once complete); and the pages of
+  // the version before held_, which a patch's result is written into.
   std::shared_ptr<WeightBlob> held_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<WeightBlob> held_patch_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<WeightBlob> spare_ ABSL_GUARDED_BY(mu_);
   bool planning_ ABSL_GUARDED_BY(mu_) = false;  // a Fetch is between its first plan and held_
   std::map<std::string, std::shared_ptr<grpc::Channel>> channels_ ABSL_GUARDED_BY(mu_);
   Stats stats_ ABSL_GUARDED_BY(mu_);

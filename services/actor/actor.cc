@@ -75,8 +75,15 @@ Actor::Actor(const RunConfig& cfg, std::unique_ptr<Policy> policy, std::shared_p
   weight_bytes_from_coordinator_ = &received.Add({{"source", "coordinator"}});
   weight_bytes_relayed_ = &prometheus::BuildCounter().Name("grpo_actor_weight_bytes_relayed_total").Help("Weight bytes this actor relayed to peers").Register(r).Add({});
   weight_source_failures_ = &prometheus::BuildCounter().Name("grpo_actor_weight_source_failures_total").Help("Weight sources (relay peers) that failed mid-fetch and were routed around").Register(r).Add({});
+  auto& versions = prometheus::BuildCounter()
+                       .Name("grpo_actor_weight_versions_total")
+                       .Help("Weight versions loaded, by how they came: full bytes, or a patch against the one held")
+                       .Register(r);
+  weight_versions_full_ = &versions.Add({{"kind", "full"}});
+  weight_versions_delta_ = &versions.Add({{"kind", "delta"}});
+  weight_patches_refused_ = &prometheus::BuildCounter().Name("grpo_actor_weight_patches_refused_total").Help("Patches that did not apply to the version held (base or result CRC wrong): refused, the version fetched in full").Register(r).Add({});
   weight_service_ = std::make_unique<rpc::WeightService>(
-      [this](int64_t version) { return fetcher_->Held(version); }, nullptr,
+      [this](int64_t version, bool delta) { return fetcher_->Held(version, delta); }, nullptr,
       [this](uint64_t bytes) { weight_bytes_relayed_->Increment(static_cast<double>(bytes)); });
   version_gauge_->Set(-1);
 }
@@ -261,6 +268,9 @@ absl::Status Actor::UpdateWeights(int64_t version) {
   weight_bytes_from_coordinator_->Increment(
       static_cast<double>(after.bytes_from_coordinator - before.bytes_from_coordinator));
   weight_source_failures_->Increment(static_cast<double>(after.source_failures - before.source_failures));
+  weight_versions_full_->Increment(static_cast<double>(after.versions_full - before.versions_full));
+  weight_versions_delta_->Increment(static_cast<double>(after.versions_delta - before.versions_delta));
+  weight_patches_refused_->Increment(static_cast<double>(after.patches_refused - before.patches_refused));
   if (!blob.ok()) return blob.status();
   // The blob's CRC was checked as its bytes arrived (complete() only after a match).
   const rpc::WeightHeader h = (*blob)->header();
@@ -272,8 +282,10 @@ absl::Status Actor::UpdateWeights(int64_t version) {
   weight_updates_->Increment();
   ++weight_updates_n_;
   weight_fetch_seconds_->Observe(absl::ToDoubleSeconds(absl::Now() - t0));
-  spdlog::info("loaded weights version {} ({} bytes, {} from peers) in {}", h.version, h.total_size,
-               after.bytes_from_peers - before.bytes_from_peers, absl::FormatDuration(absl::Now() - t0));
+  spdlog::info("loaded weights version {} ({} bytes{}, {} received from peers, {} from the coordinator) in {}",
+               h.version, h.total_size, after.versions_delta > before.versions_delta ? ", as a patch" : "",
+               after.bytes_from_peers - before.bytes_from_peers,
+               after.bytes_from_coordinator - before.bytes_from_coordinator, absl::FormatDuration(absl::Now() - t0));
   return absl::OkStatus();
 }
 

@@ -97,6 +97,9 @@ class Actor final : public rpc::ServiceRunner, public v1::Actor::Service {
   prometheus::Counter* weight_bytes_from_coordinator_;
   prometheus::Counter* weight_bytes_relayed_;
   prometheus::Counter* weight_source_failures_;
+  prometheus::Counter* weight_versions_full_;
+  prometheus::Counter* weight_versions_delta_;
+  prometheus::Counter* weight_patches_refused_;
   prometheus::Histogram* generation_seconds_;
   prometheus::Counter* failed_batches_;
   prometheus::Counter* score_resends_;

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/common/checksum.h"
 #include "core/common/logging.h"
+#include "core/rpc/weight_delta.h"
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
 
@@ -86,8 +87,24 @@ CoordinatorService::CoordinatorService(const RunConfig& cfg, std::vector<Task> t
   weight_plans_coordinator_ = &plans.Add({{"source", "coordinator"}});
   weight_relay_failures_ = MakeCounter(r, "grpo_coordinator_weight_relay_failures_total",
                                        "Relay peers reported failed by a member fetching from them");
+  auto& versions = prometheus::BuildCounter()
+                       .Name("grpo_coordinator_weight_versions_total")
+                       .Help("Weight versions published, by kind: full bytes, or a patch against an earlier version")
+                       .Register(r);
+  weight_versions_full_ = &versions.Add({{"kind", "full"}});
+  weight_versions_delta_ = &versions.Add({{"kind", "delta"}});
+  auto& version_bytes = prometheus::BuildGauge()
+                            .Name("grpo_coordinator_weight_version_bytes")
+                            .Help("Bytes of the newest weight version published of each kind (a delta: its patch)")
+                            .Register(r);
+  weight_version_bytes_full_ = &version_bytes.Add({{"kind", "full"}});
+  weight_version_bytes_delta_ = &version_bytes.Add({{"kind", "delta"}});
+  weight_patches_refused_ = MakeCounter(r, "grpo_coordinator_weight_patches_refused_total",
+                                        "Published patches refused: base not held, or a result with the wrong CRC");
+  weight_plans_delta_ = MakeCounter(r, "grpo_coordinator_weight_fetch_plans_delta_total",
+                                    "Weight fetches planned as a patch against the version the member holds");
   weight_service_ = std::make_unique<rpc::WeightService>(
-      [this](int64_t v) { return FindWeights(v); },
+      [this](int64_t v, bool delta) { return FindWeights(v, delta); },
       [this](std::shared_ptr<rpc::WeightBlob> b, v1::PublishWeightsResponse* resp) { return AcceptWeights(std::move(b), resp); },
       [this](uint64_t bytes) { weight_bytes_out_->Increment(static_cast<double>(bytes)); });
   leases_outstanding_ = MakeGauge(r, "grpo_coordinator_leases_outstanding", "Leases not yet completed or expired");
@@ -139,7 +156,7 @@ void CoordinatorService::SweepLoop() {
         spdlog::warn("member {} ({}) missed heartbeats for {} ms: dropped, {} lease(s) re-queued", it->first,
                      it->second.name, cfg_.coordinator.heartbeat_timeout_ms, n);
         expired += n;
-        for (auto& [version, nodes] : relays_) {
+        for (auto& [key, nodes] : relays_) {
           for (RelayNode& node : nodes) node.dead = node.dead || node.member_id == it->first;
         }
         it = members_.erase(it);
@@ -293,36 +310,79 @@ grpc::Status CoordinatorService::ReopenAfter(grpc::ServerContext*, const v1::Reo
 
 grpc::Status CoordinatorService::AcceptWeights(std::shared_ptr<rpc::WeightBlob> blob,
                                                v1::PublishWeightsResponse* resp) {
-  const uint64_t version = blob->header().version, total = blob->header().total_size, step = blob->header().step;
-  const uint32_t crc = blob->header().crc32;
+  const rpc::WeightHeader h = blob->header();
+  const uint64_t version = h.version, step = h.step;
+  const uint32_t crc = h.full_crc32();
+  std::shared_ptr<const rpc::WeightBlob> patch;
+  auto refuse_patch = [&](grpc::StatusCode code, const std::string& why) {
+    weight_patches_refused_->Increment();
+    spdlog::warn("patch for version {} against version {} refused: {}", version, h.base_version, why);
+    return grpc::Status(code, why);
+  };
   // The new version's bytes are written after the lock is released: FetchWeights,
   // heartbeats and leases go on meanwhile.
   PersistSnapshot snap;
-  {
-    absl::MutexLock l(&mu_);
-    int64_t latest = LatestVersionLocked();
-    if (static_cast<int64_t>(version) <= latest) {
-      // A retry of a version we already have is fine; an older one is refused.
-      if (versions_.count(version) && versions_[version].crc32 == crc) {
-        resp->set_version(version);
-        resp->set_bytes(total);
-        return grpc::Status::OK;
+  for (int pass = 0;; ++pass) {
+    std::shared_ptr<const rpc::WeightBlob> base;
+    {
+      absl::MutexLock l(&mu_);
+      int64_t latest = LatestVersionLocked();
+      if (static_cast<int64_t>(version) <= latest) {
+        // A retry of a version we already have is fine; an older one is refused.
+        if (versions_.count(version) && versions_[version].crc32 == crc) {
+          resp->set_version(version);
+          resp->set_bytes(h.total_size);
+          return grpc::Status::OK;
+        }
+        return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                            absl::StrCat("version ", version, " is not newer than ", latest));
       }
-      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                          absl::StrCat("version ", version, " is not newer than ", latest));
+      if (h.delta && patch == nullptr) {
+        auto it = versions_.find(h.base_version);
+        if (it == versions_.end() || it->second.crc32 != h.base_crc32) {
+          return refuse_patch(grpc::StatusCode::FAILED_PRECONDITION,
+                              absl::StrCat("the patch for version ", version, " is against version ", h.base_version,
+                                           ", which this coordinator does not hold (newest ", latest,
+                                           "): publish it in full"));
+        }
+        base = it->second.blob;
+      }
+      if (!h.delta || patch != nullptr) {
+        versions_[version] = Version{version, step, crc, std::move(blob), patch};  // blob: the full bytes
+        while (static_cast<int64_t>(versions_.size()) > std::max<int64_t>(1, cfg_.coordinator.keep_versions)) {
+          const uint64_t gone = versions_.begin()->first;
+          relays_.erase({gone, false});
+          relays_.erase({gone, true});
+          versions_.erase(versions_.begin());
+        }
+        step_ = step;
+        weight_bytes_in_->Increment(static_cast<double>(h.total_size));
+        (h.delta ? weight_versions_delta_ : weight_versions_full_)->Increment();
+        (h.delta ? weight_version_bytes_delta_ : weight_version_bytes_full_)->Set(static_cast<double>(h.total_size));
+        if (h.delta) {
+          spdlog::info("published version {} (step {}, {} bytes) as a patch of {} bytes against version {}", version,
+                       step, h.result_size, h.total_size, h.base_version);
+        } else {
+          spdlog::info("published version {} (step {}, {} bytes)", version, step, h.total_size);
+        }
+        snap = SnapshotLocked();
+        UpdateGaugesLocked();
+        resp->set_version(version);
+        resp->set_bytes(h.total_size);
+        break;
+      }
     }
-    versions_[version] = Version{version, step, crc, std::move(blob)};
-    while (static_cast<int64_t>(versions_.size()) > std::max<int64_t>(1, cfg_.coordinator.keep_versions)) {
-      relays_.erase(versions_.begin()->first);
-      versions_.erase(versions_.begin());
+    // A patch: the full version is made from the base outside the lock (a pass over its
+    // bytes), then stored beside the patch; the base is never modified.
+    absl::StatusOr<std::shared_ptr<rpc::WeightBlob>> full = rpc::ApplyDeltaBlob(*base, *blob);
+    if (!full.ok()) {
+      return refuse_patch(absl::IsResourceExhausted(full.status()) ? grpc::StatusCode::RESOURCE_EXHAUSTED
+                          : absl::IsDataLoss(full.status())       ? grpc::StatusCode::DATA_LOSS
+                                                                  : grpc::StatusCode::INVALID_ARGUMENT,
+                          std::string(full.status().message()));
     }
-    step_ = step;
-    weight_bytes_in_->Increment(static_cast<double>(total));
-    spdlog::info("published version {} (step {}, {} bytes)", version, step, total);
-    snap = SnapshotLocked();
-    UpdateGaugesLocked();
-    resp->set_version(version);
-    resp->set_bytes(total);
+    patch = std::move(blob);
+    blob = *std::move(full);
   }
   // Servable now; written to disk by the weights writer, off the learner's time.
   PersistWeightsLater(std::move(snap));
@@ -375,21 +435,26 @@ grpc::Status CoordinatorService::WatchVersions(grpc::ServerContext* ctx, const v
   }
 }
 
-absl::StatusOr<std::shared_ptr<const rpc::WeightBlob>> CoordinatorService::FindWeights(int64_t version) {
+absl::StatusOr<std::shared_ptr<const rpc::WeightBlob>> CoordinatorService::FindWeights(int64_t version, bool delta) {
   absl::MutexLock l(&mu_);
   if (versions_.empty()) return absl::UnavailableError("no weights published yet");
-  if (version < 0) return versions_.rbegin()->second.blob;
-  auto it = versions_.find(static_cast<uint64_t>(version));
+  auto it = version < 0 ? std::prev(versions_.end()) : versions_.find(static_cast<uint64_t>(version));
   if (it == versions_.end()) {
     return absl::NotFoundError(
         absl::StrCat("version ", version, " is not kept (newest is ", LatestVersionLocked(), ")"));
   }
-  return it->second.blob;
+  if (!delta) return it->second.blob;
+  if (it->second.patch == nullptr) {
+    return absl::NotFoundError(absl::StrCat("version ", it->first, " was published in full: no patch to fetch"));
+  }
+  return it->second.patch;
 }
 
 // The members fetching one version form a tree in the order they ask: each is given the
 // earliest live member before it that has fewer than relay_fanout children, else the
 // coordinator. Parents always come earlier, so the tree has no cycles whoever fails.
+// Members holding the version a patch was made against fetch the patch, in a tree of
+// their own; the others fetch the full bytes.
 grpc::Status CoordinatorService::PlanWeightFetch(grpc::ServerContext*, const v1::PlanWeightFetchRequest* req,
                                                  v1::PlanWeightFetchResponse* resp) {
   absl::MutexLock l(&mu_);
@@ -404,17 +469,30 @@ grpc::Status CoordinatorService::PlanWeightFetch(grpc::ServerContext*, const v1:
   resp->set_step(v.step);
   resp->set_total_size(v.blob->header().total_size);
   resp->set_crc32(v.crc32);
+  const bool delta = v.patch != nullptr && req->has_held_version() &&
+                     req->held_version() == v.patch->header().base_version &&
+                     req->held_crc32() == v.patch->header().base_crc32;
+  if (delta) {
+    const rpc::WeightHeader& p = v.patch->header();
+    resp->set_delta(true);
+    resp->set_base_version(p.base_version);
+    resp->set_base_crc32(p.base_crc32);
+    resp->set_patch_size(p.total_size);
+    resp->set_patch_crc32(p.crc32);
+    weight_plans_delta_->Increment();
+  }
   const int64_t fanout = cfg_.coordinator.relay_fanout;
   if (fanout <= 0 || req->member_id().empty()) {
     weight_plans_coordinator_->Increment();
     return grpc::Status::OK;
   }
-  // A member fetching this version has stopped serving older ones (it holds one).
-  for (auto& [older, list] : relays_) {
-    if (older >= v.version) break;
+  // A member fetching this version has stopped serving older ones (it holds one), and
+  // serves only the kind it fetches now.
+  for (auto& [key, list] : relays_) {
+    if (key.first > v.version || (key.first == v.version && key.second == delta)) continue;
     for (RelayNode& n : list) n.dead = n.dead || n.member_id == req->member_id();
   }
-  std::vector<RelayNode>& nodes = relays_[v.version];
+  std::vector<RelayNode>& nodes = relays_[{v.version, delta}];
   if (!req->failed_source().empty()) {
     for (RelayNode& n : nodes) {
       if (n.address == req->failed_source() && !n.dead) {

@@ -61,6 +61,9 @@ class CoordinatorService final : public v1::Coordinator::Service {
     uint64_t step = 0;
     uint32_t crc32 = 0;
     std::shared_ptr<const rpc::WeightBlob> blob;  // complete and checked
+    // When it was published as a patch: the patch (against the version it names), served
+    // to members that hold that version.
+    std::shared_ptr<const rpc::WeightBlob> patch;
   };
   // A member in one version's relay tree (PlanWeightFetch), in the order they asked.
   struct RelayNode {
@@ -81,8 +84,8 @@ class CoordinatorService final : public v1::Coordinator::Service {
   void SweepLoop();
   // Weights/Publish: a complete, checked blob becomes the newest version.
   grpc::Status AcceptWeights(std::shared_ptr<rpc::WeightBlob> blob, v1::PublishWeightsResponse* resp);
-  // Weights/Fetch: the version asked for (-1: newest).
-  absl::StatusOr<std::shared_ptr<const rpc::WeightBlob>> FindWeights(int64_t version);
+  // Weights/Fetch: the version asked for (-1: newest), or its patch.
+  absl::StatusOr<std::shared_ptr<const rpc::WeightBlob>> FindWeights(int64_t version, bool delta);
   absl::Status Restore();
   // Persisting is two halves so that no file is written under mu_: the state and a
   // reference to the newest weights are taken under the lock (cheap), then written
@@ -121,7 +124,9 @@ class CoordinatorService final : public v1::Coordinator::Service {
   WorkQueue queue_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, Version> versions_ ABSL_GUARDED_BY(mu_);  // newest keep_versions
   std::map<std::string, Member> members_ ABSL_GUARDED_BY(mu_);
-  std::map<uint64_t, std::vector<RelayNode>> relays_ ABSL_GUARDED_BY(mu_);  // by version, kept versions only
+  // By version and kind (true: its patch), kept versions only: members fetching a patch
+  // relay it to each other, members fetching the full bytes likewise.
+  std::map<std::pair<uint64_t, bool>, std::vector<RelayNode>> relays_ ABSL_GUARDED_BY(mu_);
   uint64_t next_member_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t step_ ABSL_GUARDED_BY(mu_) = 0;
   bool run_finished_ ABSL_GUARDED_BY(mu_) = false;
@@ -157,6 +162,12 @@ class CoordinatorService final : public v1::Coordinator::Service {
   prometheus::Counter* weight_plans_peer_;
   prometheus::Counter* weight_plans_coordinator_;
   prometheus::Counter* weight_relay_failures_;
+  prometheus::Counter* weight_versions_full_;
+  prometheus::Counter* weight_versions_delta_;
+  prometheus::Gauge* weight_version_bytes_full_;
+  prometheus::Gauge* weight_version_bytes_delta_;
+  prometheus::Counter* weight_patches_refused_;
+  prometheus::Counter* weight_plans_delta_;
   prometheus::Gauge* leases_outstanding_;
   prometheus::Gauge* latest_version_;
   prometheus::Gauge* members_gauge_;

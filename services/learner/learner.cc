@@ -271,6 +271,23 @@ Learner::Learner(const RunConfig& cfg, std::unique_ptr<Policy> policy, std::uniq
                              .Help("Versions not sent because a newer one was ready before their turn")
                              .Register(r)
                              .Add({});
+  auto& by_kind = prometheus::BuildCounter()
+                      .Name("grpo_learner_weight_versions_published_total")
+                      .Help("Weight versions published, by kind: full bytes, or a patch against the last one sent")
+                      .Register(r);
+  published_full_ = &by_kind.Add({{"kind", "full"}});
+  published_delta_ = &by_kind.Add({{"kind", "delta"}});
+  auto& bytes_by_kind = prometheus::BuildCounter()
+                            .Name("grpo_learner_weight_bytes_published_total")
+                            .Help("Bytes of the weight versions published, by kind (a delta: its patch)")
+                            .Register(r);
+  published_bytes_full_ = &bytes_by_kind.Add({{"kind", "full"}});
+  published_bytes_delta_ = &bytes_by_kind.Add({{"kind", "delta"}});
+  patches_refused_ = &prometheus::BuildCounter()
+                          .Name("grpo_learner_weight_patches_refused_total")
+                          .Help("Patches the coordinator refused (the full version was sent instead)")
+                          .Register(r)
+                          .Add({});
   publish_overlapped_ = &prometheus::BuildCounter()
                              .Name("grpo_learner_weight_publish_overlapped_total")
                              .Help("Versions whose publishing overlapped training (the trainer went on meanwhile)")
@@ -312,9 +329,16 @@ absl::Status Learner::Start(ShutdownSignal& shutdown) {
   if (leader()) {
     WeightPublisher::Callbacks cb;
     cb.send = [this](const WeightPublisher::Blob& blob) { return SendVersion(blob); };
-    cb.on_published = [this](uint64_t version) {
-      admission_.SetVersion(static_cast<int64_t>(version));  // groups are admitted against what actors can have
+    cb.on_published = [this](const rpc::WeightHeader& sent) {
+      admission_.SetVersion(static_cast<int64_t>(sent.version));  // groups are admitted against what actors can have
       publish_overlapped_->Increment();
+      (sent.delta ? published_delta_ : published_full_)->Increment();
+      (sent.delta ? published_bytes_delta_ : published_bytes_full_)->Increment(static_cast<double>(sent.total_size));
+      if (sent.delta) {
+        spdlog::debug("version {} published as a patch of {} bytes ({:.2f}% of {})", sent.version, sent.total_size,
+                      100.0 * static_cast<double>(sent.total_size) / static_cast<double>(sent.result_size),
+                      sent.result_size);
+      }
     };
     cb.on_superseded = [this](uint64_t version) {
       publish_superseded_->Increment();
@@ -325,7 +349,9 @@ absl::Status Learner::Start(ShutdownSignal& shutdown) {
       spdlog::error("publishing a weight version: {}; stopping", s.message());
       shutdown_->Fail();
     };
-    publisher_ = std::make_unique<WeightPublisher>(std::move(cb));
+    WeightPublisher::Options po;
+    po.full_every = cfg_.learner.delta_full_every;
+    publisher_ = std::make_unique<WeightPublisher>(std::move(cb), po);
   }
   trainer_ = std::thread([this] { TrainLoop(); });
   return absl::OkStatus();
@@ -939,6 +965,9 @@ void Learner::LeaderLoop() {
     last = now;
     nlohmann::json staleness = nlohmann::json::object();
     for (const auto& [lag, count] : bs.staleness) staleness[std::to_string(lag)] = count;
+    // Versions (and bytes) the publisher has sent so far, by kind: full or patch.
+    const WeightPublisher::Stats pub = publisher_ ? publisher_->stats() : WeightPublisher::Stats{};
+    patches_refused_->Increment(static_cast<double>(pub.patches_refused) - patches_refused_->Value());
     nlohmann::json j = {
         {"step", step}, {"version", version}, {"reward_mean", bs.reward_mean}, {"reward_std", bs.reward_std},
         {"accuracy", bs.accuracy}, {"format", bs.format}, {"loss", ts.loss}, {"pg_loss", ts.pg_loss},
@@ -950,6 +979,8 @@ void Learner::LeaderLoop() {
         {"rewards", bs.components}, {"stale_dropped", stale}, {"optimizer_steps", ts.optimizer_steps}, {"world_size", cfg_.learner.world_size},
         {"truncated_share", bs.truncated_share}, {"tokens_per_s", wall_s > 0 ? bs.tokens / wall_s : 0.0},
         {"train_s", step_s}, {"policy_version_min", bs.version_min}, {"policy_version_max", bs.version_max},
+        {"weights_sent", {{"full", pub.versions_full}, {"delta", pub.versions_delta}}},
+        {"weight_bytes_sent", {{"full", pub.bytes_full}, {"delta", pub.bytes_delta}}},
         {"time", absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone())}};
     const bool last_step = cfg_.learner.max_steps > 0 && step >= static_cast<uint64_t>(cfg_.learner.max_steps);
     if (validator_ && (step % static_cast<uint64_t>(cfg_.learner.eval_every) == 0 || last_step)) {

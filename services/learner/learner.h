@@ -163,6 +163,11 @@ class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
   prometheus::Histogram* serialize_seconds_;    // the trainer thread's share of a version
   prometheus::Counter* publish_superseded_;     // versions replaced by a newer one before sending
   prometheus::Counter* publish_overlapped_;     // versions sent while the trainer went on
+  prometheus::Counter* published_full_;         // versions sent, by kind
+  prometheus::Counter* published_delta_;
+  prometheus::Counter* published_bytes_full_;
+  prometheus::Counter* published_bytes_delta_;
+  prometheus::Counter* patches_refused_;
   prometheus::Histogram* publish_wait_seconds_; // the trainer waiting on the publisher (end of run)
   prometheus::Counter* tokens_trained_;
   prometheus::Family<prometheus::Counter>* groups_family_;

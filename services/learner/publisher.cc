@@ -1,11 +1,17 @@
 // See publisher.h.
 #include "services/learner/publisher.h"
 
+#include <algorithm>
 #include <utility>
+
+#include "absl/time/clock.h"
+#include "core/rpc/weight_delta.h"
 
 namespace grpo {
 
-WeightPublisher::WeightPublisher(Callbacks callbacks) : cb_(std::move(callbacks)) {
+WeightPublisher::WeightPublisher(Callbacks callbacks) : WeightPublisher(std::move(callbacks), Options()) {}
+
+WeightPublisher::WeightPublisher(Callbacks callbacks, Options options) : cb_(std::move(callbacks)), opt_(options) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -50,6 +56,41 @@ uint64_t WeightPublisher::superseded() const {
   return superseded_;
 }
 
+WeightPublisher::Stats WeightPublisher::stats() const {
+  absl::MutexLock l(&mu_);
+  return stats_;
+}
+
+WeightPublisher::Blob WeightPublisher::Encode(const Blob& blob) {
+  if (opt_.full_every <= 0 || last_ == nullptr || since_full_ + 1 >= opt_.full_every ||
+      last_->header().total_size != blob->header().total_size) {
+    return blob;
+  }
+  if (skip_ > 0) {
+    --skip_;
+    return blob;
+  }
+  const absl::Time t0 = absl::Now();
+  absl::StatusOr<std::string> patch = rpc::MakeWeightPatch(last_->bytes(), blob->bytes());
+  const double took = absl::ToDoubleSeconds(absl::Now() - t0);
+  const bool small = patch.ok() && static_cast<double>(patch->size()) <=
+                                       opt_.max_patch_fraction * static_cast<double>(blob->header().total_size);
+  {
+    absl::MutexLock l(&mu_);
+    stats_.encode_seconds += took;
+    if (patch.ok() && !small) ++stats_.patches_too_large;
+  }
+  if (!small) {
+    // Most bytes change (fp32 weights, a high learning rate): stop paying for patches
+    // for a while, longer each time.
+    backoff_ = std::min<int64_t>(std::max<int64_t>(1, backoff_ * 2), opt_.full_every);
+    skip_ = backoff_;
+    return blob;
+  }
+  backoff_ = 0;
+  return rpc::MakeDeltaBlob(*std::move(patch), *last_, *blob);
+}
+
 void WeightPublisher::Loop() {
   for (;;) {
     Blob blob;
@@ -61,14 +102,29 @@ void WeightPublisher::Loop() {
       blob = std::move(next_);
       sending_ = true;
     }
-    const uint64_t version = blob->header().version;
-    absl::Status s = cb_.send(blob);
-    if (s.ok() && cb_.on_published) cb_.on_published(version);
+    Blob out = Encode(blob);
+    absl::Status s = cb_.send(out);
+    if (!s.ok() && out->header().delta) {
+      {
+        absl::MutexLock l(&mu_);
+        ++stats_.patches_refused;
+        if (stop_) return;
+      }
+      out = blob;  // the receiver could not take the patch: the full version
+      s = cb_.send(out);
+    }
+    if (s.ok()) {
+      last_ = blob;
+      since_full_ = out->header().delta ? since_full_ + 1 : 0;
+      if (cb_.on_published) cb_.on_published(out->header());
+    }
     {
       absl::MutexLock l(&mu_);
       sending_ = false;
       if (s.ok()) {
         ++sent_;
+        (out->header().delta ? stats_.versions_delta : stats_.versions_full) += 1;
+        (out->header().delta ? stats_.bytes_delta : stats_.bytes_full) += out->header().total_size;
         continue;
       }
       if (stop_) return;
