@@ -43,8 +43,8 @@ inline double MatmulFlops(int64_t n, torch::TensorOptions options, double min_se
 // Random scored groups (tokens 1..vocab-1, sampling log-probs near a fresh model's,
 // rewards mixed so every step has gradient), as grpo-bench-train and grpo-bench-weights train on.
 inline std::vector<grpo::TrainGroup> MakeGroups(int64_t n, int64_t G, int64_t prompt_len, int64_t completion_len,
-                                         int64_t vocab) {
-  std::mt19937 rng(5);
+                                         int64_t vocab, uint64_t seed = 5) {
+  std::mt19937 rng(static_cast<uint32_t>(seed));
   std::uniform_int_distribution<int64_t> tok(1, vocab - 1);  // 0 is the pad id
   // Sampling log-probs near what the fresh model assigns a random token (log 1/V), so
   // ratios are near 1 and the clipped objective has gradient on every token, as in a

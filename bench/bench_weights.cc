@@ -3,7 +3,9 @@
 // bytes to one receiver measured in the same run.
 //
 //   build/bin/grpo-bench-weights [--sizes small,0.5b] [--actors 1,2,4,8] [--fanout 1] [--chunk BYTES]
-//                                [--publish-steps 4]
+//                                [--publish-steps 4] [--publish-dtype fp32|bf16] [--full-every 10]
+//                                [--delta-steps 20] [--demo-lr 5e-5]
+//                                [--links 1gbit|off] [--link-size small|0.5b] [--link-actors 1,8]
 //
 // Sizes: "small" is the small preset's fp32 blob (26.2M parameters, 105 MB); "0.5b" a
 // Qwen2.5-0.5B-sized bf16 blob (494M parameters, 988 MB). The bytes are random (the
@@ -20,6 +22,11 @@
 // what this machine's cores allow for moving n times the bytes ("vs copies" divides by
 // it), and "from coord" the bytes the coordinator sent divided by the blob size (1 when
 // the relays carry the rest).
+// Then the link mode (bench/weight_links.h; --links off skips it; as root): each actor
+// and the coordinator a process in its own network namespace behind a link shaped to
+// --links, so that links, not this machine's cores, are the limit. Printed before the
+// last line: "weights over links: 8 actors ratio R (1 actor ratio R1)", delivery time
+// over one plain TCP copy over such a link.
 // Last line: "weights: 8 actors ratio R (1 actor ratio R1)" for the largest size.
 //
 // First, the publish overhead (issue #24; --publish-steps N, 0 skips it): a learner's
@@ -29,7 +36,14 @@
 // learner's WeightPublisher, which streams it to the coordinator while the next step
 // trains) to 2 actors that fetch each version they are told of and load it into a model,
 // and N steps without publishing again. Printed: `publish overhead: step ratio R`, the
-// mean step time publishing divided by the mean of the two runs without.
+// mean step time publishing divided by the mean of the two runs without. The versions go
+// out as the learner sends them: in --publish-dtype (the actors'), as patches when
+// smaller, a full one every --full-every (0: deltas off).
+//
+// Then the size of delta versions (--delta-steps N, 0 skips it): N GRPO steps of the
+// small preset at lr 1e-6 and at the demo's lr (--demo-lr), each version in bf16 patched
+// against the one before as the publisher does. Printed: `delta bytes: lr 1e-06 P% of
+// full, lr L Q% of full`, the patch's mean share of the full bytes.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -52,9 +66,11 @@
 #include "core/common/checksum.h"
 #include "core/common/config.h"
 #include "core/rpc/rpc.h"
+#include "core/rpc/weight_delta.h"
 #include "core/rpc/weight_stream.h"
 #include "prometheus/registry.h"
 #include "bench/bench_util.h"
+#include "bench/weight_links.h"
 #include "core/grpo/trainer.h"
 #include "core/model/presets.h"
 #include "core/policy/policy.h"
@@ -198,7 +214,7 @@ Delivery Deliver(std::vector<std::unique_ptr<BenchActor>>& actors, int n, uint32
 
 // The learner's step time with publishing to 2 actors against without; see the top.
 double PublishOverhead(const std::string& coordinator, std::vector<std::unique_ptr<BenchActor>>& actors, int steps,
-                       uint64_t* version) {
+                       uint64_t* version, torch::ScalarType dtype, int64_t full_every) {
   const int64_t vocab = 4096;
   auto config = grpo::model::PresetConfig("qwen2", "small", vocab);
   if (!config.ok()) {
@@ -256,7 +272,9 @@ double PublishOverhead(const std::string& coordinator, std::vector<std::unique_p
     absl::MutexLock l(&mu);
     announced = h.version;
   };
-  grpo::WeightPublisher publisher(std::move(cb));
+  grpo::WeightPublisher::Options po;
+  po.full_every = full_every;
+  grpo::WeightPublisher publisher(std::move(cb), po);
 
   (void)trainer.Step(ptrs, 0);  // warm-up
   double serialize_s = 0;
@@ -267,7 +285,8 @@ double PublishOverhead(const std::string& coordinator, std::vector<std::unique_p
       if (publish) {
         auto ts = Clock::now();
         ++*version;
-        publisher.Enqueue(grpo::rpc::WeightBlob::FromBytes(grpo::WeightsToBlob(model, *version), *version, *version));
+        publisher.Enqueue(
+            grpo::rpc::WeightBlob::FromBytes(grpo::WeightsToBlob(model, *version, dtype), *version, *version));
         serialize_s += Since(ts);
       }
     }
@@ -284,23 +303,79 @@ double PublishOverhead(const std::string& coordinator, std::vector<std::unique_p
   for (auto& t : actor_threads) t.join();
   publisher.Stop();
   const double off = (off1 + off2) / 2;
-  std::printf("publish overhead (small preset, fp32, 1 trainer thread, %d steps each, 2 actors fetching and loading):\n",
-              steps);
+  const grpo::WeightPublisher::Stats ps = publisher.stats();
+  std::printf("publish overhead (small preset, %s versions, deltas %s, 1 trainer thread, %d steps each, 2 actors "
+              "fetching and loading):\n",
+              dtype == torch::kBFloat16 ? "bf16" : "fp32",
+              full_every > 0 ? ("on, full every " + std::to_string(full_every)).c_str() : "off", steps);
   std::printf("  step s without publishing %.3f then %.3f, publishing %.3f (of it serializing %.3f); "
-              "versions sent %llu, superseded %llu, loaded by actors %d%s\n",
+              "versions sent %llu (full %llu, delta %llu; patch encoding %.3f s), superseded %llu, loaded by actors %d%s\n",
               off1, off2, on, serialize_s / steps, static_cast<unsigned long long>(publisher.sent()),
-              static_cast<unsigned long long>(publisher.superseded()), loaded.load(),
+              static_cast<unsigned long long>(ps.versions_full), static_cast<unsigned long long>(ps.versions_delta),
+              ps.encode_seconds, static_cast<unsigned long long>(publisher.superseded()), loaded.load(),
               idle.ok() && failed == 0 ? "" : " (FAILURES)");
   std::fflush(stdout);
   return on / off;
+}
+
+// Delta versions against full ones (issue #24): `steps` GRPO steps of the small preset
+// at `lr` (AdamW, no weight decay, as the learner's default), each version serialized
+// in bf16 (what GPU actors run) and encoded as the publisher does against the version
+// before. Returns the patch's share of the full bytes, in percent, averaged over the
+// steps; prints each lr's row.
+double DeltaBytes(double lr, int steps) {
+  const int64_t vocab = 4096;
+  auto config = grpo::model::PresetConfig("qwen2", "small", vocab);
+  if (!config.ok()) std::exit(2);
+  torch::manual_seed(0);
+  grpo::model::Transformer model(*config);
+  torch::optim::AdamW optimizer(model->parameters(), torch::optim::AdamWOptions(lr).weight_decay(0));
+  grpo::TrainerOptions options;
+  options.micro_batch_size = 8;
+  grpo::GrpoTrainer trainer(model, grpo::model::Transformer(nullptr), &optimizer, options, /*pad_id=*/0);
+  std::string prev = grpo::WeightsToBlob(model, 0, torch::kBFloat16);
+  double sum = 0, most = 0, least = 100, encode = 0, changed_sum = 0;
+  for (int s = 1; s <= steps; ++s) {
+    // Fresh groups each step, as a run samples new completions.
+    const auto groups = grpo::bench::MakeGroups(2, 8, 32, 96, vocab, /*seed=*/static_cast<uint64_t>(s));
+    std::vector<const grpo::TrainGroup*> ptrs;
+    for (const auto& g : groups) ptrs.push_back(&g);
+    (void)trainer.Step(ptrs, static_cast<uint64_t>(s));
+    std::string next = grpo::WeightsToBlob(model, static_cast<uint64_t>(s), torch::kBFloat16);
+    auto t0 = Clock::now();
+    absl::StatusOr<std::string> patch = grpo::rpc::MakeWeightPatch(prev, next);
+    encode += Since(t0);
+    if (!patch.ok()) {
+      std::fprintf(stderr, "patch: %s\n", std::string(patch.status().message()).c_str());
+      std::exit(1);
+    }
+    size_t changed = 0;
+    for (size_t i = 0; i + 1 < next.size(); i += 2) changed += std::memcmp(&prev[i], &next[i], 2) != 0;
+    changed_sum += 100.0 * static_cast<double>(changed) / static_cast<double>(next.size() / 2);
+    const double pct = 100.0 * static_cast<double>(patch->size()) / static_cast<double>(next.size());
+    sum += pct;
+    most = std::max(most, pct);
+    least = std::min(least, pct);
+    prev = std::move(next);
+  }
+  std::printf("  lr %-8g full %.1f MB  patch %% of full: mean %.2f (min %.2f, max %.2f)  bf16 values changed per "
+              "step %.2f%%  encode %.3f s/version\n",
+              lr, static_cast<double>(prev.size()) / 1e6, sum / steps, least, most, changed_sum / steps, encode / steps);
+  std::fflush(stdout);
+  return sum / steps;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   grpo::rpc::KeepStreamBuffers();  // as ServiceMain does for every service
+  if (int rc = grpo::bench::RunLinkRole(argc, argv); rc >= 0) return rc;  // a link-mode child
   std::string sizes_arg = "small,0.5b", actors_arg = "1,2,4,8", fanout = "1";
-  int publish_steps = 4;
+  int publish_steps = 4, delta_steps = 20;
+  std::string publish_dtype = "fp32";
+  int64_t full_every = 10;  // learner.delta_full_every's default
+  double demo_lr = 5e-5;    // configs/demo.yaml's learner.lr
+  std::string links = "1gbit", link_size = "small", link_actors = "1,8";
   uint32_t chunk = grpo::rpc::kDefaultWeightChunk;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
@@ -309,6 +384,13 @@ int main(int argc, char** argv) {
     else if (flag == "--fanout") fanout = argv[i + 1];
     else if (flag == "--chunk") chunk = static_cast<uint32_t>(std::atoll(argv[i + 1]));
     else if (flag == "--publish-steps") publish_steps = std::atoi(argv[i + 1]);
+    else if (flag == "--publish-dtype") publish_dtype = argv[i + 1];
+    else if (flag == "--full-every") full_every = std::atoll(argv[i + 1]);
+    else if (flag == "--delta-steps") delta_steps = std::atoi(argv[i + 1]);
+    else if (flag == "--demo-lr") demo_lr = std::atof(argv[i + 1]);
+    else if (flag == "--links") links = argv[i + 1];
+    else if (flag == "--link-size") link_size = argv[i + 1];
+    else if (flag == "--link-actors") link_actors = argv[i + 1];
     else {
       std::fprintf(stderr, "unknown flag %s\n", argv[i]);
       return 2;
@@ -341,9 +423,20 @@ int main(int argc, char** argv) {
   for (int i = 0; i < std::max<int64_t>(max_actors, 2); ++i) actors.push_back(MakeActor(address, i));
   uint64_t version = 0;
   if (publish_steps > 0) {
-    const double ratio = PublishOverhead(address, actors, publish_steps, &version);
+    const double ratio = PublishOverhead(address, actors, publish_steps, &version,
+                                         publish_dtype == "bf16" ? torch::kBFloat16 : torch::kFloat, full_every);
     std::printf("publish overhead: step ratio %.3f\n", ratio);
     std::fflush(stdout);
+  }
+  if (delta_steps > 0) {
+    torch::set_num_threads(2);
+    std::printf("delta versions: %d GRPO steps of the small preset (fresh groups of 2x8, 128 tokens), bf16 versions, "
+                "each patched against the one before\n", delta_steps);
+    const double low = DeltaBytes(1e-6, delta_steps);
+    const double demo = DeltaBytes(demo_lr, delta_steps);
+    std::printf("delta bytes: lr 1e-06 %.2f%% of full, lr %g %.2f%% of full\n", low, demo_lr, demo);
+    std::fflush(stdout);
+    torch::set_num_threads(1);
   }
   std::printf("weight delivery over gRPC on loopback (relay fanout %s), against one plain TCP copy of the same bytes\n",
               fanout.c_str());
@@ -412,6 +505,38 @@ int main(int argc, char** argv) {
   for (auto& a : actors) a->server.server->Shutdown();
   (*service)->Shutdown();
   server->server->Shutdown();
+  if (links != "off") {
+    grpo::bench::LinkOptions lo;
+    lo.rate = links;
+    lo.bytes = link_size == "0.5b" ? size_t{494'032'768} * 2 : size_t{26'229'248} * 4;
+    lo.actors.clear();
+    for (int64_t n : ParseList(link_actors)) lo.actors.push_back(static_cast<int>(n));
+    lo.fanout = std::atoi(fanout.c_str());
+    std::printf("weight delivery over rate-limited links (%s up and down per member, a process and a network "
+                "namespace each, relay fanout %d), against one plain TCP copy over such a link\n",
+                links.c_str(), lo.fanout);
+    std::fflush(stdout);
+    const grpo::bench::LinkResult lr = grpo::bench::MeasureLinks(lo);
+    if (!lr.skipped.empty()) {
+      std::printf("weights over links: skipped (%s)\n", lr.skipped.c_str());
+    } else {
+      std::printf("%-6s %8s %7s %9s %9s %11s %7s %11s\n", "size", "MB", "actors", "seconds", "first s", "baseline s",
+                  "ratio", "from coord");
+      double one = 0, most = 0;
+      int most_n = 0;
+      for (const auto& row : lr.rows) {
+        std::printf("%-6s %8.1f %7d %9.3f %9.3f %11.3f %7.2f %11.2f\n", link_size.c_str(), lo.bytes / 1e6, row.actors,
+                    row.seconds, row.first, lr.baseline, row.seconds / lr.baseline, row.from_coordinator);
+        if (row.actors == 1) one = row.seconds / lr.baseline;
+        if (row.actors >= most_n) {
+          most_n = row.actors;
+          most = row.seconds / lr.baseline;
+        }
+      }
+      std::printf("weights over links: %d actors ratio %.2f (1 actor ratio %.2f)\n", most_n, most, one);
+    }
+    std::fflush(stdout);
+  }
   std::printf("weights: %lld actors ratio %.2f (1 actor ratio %.2f)\n", static_cast<long long>(last_max_actors),
               last_ratio_max, last_ratio_one);
   return 0;

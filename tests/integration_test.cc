@@ -1498,6 +1498,68 @@ TEST(Integration, VersionsGoOutInTheActorsDtype) {
   RemoveUnlessFailed(dir);
 }
 
+// The value of one sample ("name{labels}" as exposed) in Prometheus text, -1 if absent.
+double SampleValue(const std::string& text, const std::string& sample) {
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    if (absl::StartsWith(line, sample + " ")) return std::atof(std::string(line.substr(sample.size() + 1)).c_str());
+  }
+  return -1;
+}
+
+// Delta versions over real processes (issue #24): actors in bf16 at an RL learning rate
+// get most versions as patches against the one they hold, relayed and applied, with a
+// full version every learner.delta_full_every; every group they send carries the CRC of
+// the full version the learner published (the learner checks it), and the run finishes.
+TEST(Integration, VersionsGoOutAsPatchesThatActorsApply) {
+  fs::path dir = FreshDir("delta-versions");
+  std::vector<std::string> sets = SmallRun(dir, 10);
+  sets.push_back("actor.dtype=bf16");
+  sets.push_back("learner.lr=0.000001");
+  sets.push_back("learner.delta_full_every=4");
+  Cluster c(dir, sets);
+  c.Start("coordinator");
+  c.Start("reward");
+  c.Start("learner");
+  c.Start("actor");
+  ServiceProcess& learner = c.Get("learner");
+  std::string actor_metrics;  // the actor stops with the run: scraped while it runs
+  ASSERT_TRUE(WaitUntil([&] {
+    absl::StatusOr<std::string> got = HttpGet("127.0.0.1", c.Get("actor").metrics_port, "/metrics");
+    if (got.ok() && absl::StrContains(*got, "grpo_actor_weight_versions_total")) actor_metrics = *got;
+    return learner.proc.Poll().has_value();
+  }, absl::Seconds(120))) << "the learner did not finish 10 steps";
+  std::optional<int> status = learner.proc.Poll();
+  ASSERT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << DescribeWaitStatus(*status)
+                                                              << TailOfFile(learner.log_path, 20);
+  std::vector<nlohmann::json> m = ReadJsonl(dir / "metrics.jsonl");
+  ASSERT_EQ(m.size(), 10u);
+  // Version 0 goes out before the first step, in full; after it the publisher's: 1 full,
+  // 2-4 patches, 5 full, 6-8 patches, 9 full (the last line counts versions up to 9).
+  const nlohmann::json& last = m.back();
+  ASSERT_TRUE(last.contains("weights_sent")) << last.dump();
+  const uint64_t full = last["weights_sent"]["full"], delta = last["weights_sent"]["delta"];
+  EXPECT_EQ(full + delta, 9u) << last.dump();
+  EXPECT_GE(full, 3u) << "a full version at least every 4";
+  EXPECT_GE(delta, 5u) << "at lr 1e-6 bf16 patches are far smaller than the version";
+  const double full_each = last["weight_bytes_sent"]["full"].get<double>() / static_cast<double>(full);
+  const double delta_each = last["weight_bytes_sent"]["delta"].get<double>() / static_cast<double>(std::max<uint64_t>(delta, 1));
+  EXPECT_LT(delta_each, full_each * 0.2) << "patch bytes per version against full";
+  // The actor applied patches (its metrics as last scraped during the run, and its log),
+  // none refused, and the learner found every group's CRC to be that of a version it
+  // published.
+  EXPECT_GE(SampleValue(actor_metrics, "grpo_actor_weight_versions_total{kind=\"delta\"}"), 1) << actor_metrics;
+  EXPECT_EQ(SampleValue(actor_metrics, "grpo_actor_weight_patches_refused_total"), 0);
+  const std::string actor_log = TailOfFile(c.Get("actor").log_path, 2000);
+  EXPECT_THAT(actor_log, HasSubstr(", as a patch,"));
+  EXPECT_THAT(actor_log, Not(HasSubstr("is refused")));
+  const std::string coordinator_log = TailOfFile(c.Get("coordinator").log_path, 2000);
+  EXPECT_THAT(coordinator_log, HasSubstr("as a patch of"));
+  EXPECT_THAT(coordinator_log, Not(HasSubstr("refused")));
+  const std::string log = TailOfFile(learner.log_path, 400);
+  EXPECT_THAT(log, Not(HasSubstr("CRC-32"))) << "no group was refused for its weights";
+  RemoveUnlessFailed(dir);
+}
+
 // Dynamic sampling over the real SubmitGroups stream: a group whose rewards are all
 // equal is FILTERED (and its lease completed), one with a spread is ACCEPTED.
 TEST(Integration, DynamicSamplingFiltersGroupsWithoutSignal) {
