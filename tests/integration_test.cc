@@ -891,7 +891,11 @@ TEST(Integration, ChaosRandomKillsAndTheRunStillFinishesWithEveryStepOnce) {
   fs::path dir = FreshDir("chaos");
   const int64_t steps = 1500;  // about 40 s without kills
   absl::StatusOr<ChildProcess> p = SpawnGrpoRun(
-      dir, {"--max-steps", std::to_string(steps), "--set", "run.max_restarts=100", "--set", "learner.checkpoint_every=7"},
+      dir, {"--max-steps", std::to_string(steps), "--set", "run.max_restarts=100", "--set", "learner.checkpoint_every=7",
+            // Versions as patches (bf16 actors at an RL learning rate): kills meet the
+            // delta path too (a restarted coordinator lacks the base, a restarted actor
+            // holds nothing, a restarted learner starts in full).
+            "--set", "actor.dtype=bf16", "--set", "learner.lr=0.000001", "--set", "learner.delta_full_every=5"},
       "launcher.out");
   ASSERT_TRUE(p.ok()) << p.status();
   ASSERT_TRUE(WaitForFirstStep(dir));
@@ -922,7 +926,12 @@ TEST(Integration, ChaosRandomKillsAndTheRunStillFinishesWithEveryStepOnce) {
   EXPECT_GE(total, 5) << "too little chaos: " << summary;
   ExpectEveryStepOnce(dir, steps, "kills " + summary);
   ExpectLedgerAgrees(dir, steps, 4);
-  std::cerr << "chaos: " << total << " kills (" << summary << ")\n";
+  uint64_t most_patches = 0;  // the publisher's count restarts with the learner: the most any line saw
+  for (const nlohmann::json& line : ReadJsonl(dir / "metrics.jsonl")) {
+    if (line.contains("weights_sent")) most_patches = std::max<uint64_t>(most_patches, line["weights_sent"]["delta"]);
+  }
+  EXPECT_GE(most_patches, 10u) << "versions went out as patches";
+  std::cerr << "chaos: " << total << " kills (" << summary << "), up to " << most_patches << " patched versions\n";
   RemoveUnlessFailed(dir);
 }
 

@@ -655,5 +655,38 @@ TEST(WeightDelta, AnActorRefusesAPatchThatDoesNotApplyAndFetchesInFull) {
   EXPECT_EQ(a.fetcher->stats().versions_full, 2u);
 }
 
+// An actor receives each version into the pages of one before it (no fresh mapping, no
+// page faults after the first versions): a full version into the previous one's, a
+// patch's result into the pages of the version before the base (the base is read while
+// the result is written).
+TEST(WeightDelta, ActorsReceiveIntoThePagesOfEarlierVersions) {
+  Coordinator c(1);
+  Actor a(c.address, "a");
+  const std::string v1 = RandomBytes(1'000'000, 40);
+  c.Publish(v1, 1);
+  const char* first = (*a.Fetch())->data();
+  c.Publish(RandomBytes(1'000'000, 41), 2);  // full: into version 1's pages
+  EXPECT_EQ((*a.Fetch())->data(), first);
+  // Patches from here on: version 3 (against 2) into fresh pages, 4 into 2's, 5 into 3's.
+  std::string prev = std::string((*a.fetcher->Held(2))->bytes());
+  std::vector<const char*> pages;
+  for (uint64_t v = 3; v <= 5; ++v) {
+    const std::string next = Nudged(prev, 0.01, v);
+    auto ctx = ContextWithDeadline(absl::Seconds(30));
+    ASSERT_TRUE(PublishWeightStream(c.channel, ctx.get(),
+                                    MakeDeltaBlob(*MakeWeightPatch(prev, next), *WeightBlob::FromBytes(prev, v - 1, v - 1),
+                                                  *WeightBlob::FromBytes(next, v, v)))
+                    .ok());
+    auto got = a.Fetch();
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ((*got)->bytes(), next);
+    pages.push_back((*got)->data());
+    prev = next;
+  }
+  EXPECT_EQ(a.fetcher->stats().versions_delta, 3u);
+  EXPECT_EQ(pages[1], first) << "version 4 in version 2's pages";
+  EXPECT_EQ(pages[2], pages[0]) << "version 5 in version 3's pages";
+}
+
 }  // namespace
 }  // namespace grpo::rpc
