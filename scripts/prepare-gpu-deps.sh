@@ -32,7 +32,7 @@ PACKAGES=(
   libcli11-dev libgtest-dev libgmock-dev googletest
   libseccomp-dev libseccomp2 libginac-dev libginac11 libcln-dev libcln6 libgmp-dev libgmp10 libgmpxx4ldbl
   libpcre2-dev libpcre2-8-0 libpcre2-16-0 libpcre2-32-0 libpcre2-posix3 libicu-dev libicu72
-  libisal-dev libisal2 zlib1g-dev zlib1g libssl-dev libssl3 libc-ares-dev libc-ares2 libre2-dev libre2-9
+  libisal-dev libisal2 libzstd-dev libzstd1 zlib1g-dev zlib1g libssl-dev libssl3 libc-ares-dev libc-ares2 libre2-dev libre2-9
   pkgconf pkgconf-bin libpkgconf3
 )
 WORK="$(mktemp -d)"
