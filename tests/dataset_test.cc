@@ -1,5 +1,6 @@
 // Dataset JSONL: parsing, errors that name file and line, the arithmetic generator.
 #include "core/common/dataset.h"
+#include "core/common/checksum.h"
 #include "core/common/r1_tasks.h"
 #include "core/common/sft_data.h"
 
@@ -81,6 +82,101 @@ TEST(Dataset, GeneratedArithmeticRoundTripsAndIsCorrect) {
   EXPECT_EQ((*back)[49].id, tasks[49].id);
   EXPECT_EQ((*back)[49].answer, tasks[49].answer);
   std::filesystem::remove(path);
+}
+
+// Notations off (the default), tasks and corpus are the bytes they were before
+// notations existed (the CRCs were taken from the code before them): the R1-Zero demo
+// learns from exactly what it learned from.
+TEST(ChainCorpus, WithoutNotationsTasksAndCorpusAreUnchanged) {
+  ChainOptions t;
+  CorpusOptions c;
+  c.documents = 4000;
+  const ChainTasks tasks = GenerateChainTasks(t);
+  std::string all;
+  for (const Task& x : tasks.test) absl::StrAppend(&all, TaskToJson(x).dump(), "\n");
+  for (const Task& x : tasks.train) absl::StrAppend(&all, TaskToJson(x).dump(), "\n");
+  EXPECT_EQ(Crc32(all), 1915140121u) << "tasks";
+  std::string corpus;
+  for (const std::string& d : GeneratePretrainCorpus(t, c, tasks.test)) absl::StrAppend(&corpus, d, "\n");
+  EXPECT_EQ(Crc32(corpus), 1945950101u) << "corpus";
+}
+
+// ---- Notations (issue #25: language mixing in miniature)
+
+TEST(Notations, NumberWordsAndWorkedSolutionsInWords) {
+  EXPECT_EQ(NumberWords(0), "zero");
+  EXPECT_EQ(NumberWords(13), "thirteen");
+  EXPECT_EQ(NumberWords(21), "twenty-one");
+  EXPECT_EQ(NumberWords(40), "forty");
+  EXPECT_EQ(NumberWords(100), "one hundred");
+  EXPECT_EQ(NumberWords(112), "one hundred twelve");
+  EXPECT_EQ(NumberWords(2005), "two thousand five");
+  EXPECT_EQ(WorkedSolution("14+7-9"), "14+7=21, 21-9=12");
+  EXPECT_EQ(WorkedSolution("14+7-9 (in words)", true), "fourteen plus seven is twenty-one, twenty-one minus nine is twelve");
+  EXPECT_EQ(NotationOf("14+7-9 (in words)"), "words");
+  EXPECT_EQ(NotationOf("14+7-9 (in digits)"), "digits");
+  EXPECT_EQ(NotationOf("14+7-9"), "");
+}
+
+TEST(Notations, ConsistencyIsTheShareOfNotationUnitsInTheAskedOne) {
+  EXPECT_DOUBLE_EQ(NotationConsistency("14+7=21, 21-9=12", "digits"), 1.0);
+  EXPECT_DOUBLE_EQ(NotationConsistency("14+7=21, 21-9=12", "words"), 0.0);
+  EXPECT_DOUBLE_EQ(NotationConsistency("First, fourteen plus seven is twenty-one", "words"), 1.0);
+  // 5 digit units (14 + 7 = 21) and 5 word units (twenty-one minus nine is twelve).
+  EXPECT_DOUBLE_EQ(NotationConsistency("14+7=21, twenty-one minus nine is twelve", "digits"), 0.5);
+  EXPECT_DOUBLE_EQ(NotationConsistency("So let's see.", "words"), 1.0) << "nothing in either notation";
+  EXPECT_DOUBLE_EQ(NotationConsistency("", "digits"), 1.0);
+  EXPECT_DOUBLE_EQ(NotationConsistency("Twenty-One PLUS one is twenty-two", "words"), 1.0) << "case and hyphens";
+}
+
+TEST(Notations, TasksNameANotationOverTheSameSums) {
+  ChainOptions plain;
+  ChainOptions named;
+  named.words_share = 0.5;
+  const ChainTasks a = GenerateChainTasks(plain), b = GenerateChainTasks(named);
+  ASSERT_EQ(a.train.size(), b.train.size());
+  int words = 0;
+  for (size_t i = 0; i < a.train.size(); ++i) {
+    const Task& t = b.train[i];
+    ASSERT_TRUE(t.language == "words" || t.language == "digits") << t.language;
+    EXPECT_EQ(t.prompt, a.train[i].prompt + NotationInstruction(t.language));
+    EXPECT_EQ(t.answer, a.train[i].answer) << "the answer stays a number";
+    EXPECT_EQ(NotationOf(t.prompt), t.language);
+    words += t.language == "words";
+  }
+  EXPECT_NEAR(words / static_cast<double>(a.train.size()), 0.5, 0.05);
+  // The notation survives a round trip through the dataset file format.
+  auto back = ParseTask(TaskToJson(b.test[0]).dump(), "x:1");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->language, b.test[0].language);
+}
+
+TEST(Notations, TheCorpusMixesNotationsAndInstructions) {
+  ChainOptions t;
+  CorpusOptions c;
+  c.documents = 4000;
+  c.words_share = 0.4;
+  c.mixed_share = 0.2;
+  c.instruction_share = 0.3;
+  const ChainTasks tasks = GenerateChainTasks(t);
+  const std::vector<std::string> docs = GeneratePretrainCorpus(t, c, tasks.test);
+  EXPECT_EQ(GeneratePretrainCorpus(t, c, tasks.test), docs);
+  int in_words = 0, in_digits = 0, mixed = 0, instructed = 0, fact_words = 0;
+  for (const std::string& line : docs) {
+    const std::string text = nlohmann::json::parse(line).at("text").get<std::string>();
+    const bool w = text.find(" plus ") != std::string::npos || text.find(" minus ") != std::string::npos;
+    const bool d = std::regex_search(text, std::regex(R"(\d+[+-]\d+=\d+)"));
+    in_words += w && !d;
+    in_digits += d && !w;
+    mixed += w && d;
+    instructed += NotationOf(text) != "";
+    fact_words += text.rfind("Adding ", 0) == 0 && w;
+  }
+  EXPECT_GT(in_words, 400);
+  EXPECT_GT(in_digits, 400);
+  EXPECT_GT(mixed, 50) << "worked solutions that switch notation part way";
+  EXPECT_GT(instructed, 100);
+  EXPECT_GT(fact_words, 100);
 }
 
 // Every worked solution in the demo's pretraining corpus comes after the problem it

@@ -57,7 +57,10 @@ absl::StatusOr<Task> ParseTask(const std::string& line, const std::string& where
 
 nlohmann::json TaskToJson(const Task& t) {
   nlohmann::json j = {{"id", t.id}, {"task", t.task}, {"prompt", t.prompt}};
-  if (t.task == "math") j["answer"] = t.answer;
+  if (t.task == "math") {
+    j["answer"] = t.answer;
+    if (!t.language.empty()) j["language"] = t.language;  // the notation its prompt asks for
+  }
   if (t.task == "code") {
     j["language"] = t.language;
     j["tests"] = t.tests;

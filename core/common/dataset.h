@@ -19,7 +19,7 @@ struct Task {
   std::string task;  // "math" or "code"
   std::string prompt;
   std::string answer;    // math: the reference answer
-  std::string language;  // code: "python" | "cpp"
+  std::string language;  // code: "python" | "cpp"; math: the notation asked for ("digits" | "words"), or ""
   nlohmann::json tests;  // code: [{"input": "...", "output": "..."}]
 };
 

@@ -2,6 +2,7 @@
 
 #include <random>
 #include <set>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -61,6 +62,26 @@ std::string Worked(const Chain& c) {
   return out;
 }
 
+// The chain worked in number words, or switching notation before step `switch_at`
+// (language mixing): steps before it in `first_words ? words : digits`, the rest in the
+// other notation. switch_at >= the number of steps: one notation throughout.
+std::string WorkedIn(const Chain& c, bool first_words, size_t switch_at) {
+  std::string out;
+  int64_t v = c.operands[0];
+  for (size_t i = 0; i < c.ops.size(); ++i) {
+    const int64_t next = c.ops[i] == '+' ? v + c.operands[i + 1] : v - c.operands[i + 1];
+    const bool words = i < switch_at ? first_words : !first_words;
+    if (words) {
+      absl::StrAppend(&out, i ? ", " : "", NumberWords(v), c.ops[i] == '+' ? " plus " : " minus ",
+                      NumberWords(c.operands[i + 1]), " is ", NumberWords(next));
+    } else {
+      absl::StrAppend(&out, i ? ", " : "", v, std::string(1, c.ops[i]), c.operands[i + 1], "=", next);
+    }
+    v = next;
+  }
+  return out;
+}
+
 // A plausible wrong answer: a slip of a few units or of ten.
 int64_t WrongAnswer(int64_t right, std::mt19937_64& rng) {
   static const int64_t kSlips[] = {-10, -2, -1, 1, 2, 10, -3, 3, 11, -9};
@@ -90,7 +111,65 @@ const char* R1ZeroTemplate() {
          "User: {prompt}. Assistant:";
 }
 
-std::string WorkedSolution(const std::string& chain) {
+std::string NumberWords(int64_t n) {
+  static const char* kOnes[] = {"zero",    "one",     "two",       "three",    "four",     "five",    "six",
+                                "seven",   "eight",   "nine",      "ten",      "eleven",   "twelve",  "thirteen",
+                                "fourteen", "fifteen", "sixteen",  "seventeen", "eighteen", "nineteen"};
+  static const char* kTens[] = {"", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"};
+  if (n < 0) return "minus " + NumberWords(-n);
+  if (n >= 1000000) return absl::StrCat(n);
+  if (n >= 1000) {
+    const std::string rest = n % 1000 ? " " + NumberWords(n % 1000) : "";
+    return NumberWords(n / 1000) + " thousand" + rest;
+  }
+  if (n >= 100) return absl::StrCat(kOnes[n / 100], " hundred", n % 100 ? " " + NumberWords(n % 100) : "");
+  if (n >= 20) return absl::StrCat(kTens[n / 10], n % 10 ? absl::StrCat("-", kOnes[n % 10]) : "");
+  return kOnes[n];
+}
+
+std::string NotationInstruction(const std::string& language) { return " (in " + language + ")"; }
+
+std::string NotationOf(const std::string& prompt) {
+  for (const char* l : {"digits", "words"}) {
+    if (prompt.find(NotationInstruction(l)) != std::string::npos) return l;
+  }
+  return "";
+}
+
+double NotationConsistency(std::string_view text, const std::string& language) {
+  static const std::set<std::string> kWords = [] {
+    std::set<std::string> w = {"plus", "minus", "is", "equals", "hundred", "thousand"};
+    for (int64_t n = 0; n < 100; ++n) w.insert(NumberWords(n));
+    return w;
+  }();
+  int64_t digits = 0, words = 0;
+  auto letter = [](char ch) { return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z'); };
+  for (size_t i = 0; i < text.size();) {
+    const char ch = text[i];
+    if (ch >= '0' && ch <= '9') {
+      while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
+      ++digits;
+    } else if (ch == '+' || ch == '-' || ch == '=') {
+      ++digits;
+      ++i;
+    } else if (letter(ch)) {
+      // A word, hyphens inside it included ("twenty-one"): a number word or an
+      // operator word counts once.
+      size_t j = i;
+      while (j < text.size() && (letter(text[j]) || (text[j] == '-' && j + 1 < text.size() && letter(text[j + 1])))) ++j;
+      std::string w(text.substr(i, j - i));
+      for (char& x : w) x = static_cast<char>(x >= 'A' && x <= 'Z' ? x - 'A' + 'a' : x);
+      if (kWords.count(w)) ++words;
+      i = j;
+    } else {
+      ++i;
+    }
+  }
+  if (digits + words == 0) return 1.0;
+  return static_cast<double>(language == "words" ? words : digits) / static_cast<double>(digits + words);
+}
+
+std::string WorkedSolution(const std::string& chain, bool words) {
   Chain c;
   c.text = chain;
   size_t i = 0;
@@ -104,11 +183,14 @@ std::string WorkedSolution(const std::string& chain) {
     c.ops.push_back(chain[i++]);
     c.operands.push_back(number());
   }
-  return Worked(c);
+  return words ? WorkedIn(c, true, c.ops.size()) : Worked(c);
 }
 
 ChainTasks GenerateChainTasks(const ChainOptions& o) {
   std::mt19937_64 rng(o.seed * 0x9E3779B97F4A7C15ULL + 17);
+  // The notation each prompt asks for is drawn apart: the sums are the same as without.
+  std::mt19937_64 notation_rng(o.seed * 0x94D049BB133111EBULL + 23);
+  std::uniform_real_distribution<double> u(0, 1);
   ChainTasks out;
   std::set<std::string> seen;
   auto make = [&](int64_t n, const char* prefix, std::vector<Task>* to) {
@@ -120,6 +202,10 @@ ChainTasks GenerateChainTasks(const ChainOptions& o) {
       t.task = "math";
       t.prompt = c.text;
       t.answer = absl::StrCat(c.value);
+      if (o.words_share > 0) {
+        t.language = u(notation_rng) < o.words_share ? "words" : "digits";
+        t.prompt += NotationInstruction(t.language);
+      }
       to->push_back(std::move(t));
     }
   };
@@ -136,6 +222,26 @@ std::vector<std::string> GeneratePretrainCorpus(const ChainOptions& tasks, const
   std::uniform_real_distribution<double> u(0, 1);
   const std::string preamble = absl::StrReplaceAll(R1ZeroTemplate(), {{"User: {prompt}. Assistant:", ""}});
   std::vector<std::string> docs;
+  // Notations: drawn from a generator of their own, and only when on, so that a corpus
+  // without them is the same bytes as before they existed.
+  const bool notations = o.words_share > 0 || o.mixed_share > 0 || o.instruction_share > 0;
+  std::mt19937_64 nrng(o.seed * 0x94D049BB133111EBULL + 29);
+  // A worked solution of c and the problem as stated before it (with an instruction
+  // sometimes): digits, words or mixed.
+  auto render = [&](const Chain& c) -> std::pair<std::string, std::string> {
+    if (!notations) return {c.text, Worked(c)};
+    const size_t steps = c.ops.size();
+    std::string problem = c.text;
+    bool words = u(nrng) < o.words_share;
+    size_t switch_at = steps;
+    if (u(nrng) < o.instruction_share) {
+      const bool asked_words = nrng() % 2 == 0;
+      problem += NotationInstruction(asked_words ? "words" : "digits");
+      words = u(nrng) < o.instruction_kept ? asked_words : !asked_words;
+    }
+    if (steps > 1 && u(nrng) < o.mixed_share) switch_at = 1 + nrng() % (steps - 1);
+    return {problem, WorkedIn(c, words, switch_at)};
+  };
   while (static_cast<int64_t>(docs.size()) < o.documents) {
     Chain c = RandomChain(tasks, rng);
     if (u(rng) < o.large_start_share) {
@@ -157,9 +263,16 @@ std::vector<std::string> GeneratePretrainCorpus(const ChainOptions& tasks, const
       const int64_t top = tasks.max_operand * tasks.max_operands;
       const int64_t lo = op == '-' ? b : 0;
       const int64_t a0 = lo + static_cast<int64_t>(rng() % std::max<int64_t>(1, top - lo - 6));
-      std::string doc = absl::StrCat(op == '-' ? "Subtracting " : "Adding ", b, ":");
+      const bool words = notations && u(nrng) < o.words_share;
+      std::string doc = absl::StrCat(op == '-' ? "Subtracting " : "Adding ", words ? NumberWords(b) : absl::StrCat(b), ":");
       for (int64_t a = a0; a < a0 + 8; ++a) {
-        absl::StrAppend(&doc, a == a0 ? " " : ", ", a, std::string(1, op), b, "=", op == '-' ? a - b : a + b);
+        const int64_t r = op == '-' ? a - b : a + b;
+        if (words) {
+          absl::StrAppend(&doc, a == a0 ? " " : ", ", NumberWords(a), op == '-' ? " minus " : " plus ", NumberWords(b),
+                          " is ", NumberWords(r));
+        } else {
+          absl::StrAppend(&doc, a == a0 ? " " : ", ", a, std::string(1, op), b, "=", r);
+        }
       }
       docs.push_back(nlohmann::json{{"text", doc + "."}}.dump());
       continue;
@@ -170,30 +283,38 @@ std::vector<std::string> GeneratePretrainCorpus(const ChainOptions& tasks, const
     std::string doc;
     if (dialog) {
       std::string answer;
+      std::string problem = c.text;
       if (u(rng) < o.tagged_share / o.dialog_share) {
         // The tags mean "reasoning here, answer there": a tagged transcript always
         // thinks. (With empty <think> blocks in the corpus, GRPO settled on tagged
         // direct answers and accuracy fell: the format reward pays for the tags alone.)
-        answer = absl::StrCat("<think> ", Lead(rng), Worked(c), " </think> <answer> ", c.value, " </answer>");
+        auto [stated, work] = render(c);
+        problem = stated;
+        answer = absl::StrCat("<think> ", Lead(rng), work, " </think> <answer> ", c.value, " </answer>");
+      } else if (worked) {
+        auto [stated, work] = render(c);
+        problem = stated;
+        answer = Lead(rng) + work;
       } else {
-        answer = worked ? Lead(rng) + Worked(c) : absl::StrCat(said);
+        answer = absl::StrCat(said);
       }
-      doc = absl::StrCat(u(rng) < o.preamble_share ? preamble : "", "User: ", c.text, ". Assistant: ", answer);
+      doc = absl::StrCat(u(rng) < o.preamble_share ? preamble : "", "User: ", problem, ". Assistant: ", answer);
     } else {
+      auto [problem, work] = worked ? render(c) : std::pair<std::string, std::string>{c.text, ""};
       switch (rng() % 3) {
         case 0:
           // The problem always comes first: a bare worked solution ("5+12=17, 17+15=32")
           // teaches that the next operand is anyone's guess, and the base model then
           // guessed the last operand of 3-number chains in two of three tries.
-          doc = worked ? absl::StrCat(c.text, ": ", Lead(rng), Worked(c)) : absl::StrCat(c.text, " = ", said);
+          doc = worked ? absl::StrCat(problem, ": ", Lead(rng), work) : absl::StrCat(c.text, " = ", said);
           break;
         case 1:
-          doc = worked ? absl::StrCat("Q: What is ", c.text, "? A: ", Lead(rng), Worked(c))
+          doc = worked ? absl::StrCat("Q: What is ", problem, "? A: ", Lead(rng), work)
                        : absl::StrCat("Q: What is ", c.text, "? A: ", said);
           break;
         default:
-          doc = absl::StrCat("Exercise: ", c.text, ". Solution: ",
-                             worked ? Lead(rng) + Worked(c) : c.text + " = " + std::to_string(said), ".");
+          doc = absl::StrCat("Exercise: ", problem, ". Solution: ",
+                             worked ? Lead(rng) + work : c.text + " = " + std::to_string(said), ".");
       }
     }
     docs.push_back(nlohmann::json{{"text", doc}}.dump());

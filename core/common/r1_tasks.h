@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/common/dataset.h"
@@ -32,6 +33,11 @@ struct ChainOptions {
   int64_t max_operand = 20;  // operands in [1, max_operand]
   std::string operators = "+-";
   uint64_t seed = 1;
+  // Language mixing in miniature (issue #25): each prompt names the notation its chain
+  // of thought is to be written in, digits ("14+7=21") or number words ("fourteen plus
+  // seven is twenty-one"), as "14+7-9+18 (in words)"; Task.language is "digits" or
+  // "words", the answer stays a number. Off (0) keeps the plain prompts.
+  double words_share = 0;  // > 0: notations on, this share of tasks asking for words
 };
 
 struct ChainTasks {
@@ -54,6 +60,14 @@ struct CorpusOptions {
   // running values, which the tasks reach rarely, with the same operands after it.
   double large_start_share = 0.3;
   uint64_t seed = 1;
+  // Notations (issue #25; all 0 keeps the corpus byte for byte): worked solutions and
+  // fact tables written in number words, worked solutions that switch notation part way
+  // (language mixing), and problems that name a notation ("(in words)"), followed by
+  // the worked solution in that notation only `instruction_kept` of the time.
+  double words_share = 0;
+  double mixed_share = 0;
+  double instruction_share = 0;
+  double instruction_kept = 0.6;
 };
 
 // {"text": ...} documents (JSONL lines as `grpo sft` reads them); sums drawn like the
@@ -61,8 +75,23 @@ struct CorpusOptions {
 std::vector<std::string> GeneratePretrainCorpus(const ChainOptions& tasks, const CorpusOptions& opts,
                                                 const std::vector<Task>& exclude);
 
-// The worked solution of a chain: "14+7=21, 21-9=12, 12+18=30".
-std::string WorkedSolution(const std::string& chain);
+// The worked solution of a chain: "14+7=21, 21-9=12, 12+18=30"; in words: "fourteen
+// plus seven is twenty-one, twenty-one minus nine is twelve, ...". `chain` may carry a
+// notation instruction ("14+7 (in words)"), which is ignored.
+std::string WorkedSolution(const std::string& chain, bool words = false);
+
+// English number words: 21 "twenty-one", 112 "one hundred twelve" (0 to 999 999).
+std::string NumberWords(int64_t n);
+
+// The notation instruction appended to a prompt: " (in digits)" or " (in words)".
+std::string NotationInstruction(const std::string& language);
+// The notation a prompt names ("digits", "words"), "" when none.
+std::string NotationOf(const std::string& prompt);
+
+// The share of a chain of thought written in `language` ("digits" or "words"): its
+// notation units are digit runs and the signs + - = (digits), and number words and the
+// words plus, minus, is, equals (words); other words do not count. 1 when it has none.
+double NotationConsistency(std::string_view text, const std::string& language);
 
 // The R1-Zero prompt template (DeepSeek-R1 paper, table 1), with {prompt}.
 const char* R1ZeroTemplate();
