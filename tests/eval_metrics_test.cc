@@ -116,5 +116,31 @@ TEST(EvalMetrics, SummarizeByTaskTypeAndOverall) {
   EXPECT_THAT(ReportTable(r), ::testing::HasSubstr("maj@4"));
 }
 
+// Language consistency (issue #25): the mean over samples, in the report, the table and
+// each sample line; a samples line from before it reads as 1.
+TEST(EvalMetrics, LanguageConsistencyIsTheMeanOverSamples) {
+  std::vector<EvalSample> ss;
+  const double lang[] = {1.0, 0.5, 0.0, 0.5};
+  for (int i = 0; i < 4; ++i) {
+    EvalSample s;
+    s.id = i < 2 ? "a" : "b";
+    s.task = "math";
+    s.sample = i % 2;
+    s.answer = "3";
+    s.correct = true;
+    s.language_consistency = lang[i];
+    ss.push_back(s);
+  }
+  const EvalReport r = Summarize(ss);
+  EXPECT_NEAR(r.overall.language_consistency, 0.5, 1e-12);
+  EXPECT_NEAR(ReportJson(r)["language_consistency"].get<double>(), 0.5, 1e-12);
+  EXPECT_NEAR(ReportJson(r)["by_task"]["math"]["language_consistency"].get<double>(), 0.5, 1e-12);
+  EXPECT_THAT(ReportTable(r), ::testing::HasSubstr("language"));
+  EXPECT_DOUBLE_EQ(SampleFromJson(nlohmann::json::parse(SampleJson(ss[2]).dump())).language_consistency, 0.0);
+  nlohmann::json old = nlohmann::json::parse(SampleJson(ss[2]).dump());
+  old.erase("language_consistency");
+  EXPECT_DOUBLE_EQ(SampleFromJson(old).language_consistency, 1.0);
+}
+
 }  // namespace
 }  // namespace grpo::eval

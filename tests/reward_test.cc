@@ -38,6 +38,23 @@ TEST(FormatReward, LenientNeedsOneAnswerBlockAtTheEnd) {
 }
 
 
+// Chain tasks name a notation (issue #25): consistency is the share of the chain of
+// thought's notation units in it, whether the task or only the prompt names it.
+TEST(LanguageConsistency, ChainTasksScoreTheNotationTheyAskFor) {
+  const std::string digits = "<think> 14+7=21, 21-9=12 </think> <answer> 12 </answer>";
+  const std::string words = "<think> fourteen plus seven is twenty-one, twenty-one minus nine is twelve </think> <answer> 12 </answer>";
+  const std::string mixed = "<think> 14+7=21, twenty-one minus nine is twelve </think> <answer> 12 </answer>";
+  EXPECT_DOUBLE_EQ(LanguageConsistencyReward("14+7-9", words, "words"), 1.0);
+  EXPECT_DOUBLE_EQ(LanguageConsistencyReward("14+7-9", digits, "words"), 0.0);
+  EXPECT_DOUBLE_EQ(LanguageConsistencyReward("14+7-9", mixed, "digits"), 0.5);
+  EXPECT_DOUBLE_EQ(LanguageConsistencyReward("14+7-9 (in words)", digits), 0.0) << "named by the prompt";
+  EXPECT_DOUBLE_EQ(LanguageConsistencyReward("14+7-9 (in digits)", digits), 1.0);
+  // The answer's digits are not the chain of thought.
+  EXPECT_DOUBLE_EQ(LanguageConsistencyReward("14+7-9", "<think> fourteen plus seven is twenty-one </think> <answer> 21 </answer>", "words"), 1.0);
+  // A chain task without a notation keeps the script rule (no letters in the prompt: 1).
+  EXPECT_DOUBLE_EQ(LanguageConsistencyReward("14+7-9", words), 1.0);
+}
+
 TEST(LanguageConsistency, ShareOfThinkWordsInThePromptsScript) {
   const std::string en = "What is the sum of three and four?";
   EXPECT_DOUBLE_EQ(LanguageConsistencyReward(en, "<think>add them up</think><answer>7</answer>"), 1.0);

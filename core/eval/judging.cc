@@ -48,6 +48,7 @@ absl::StatusOr<std::vector<Judgement>> JudgementsOf(const v1::ScoredGroup& score
     j.correct = m.count("accuracy") && m.at("accuracy") >= 1.0f - 1e-6f;
     j.format = m.count("format") && m.at("format") >= 0.5f;
     if (s.has_answer()) j.answer = s.answer();
+    if (m.count("language")) j.language = m.at("language");
     out.push_back(std::move(j));
   }
   return out;

@@ -25,6 +25,7 @@ struct Judgement {
   bool correct = false;               // accuracy component is 1 (code: every test passed)
   bool format = false;                // format component is at least 0.5
   std::optional<std::string> answer;  // Score.answer (not yet normalised); nullopt: none
+  double language = 1.0;              // the language component (consistency), 1 when absent
 };
 
 // The WorkItem fields a task gives (prompt, answer, task kind, language, tests).

@@ -100,7 +100,7 @@ namespace {
 
 struct Acc {
   int64_t n = 0, k = -1;
-  double pass1 = 0, passk = 0, majk = 0, format = 0, len = 0;
+  double pass1 = 0, passk = 0, majk = 0, format = 0, len = 0, language = 0;
   int64_t samples = 0;
   void Add(const std::vector<const EvalSample*>& ss) {
     const int64_t kk = static_cast<int64_t>(ss.size());
@@ -109,6 +109,7 @@ struct Acc {
       c += s->correct;
       f += s->format;
       l += s->length;
+      language += s->language_consistency;
     }
     ++n;
     k = k < 0 ? kk : std::min(k, kk);
@@ -129,6 +130,7 @@ struct Acc {
     m.majk = majk / static_cast<double>(n);
     m.format = format / static_cast<double>(samples);
     m.response_len_mean = len / static_cast<double>(samples);
+    m.language_consistency = language / static_cast<double>(samples);
     return m;
   }
 };
@@ -167,6 +169,7 @@ nlohmann::ordered_json MetricsJson(const EvalMetrics& m) {
   j["format"] = m.format;
   j["response_len_mean"] = m.response_len_mean;
   j["n"] = m.n;
+  j["language_consistency"] = m.language_consistency;
   return j;
 }
 
@@ -180,11 +183,11 @@ nlohmann::ordered_json ReportJson(const EvalReport& r) {
 
 std::string ReportTable(const EvalReport& r) {
   const int64_t k = r.overall.k;
-  std::string out = absl::StrFormat("%-8s %6s %8s %8s %8s %8s %9s\n", "task", "n", "pass@1",
-                                    absl::StrCat("pass@", k), absl::StrCat("maj@", k), "format", "len");
+  std::string out = absl::StrFormat("%-8s %6s %8s %8s %8s %8s %9s %9s\n", "task", "n", "pass@1",
+                                    absl::StrCat("pass@", k), absl::StrCat("maj@", k), "format", "len", "language");
   auto row = [&](const std::string& name, const EvalMetrics& m) {
-    absl::StrAppend(&out, absl::StrFormat("%-8s %6d %8.3f %8.3f %8.3f %8.3f %9.1f\n", name, m.n, m.pass1, m.passk,
-                                          m.majk, m.format, m.response_len_mean));
+    absl::StrAppend(&out, absl::StrFormat("%-8s %6d %8.3f %8.3f %8.3f %8.3f %9.1f %9.3f\n", name, m.n, m.pass1,
+                                          m.passk, m.majk, m.format, m.response_len_mean, m.language_consistency));
   };
   for (const auto& [task, m] : r.by_task) row(task, m);
   if (r.by_task.size() != 1) row("all", r.overall);
@@ -200,6 +203,7 @@ nlohmann::ordered_json SampleJson(const EvalSample& s) {
   j["format"] = s.format;
   j["length"] = s.length;
   j["task"] = s.task;
+  j["language_consistency"] = s.language_consistency;
   return j;
 }
 
@@ -212,6 +216,7 @@ EvalSample SampleFromJson(const nlohmann::json& j) {
   s.format = j.at("format").get<bool>();
   s.length = j.at("length").get<int64_t>();
   s.task = j.value("task", "math");
+  s.language_consistency = j.value("language_consistency", 1.0);  // samples files from before it: 1
   return s;
 }
 

@@ -32,12 +32,14 @@ struct EvalSample {
   bool correct = false;
   bool format = false;
   int64_t length = 0;  // completion tokens
+  double language_consistency = 1.0;  // share of the chain of thought in the asked language
 };
 
 struct EvalMetrics {
   int64_t n = 0;  // tasks
   int64_t k = 0;  // samples per task (the smallest when tasks differ)
   double pass1 = 0, passk = 0, majk = 0, format = 0, response_len_mean = 0;
+  double language_consistency = 0;  // mean over samples
 };
 
 struct EvalReport {

@@ -1,5 +1,7 @@
 #include "services/reward/rewards.h"
 
+#include "core/common/r1_tasks.h"
+
 #include <algorithm>
 #include <cctype>
 #include <cstdint>
@@ -99,7 +101,20 @@ void ForEachWord(std::string_view text, Fn fn) {
 
 }  // namespace
 
-double LanguageConsistencyReward(std::string_view prompt, std::string_view completion) {
+std::string_view ChainOfThought(std::string_view completion) {
+  size_t to = completion.find(kThinkOpen), tc = completion.find(kThinkClose);
+  if (to != std::string_view::npos && tc != std::string_view::npos && to < tc) {
+    return completion.substr(to + kThinkOpen.size(), tc - to - kThinkOpen.size());
+  }
+  if (size_t ao = completion.find(kAnswerOpen); ao != std::string_view::npos) return completion.substr(0, ao);
+  return completion;
+}
+
+double LanguageConsistencyReward(std::string_view prompt, std::string_view completion, const std::string& language) {
+  // Notations (digits or number words, issue #25): named by the task, else by the prompt.
+  const std::string notation =
+      language == "digits" || language == "words" ? language : NotationOf(std::string(prompt));
+  if (!notation.empty()) return NotationConsistency(ChainOfThought(completion), notation);
   std::map<UScriptCode, int64_t> prompt_letters;
   ForEachWord(prompt, [&](UScriptCode s) {
     if (s != USCRIPT_COMMON && s != USCRIPT_INHERITED) ++prompt_letters[s];
@@ -109,13 +124,7 @@ double LanguageConsistencyReward(std::string_view prompt, std::string_view compl
   for (const auto& [s, count] : prompt_letters) {
     if (count > prompt_letters[target]) target = s;
   }
-  std::string_view cot = completion;
-  size_t to = completion.find(kThinkOpen), tc = completion.find(kThinkClose);
-  if (to != std::string_view::npos && tc != std::string_view::npos && to < tc) {
-    cot = completion.substr(to + kThinkOpen.size(), tc - to - kThinkOpen.size());
-  } else if (size_t ao = completion.find(kAnswerOpen); ao != std::string_view::npos) {
-    cot = completion.substr(0, ao);
-  }
+  const std::string_view cot = ChainOfThought(completion);
   int64_t words = 0, matching = 0;
   ForEachWord(cot, [&](UScriptCode s) {
     if (s == USCRIPT_COMMON || s == USCRIPT_INHERITED) return;

@@ -30,7 +30,15 @@ double FormatReward(std::string_view completion, const std::string& mode);
 // Bopomofo counted as one CJK family (Japanese and Korean mix them). The prompt's
 // script is the one most of its words are in. 1 when the prompt has no letters (a
 // bare "3+4=": nothing to be consistent with) or the chain of thought has no words.
-double LanguageConsistencyReward(std::string_view prompt, std::string_view completion);
+// Notations (issue #25): when `language` is "digits" or "words" (a chain task's), or the
+// prompt names one ("14+7 (in words)"), the share of the chain of thought's notation
+// units in that notation instead (core/common/r1_tasks.h NotationConsistency).
+double LanguageConsistencyReward(std::string_view prompt, std::string_view completion,
+                                 const std::string& language = "");
+
+// The chain of thought of a completion: its <think> block, else the text before
+// <answer>, else all of it.
+std::string_view ChainOfThought(std::string_view completion);
 
 // DAPO's soft overlong penalty on a completion of `length` tokens: 0 up to
 // max_tokens - buffer_tokens, then falling linearly to -1 at max_tokens, -1 beyond.

@@ -119,7 +119,7 @@ struct Scorer::Impl {
   void Finish(const v1::WorkItem& item, const CompletionToScore& c, double accuracy, const std::string& error,
               v1::Score* s) const {
     const double format = FormatReward(c.text, cfg.format_mode);
-    const double language = LanguageConsistencyReward(item.prompt(), c.text);
+    const double language = LanguageConsistencyReward(item.prompt(), c.text, item.language());
     const double overlong =
         c.num_tokens < 0 ? 0.0 : OverlongPenalty(c.num_tokens, overlong_max, cfg.overlong_buffer_tokens);
     auto& comps = *s->mutable_components();
