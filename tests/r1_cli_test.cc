@@ -309,6 +309,42 @@ TEST(GenerateVerify, KeepsExactlyTheSamplesTheTrainingScorerAccepts) {
     EXPECT_TRUE(ok[i].contains("prompt"));
   }
   EXPECT_EQ(one.size(), tasks_ok.size()) << "one per task without --all-correct";
+  // Readable only (R1's rejection sampling): correct and in the format.
+  CliResult readable = gen("readable.jsonl", {"--verify", "--all-correct", "--require-format"});
+  ASSERT_EQ(readable.status, 0) << readable.err;
+  size_t correct_and_formatted = 0;
+  for (const auto& l : a) correct_and_formatted += l["correct"].get<bool>() && l["format"].get<bool>();
+  EXPECT_EQ(JsonLines(*ReadFile((dir / "readable.jsonl").string())).size(), correct_and_formatted);
+  EXPECT_THAT(readable.err, HasSubstr("dropped as unreadable"));
+  // Tasks asking for number words: --min-language keeps exactly the samples at or over
+  // the bar. (The taught model answers without a chain of thought, which is neutral,
+  // consistency 1, so here all are kept; the scoring itself is tested in reward_test
+  // and dataset_test.)
+  {
+    std::ofstream out(dir / "words.jsonl");
+    for (int i = 0; i < 10; ++i) {
+      const int x = i % 5, y = (i * 2) % 5;
+      out << nlohmann::json{{"id", absl::StrCat("w", i)}, {"prompt", absl::StrCat(x, "+", y)},
+                            {"answer", std::to_string(x + y)}, {"language", "words"}}
+                 .dump()
+          << "\n";
+    }
+  }
+  auto gen_words = [&](const std::string& out, std::vector<std::string> extra) {
+    std::vector<std::string> args = {"generate", "--model", TaughtModel().string(), "--data", (dir / "words.jsonl").string(),
+                                     "-n", "4", "--temperature", "1.0", "--max-new-tokens", "12", "--seed", "9",
+                                     "--out", (dir / out).string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return Grpo(Args(args), dir);
+  };
+  ASSERT_EQ(gen_words("w-all.jsonl", {}).status, 0);
+  size_t consistent = 0;
+  for (const auto& l : JsonLines(*ReadFile((dir / "w-all.jsonl").string()))) {
+    consistent += l["language_consistency"].get<double>() >= 0.5;
+  }
+  ASSERT_EQ(gen_words("w-kept.jsonl", {"--min-language", "0.5"}).status, 0);
+  EXPECT_EQ(JsonLines(*ReadFile((dir / "w-kept.jsonl").string())).size(), consistent);
+  EXPECT_EQ(gen_words("x.jsonl", {"--min-language", "2"}).status, 2) << "out of range";
   // The kept lines are SFT data as they are.
   CliResult sft = Grpo(Args({"sft", "--model", TinyModel().string(), "--data", (dir / "ok.jsonl").string(), "--out",
                              (dir / "student").string(), "--no-progress"}),

@@ -293,6 +293,11 @@ std::vector<ConfigField> ConfigFields(RunConfig& c) {
   f.push_back({"pipeline", "base_wrong_share", &c.pipeline.base_wrong_share, "corpus: share of direct answers that are wrong"});
   f.push_back({"pipeline", "base_tagged_share", &c.pipeline.base_tagged_share, "corpus: share of documents with <think>/<answer> tags"});
   f.push_back({"pipeline", "base_facts_share", &c.pipeline.base_facts_share, "corpus: share of arithmetic-fact documents"});
+  f.push_back({"pipeline", "words_share", &c.pipeline.words_share, "chains: share of tasks asking for the chain of thought in number words (> 0: every task names digits or words)"});
+  f.push_back({"pipeline", "base_words_share", &c.pipeline.base_words_share, "corpus: share of worked solutions and fact tables in number words"});
+  f.push_back({"pipeline", "base_mixed_share", &c.pipeline.base_mixed_share, "corpus: share of worked solutions that switch notation part way (language mixing)"});
+  f.push_back({"pipeline", "base_instruction_share", &c.pipeline.base_instruction_share, "corpus: share of worked problems that name a notation"});
+  f.push_back({"pipeline", "base_instruction_kept", &c.pipeline.base_instruction_kept, "corpus: how often a worked solution follows the notation its problem names"});
   f.push_back({"pipeline", "base_arch", &c.pipeline.base_arch, "base model architecture: llama, qwen2, qwen3"});
   f.push_back({"pipeline", "base_hidden_size", &c.pipeline.base_hidden_size, "base model width"});
   f.push_back({"pipeline", "base_intermediate_size", &c.pipeline.base_intermediate_size, "base model SwiGLU width"});
@@ -502,6 +507,13 @@ absl::Status ValidateConfig(const RunConfig& c) {
   if (c.pipeline.min_operands < 2 || c.pipeline.max_operands < c.pipeline.min_operands)
     return bad("pipeline.min_operands", "need 2 <= min_operands <= max_operands");
   if (c.pipeline.base_docs < 0) return bad("pipeline.base_docs", "must be >= 0");
+  for (auto [name, v] : {std::pair{"pipeline.words_share", c.pipeline.words_share},
+                         {"pipeline.base_words_share", c.pipeline.base_words_share},
+                         {"pipeline.base_mixed_share", c.pipeline.base_mixed_share},
+                         {"pipeline.base_instruction_share", c.pipeline.base_instruction_share},
+                         {"pipeline.base_instruction_kept", c.pipeline.base_instruction_kept}}) {
+    if (!(v >= 0 && v <= 1)) return bad(name, "must be in [0, 1]");
+  }
   if (c.pipeline.base_docs > 0 && c.pipeline.tasks != "chains")
     return bad("pipeline.base_docs", "a generated base model needs pipeline.tasks = chains (its corpus is about that task)");
   if (c.pipeline.base_numbers != "whole" && c.pipeline.base_numbers != "digits")

@@ -235,6 +235,16 @@ struct PipelineConfig {
   double base_wrong_share = 0.6;
   double base_tagged_share = 0.03;
   double base_facts_share = 0.4;
+  // Notations (issue #25, language mixing in miniature; 0 keeps the R1-Zero demo's data):
+  // the share of chain tasks asking for number words (the rest ask for digits), and in
+  // the corpus the shares of worked solutions and facts in words, of worked solutions
+  // switching notation part way, and of problems naming a notation (followed
+  // base_instruction_kept of the time).
+  double words_share = 0;
+  double base_words_share = 0;
+  double base_mixed_share = 0;
+  double base_instruction_share = 0;
+  double base_instruction_kept = 0.6;
   std::string base_arch = "qwen2";
   int64_t base_hidden_size = 128;
   int64_t base_intermediate_size = 384;

@@ -65,6 +65,9 @@ struct GenerateOptions {
   bool verify = false;
   std::string out;
   bool keep_all = false;
+  // Readable samples only (R1's rejection sampling keeps correct and readable ones).
+  bool require_format = false;
+  double min_language = 0;
   std::string config;
   std::vector<std::string> sets;
   bool template_given = false, plain_template_given = false, system_given = false;
@@ -73,7 +76,9 @@ struct GenerateOptions {
 // grpo generate --data FILE -n K [--verify] --out FILE: K completions per task of a
 // dataset, scored by the same Scorer as training; with --verify only the correct ones
 // are written (the first per task, or all with --all-correct) as {"id", "prompt",
-// "completion"} lines that `grpo sft` trains on (R1's rejection sampling).
+// "completion"} lines that `grpo sft` trains on (R1's rejection sampling); with
+// --require-format and --min-language X only those that are also in the format and
+// whose chain of thought is at least X in the asked language (readable ones).
 int RunGenerateData(const GenerateOptions& o) {
   auto fail = [](const std::string& msg, int code) {
     std::cerr << "grpo generate: " << msg << "\n";
@@ -81,6 +86,7 @@ int RunGenerateData(const GenerateOptions& o) {
   };
   if (o.out.empty()) return fail("--data needs --out FILE.jsonl", 2);
   if (o.n < 1) return fail("-n must be >= 1", 2);
+  if (!(o.min_language >= 0 && o.min_language <= 1)) return fail("--min-language must be in [0, 1]", 2);
   std::vector<std::string> sets = o.sets;
   sets.insert(sets.begin(), absl::StrCat("model.path=", o.model_dir));
   if (o.template_given) sets.push_back("model.chat_template=" + o.template_name);
@@ -108,13 +114,17 @@ int RunGenerateData(const GenerateOptions& o) {
   absl::StatusOr<EvalOutput> out = EvaluatePolicy(**policy, *tasks, settings, ScorerJudge(**scorer, ""));
   if (!out.ok()) return fail(std::string(out.status().message()), 1);
   std::string lines;
-  int64_t kept = 0, tasks_kept = 0;
+  int64_t kept = 0, tasks_kept = 0, unreadable = 0;
   size_t i = 0;
   for (size_t t = 0; t < out->texts.size(); ++t) {
     bool any = false;
     for (size_t s = 0; s < out->texts[t].size(); ++s, ++i) {
       const eval::EvalSample& e = out->samples[i];
       if (o.verify && (!e.correct || (any && !o.keep_all))) continue;
+      if ((o.require_format && !e.format) || e.language_consistency < o.min_language) {
+        ++unreadable;
+        continue;
+      }
       nlohmann::ordered_json j;
       j["id"] = e.id;
       j["prompt"] = (*tasks)[t].prompt;
@@ -122,6 +132,8 @@ int RunGenerateData(const GenerateOptions& o) {
       if (!o.verify) {
         j["sample"] = e.sample;
         j["correct"] = e.correct;
+        j["format"] = e.format;
+        j["language_consistency"] = e.language_consistency;
       }
       absl::StrAppend(&lines, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "\n");
       ++kept;
@@ -131,15 +143,18 @@ int RunGenerateData(const GenerateOptions& o) {
   }
   if (absl::Status s = WriteFileAtomic(o.out, lines); !s.ok()) return fail(std::string(s.message()), 1);
   std::cerr << "grpo generate: " << out->samples.size() << " samples of " << out->texts.size() << " tasks, "
-            << "pass@1 " << out->report.overall.pass1 << "; wrote " << kept << " line(s) covering " << tasks_kept
-            << " task(s) to " << o.out << "\n";
+            << "pass@1 " << out->report.overall.pass1 << ", language consistency "
+            << out->report.overall.language_consistency << "; wrote " << kept << " line(s) covering " << tasks_kept
+            << " task(s) to " << o.out;
+  if (o.require_format || o.min_language > 0) std::cerr << " (" << unreadable << " dropped as unreadable)";
+  std::cerr << "\n";
   return 0;
 }
 
 int RunGenerate(const GenerateOptions& o) {
   if (!o.data.empty()) return RunGenerateData(o);
-  if (o.verify || !o.out.empty()) {
-    std::cerr << "grpo generate: --verify and --out go with --data\n";
+  if (o.verify || !o.out.empty() || o.require_format || o.min_language > 0) {
+    std::cerr << "grpo generate: --verify, --require-format, --min-language and --out go with --data\n";
     return 2;
   }
   auto fail = [](const std::string& msg) {
@@ -256,6 +271,10 @@ Subcommand AddGenerateCommand(CLI::App& app) {
   cmd->add_flag("--verify", o->verify, "with --data: keep only completions the training scorer judges correct");
   cmd->add_option("--out", o->out, "with --data: JSONL of {id, prompt, completion} lines");
   cmd->add_flag("--all-correct", o->keep_all, "with --verify: keep every correct completion, not only the first per task");
+  cmd->add_flag("--require-format", o->require_format, "with --data: keep only completions in the format (<think> then <answer>)");
+  cmd->add_option("--min-language", o->min_language,
+                  "with --data: keep only completions whose chain of thought is at least this share in the asked "
+                  "language (0-1; the reward's language component)");
   cmd->add_option("--config", o->config, "with --data: run config (templates, reward.*; default: the demo's)");
   cmd->add_option("--set", o->sets, "with --data: override a config field (repeatable)");
   return {cmd, [o, cmd] {

@@ -76,6 +76,7 @@ absl::Status RunStagesBefore(RunConfig& cfg, const PipelineContext& ctx) {
     o.max_operand = cfg.data.max_operand;
     o.operators = cfg.data.operators.find('*') == std::string::npos ? cfg.data.operators : "+-";
     o.seed = static_cast<uint64_t>(cfg.run.seed);
+    o.words_share = p.words_share;
     if (!fs::exists(data / "train.jsonl") || !fs::exists(data / "test.jsonl")) {
       fs::create_directories(data);
       ChainTasks t = GenerateChainTasks(o);
@@ -91,6 +92,10 @@ absl::Status RunStagesBefore(RunConfig& cfg, const PipelineContext& ctx) {
         c.wrong_share = p.base_wrong_share;
         c.tagged_share = p.base_tagged_share;
         c.facts_share = p.base_facts_share;
+        c.words_share = p.base_words_share;
+        c.mixed_share = p.base_mixed_share;
+        c.instruction_share = p.base_instruction_share;
+        c.instruction_kept = p.base_instruction_kept;
         c.seed = static_cast<uint64_t>(cfg.run.seed);
         std::string text;
         for (const std::string& d : GeneratePretrainCorpus(o, c, t.test)) absl::StrAppend(&text, d, "\n");
