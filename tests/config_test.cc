@@ -79,6 +79,15 @@ TEST(Config, ValidationNamesTheField) {
   EXPECT_THAT(std::string(cfg.status().message()), HasSubstr("model.num_kv_heads"));
   cfg = LoadConfigWithOverrides("", {"reward.format_mode=loose"});
   EXPECT_THAT(std::string(cfg.status().message()), HasSubstr("reward.format_mode"));
+  cfg = LoadConfigWithOverrides("", {"learner.delta_full_every=-1"});
+  EXPECT_THAT(std::string(cfg.status().message()), HasSubstr("learner.delta_full_every"));
+  for (const char* key : {"pipeline.words_share", "pipeline.base_words_share", "pipeline.base_mixed_share",
+                          "pipeline.base_instruction_share", "pipeline.base_instruction_kept"}) {
+    cfg = LoadConfigWithOverrides("", {std::string(key) + "=1.5"});
+    ASSERT_FALSE(cfg.ok()) << key;
+    EXPECT_THAT(std::string(cfg.status().message()), HasSubstr(key));
+    EXPECT_TRUE(LoadConfigWithOverrides("", {std::string(key) + "=0.5"}).ok()) << key;
+  }
 }
 
 TEST(Config, ActorDeviceAndSecurityFieldsAreChecked) {

@@ -70,6 +70,12 @@ int main(int argc, char** argv) {
   gen_cmd->add_option("--facts-share", corpus.facts_share, "chains: share of arithmetic-fact documents");
   gen_cmd->add_option("--wrong-share", corpus.wrong_share, "chains: share of direct corpus answers that are wrong");
   gen_cmd->add_option("--tagged-share", corpus.tagged_share, "chains: share of corpus documents with <think>/<answer> tags");
+  // Notations (issue #25): digits or number words for the chain of thought.
+  gen_cmd->add_option("--words-share", chains.words_share,
+                      "chains: share of tasks asking for the chain of thought in number words (> 0: every prompt names digits or words)");
+  gen_cmd->add_option("--corpus-words-share", corpus.words_share, "chains: share of worked solutions and fact tables in number words");
+  gen_cmd->add_option("--corpus-mixed-share", corpus.mixed_share, "chains: share of worked solutions switching notation part way");
+  gen_cmd->add_option("--corpus-instruction-share", corpus.instruction_share, "chains: share of worked problems naming a notation");
 
   std::string report_dir;
   auto* report_cmd = app.add_subcommand("report", "write report.html for a run directory");
