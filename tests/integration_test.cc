@@ -1727,6 +1727,7 @@ TEST(Integration, PipelineBuildsABaseModelEvaluatesTrainsAndReports) {
   }
   EXPECT_THAT(*rendered, HasSubstr("<path class=\"series\""));
   EXPECT_THAT(*rendered, HasSubstr("id=\"before-after\""));
+  EXPECT_THAT(*rendered, HasSubstr("<th>language_consistency</th>"));
   RemoveUnlessFailed(dir);
 }
 

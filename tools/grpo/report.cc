@@ -77,7 +77,7 @@ const esc = s => String(s).replace(/[&<>"]/g, c => ({'&':'&amp;','<':'&lt;','>':
 document.getElementById('meta').textContent = 'Run directory ' + D.run_dir + ', ' + D.steps + ' steps.';
 document.getElementById('config').textContent = D.config;
 // Before/after table.
-const keys = ['pass@1','pass@k','maj@k','format','response_len_mean','k','n'];
+const keys = ['pass@1','pass@k','maj@k','format','response_len_mean','language_consistency','k','n'];
 let t = '<table id="before-after"><tr><th>held-out</th>' + keys.map(k => '<th>' + k + '</th>').join('') + '</tr>';
 for (const [name, e] of [['before', D.before], ['after', D.after]]) {
   if (!e) continue;
