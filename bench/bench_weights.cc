@@ -143,13 +143,7 @@ double PlainTcpCopies(const std::string& blob, int receivers) {
   return t;
 }
 
-std::shared_ptr<grpc::Channel> OwnChannel(const std::string& address) {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(grpo::rpc::kMaxMessageBytes);
-  args.SetMaxSendMessageSize(grpo::rpc::kMaxMessageBytes);
-  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection per actor, as separate processes have
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
-}
+using grpo::bench::OwnChannel;
 
 // What a grpo-actor runs for weights: a fetcher and a relay server.
 struct BenchActor {

@@ -46,14 +46,6 @@ constexpr int kCoordinatorPort = 7000, kRelayPort = 7001, kCopyPort = 7002;
 
 std::string NodeAddress(int node) { return "10.77.0." + std::to_string(node + 1); }
 
-std::shared_ptr<grpc::Channel> OwnChannel(const std::string& address) {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(rpc::kMaxMessageBytes);
-  args.SetMaxSendMessageSize(rpc::kMaxMessageBytes);
-  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
-}
-
 std::string RandomBytes(size_t n, uint64_t seed) {
   std::string b(n, '\0');
   std::mt19937_64 rng(seed);
@@ -330,6 +322,14 @@ struct Namespaces {
 };
 
 }  // namespace
+
+std::shared_ptr<grpc::Channel> OwnChannel(const std::string& address) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(rpc::kMaxMessageBytes);
+  args.SetMaxSendMessageSize(rpc::kMaxMessageBytes);
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection per actor, as separate processes have
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+}
 
 int RunLinkRole(int argc, char** argv) {
   std::map<std::string, std::string> flag;

@@ -13,6 +13,9 @@
 // such links (its upload, the other's download), the least of three.
 #pragma once
 
+#include <grpcpp/channel.h>
+
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -36,6 +39,10 @@ struct LinkResult {
   double baseline = 0;  // one plain copy over a link, seconds
   std::vector<LinkRow> rows;
 };
+
+// A channel with its own connection (no shared subchannel pool), as separate processes
+// have; the message size limit of rpc::MakeChannel, without TLS.
+std::shared_ptr<grpc::Channel> OwnChannel(const std::string& address);
 
 // Runs the link mode (needs root and iproute2's `ip` and `tc`).
 LinkResult MeasureLinks(const LinkOptions& options);

@@ -322,7 +322,7 @@ grpc::Status CoordinatorService::AcceptWeights(std::shared_ptr<rpc::WeightBlob> 
   // The new version's bytes are written after the lock is released: FetchWeights,
   // heartbeats and leases go on meanwhile.
   PersistSnapshot snap;
-  for (int pass = 0;; ++pass) {
+  for (;;) {  // twice for a patch: find its base, apply it outside the lock, then store
     std::shared_ptr<const rpc::WeightBlob> base;
     {
       absl::MutexLock l(&mu_);

@@ -340,6 +340,10 @@ absl::Status Learner::Start(ShutdownSignal& shutdown) {
                       sent.result_size);
       }
     };
+    cb.on_patch_refused = [this](const absl::Status& why) {
+      patches_refused_->Increment();
+      spdlog::info("the coordinator refused a patch ({}); sending the full version", why.message());
+    };
     cb.on_superseded = [this](uint64_t version) {
       publish_superseded_->Increment();
       spdlog::debug("version {} superseded by a newer one before it was sent", version);
@@ -967,7 +971,6 @@ void Learner::LeaderLoop() {
     for (const auto& [lag, count] : bs.staleness) staleness[std::to_string(lag)] = count;
     // Versions (and bytes) the publisher has sent so far, by kind: full or patch.
     const WeightPublisher::Stats pub = publisher_ ? publisher_->stats() : WeightPublisher::Stats{};
-    patches_refused_->Increment(static_cast<double>(pub.patches_refused) - patches_refused_->Value());
     nlohmann::json j = {
         {"step", step}, {"version", version}, {"reward_mean", bs.reward_mean}, {"reward_std", bs.reward_std},
         {"accuracy", bs.accuracy}, {"format", bs.format}, {"loss", ts.loss}, {"pg_loss", ts.pg_loss},

@@ -110,6 +110,7 @@ void WeightPublisher::Loop() {
         ++stats_.patches_refused;
         if (stop_) return;
       }
+      if (cb_.on_patch_refused) cb_.on_patch_refused(s);
       out = blob;  // the receiver could not take the patch: the full version
       s = cb_.send(out);
     }

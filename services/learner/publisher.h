@@ -51,6 +51,7 @@ class WeightPublisher {
     // After each version is out, with the header of what went out (a patch's or the full's).
     std::function<void(const rpc::WeightHeader& sent)> on_published;   // optional
     std::function<void(uint64_t version)> on_superseded;  // optional: dropped unsent
+    std::function<void(const absl::Status&)> on_patch_refused;  // optional: the full version follows
     std::function<void(const absl::Status&)> on_failed;   // optional
   };
   explicit WeightPublisher(Callbacks callbacks);
