@@ -90,6 +90,51 @@ TEST(Config, ValidationNamesTheField) {
   }
 }
 
+TEST(Config, PipelineStagesAreR1sInOrderAndNeedTheirInputs) {
+  RunConfig c;
+  c.pipeline.stages = " cold_start, reasoning_rl ,final_rl";
+  absl::StatusOr<std::vector<std::string>> st = PipelineStages(c.pipeline);
+  ASSERT_TRUE(st.ok()) << st.status();
+  EXPECT_EQ(*st, (std::vector<std::string>{"cold_start", "reasoning_rl", "final_rl"}));
+  c.pipeline.stages = "";
+  ASSERT_TRUE(PipelineStages(c.pipeline).ok());
+  EXPECT_TRUE(PipelineStages(c.pipeline)->empty());
+  const std::vector<std::string> staged = {"pipeline.tasks=chains", "pipeline.base_docs=100",
+                                           "pipeline.eval_before_after=true"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> sets = staged;
+    sets.insert(sets.end(), extra.begin(), extra.end());
+    return LoadConfigWithOverrides("", sets);
+  };
+  EXPECT_TRUE(with({"pipeline.stages=cold_start,reasoning_rl,rejection_sft,final_rl"}).ok());
+  EXPECT_TRUE(with({"pipeline.stages=reasoning_rl"}).ok());
+  const std::pair<std::vector<std::string>, const char*> bad[] = {
+      {{"pipeline.stages=cold_start,warm_start"}, "unknown stage \"warm_start\""},
+      {{"pipeline.stages=reasoning_rl,cold_start"}, "out of order"},
+      {{"pipeline.stages=cold_start,cold_start"}, "listed twice"},
+      {{"pipeline.stages=cold_start,,final_rl"}, "unknown stage \"\""},
+      {{"pipeline.stages=cold_start", "pipeline.cold_start_tasks=0"}, "pipeline.cold_start_tasks"},
+      {{"pipeline.stages=final_rl", "pipeline.final_rl_steps=0"}, "pipeline.final_rl_steps"},
+      {{"pipeline.stages=rejection_sft", "pipeline.rejection_min_language=1.5"}, "pipeline.rejection_min_language"},
+      {{"pipeline.stages=rejection_sft", "pipeline.rejection_lr=0"}, "pipeline.rejection_lr"},
+      {{"pipeline.stages=cold_start", "pipeline.eval_before_after=false"}, "eval_before_after"},
+  };
+  for (const auto& [sets, want] : bad) {
+    absl::StatusOr<RunConfig> cfg = with(sets);
+    ASSERT_FALSE(cfg.ok()) << sets.back();
+    EXPECT_THAT(std::string(cfg.status().message()), HasSubstr(want)) << sets.back();
+  }
+  // The stages need the chain task and a base model.
+  absl::StatusOr<RunConfig> cfg = LoadConfigWithOverrides("", {"pipeline.tasks=", "pipeline.base_docs=0",
+                                                               "learner.eval_every=0", "pipeline.stages=cold_start"});
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_THAT(std::string(cfg.status().message()), HasSubstr("pipeline.stages"));
+  cfg = LoadConfigWithOverrides("", {"pipeline.tasks=chains", "pipeline.base_docs=0", "model.path=",
+                                     "pipeline.eval_before_after=true", "pipeline.stages=cold_start"});
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_THAT(std::string(cfg.status().message()), HasSubstr("base model"));
+}
+
 TEST(Config, ActorDeviceAndSecurityFieldsAreChecked) {
   for (const char* ok : {"actor.device=cuda:0", "actor.dtype=bf16"}) EXPECT_TRUE(LoadConfigWithOverrides("", {ok}).ok()) << ok;
   EXPECT_TRUE(LoadConfigWithOverrides("", {"security.ca_file=a", "security.cert_file=b", "security.key_file=c",

@@ -151,6 +151,34 @@ TEST(Notations, TasksNameANotationOverTheSameSums) {
   EXPECT_EQ(back->language, b.test[0].language);
 }
 
+TEST(Notations, ColdStartChainsAreWorkedInTheAskedNotationInTheFormat) {
+  ChainOptions o;
+  o.words_share = 0.5;
+  const ChainTasks tasks = GenerateChainTasks(o);
+  const std::vector<std::string> lines = ColdStartExamples(tasks.train, 300);
+  ASSERT_EQ(lines.size(), 300u);
+  EXPECT_EQ(ColdStartExamples(tasks.train, 5).size(), 5u);
+  const std::regex format(R"(^ <think> (.+) </think> <answer> (-?\d+) </answer>$)");
+  int words = 0;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const nlohmann::json j = nlohmann::json::parse(lines[i]);
+    const Task& t = tasks.train[i];
+    EXPECT_EQ(j.at("prompt"), t.prompt);
+    const std::string completion = j.at("completion");
+    std::smatch m;
+    ASSERT_TRUE(std::regex_match(completion, m, format)) << completion;
+    EXPECT_EQ(m[2].str(), t.answer) << completion;
+    EXPECT_DOUBLE_EQ(NotationConsistency(m[1].str(), t.language), 1.0) << t.prompt << " -> " << completion;
+    EXPECT_EQ(m[1].str(), WorkedSolution(t.prompt, t.language == "words"));
+    words += t.language == "words";
+  }
+  EXPECT_GT(words, 100);
+  EXPECT_LT(words, 200);
+  // Without notations: digits.
+  const std::vector<std::string> plain = ColdStartExamples(GenerateChainTasks(ChainOptions{}).train, 1);
+  EXPECT_TRUE(std::regex_search(plain[0], std::regex(R"(<think> \d+[+-]\d+=)"))) << plain[0];
+}
+
 TEST(Notations, TheCorpusMixesNotationsAndInstructions) {
   ChainOptions t;
   CorpusOptions c;

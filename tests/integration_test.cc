@@ -1715,7 +1715,7 @@ TEST(Integration, PipelineBuildsABaseModelEvaluatesTrainsAndReports) {
   auto rendered = ReadFile(dom.string());
   ASSERT_TRUE(rendered.ok());
   EXPECT_THAT(*rendered, HasSubstr("data-ready=\"1\""));
-  for (int i = 0; i < 7; ++i) {
+  for (int i = 0; i < 8; ++i) {
     const std::string id = absl::StrCat("id=\"chart-", i, "\"");
     const size_t at = rendered->find(id);
     ASSERT_NE(at, std::string::npos) << id;
@@ -1728,6 +1728,168 @@ TEST(Integration, PipelineBuildsABaseModelEvaluatesTrainsAndReports) {
   EXPECT_THAT(*rendered, HasSubstr("<path class=\"series\""));
   EXPECT_THAT(*rendered, HasSubstr("id=\"before-after\""));
   EXPECT_THAT(*rendered, HasSubstr("<th>language_consistency</th>"));
+  RemoveUnlessFailed(dir);
+}
+
+// R1's four stages (tools/grpo/stages.h) on a tiny model: Ctrl-C in the middle of
+// reasoning_rl, and the same command resumes at that stage without redoing cold_start;
+// every stage leaves its model, done.json and eval/<stage>.json; --stage runs one stage
+// again alone; the report has a row and curves per stage.
+TEST(Integration, R1StagesResumeAtTheInterruptedStageAndOneRunsAgainAlone) {
+  fs::path dir = FreshDir("r1-stages");
+  const int64_t rl_steps = 8;
+  // A tiny base model and a short prompt template; 60 passes over the cold-start chains
+  // teach it the format (0.96) so that rejection sampling keeps some samples.
+  auto spawn = [&](std::vector<std::string> extra, const std::string& out) {
+    ProcessSpec spec;
+    spec.argv = {BinDir() + "/grpo", "run", "--run-dir", dir.string(), "--no-progress"};
+    for (const std::string& s : std::vector<std::string>{
+             "data.num_tasks=96", "data.max_operand=3", "pipeline.test_tasks=12", "pipeline.base_docs=600",
+          "pipeline.base_hidden_size=32", "pipeline.base_intermediate_size=64", "pipeline.base_layers=1",
+          "pipeline.base_heads=2", "pipeline.base_kv_heads=1", "pipeline.base_context=192", "pipeline.base_merges=300",
+          "pipeline.words_share=0.5", "pipeline.base_words_share=0.4", "pipeline.base_mixed_share=0.2",
+          "pipeline.base_instruction_share=0.4", "pipeline.eval_before_after=true",
+          "pipeline.stages=cold_start,reasoning_rl,rejection_sft,final_rl", "pipeline.cold_start_tasks=96",
+          "pipeline.cold_start_epochs=60", "pipeline.cold_start_lr=0.003", "pipeline.base_threads=1",
+          "model.prompt_template={prompt} =", absl::StrCat("pipeline.rl_steps=", rl_steps),
+          "pipeline.final_rl_steps=2", "pipeline.rejection_tasks=64", "pipeline.rejection_samples=8",
+          "pipeline.rejection_min_language=0", "pipeline.rejection_other_docs=32", "pipeline.rejection_epochs=2",
+          "sft.batch_size=16", "actor.group_size=4", "actor.prompts_per_request=2", "learner.prompts_per_step=2",
+          "learner.eval_every=4", "eval.k=2", "actor.max_new_tokens=32", "eval.max_new_tokens=32",
+          "reward.language_weight=0.5"}) {
+      spec.argv.insert(spec.argv.end(), {"--set", s});
+    }
+    spec.argv.insert(spec.argv.end(), extra.begin(), extra.end());
+    spec.log_path = (dir / out).string();
+    return ChildProcess::Spawn(spec);
+  };
+  auto read = [&](const fs::path& p) {
+    absl::StatusOr<std::string> t = ReadFile(p.string());
+    return t.ok() ? *t : std::string();
+  };
+  const fs::path stages = dir / "stages";
+  // Lines with a training step (validation lines carry only eval_*).
+  auto train_steps = [&](const fs::path& metrics) {
+    std::vector<int64_t> out;
+    std::ifstream in(metrics);
+    for (std::string line; std::getline(in, line);) {
+      nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+      if (!j.is_discarded() && j.contains("reward_mean")) out.push_back(j["step"].get<int64_t>());
+    }
+    return out;
+  };
+
+  // 1. Interrupted once reasoning_rl has trained a step.
+  absl::StatusOr<ChildProcess> p = spawn({}, "first.out");
+  ASSERT_TRUE(p.ok()) << p.status();
+  const bool reached = WaitUntil([&] { return !train_steps(stages / "reasoning_rl" / "metrics.jsonl").empty(); },
+                                 absl::Seconds(300));
+  ASSERT_TRUE(reached) << "reasoning_rl never trained a step\n" << TailOfFile((dir / "first.out").string(), 40);
+  p->Signal(SIGINT);
+  std::optional<int> st = p->WaitFor(absl::Seconds(120));
+  ASSERT_TRUE(st.has_value()) << "the launcher did not stop";
+  EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 130) << DescribeWaitStatus(*st) << "\n"
+                                                          << TailOfFile((dir / "first.out").string(), 30);
+  ASSERT_TRUE(fs::exists(stages / "cold_start" / "done.json"));
+  ASSERT_FALSE(fs::exists(stages / "reasoning_rl" / "done.json")) << "reasoning_rl finished before the interrupt";
+  const std::string cold_done = read(stages / "cold_start" / "done.json");
+  const int64_t trained_before = static_cast<int64_t>(train_steps(stages / "reasoning_rl" / "metrics.jsonl").size());
+
+  // 2. The same command resumes at reasoning_rl and runs the pipeline to its end.
+  absl::StatusOr<ChildProcess> again = spawn({}, "again.out");
+  ASSERT_TRUE(again.ok());
+  st = again->WaitFor(absl::Seconds(400));
+  ASSERT_TRUE(st.has_value()) << "the resumed pipeline did not finish";
+  std::string out = TailOfFile((dir / "again.out").string(), 80);
+  ASSERT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << DescribeWaitStatus(*st) << "\n" << out;
+  EXPECT_THAT(out, HasSubstr("resuming the run"));
+  EXPECT_THAT(out, HasSubstr("grpo: cold_start done ("));
+  EXPECT_EQ(read(stages / "cold_start" / "done.json"), cold_done) << "cold_start ran again";
+  std::vector<int64_t> steps = train_steps(stages / "reasoning_rl" / "metrics.jsonl");
+  ASSERT_EQ(static_cast<int64_t>(steps.size()), rl_steps) << "every step once, those before the interrupt kept";
+  for (int64_t i = 0; i < rl_steps; ++i) EXPECT_EQ(steps[static_cast<size_t>(i)], i + 1);
+  EXPECT_GE(trained_before, 1);
+  nlohmann::json rl_done = nlohmann::json::parse(read(stages / "reasoning_rl" / "done.json"));
+  EXPECT_TRUE(rl_done["resumed"].get<bool>());
+  // Validation in the RL stages carries language consistency.
+  bool eval_language = false;
+  for (const auto& m : ReadJsonl(stages / "reasoning_rl" / "metrics.jsonl")) eval_language |= m.contains("eval_language");
+  EXPECT_TRUE(eval_language);
+
+  for (const std::string name : {"cold_start", "reasoning_rl", "rejection_sft", "final_rl"}) {
+    EXPECT_TRUE(fs::exists(stages / name / "model" / "model.safetensors")) << name;
+    nlohmann::json done = nlohmann::json::parse(read(stages / name / "done.json"));
+    EXPECT_EQ(done["stage"], name);
+    EXPECT_GT(done["seconds"].get<double>(), 0) << name;
+    const std::string text = read(dir / "eval" / (name + ".json"));
+    ASSERT_FALSE(text.empty()) << name;
+    nlohmann::json e = nlohmann::json::parse(text);
+    for (const char* k : {"pass@1", "pass@k", "maj@k", "k", "format", "response_len_mean", "n", "language_consistency"}) {
+      EXPECT_TRUE(e.contains(k)) << name << " " << k;
+    }
+    EXPECT_EQ(e["n"], 12);
+    EXPECT_EQ(ReadJsonl(dir / "eval" / (name + "_samples.jsonl")).size(), 24u) << name;
+    EXPECT_THAT(out, HasSubstr("  " + name + " ")) << "the held-out table has a row for " << name;
+  }
+  EXPECT_TRUE(fs::exists(dir / "eval" / "before.json"));
+  // rejection_sft trained the base model on the kept samples and pretraining documents.
+  nlohmann::json rej = nlohmann::json::parse(read(stages / "rejection_sft" / "done.json"));
+  EXPECT_EQ(rej["from_model"], (dir / "base" / "model").string());
+  EXPECT_EQ(rej["sampled_from"], (stages / "reasoning_rl" / "model").string());
+  const std::vector<nlohmann::json> kept = ReadJsonl(stages / "rejection_sft" / "samples.jsonl");
+  ASSERT_FALSE(kept.empty());
+  for (const auto& l : kept) EXPECT_TRUE(l.contains("prompt") && l.contains("completion")) << l.dump();
+  EXPECT_EQ(ReadJsonl(stages / "rejection_sft" / "data.jsonl").size(), kept.size() + 32);
+  EXPECT_THAT(out, HasSubstr(absl::StrCat("on ", kept.size(), " kept samples and 32 pretraining documents")));
+  // The run's result is the last stage's.
+  EXPECT_EQ(read(dir / "eval" / "after.json"), read(dir / "eval" / "final_rl.json"));
+  EXPECT_EQ(read(dir / "final_model" / "model.safetensors"), read(stages / "final_rl" / "model" / "model.safetensors"));
+  EXPECT_THAT(out, HasSubstr("language"));
+
+  // 3. One stage again, alone: the others stay as they were.
+  const std::string final_done = read(stages / "final_rl" / "done.json");
+  const std::string rej_done = read(stages / "rejection_sft" / "done.json");
+  absl::StatusOr<ChildProcess> one = spawn({"--stage", "rejection_sft"}, "stage.out");
+  ASSERT_TRUE(one.ok());
+  st = one->WaitFor(absl::Seconds(300));
+  ASSERT_TRUE(st.has_value());
+  out = TailOfFile((dir / "stage.out").string(), 40);
+  ASSERT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << DescribeWaitStatus(*st) << "\n" << out;
+  EXPECT_NE(read(stages / "rejection_sft" / "done.json"), rej_done) << "rejection_sft did not run again";
+  EXPECT_EQ(read(stages / "final_rl" / "done.json"), final_done);
+  EXPECT_EQ(read(stages / "cold_start" / "done.json"), cold_done);
+  EXPECT_THAT(out, HasSubstr("final_rl were made from the earlier rejection_sft"));
+  EXPECT_THAT(out, Not(HasSubstr("reasoning_rl:")));
+
+  // --stage needs a staged run that started.
+  fs::path plain = FreshDir("r1-stages-plain");
+  ProcessSpec bad;
+  bad.argv = {BinDir() + "/grpo", "run", "--run-dir", plain.string(), "--stage", "final_rl"};
+  bad.log_path = (plain / "out").string();
+  absl::StatusOr<ChildProcess> b = ChildProcess::Spawn(bad);
+  ASSERT_TRUE(b.ok());
+  st = b->WaitFor(absl::Seconds(30));
+  ASSERT_TRUE(st.has_value());
+  EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 2) << DescribeWaitStatus(*st);
+  EXPECT_THAT(read(plain / "out"), HasSubstr("--stage final_rl"));
+  fs::remove_all(plain);
+
+  // 4. The report: a row per stage and each stage's curves, drawn in a real browser.
+  const fs::path dom = dir / "report.dom.html";
+  const std::string cmd = absl::StrCat("/usr/bin/chromium --headless --no-sandbox --disable-gpu --disable-dev-shm-usage ",
+                                       "--user-data-dir=", (dir / "chromium-profile").string(), " --dump-dom 'file://",
+                                       (dir / "report.html").string(), "' > '", dom.string(), "' 2>/dev/null");
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  const std::string rendered = read(dom);
+  EXPECT_THAT(rendered, HasSubstr("data-ready=\"1\""));
+  EXPECT_THAT(rendered, HasSubstr("id=\"stages\""));
+  for (const std::string id : {"stage-cold_start-0", "stage-reasoning_rl-0", "stage-reasoning_rl-1",
+                               "stage-rejection_sft-0", "stage-final_rl-0", "chart-0", "chart-7"}) {
+    const size_t at = rendered.find("id=\"" + id + "\"");
+    ASSERT_NE(at, std::string::npos) << id;
+    const std::string tag = rendered.substr(rendered.rfind('<', at), 200);
+    EXPECT_THAT(tag, Not(HasSubstr("data-drawn=\"0\""))) << tag;
+  }
   RemoveUnlessFailed(dir);
 }
 

@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -15,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/strip.h"
 
 namespace grpo {
@@ -139,6 +141,33 @@ absl::Status ApplyMap(const YAML::Node& map, const std::string& prefix,
 }
 
 }  // namespace
+
+const std::vector<std::string>& R1StageNames() {
+  static const std::vector<std::string> kNames = {"cold_start", "reasoning_rl", "rejection_sft", "final_rl"};
+  return kNames;
+}
+
+absl::StatusOr<std::vector<std::string>> PipelineStages(const PipelineConfig& p) {
+  std::vector<std::string> out;
+  if (absl::StripAsciiWhitespace(p.stages).empty()) return out;
+  size_t next = 0;  // index in R1StageNames() the next stage may have at the least
+  for (absl::string_view part : absl::StrSplit(p.stages, ',')) {
+    const std::string name(absl::StripAsciiWhitespace(part));
+    auto it = std::find(R1StageNames().begin(), R1StageNames().end(), name);
+    if (it == R1StageNames().end()) {
+      return absl::InvalidArgumentError(absl::StrCat("unknown stage \"", name, "\" (stages: ",
+                                                     absl::StrJoin(R1StageNames(), ", "), ")"));
+    }
+    const size_t at = static_cast<size_t>(it - R1StageNames().begin());
+    if (at < next) {
+      return absl::InvalidArgumentError(absl::StrCat("stage ", name, " is listed twice or out of order (the order is ",
+                                                     absl::StrJoin(R1StageNames(), ", "), ")"));
+    }
+    next = at + 1;
+    out.push_back(name);
+  }
+  return out;
+}
 
 std::vector<ConfigField> ConfigFields(RunConfig& c) {
   std::vector<ConfigField> f;
@@ -311,6 +340,18 @@ std::vector<ConfigField> ConfigFields(RunConfig& c) {
   f.push_back({"pipeline", "base_threads", &c.pipeline.base_threads, "LibTorch threads of pretraining and evaluation"});
   f.push_back({"pipeline", "eval_before_after", &c.pipeline.eval_before_after, "evaluate eval.data before and after GRPO (eval/before.json, eval/after.json)"});
   f.push_back({"pipeline", "report", &c.pipeline.report, "write report.html in the run directory"});
+  f.push_back({"pipeline", "stages", &c.pipeline.stages, "R1's stages, a comma list of cold_start, reasoning_rl, rejection_sft, final_rl (\"\": GRPO once, R1-Zero style)"});
+  f.push_back({"pipeline", "cold_start_tasks", &c.pipeline.cold_start_tasks, "cold_start: training tasks whose worked chains of thought the base model is fine-tuned on"});
+  f.push_back({"pipeline", "cold_start_epochs", &c.pipeline.cold_start_epochs, "cold_start: passes over them"});
+  f.push_back({"pipeline", "cold_start_lr", &c.pipeline.cold_start_lr, "cold_start: learning rate (3 warm-up steps, cosine to 0.1 x)"});
+  f.push_back({"pipeline", "rl_steps", &c.pipeline.rl_steps, "reasoning_rl: GRPO steps"});
+  f.push_back({"pipeline", "final_rl_steps", &c.pipeline.final_rl_steps, "final_rl: GRPO steps"});
+  f.push_back({"pipeline", "rejection_tasks", &c.pipeline.rejection_tasks, "rejection_sft: training tasks sampled from the previous stage's model"});
+  f.push_back({"pipeline", "rejection_samples", &c.pipeline.rejection_samples, "rejection_sft: completions drawn per task"});
+  f.push_back({"pipeline", "rejection_min_language", &c.pipeline.rejection_min_language, "rejection_sft: least language consistency of a kept completion"});
+  f.push_back({"pipeline", "rejection_other_docs", &c.pipeline.rejection_other_docs, "rejection_sft: pretraining documents mixed in (the non-reasoning data)"});
+  f.push_back({"pipeline", "rejection_epochs", &c.pipeline.rejection_epochs, "rejection_sft: passes over its data"});
+  f.push_back({"pipeline", "rejection_lr", &c.pipeline.rejection_lr, "rejection_sft: learning rate (fine-tuning the base model)"});
   return f;
 }
 
@@ -518,6 +559,30 @@ absl::Status ValidateConfig(const RunConfig& c) {
     return bad("pipeline.base_docs", "a generated base model needs pipeline.tasks = chains (its corpus is about that task)");
   if (c.pipeline.base_numbers != "whole" && c.pipeline.base_numbers != "digits")
     return bad("pipeline.base_numbers", "must be whole or digits");
+  if (absl::StatusOr<std::vector<std::string>> st = PipelineStages(c.pipeline); !st.ok()) {
+    return bad("pipeline.stages", std::string(st.status().message()));
+  } else if (!st->empty()) {
+    const PipelineConfig& p = c.pipeline;
+    if (p.tasks != "chains") return bad("pipeline.stages", "R1's stages need pipeline.tasks = chains (cold-start chains, held-out set)");
+    if (p.base_docs <= 0 && c.model.path.empty())
+      return bad("pipeline.stages", "need a base model: pipeline.base_docs > 0 or model.path");
+    if (p.cold_start_tasks < 1) return bad("pipeline.cold_start_tasks", "must be at least 1");
+    if (p.cold_start_epochs < 1) return bad("pipeline.cold_start_epochs", "must be at least 1");
+    if (p.rl_steps < 1) return bad("pipeline.rl_steps", "must be at least 1");
+    if (p.final_rl_steps < 1) return bad("pipeline.final_rl_steps", "must be at least 1");
+    if (p.rejection_tasks < 1) return bad("pipeline.rejection_tasks", "must be at least 1");
+    if (p.rejection_samples < 1) return bad("pipeline.rejection_samples", "must be at least 1");
+    if (!(p.rejection_min_language >= 0 && p.rejection_min_language <= 1))
+      return bad("pipeline.rejection_min_language", "must be in [0, 1]");
+    if (p.rejection_other_docs < 0) return bad("pipeline.rejection_other_docs", "must be >= 0");
+    if (p.rejection_other_docs > 0 && p.base_docs <= 0)
+      return bad("pipeline.rejection_other_docs", "mixes in pretraining documents: needs pipeline.base_docs > 0");
+    if (p.rejection_epochs < 1) return bad("pipeline.rejection_epochs", "must be at least 1");
+    for (auto [name, v] : {std::pair{"pipeline.cold_start_lr", p.cold_start_lr}, {"pipeline.rejection_lr", p.rejection_lr}}) {
+      if (!(v > 0 && v < 1)) return bad(name, "must be in (0, 1)");
+    }
+    if (!p.eval_before_after) return bad("pipeline.stages", "evaluates every stage: needs pipeline.eval_before_after = true");
+  }
   if (c.sft.batch_size < 1) return bad("sft.batch_size", "must be at least 1");
   if (c.sft.epochs < 1) return bad("sft.epochs", "must be at least 1");
   if (c.sft.max_steps < 0) return bad("sft.max_steps", "must be >= 0");

@@ -260,6 +260,30 @@ struct PipelineConfig {
   // eval/after.json with eval.*); needs a model.path (or a base model) and eval.data.
   bool eval_before_after = false;
   bool report = true;  // report.html in the run directory
+  // R1's pipeline (issue #25; tools/grpo/stages.h): "" runs GRPO once, R1-Zero style;
+  // a comma list of cold_start, reasoning_rl, rejection_sft, final_rl (in that order)
+  // runs those stages, each in <run>/stages/<name>/, evaluated into eval/<name>.json.
+  std::string stages;
+  // cold_start: supervised fine-tuning of the base model on this many training tasks'
+  // worked chains of thought, written in the notation each prompt asks for, in the format.
+  int64_t cold_start_tasks = 1000;
+  int64_t cold_start_epochs = 2;
+  double cold_start_lr = 1e-3;
+  // reasoning_rl and final_rl: GRPO steps of each (the learner.*, actor.*, reward.*
+  // settings; learner.max_steps is not used by a staged run).
+  int64_t rl_steps = 100;
+  int64_t final_rl_steps = 50;
+  // rejection_sft: rejection_samples completions of rejection_tasks training tasks from
+  // the previous stage's model, keeping the correct ones in the format whose chain of
+  // thought is at least rejection_min_language in the asked notation (one per task), mixed
+  // with rejection_other_docs documents of the pretraining corpus (the non-reasoning
+  // data), fine-tuned from the base model.
+  int64_t rejection_tasks = 3000;
+  int64_t rejection_samples = 4;
+  double rejection_min_language = 1.0;
+  int64_t rejection_other_docs = 1000;
+  int64_t rejection_epochs = 2;
+  double rejection_lr = 1e-3;
 };
 
 // Mutual TLS between the services and a bearer token on every call
@@ -295,6 +319,11 @@ struct ConfigField {
   std::string help;
   std::string path() const { return section + "." + key; }
 };
+
+// R1's stages in their order: cold_start, reasoning_rl, rejection_sft, final_rl.
+const std::vector<std::string>& R1StageNames();
+// pipeline.stages as a list (empty: no stages), or why it is not one.
+absl::StatusOr<std::vector<std::string>> PipelineStages(const PipelineConfig& p);
 
 // Every field of `cfg`, in schema order.
 std::vector<ConfigField> ConfigFields(RunConfig& cfg);

@@ -186,6 +186,20 @@ std::string WorkedSolution(const std::string& chain, bool words) {
   return words ? WorkedIn(c, true, c.ops.size()) : Worked(c);
 }
 
+std::vector<std::string> ColdStartExamples(const std::vector<Task>& tasks, int64_t n) {
+  std::vector<std::string> out;
+  for (const Task& t : tasks) {
+    if (static_cast<int64_t>(out.size()) >= n) break;
+    const std::string chain = t.prompt.substr(0, t.prompt.find(' '));
+    const bool words = (t.language.empty() ? NotationOf(t.prompt) : t.language) == "words";
+    nlohmann::json j = {{"prompt", t.prompt},
+                        {"completion", absl::StrCat(" <think> ", WorkedSolution(chain, words), " </think> <answer> ",
+                                                    t.answer, " </answer>")}};
+    out.push_back(j.dump());
+  }
+  return out;
+}
+
 ChainTasks GenerateChainTasks(const ChainOptions& o) {
   std::mt19937_64 rng(o.seed * 0x9E3779B97F4A7C15ULL + 17);
   // The notation each prompt asks for is drawn apart: the sums are the same as without.

@@ -80,6 +80,12 @@ std::vector<std::string> GeneratePretrainCorpus(const ChainOptions& tasks, const
 // notation instruction ("14+7 (in words)"), which is ignored.
 std::string WorkedSolution(const std::string& chain, bool words = false);
 
+// R1's cold-start data (issue #25): the first `n` of `tasks` (chain tasks) as
+// {"prompt", "completion"} JSONL lines (`grpo sft` reads them), the completion the
+// whole worked solution in the notation the task asks for (digits when it names none),
+// in the format: " <think> 13+3=16, 16-11=5 </think> <answer> 5 </answer>".
+std::vector<std::string> ColdStartExamples(const std::vector<Task>& tasks, int64_t n);
+
 // English number words: 21 "twenty-one", 112 "one hundred twelve" (0 to 999 999).
 std::string NumberWords(int64_t n);
 

@@ -42,7 +42,8 @@ absl::StatusOr<EvalOutput> Validator::Run(const Policy& policy) {
 nlohmann::json Validator::MetricsFields(const EvalOutput& out) {
   const eval::EvalMetrics& m = out.report.overall;
   return {{"eval_pass1", m.pass1}, {"eval_passk", m.passk}, {"eval_majk", m.majk}, {"eval_format", m.format},
-          {"eval_len", m.response_len_mean}, {"eval_k", m.k}, {"eval_n", m.n}, {"eval_s", out.seconds}};
+          {"eval_len", m.response_len_mean}, {"eval_language", m.language_consistency}, {"eval_k", m.k},
+          {"eval_n", m.n}, {"eval_s", out.seconds}};
 }
 
 }  // namespace grpo

@@ -23,7 +23,8 @@ class Validator {
 
   absl::StatusOr<EvalOutput> Run(const Policy& policy);
 
-  // eval_pass1, eval_passk, eval_majk, eval_format, eval_len, eval_k, eval_n, eval_s.
+  // eval_pass1, eval_passk, eval_majk, eval_format, eval_len, eval_language (language
+  // consistency), eval_k, eval_n, eval_s.
   static nlohmann::json MetricsFields(const EvalOutput& out);
 
  private:

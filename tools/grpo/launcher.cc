@@ -1,8 +1,5 @@
 #include "tools/grpo/launcher.h"
 
-
-
-
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/str_format.h"
@@ -26,6 +24,9 @@
 #include "core/common/service_process.h"
 #include "core/common/subprocess.h"
 #include "tools/grpo/pipeline.h"
+#include "tools/grpo/progress.h"
+#include "tools/grpo/report.h"
+#include "tools/grpo/stages.h"
 
 namespace grpo {
 namespace fs = std::filesystem;
@@ -33,64 +34,29 @@ namespace {
 
 void Say(const std::string& msg) { std::fprintf(stderr, "%s\n", msg.c_str()); }
 
-// Reads lines appended to metrics.jsonl since the last call.
-class MetricsTail {
- public:
-  explicit MetricsTail(std::string path) : path_(std::move(path)) {}
-  std::vector<nlohmann::json> Poll() {
-    std::vector<nlohmann::json> out;
-    std::ifstream in(path_);
-    if (!in) return out;
-    // A restarted learner rewrites the file without the steps it trains again: read the
-    // new file from its start.
-    std::error_code ec;
-    const uintmax_t size = std::filesystem::file_size(path_, ec);
-    if (!ec && size < offset_) offset_ = 0;
-    in.seekg(static_cast<std::streamoff>(offset_));
-    std::string line;
-    while (std::getline(in, line)) {
-      if (in.eof()) break;  // a partial last line: read it next time
-      offset_ += line.size() + 1;
-      nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-      if (!j.is_discarded()) out.push_back(std::move(j));
-    }
-    return out;
-  }
-  void SkipExisting() { Poll(); }
-
- private:
-  std::string path_;
-  size_t offset_ = 0;
-};
-
-std::string ProgressLine(const nlohmann::json& m, int64_t max_steps, bool tty) {
-  int64_t step = m.value("step", 0);
-  std::string bar;
-  if (max_steps > 0) {
-    int width = 24, filled = static_cast<int>(width * std::min<double>(1.0, static_cast<double>(step) / max_steps));
-    bar = absl::StrCat("[", std::string(filled, '#'), std::string(width - filled, ' '), "] ");
-  }
-  std::string steps = max_steps > 0 ? absl::StrCat(step, "/", max_steps) : absl::StrCat(step);
-  return absl::StrFormat("%sstep %s  reward %.3f  accuracy %.3f  tokens/s %.0f  version %d", tty ? bar : "", steps,
-                         m.value("reward_mean", 0.0), m.value("accuracy", 0.0), m.value("tokens_per_s", 0.0),
-                         m.value("version", 0));
-}
-
-// The held-out before/after table, when the run has one.
+// The held-out table, when the run has one: before and after, and each of R1's stages
+// of a staged run (whose "after" is its last stage's).
 void PrintBeforeAfter(const fs::path& run_dir) {
   std::vector<std::pair<std::string, nlohmann::json>> rows;
-  for (const char* which : {"before", "after"}) {
-    absl::StatusOr<std::string> t = ReadFile((run_dir / "eval" / (std::string(which) + ".json")).string());
+  std::vector<std::string> names = {"before"};
+  for (const std::string& s : R1StageNames()) names.push_back(s);
+  names.push_back("after");
+  for (const std::string& which : names) {
+    if (which == "after" && rows.size() > 1 && rows.back().first != "before") continue;
+    absl::StatusOr<std::string> t = ReadFile((run_dir / "eval" / (which + ".json")).string());
     if (!t.ok()) continue;
     nlohmann::json j = nlohmann::json::parse(*t, nullptr, false);
     if (!j.is_discarded()) rows.emplace_back(which, j);
   }
   if (rows.empty()) return;
-  std::printf("grpo: held-out (%s)\n  %-7s %7s %7s %7s %7s %9s\n", (run_dir / "eval").c_str(), "", "pass@1",
-              "pass@k", "maj@k", "format", "length");
+  size_t w = 7;
+  for (const auto& r : rows) w = std::max(w, r.first.size());
+  std::printf("grpo: held-out (%s)\n  %-*s %7s %7s %7s %7s %9s %9s\n", (run_dir / "eval").c_str(), static_cast<int>(w), "",
+              "pass@1", "pass@k", "maj@k", "format", "length", "language");
   for (const auto& [name, j] : rows) {
-    std::printf("  %-7s %7.3f %7.3f %7.3f %7.3f %9.1f   (k=%lld, n=%lld)\n", name.c_str(), j.value("pass@1", 0.0),
-                j.value("pass@k", 0.0), j.value("maj@k", 0.0), j.value("format", 0.0), j.value("response_len_mean", 0.0),
+    std::printf("  %-*s %7.3f %7.3f %7.3f %7.3f %9.1f %9.3f   (k=%lld, n=%lld)\n", static_cast<int>(w), name.c_str(),
+                j.value("pass@1", 0.0), j.value("pass@k", 0.0), j.value("maj@k", 0.0), j.value("format", 0.0),
+                j.value("response_len_mean", 0.0), j.value("language_consistency", 1.0),
                 static_cast<long long>(j.value("k", int64_t{0})), static_cast<long long>(j.value("n", int64_t{0})));
   }
 }
@@ -185,7 +151,8 @@ int RunLocal(const LaunchOptions& opts) {
   // apply; the coordinator resumes its queue and the learner its newest checkpoint.
   fs::path run_dir = opts.run_dir;
   const bool resume = !run_dir.empty() && fs::exists(run_dir / "config.yaml") &&
-                      (fs::exists(run_dir / "coordinator" / "state.json") || fs::exists(run_dir / "metrics.jsonl"));
+                      (fs::exists(run_dir / "coordinator" / "state.json") || fs::exists(run_dir / "metrics.jsonl") ||
+                       fs::exists(run_dir / "stages"));
   absl::StatusOr<RunConfig> cfg =
       LoadConfigWithOverrides(resume ? (run_dir / "config.yaml").string() : opts.config_path, opts.overrides);
   if (!cfg.ok()) {
@@ -197,6 +164,12 @@ int RunLocal(const LaunchOptions& opts) {
                      " is ignored"));
   }
   if (opts.max_steps >= 0) cfg->learner.max_steps = opts.max_steps;
+  const bool staged = !absl::StripAsciiWhitespace(cfg->pipeline.stages).empty();
+  if (!opts.stage.empty() && (!staged || !resume)) {
+    Say(absl::StrCat("grpo: --stage ", opts.stage, " runs a stage of a staged run again: it needs --run-dir of a run whose ",
+                     "config sets pipeline.stages, and that run started"));
+    return 2;
+  }
   if (run_dir.empty()) {
     run_dir = fs::path("runs") / absl::StrCat(cfg->run.name, "-", absl::FormatTime("%Y%m%d-%H%M%S", absl::Now(), absl::LocalTimeZone()));
   }
@@ -252,6 +225,26 @@ int RunLocal(const LaunchOptions& opts) {
   if (absl::Status s = RunStagesBefore(*cfg, stages); !s.ok()) {
     Say(absl::StrCat("grpo: ", s.message()));
     return shutdown.Requested() ? 130 : 1;
+  }
+  if (staged) {
+    // R1's stages: each runs its own commands (an RL stage a `grpo run` of its own).
+    StageOptions so{opts.stage, secure, opts.progress};
+    if (absl::Status s = RunR1Stages(*cfg, stages, so); !s.ok()) {
+      Say(absl::StrCat("grpo: ", s.message()));
+      return shutdown.Requested() ? 130 : s.code() == absl::StatusCode::kInvalidArgument ||
+                                                  s.code() == absl::StatusCode::kFailedPrecondition
+                                              ? 2
+                                              : 1;
+    }
+    if (cfg->pipeline.report) {
+      if (absl::Status s = WriteRunReport(run_dir.string()); !s.ok()) {
+        Say(absl::StrCat("grpo: ", s.message()));
+        return 1;
+      }
+      Say(absl::StrCat("grpo: report ", (run_dir / "report.html").string()));
+    }
+    PrintBeforeAfter(run_dir);
+    return 0;
   }
   const int64_t max_steps = cfg->learner.max_steps;
   const bool tty = ::isatty(STDERR_FILENO) && opts.progress;

@@ -22,6 +22,8 @@ struct LaunchOptions {
   // file service discovery (<run_dir>/prometheus/targets.json, rewritten on each
   // restart), with deploy/prometheus/alerts.yml loaded, on 127.0.0.1:prometheus_port
   // (0: a free port). <run_dir>/prometheus/ready.json says {"port", "pid"}.
+  // A staged run (pipeline.stages, tools/grpo/stages.h): run this stage again alone.
+  std::string stage;
   bool prometheus = false;
   int prometheus_port = 0;
 };

@@ -45,6 +45,10 @@ int main(int argc, char** argv) {
   run_cmd->add_flag("--prometheus", run.prometheus,
                     "start a Prometheus scraping the run's services, with the alert rules (needs the prometheus binary)");
   run_cmd->add_option("--prometheus-port", run.prometheus_port, "its port on 127.0.0.1 (default: a free one)");
+  run_cmd->add_option("--stage", run.stage,
+                      "a staged run (pipeline.stages, configs/r1.yaml): run this stage again alone, from the model of "
+                      "the stage before it (with --run-dir)")
+      ->check(CLI::IsMember(grpo::R1StageNames()));
 
   std::string out;
   grpo::ArithmeticOptions gen;

@@ -26,9 +26,10 @@ absl::Status WriteConfig(const RunConfig& cfg, const PipelineContext& ctx) {
   return WriteFileAtomic((ctx.run_dir / "config.yaml").string(), ConfigToYaml(cfg));
 }
 
-// `grpo args...` as a child logging to logs/<name>.log; waits for it (or Ctrl-C).
+}  // namespace
+
 absl::Status RunStage(const std::string& name, const std::string& what, const std::vector<std::string>& args,
-                      const PipelineContext& ctx) {
+                      const PipelineContext& ctx, const std::function<void()>& on_poll, absl::Duration grace) {
   ProcessSpec spec;
   spec.argv = {(ctx.bin_dir / "grpo").string()};
   spec.argv.insert(spec.argv.end(), args.begin(), args.end());
@@ -46,8 +47,9 @@ absl::Status RunStage(const std::string& name, const std::string& what, const st
       return absl::InternalError(absl::StrCat(name, " ", DescribeWaitStatus(*st), ". Last lines of ", spec.log_path,
                                               ":\n", TailOfFile(spec.log_path, 15)));
     }
+    if (on_poll) on_poll();
     if (ctx.shutdown->Requested()) {
-      child->Stop(absl::Seconds(10));
+      child->Stop(grace);
       return absl::CancelledError(absl::StrCat(name, " interrupted"));
     }
     ctx.shutdown->WaitFor(absl::Milliseconds(200));
@@ -61,8 +63,6 @@ std::vector<std::string> EvalArgs(const RunConfig& cfg, const PipelineContext& c
           (ctx.run_dir / "eval" / (which + "_samples.jsonl")).string(), "--threads",
           std::to_string(cfg.pipeline.base_threads)};
 }
-
-}  // namespace
 
 absl::Status RunStagesBefore(RunConfig& cfg, const PipelineContext& ctx) {
   const PipelineConfig& p = cfg.pipeline;

@@ -12,9 +12,12 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "core/common/config.h"
 #include "core/common/shutdown.h"
 
@@ -25,6 +28,17 @@ struct PipelineContext {
   std::filesystem::path bin_dir;  // grpo and the grpo-* services
   ShutdownSignal* shutdown = nullptr;
 };
+
+// `grpo args...` as a child logging to logs/<name>.log; waits for it, calling on_poll
+// (when set) every 200 ms. Ctrl-C stops it (SIGTERM, then SIGKILL after `grace`).
+absl::Status RunStage(const std::string& name, const std::string& what, const std::vector<std::string>& args,
+                      const PipelineContext& ctx, const std::function<void()>& on_poll = nullptr,
+                      absl::Duration grace = absl::Seconds(10));
+
+// `grpo eval` arguments evaluating `model` on eval.data into eval/<which>.json and
+// eval/<which>_samples.jsonl.
+std::vector<std::string> EvalArgs(const RunConfig& cfg, const PipelineContext& ctx, const std::string& model,
+                                  const std::string& which);
 
 // Runs the stages before GRPO; points cfg.data.path, cfg.eval.data and cfg.model.path
 // at what they made and writes <run>/config.yaml whenever cfg changes.

@@ -63,8 +63,11 @@ code{white-space:pre-wrap}
 <p id="meta"></p>
 <h2>Held-out evaluation, before and after</h2>
 <div id="table"></div>
+<div id="stages-box" hidden><h2>R1's stages, held-out</h2>
+<div id="stages-table"></div></div>
 <h2>Over training</h2>
 <div class="charts" id="charts"></div>
+<div id="by-stage"></div>
 <h2>Sampled completions</h2>
 <div id="samples"></div>
 <h2>Resolved config</h2>
@@ -85,6 +88,19 @@ for (const [name, e] of [['before', D.before], ['after', D.after]]) {
        (Number.isInteger(e[k]) ? e[k] : e[k].toFixed(3)) : '') + '</td>').join('') + '</tr>';
 }
 document.getElementById('table').innerHTML = (D.before || D.after) ? t + '</table>' : '<p>No before/after evaluation in this run.</p>';
+// A staged run (R1's pipeline): a row per stage, the base model's first.
+const fmt = v => typeof v === 'number' ? (Number.isInteger(v) ? v : v.toFixed(3)) : '';
+if (D.stages && D.stages.length) {
+  const skeys = ['pass@1','maj@k','format','response_len_mean','language_consistency'];
+  let st = '<table id="stages"><tr><th>model</th>' + skeys.map(k => '<th>' + k + '</th>').join('') + '<th>minutes</th></tr>';
+  const rows = [['base', D.before, null]].concat(D.stages.map(x => [x.name, x.eval, x.seconds]));
+  for (const [name, e, secs] of rows) {
+    st += '<tr><td>' + esc(name) + '</td>' + skeys.map(k => '<td>' + (e ? fmt(e[k]) : '') + '</td>').join('') +
+          '<td>' + (typeof secs === 'number' ? (secs / 60).toFixed(1) : '') + '</td></tr>';
+  }
+  document.getElementById('stages-table').innerHTML = st + '</table>';
+  document.getElementById('stages-box').hidden = false;
+}
 // Line charts as SVG.
 const colors = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd'];
 function chart(title, series) {
@@ -141,9 +157,26 @@ const charts = [
   ['KL to the reference', [smooth(ser('kl', 'kl', train))]],
   ['Policy entropy', [smooth(ser('entropy', 'entropy', train))]],
   ['Throughput (completion tokens/s)', [smooth(ser('tokens/s', 'tokens_per_s', train))]],
+  ['Language consistency', [smooth(ser('training', 'language', train)), ser('held-out', 'eval_language')]],
 ];
 const box = document.getElementById('charts');
 charts.forEach(([title, series], i) => { const c = chart(title, series); c.id = 'chart-' + i; box.appendChild(c); });
+// A staged run: each stage's own curves (RL: held-out and reward components; SFT: loss).
+for (const x of (D.stages || [])) {
+  const P = x.metrics || [];
+  const sser = (name, key, pred) => ({name, points: P.filter(m => typeof m[key] === 'number' && (!pred || pred(m))).map(m => [m.step, m[key]])});
+  const list = x.kind === 'rl' ? [
+    [x.name + ': held-out', [sser('pass@1', 'eval_pass1'), sser('maj@k', 'eval_majk'), sser('language', 'eval_language')]],
+    [x.name + ': reward components (mean of 10 steps)', [smooth(sser('accuracy', 'accuracy', train)), smooth(sser('format', 'format', train)), smooth(sser('language', 'language', train))]],
+    [x.name + ': response length (tokens)', [smooth(sser('training', 'completion_len_mean', train)), sser('held-out', 'eval_len')]],
+  ] : [[x.name + ': supervised loss', [sser('loss', 'loss')]]];
+  const h = document.createElement('h3');
+  h.textContent = x.name + (x.kind === 'rl' ? ' (GRPO)' : ' (supervised fine-tuning)');
+  const grid = document.createElement('div');
+  grid.className = 'charts';
+  list.forEach(([title, series], i) => { const c = chart(title, series); c.id = 'stage-' + x.name + '-' + i; grid.appendChild(c); });
+  document.getElementById('by-stage').append(h, grid);
+}
 // Samples.
 let s = '';
 for (const [name, list] of [['before', D.samples_before], ['after', D.samples_after]]) {
@@ -168,19 +201,46 @@ absl::Status WriteRunReport(const std::string& run_dir_str) {
   data["run_dir"] = run_dir.string();
   absl::StatusOr<std::string> config_text = ReadFile((run_dir / "config.yaml").string());
   data["config"] = config_text.ok() ? *config_text : std::string("(no config.yaml)");
-  std::vector<nlohmann::json> metrics = ReadJsonl(run_dir / "metrics.jsonl");
-  // Only what the charts draw, to keep the page small.
-  nlohmann::json m = nlohmann::json::array();
-  int64_t steps = 0;
-  for (const auto& line : metrics) {
-    nlohmann::json keep = nlohmann::json::object();
-    for (const char* k : {"step", "reward_mean", "accuracy", "format", "completion_len_mean", "kl", "entropy",
-                          "tokens_per_s", "eval_pass1", "eval_majk", "eval_format", "eval_len"}) {
-      if (line.contains(k)) keep[k] = line[k];
+  // Only what the charts draw, to keep the page small; `offset` is added to the steps.
+  auto keep_lines = [](const std::vector<nlohmann::json>& lines, int64_t offset, nlohmann::json* to) {
+    int64_t last = 0;
+    for (const auto& line : lines) {
+      nlohmann::json keep = nlohmann::json::object();
+      for (const char* k : {"step", "reward_mean", "accuracy", "format", "completion_len_mean", "kl", "entropy",
+                            "tokens_per_s", "eval_pass1", "eval_majk", "eval_format", "eval_len", "eval_language",
+                            "loss"}) {
+        if (line.contains(k)) keep[k] = line[k];
+      }
+      if (line.contains("rewards") && line["rewards"].is_object() && line["rewards"].contains("language")) {
+        keep["language"] = line["rewards"]["language"];
+      }
+      last = std::max<int64_t>(last, line.value("step", int64_t{0}));
+      if (keep.contains("step") && keep["step"].is_number_integer()) keep["step"] = keep["step"].get<int64_t>() + offset;
+      to->push_back(keep);
     }
-    steps = std::max<int64_t>(steps, line.value("step", int64_t{0}));
-    m.push_back(keep);
+    return last;
+  };
+  nlohmann::json m = nlohmann::json::array();
+  int64_t steps = keep_lines(ReadJsonl(run_dir / "metrics.jsonl"), 0, &m);
+  // A staged run (tools/grpo/stages.h): a row and curves per stage; the overall charts
+  // follow its RL stages one after the other.
+  nlohmann::json stages = nlohmann::json::array();
+  for (const std::string& name : R1StageNames()) {
+    const fs::path dir = run_dir / "stages" / name;
+    if (!fs::exists(dir)) continue;
+    const bool rl = fs::exists(dir / "metrics.jsonl");
+    nlohmann::json st = {{"name", name}, {"kind", rl ? "rl" : "sft"}, {"metrics", nlohmann::json::array()}};
+    keep_lines(ReadJsonl(rl ? dir / "metrics.jsonl" : dir / "sft" / "metrics.jsonl"), 0, &st["metrics"]);
+    if (rl) steps += keep_lines(ReadJsonl(dir / "metrics.jsonl"), steps, &m);
+    absl::StatusOr<std::string> e = ReadFile((run_dir / "eval" / (name + ".json")).string());
+    nlohmann::json ej = e.ok() ? nlohmann::json::parse(*e, nullptr, false) : nlohmann::json();
+    st["eval"] = ej.is_discarded() ? nlohmann::json() : ej;
+    absl::StatusOr<std::string> d = ReadFile((dir / "done.json").string());
+    nlohmann::json dj = d.ok() ? nlohmann::json::parse(*d, nullptr, false) : nlohmann::json();
+    st["seconds"] = dj.is_object() ? nlohmann::json(dj.value("seconds", 0.0)) : nlohmann::json();
+    stages.push_back(std::move(st));
   }
+  data["stages"] = stages;
   data["metrics"] = m;
   data["steps"] = steps;
   for (const char* which : {"before", "after"}) {
