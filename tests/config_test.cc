@@ -117,6 +117,7 @@ TEST(Config, PipelineStagesAreR1sInOrderAndNeedTheirInputs) {
       {{"pipeline.stages=final_rl", "pipeline.final_rl_steps=0"}, "pipeline.final_rl_steps"},
       {{"pipeline.stages=rejection_sft", "pipeline.rejection_min_language=1.5"}, "pipeline.rejection_min_language"},
       {{"pipeline.stages=rejection_sft", "pipeline.rejection_lr=0"}, "pipeline.rejection_lr"},
+      {{"pipeline.stages=reasoning_rl", "pipeline.rl_lr=-1"}, "pipeline.rl_lr"},
       {{"pipeline.stages=cold_start", "pipeline.eval_before_after=false"}, "eval_before_after"},
   };
   for (const auto& [sets, want] : bad) {

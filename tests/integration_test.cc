@@ -1756,7 +1756,7 @@ TEST(Integration, R1StagesResumeAtTheInterruptedStageAndOneRunsAgainAlone) {
           "pipeline.rejection_min_language=0", "pipeline.rejection_other_docs=32", "pipeline.rejection_epochs=2",
           "sft.batch_size=16", "actor.group_size=4", "actor.prompts_per_request=2", "learner.prompts_per_step=2",
           "learner.eval_every=4", "eval.k=2", "actor.max_new_tokens=32", "eval.max_new_tokens=32",
-          "reward.language_weight=0.5"}) {
+          "reward.language_weight=0.5", "pipeline.rl_lr=0.0002"}) {
       spec.argv.insert(spec.argv.end(), {"--set", s});
     }
     spec.argv.insert(spec.argv.end(), extra.begin(), extra.end());
@@ -1809,6 +1809,12 @@ TEST(Integration, R1StagesResumeAtTheInterruptedStageAndOneRunsAgainAlone) {
   ASSERT_EQ(static_cast<int64_t>(steps.size()), rl_steps) << "every step once, those before the interrupt kept";
   for (int64_t i = 0; i < rl_steps; ++i) EXPECT_EQ(steps[static_cast<size_t>(i)], i + 1);
   EXPECT_GE(trained_before, 1);
+  // The RL stages train at pipeline.rl_lr, from the previous stage's model.
+  for (const char* name : {"reasoning_rl", "final_rl"}) {
+    auto stage_cfg = LoadConfigWithOverrides((stages / name / "config.yaml").string(), {});
+    ASSERT_TRUE(stage_cfg.ok()) << stage_cfg.status();
+    EXPECT_DOUBLE_EQ(stage_cfg->learner.lr, 0.0002) << name;
+  }
   nlohmann::json rl_done = nlohmann::json::parse(read(stages / "reasoning_rl" / "done.json"));
   EXPECT_TRUE(rl_done["resumed"].get<bool>());
   // Validation in the RL stages carries language consistency.

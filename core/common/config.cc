@@ -346,6 +346,7 @@ std::vector<ConfigField> ConfigFields(RunConfig& c) {
   f.push_back({"pipeline", "cold_start_lr", &c.pipeline.cold_start_lr, "cold_start: learning rate (3 warm-up steps, cosine to 0.1 x)"});
   f.push_back({"pipeline", "rl_steps", &c.pipeline.rl_steps, "reasoning_rl: GRPO steps"});
   f.push_back({"pipeline", "final_rl_steps", &c.pipeline.final_rl_steps, "final_rl: GRPO steps"});
+  f.push_back({"pipeline", "rl_lr", &c.pipeline.rl_lr, "reasoning_rl and final_rl: learning rate (0: learner.lr)"});
   f.push_back({"pipeline", "rejection_tasks", &c.pipeline.rejection_tasks, "rejection_sft: training tasks sampled from the previous stage's model"});
   f.push_back({"pipeline", "rejection_samples", &c.pipeline.rejection_samples, "rejection_sft: completions drawn per task"});
   f.push_back({"pipeline", "rejection_min_language", &c.pipeline.rejection_min_language, "rejection_sft: least language consistency of a kept completion"});
@@ -570,6 +571,7 @@ absl::Status ValidateConfig(const RunConfig& c) {
     if (p.cold_start_epochs < 1) return bad("pipeline.cold_start_epochs", "must be at least 1");
     if (p.rl_steps < 1) return bad("pipeline.rl_steps", "must be at least 1");
     if (p.final_rl_steps < 1) return bad("pipeline.final_rl_steps", "must be at least 1");
+    if (!(p.rl_lr >= 0 && p.rl_lr < 1)) return bad("pipeline.rl_lr", "must be in [0, 1)");
     if (p.rejection_tasks < 1) return bad("pipeline.rejection_tasks", "must be at least 1");
     if (p.rejection_samples < 1) return bad("pipeline.rejection_samples", "must be at least 1");
     if (!(p.rejection_min_language >= 0 && p.rejection_min_language <= 1))

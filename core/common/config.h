@@ -273,6 +273,9 @@ struct PipelineConfig {
   // settings; learner.max_steps is not used by a staged run).
   int64_t rl_steps = 100;
   int64_t final_rl_steps = 50;
+  // > 0: their learning rate instead of learner.lr. A fine-tuned model's accuracy comes
+  // from a few weights; steps a fresh Adam takes at a base model's rate undo it.
+  double rl_lr = 0;
   // rejection_sft: rejection_samples completions of rejection_tasks training tasks from
   // the previous stage's model, keeping the correct ones in the format whose chain of
   // thought is at least rejection_min_language in the asked notation (one per task), mixed

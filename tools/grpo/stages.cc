@@ -68,8 +68,8 @@ absl::Status ColdStart(const RunConfig& cfg, const PipelineContext& ctx, const s
 }
 
 // A stage's GRPO: a `grpo run` of its own in `dir` from `model`, its steps shown here.
-absl::Status Reinforce(const std::string& name, int64_t steps, const std::string& model, const fs::path& dir,
-                       const PipelineContext& ctx, const StageOptions& opts) {
+absl::Status Reinforce(const RunConfig& cfg, const std::string& name, int64_t steps, const std::string& model,
+                       const fs::path& dir, const PipelineContext& ctx, const StageOptions& opts) {
   std::vector<std::string> args = {"run", "--run-dir", dir.string(), "--config", (ctx.run_dir / "config.yaml").string(),
                                    "--no-progress", "--max-steps", absl::StrCat(steps)};
   if (opts.secure) args.push_back("--secure");
@@ -80,6 +80,7 @@ absl::Status Reinforce(const std::string& name, int64_t steps, const std::string
     args.push_back("--set");
     args.push_back(kv);
   }
+  if (cfg.pipeline.rl_lr > 0) args.insert(args.end(), {"--set", absl::StrCat("learner.lr=", cfg.pipeline.rl_lr)});
   MetricsTail tail((dir / "metrics.jsonl").string());
   tail.SkipExisting();
   const bool tty = opts.progress && ::isatty(STDERR_FILENO);
@@ -203,11 +204,11 @@ absl::Status RunR1Stages(const RunConfig& cfg, const PipelineContext& ctx, const
     if (name == "cold_start") {
       s = ColdStart(cfg, ctx, model, dir);
     } else if (name == "reasoning_rl") {
-      s = Reinforce(name, cfg.pipeline.rl_steps, model, dir, ctx, opts);
+      s = Reinforce(cfg, name, cfg.pipeline.rl_steps, model, dir, ctx, opts);
     } else if (name == "rejection_sft") {
       s = RejectionSft(cfg, ctx, model, base, dir);
     } else {
-      s = Reinforce(name, cfg.pipeline.final_rl_steps, model, dir, ctx, opts);
+      s = Reinforce(cfg, name, cfg.pipeline.final_rl_steps, model, dir, ctx, opts);
     }
     if (!s.ok()) return s;
     const std::string out = (dir / "model").string();
