@@ -1794,6 +1794,14 @@ TEST(Integration, R1StagesResumeAtTheInterruptedStageAndOneRunsAgainAlone) {
   ASSERT_FALSE(fs::exists(stages / "reasoning_rl" / "done.json")) << "reasoning_rl finished before the interrupt";
   const std::string cold_done = read(stages / "cold_start" / "done.json");
   const int64_t trained_before = static_cast<int64_t>(train_steps(stages / "reasoning_rl" / "metrics.jsonl").size());
+  // One stage alone needs the stage before it done.
+  absl::StatusOr<ChildProcess> early = spawn({"--stage", "rejection_sft"}, "early.out");
+  ASSERT_TRUE(early.ok());
+  st = early->WaitFor(absl::Seconds(60));
+  ASSERT_TRUE(st.has_value());
+  EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 2) << DescribeWaitStatus(*st);
+  EXPECT_THAT(read(dir / "early.out"), HasSubstr("starts from reasoning_rl's model, and reasoning_rl is not done"));
+  EXPECT_EQ(read(stages / "cold_start" / "done.json"), cold_done);
 
   // 2. The same command resumes at reasoning_rl and runs the pipeline to its end.
   absl::StatusOr<ChildProcess> again = spawn({}, "again.out");

@@ -6,6 +6,9 @@
 //   after:   final_model/ (grpo export of the newest checkpoint), eval/after.json,
 //            report.html (pipeline.report)
 //
+// With pipeline.stages, R1's stages (tools/grpo/stages.h) take the GRPO run's place
+// between the two.
+//
 // Model stages run as `grpo <subcommand>` child processes logging to logs/<stage>.log,
 // so the launcher never loads a model itself. A stage whose output already exists is
 // skipped, so a resumed run does not redo them. Ctrl-C stops a stage like a service.

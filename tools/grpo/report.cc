@@ -89,7 +89,7 @@ for (const [name, e] of [['before', D.before], ['after', D.after]]) {
 }
 document.getElementById('table').innerHTML = (D.before || D.after) ? t + '</table>' : '<p>No before/after evaluation in this run.</p>';
 // A staged run (R1's pipeline): a row per stage, the base model's first.
-const fmt = v => typeof v === 'number' ? (Number.isInteger(v) ? v : v.toFixed(3)) : '';
+const fmt = v => typeof v === 'number' ? v.toFixed(3) : '';
 if (D.stages && D.stages.length) {
   const skeys = ['pass@1','maj@k','format','response_len_mean','language_consistency'];
   let st = '<table id="stages"><tr><th>model</th>' + skeys.map(k => '<th>' + k + '</th>').join('') + '<th>minutes</th></tr>';

@@ -177,27 +177,31 @@ absl::Status RunR1Stages(const RunConfig& cfg, const PipelineContext& ctx, const
   for (const std::string& name : *stages) {
     const fs::path dir = StageDir(ctx, name);
     const bool rerun = opts.only == name;
-    if ((!opts.only.empty() && !rerun) || (StageDone(ctx, name) && !rerun)) {
-      if (StageDone(ctx, name)) {
-        if (opts.only.empty()) Say(absl::StrCat("grpo: ", name, " done (", (dir / "done.json").string(), ")"));
-        model = (dir / "model").string();
-      } else if (!opts.only.empty() && std::find(stages->begin(), stages->end(), opts.only) >
-                                           std::find(stages->begin(), stages->end(), name)) {
-        return absl::FailedPreconditionError(absl::StrCat("--stage ", opts.only, " starts from ", name,
-                                                          "'s model, and ", name,
-                                                          " is not done: run the pipeline first (grpo run --run-dir ",
+    if (!rerun && StageDone(ctx, name)) {
+      if (opts.only.empty()) Say(absl::StrCat("grpo: ", name, " done (", (dir / "done.json").string(), ")"));
+      model = (dir / "model").string();
+      continue;
+    }
+    if (!opts.only.empty() && !rerun) {
+      // Running one stage alone: the stages before it must be done, those after it wait.
+      const auto at = [&](const std::string& n) { return std::find(stages->begin(), stages->end(), n); };
+      if (at(name) < at(opts.only)) {
+        return absl::FailedPreconditionError(absl::StrCat("--stage ", opts.only, " starts from ", name, "'s model, and ",
+                                                          name, " is not done: run the pipeline first (grpo run --run-dir ",
                                                           ctx.run_dir.string(), ")"));
       }
       continue;
     }
     if (rerun) {
-      std::error_code ec;
-      fs::remove_all(dir, ec);
-      for (const char* suffix : {".json", "_samples.jsonl"}) fs::remove(ctx.run_dir / "eval" / (name + suffix), ec);
+      std::error_code ignored;
+      fs::remove_all(dir, ignored);
+      for (const char* suffix : {".json", "_samples.jsonl"}) fs::remove(ctx.run_dir / "eval" / (name + suffix), ignored);
     }
     const bool resumed = fs::exists(dir);
-    fs::create_directories(dir);
-    fs::create_directories(ctx.run_dir / "eval");
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (!ec) fs::create_directories(ctx.run_dir / "eval", ec);
+    if (ec) return absl::UnavailableError(absl::StrCat("cannot create ", dir.string(), ": ", ec.message()));
     const absl::Time t0 = absl::Now();
     const std::string started = IsoNow();
     absl::Status s;
