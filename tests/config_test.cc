@@ -4,6 +4,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 namespace grpo {
 namespace {
 
@@ -134,6 +136,23 @@ TEST(Config, PipelineStagesAreR1sInOrderAndNeedTheirInputs) {
                                      "pipeline.eval_before_after=true", "pipeline.stages=cold_start"});
   ASSERT_FALSE(cfg.ok());
   EXPECT_THAT(std::string(cfg.status().message()), HasSubstr("base model"));
+}
+
+// Every config the project ships loads and validates; r1.yaml runs R1's four stages.
+TEST(Config, TheShippedConfigsLoad) {
+  const char* src = std::getenv("GRPO_SOURCE_DIR");
+  const std::string dir = src != nullptr ? std::string(src) + "/configs" : std::string("configs");
+  for (const char* name : {"demo.yaml", "demo-cluster.yaml", "cluster.yaml", "r1.yaml"}) {
+    absl::StatusOr<RunConfig> cfg = LoadConfigWithOverrides(dir + "/" + name, {});
+    ASSERT_TRUE(cfg.ok()) << name << ": " << cfg.status();
+    if (std::string(name) == "r1.yaml") {
+      absl::StatusOr<std::vector<std::string>> st = PipelineStages(cfg->pipeline);
+      ASSERT_TRUE(st.ok());
+      EXPECT_EQ(*st, R1StageNames());
+      EXPECT_GT(cfg->reward.language_weight, 0);
+      EXPECT_GT(cfg->pipeline.words_share, 0);
+    }
+  }
 }
 
 TEST(Config, ActorDeviceAndSecurityFieldsAreChecked) {
