@@ -141,7 +141,7 @@ TEST(Config, PipelineStagesAreR1sInOrderAndNeedTheirInputs) {
 // Every config the project ships loads and validates; r1.yaml runs R1's four stages.
 TEST(Config, TheShippedConfigsLoad) {
   const char* src = std::getenv("GRPO_SOURCE_DIR");
-  const std::string dir = src != nullptr ? std::string(src) + "/configs" : std::string("configs");
+  const std::string dir = std::string(src != nullptr ? src : GRPO_DEFAULT_SOURCE_DIR) + "/configs";
   for (const char* name : {"demo.yaml", "demo-cluster.yaml", "cluster.yaml", "r1.yaml"}) {
     absl::StatusOr<RunConfig> cfg = LoadConfigWithOverrides(dir + "/" + name, {});
     ASSERT_TRUE(cfg.ok()) << name << ": " << cfg.status();
