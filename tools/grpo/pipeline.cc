@@ -64,6 +64,14 @@ std::vector<std::string> EvalArgs(const RunConfig& cfg, const PipelineContext& c
           std::to_string(cfg.pipeline.base_threads)};
 }
 
+std::vector<std::string> SftSets(double lr, int64_t warmup, int64_t threads) {
+  return {absl::StrCat("learner.lr=", lr), absl::StrCat("learner.warmup_steps=", warmup),
+          "learner.lr_schedule=cosine", "learner.min_lr_ratio=0.1", "learner.weight_decay=0",
+          "learner.micro_batch_size=16", absl::StrCat("learner.threads=", threads), "learner.world_size=1",
+          "learner.rank=0", "learner.checkpoint_every=200", "learner.checkpoint_dir=", "learner.metrics_path=",
+          "learner.dtype=fp32"};
+}
+
 absl::Status RunStagesBefore(RunConfig& cfg, const PipelineContext& ctx) {
   const PipelineConfig& p = cfg.pipeline;
   const fs::path data = ctx.run_dir / "data";
@@ -127,17 +135,7 @@ absl::Status RunStagesBefore(RunConfig& cfg, const PipelineContext& ctx) {
                                       (data / "pretrain.jsonl").string(), "--out", (base / "model").string(),
                                       "--run-dir", (base / "sft").string(), "--config",
                                       (ctx.run_dir / "config.yaml").string(), "--no-progress"};
-      for (const std::string& kv :
-           {absl::StrCat("learner.lr=", p.base_lr), std::string("learner.warmup_steps=20"),
-            std::string("learner.lr_schedule=cosine"), std::string("learner.min_lr_ratio=0.1"),
-            std::string("learner.weight_decay=0"), std::string("learner.micro_batch_size=16"),
-            absl::StrCat("learner.threads=", p.base_threads), std::string("learner.world_size=1"),
-            std::string("learner.rank=0"), std::string("learner.checkpoint_every=200"),
-            std::string("learner.checkpoint_dir="), std::string("learner.metrics_path="),
-            std::string("learner.dtype=fp32")}) {
-        sft.push_back("--set");
-        sft.push_back(kv);
-      }
+      for (const std::string& kv : SftSets(p.base_lr, 20, p.base_threads)) sft.insert(sft.end(), {"--set", kv});
       if (absl::Status s = RunStage("base-pretrain",
                                     absl::StrCat("pretraining the base model on ", p.base_docs, " documents"), sft, ctx);
           !s.ok()) {

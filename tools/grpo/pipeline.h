@@ -43,6 +43,11 @@ absl::Status RunStage(const std::string& name, const std::string& what, const st
 std::vector<std::string> EvalArgs(const RunConfig& cfg, const PipelineContext& ctx, const std::string& model,
                                   const std::string& which);
 
+// The `--set` values that give a pipeline `grpo sft` its own optimiser (AdamW at `lr`,
+// `warmup` steps, cosine to 0.1 x, no weight decay), one fp32 rank on `threads`, and its
+// checkpoints and metrics in its --run-dir; the run's learner.* stay GRPO's.
+std::vector<std::string> SftSets(double lr, int64_t warmup, int64_t threads);
+
 // Runs the stages before GRPO; points cfg.data.path, cfg.eval.data and cfg.model.path
 // at what they made and writes <run>/config.yaml whenever cfg changes.
 absl::Status RunStagesBefore(RunConfig& cfg, const PipelineContext& ctx);

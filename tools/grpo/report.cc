@@ -230,8 +230,9 @@ absl::Status WriteRunReport(const std::string& run_dir_str) {
     if (!fs::exists(dir)) continue;
     const bool rl = fs::exists(dir / "metrics.jsonl");
     nlohmann::json st = {{"name", name}, {"kind", rl ? "rl" : "sft"}, {"metrics", nlohmann::json::array()}};
-    keep_lines(ReadJsonl(rl ? dir / "metrics.jsonl" : dir / "sft" / "metrics.jsonl"), 0, &st["metrics"]);
-    if (rl) steps += keep_lines(ReadJsonl(dir / "metrics.jsonl"), steps, &m);
+    const std::vector<nlohmann::json> lines = ReadJsonl(rl ? dir / "metrics.jsonl" : dir / "sft" / "metrics.jsonl");
+    keep_lines(lines, 0, &st["metrics"]);
+    if (rl) steps += keep_lines(lines, steps, &m);
     absl::StatusOr<std::string> e = ReadFile((run_dir / "eval" / (name + ".json")).string());
     nlohmann::json ej = e.ok() ? nlohmann::json::parse(*e, nullptr, false) : nlohmann::json();
     st["eval"] = ej.is_discarded() ? nlohmann::json() : ej;

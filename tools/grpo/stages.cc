@@ -42,16 +42,9 @@ std::vector<std::string> SftArgs(const RunConfig& cfg, const PipelineContext& ct
   std::vector<std::string> args = {"sft",       "--model", model, "--data", data.string(), "--out",
                                    (dir / "model").string(), "--run-dir", (dir / "sft").string(), "--config",
                                    (ctx.run_dir / "config.yaml").string(), "--no-progress"};
-  for (const std::string& kv :
-       {absl::StrCat("learner.lr=", lr), std::string("learner.warmup_steps=3"), std::string("learner.lr_schedule=cosine"),
-        std::string("learner.min_lr_ratio=0.1"), std::string("learner.weight_decay=0"),
-        std::string("learner.micro_batch_size=16"), absl::StrCat("learner.threads=", cfg.pipeline.base_threads),
-        std::string("learner.world_size=1"), std::string("learner.rank=0"), std::string("learner.checkpoint_every=200"),
-        std::string("learner.checkpoint_dir="), std::string("learner.metrics_path="), std::string("learner.dtype=fp32"),
-        absl::StrCat("sft.epochs=", epochs), std::string("sft.max_steps=0")}) {
-    args.push_back("--set");
-    args.push_back(kv);
-  }
+  std::vector<std::string> sets = SftSets(lr, 3, cfg.pipeline.base_threads);
+  sets.insert(sets.end(), {absl::StrCat("sft.epochs=", epochs), "sft.max_steps=0"});
+  for (const std::string& kv : sets) args.insert(args.end(), {"--set", kv});
   return args;
 }
 
