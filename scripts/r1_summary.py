@@ -12,7 +12,7 @@ Wall time to 0.80 counts from the first stage's start (R1) or the first validati
 (R1-Zero, GRPO's start), to the evaluation that first shows 0.80: a stage's held-out
 evaluation, or the learner's validation every learner.eval_every steps.
 
-  scripts/r1_summary.py OUT SEED...
+  scripts/r1_summary.py OUT [SEED...]     (seeds default to every OUT/r1-s<N>)
 """
 import datetime
 import json
@@ -124,13 +124,21 @@ def zero_minutes(run):
 
 
 def main():
+    if len(sys.argv) < 2:
+        sys.exit("usage: scripts/r1_summary.py OUT [SEED...]")
     out, seeds = sys.argv[1], sys.argv[2:]
+    if not seeds:
+        found = [re.fullmatch(r"r1-s(\d+)", d) for d in sorted(os.listdir(out))]
+        seeds = sorted((m.group(1) for m in found if m), key=int)
+    if not seeds:
+        sys.exit(f"r1_summary: no r1-s<N> run in {out}")
     r1 = {s: os.path.join(out, f"r1-s{s}") for s in seeds}
     zero = {s: os.path.join(out, f"zero-s{s}") for s in seeds}
     nolang = {s: os.path.join(out, f"nolang-s{s}") for s in seeds}
     print(f"Seeds {', '.join(seeds)}; mean ± standard deviation over seeds.\n")
 
-    print("R1's stages, held-out (k = 8, 200 tasks):\n")
+    first = load(os.path.join(r1[seeds[0]], "eval", "before.json")) or {}
+    print(f"R1's stages, held-out (k = {first.get('k', '?')}, {first.get('n', '?')} tasks):\n")
     print("| model | pass@1 | maj@k | format | length | language | minutes |")
     print("|---|---|---|---|---|---|---|")
     rows = [("base", "before")] + [(n, n) for n in STAGES]

@@ -139,10 +139,14 @@ absl::Status RejectionSft(const RunConfig& cfg, const PipelineContext& ctx, cons
         p.rejection_min_language, "); see ", (ctx.run_dir / "logs" / "rejection_sft-sample.log").string()));
   }
   if (p.rejection_other_docs > 0) {
+    // Documents that name a notation are left out: the corpus follows the notation a
+    // problem names only base_instruction_kept of the time, and fine-tuning on those that
+    // do not taught the model to ignore the instruction (seed 2: language consistency
+    // 0.94 in the samples' model, 0.49 after rejection_sft with them).
     std::vector<std::string> docs;
     std::ifstream in(ctx.run_dir / "data" / "pretrain.jsonl");
     for (std::string l; std::getline(in, l);) {
-      if (!l.empty()) docs.push_back(l);
+      if (!l.empty() && NotationOf(l).empty()) docs.push_back(l);
     }
     const size_t want = std::min(docs.size(), static_cast<size_t>(p.rejection_other_docs));
     for (size_t i = 0; i < want; ++i) lines.push_back(docs[i * docs.size() / want]);
