@@ -1,6 +1,6 @@
 // Reward throughput (a report, not a test).
 //
-//   build/bin/grpo-bench-reward [--seconds S] [--threads N]
+//   build/bin/grpo-bench-reward [--seconds S] [--threads N] [--sandbox-workers W]
 //
 // Math: checks per second of MathChecker on a mixed set (numbers, fractions, LaTeX,
 // sets, intervals, symbolic equivalence, wrong answers), single-threaded and with N
@@ -8,7 +8,9 @@
 // Sandbox: runs per second of a trivial Python program through Sandbox::Execute, and its
 // per-run time against two baselines measured in the same run: a bare
 // `bwrap --unshare-all --ro-bind / / /bin/true` and a plain `python3 -c pass`, both
-// started with posix_spawn and waited for.
+// started with posix_spawn and waited for. Then throughput: W (default 4) sandboxed runs
+// at once against W bare interpreter starts at once; the last line is
+//   sandbox: python R runs/s (bare interpreter B runs/s)
 #include <spawn.h>
 #include <sys/wait.h>
 
@@ -67,6 +69,25 @@ double SpawnAndWait(const std::vector<std::string>& args) {
   return Seconds(t0);
 }
 
+// Calls `once` from `workers` threads for `seconds`; returns calls per second (all
+// threads together) and counts calls that returned false in *failed.
+double RateOver(double seconds, int workers, const std::function<bool()>& once, int64_t* failed) {
+  std::atomic<int64_t> done{0}, bad{0};
+  auto t0 = Clock::now();
+  std::vector<std::thread> ts;
+  for (int w = 0; w < workers; ++w) {
+    ts.emplace_back([&] {
+      while (Seconds(t0) < seconds) {
+        if (!once()) ++bad;
+        ++done;
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  if (failed) *failed = bad.load();
+  return static_cast<double>(done.load()) / Seconds(t0);
+}
+
 double MeanOver(double seconds, const std::function<double()>& once) {
   double total = 0;
   int n = 0;
@@ -83,10 +104,12 @@ double MeanOver(double seconds, const std::function<double()>& once) {
 int main(int argc, char** argv) {
   double seconds = 3;
   int threads = 2;
+  int sandbox_workers = 4;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string f = argv[i];
     if (f == "--seconds") seconds = std::atof(argv[i + 1]);
     if (f == "--threads") threads = std::atoi(argv[i + 1]);
+    if (f == "--sandbox-workers") sandbox_workers = std::atoi(argv[i + 1]);
   }
 
   // --- Math -------------------------------------------------------------------------
@@ -154,5 +177,22 @@ int main(int argc, char** argv) {
   std::printf("  sandboxed python       %8.1f ms/run  = %.1f runs/s; %.2fx bwrap+python, overhead %.1f ms%s\n",
               sandbox_s * 1e3, 1 / sandbox_s, sandbox_s / (bwrap_s + python_s), (sandbox_s - bwrap_s - python_s) * 1e3,
               bad ? " (some runs failed!)" : "");
-  return 0;
+
+  // Throughput: `sandbox_workers` runs at once (the reward service's reward.sandbox_workers),
+  // against bare interpreter starts (`python3 -c pass`, posix_spawn and wait) at the same
+  // concurrency in the same run: what the cores allow a Python program without a sandbox.
+  int64_t bare_failed = 0, boxed_failed = 0;
+  const double bare_rate = RateOver(seconds, sandbox_workers, [] {
+    return SpawnAndWait({"/usr/bin/python3", "-c", "pass"}) >= 0;
+  }, &bare_failed);
+  const double boxed_rate = RateOver(seconds, sandbox_workers, [&] {
+    return (*sb)->Execute(prog, "", limits).status == grpo::sandbox::RunStatus::kOk;
+  }, &boxed_failed);
+  std::printf("\nsandbox throughput, %d runs at once on %u cores\n", sandbox_workers, std::thread::hardware_concurrency());
+  std::printf("  bare interpreter       %8.1f runs/s\n", bare_rate);
+  std::printf("  sandboxed python       %8.1f runs/s  = %.2fx a bare interpreter start%s\n", boxed_rate,
+              boxed_rate / bare_rate, boxed_failed ? " (some runs failed!)" : "");
+  // The last line: what scripts read.
+  std::printf("sandbox: python %.1f runs/s (bare interpreter %.1f runs/s)\n", boxed_rate, bare_rate);
+  return boxed_failed || bare_failed ? 1 : 0;
 }

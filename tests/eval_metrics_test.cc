@@ -142,5 +142,24 @@ TEST(EvalMetrics, LanguageConsistencyIsTheMeanOverSamples) {
   EXPECT_DOUBLE_EQ(SampleFromJson(old).language_consistency, 1.0);
 }
 
+// Code samples carry the sandbox's outcome; the report gives each outcome's share of the
+// samples, per task type and overall, and math has none.
+TEST(EvalMetrics, CodeOutcomesAreSharesOfSamples) {
+  std::vector<EvalSample> ss = {S("c1", 0, "p", true, true, 10, "code"), S("c1", 1, "q", false, true, 10, "code"),
+                                S("c2", 0, "r", false, true, 10, "code"), S("c2", 1, "s", false, true, 10, "code"),
+                                S("m1", 0, "3", true), S("m1", 1, "3", true)};
+  const char* outcomes[] = {"ok", "compile_error", "wrong_answer", "compile_error"};
+  for (int i = 0; i < 4; ++i) ss[i].outcome = outcomes[i];
+  const EvalReport r = Summarize(ss);
+  const nlohmann::ordered_json j = ReportJson(r);
+  EXPECT_NEAR(j["by_task"]["code"]["outcomes"]["compile_error"].get<double>(), 0.5, 1e-12);
+  EXPECT_NEAR(j["by_task"]["code"]["outcomes"]["ok"].get<double>(), 0.25, 1e-12);
+  EXPECT_NEAR(j["by_task"]["code"]["outcomes"]["wrong_answer"].get<double>(), 0.25, 1e-12);
+  EXPECT_FALSE(j["by_task"]["math"].contains("outcomes"));
+  EXPECT_NEAR(j["outcomes"]["compile_error"].get<double>(), 2.0 / 6, 1e-12);  // of all samples
+  EXPECT_EQ(SampleFromJson(nlohmann::json::parse(SampleJson(ss[1]).dump())).outcome, "compile_error");
+  EXPECT_FALSE(nlohmann::json::parse(SampleJson(ss[4]).dump()).contains("outcome"));
+}
+
 }  // namespace
 }  // namespace grpo::eval

@@ -175,6 +175,22 @@ void RunGrpoToEnd(const fs::path& dir, std::vector<std::string> extra) {
       << DescribeWaitStatus(*st) << "\n" << TailOfFile((dir / "launcher.out").string(), 40);
 }
 
+// Runs `grpo run --run-dir dir` with only these `--set` overrides (no SmallRun: the
+// pipeline's own stages) to its end, and checks it exited 0; `out` gets the tail of its
+// output.
+void RunPipelineToEnd(const fs::path& dir, const std::vector<std::string>& sets, std::string* out) {
+  ProcessSpec spec;
+  spec.argv = {BinDir() + "/grpo", "run", "--run-dir", dir.string(), "--no-progress"};
+  for (const std::string& s : sets) spec.argv.insert(spec.argv.end(), {"--set", s});
+  spec.log_path = (dir / "launcher.out").string();
+  absl::StatusOr<ChildProcess> p = ChildProcess::Spawn(spec);
+  ASSERT_TRUE(p.ok()) << p.status();
+  std::optional<int> st = p->WaitFor(absl::Seconds(300));
+  ASSERT_TRUE(st.has_value()) << "grpo run did not finish\n" << TailOfFile((dir / "launcher.out").string(), 40);
+  *out = TailOfFile((dir / "launcher.out").string(), 60);
+  ASSERT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << DescribeWaitStatus(*st) << "\n" << *out;
+}
+
 class Cluster {
  public:
   Cluster(const fs::path& dir, std::vector<std::string> sets) : dir_(dir) {
@@ -1637,23 +1653,15 @@ TEST(Integration, CodeTasksAreJudgedInTheSandboxDuringARun) {
 // validation during training (step 0, every eval_every steps, the last), the report.
 TEST(Integration, PipelineBuildsABaseModelEvaluatesTrainsAndReports) {
   fs::path dir = FreshDir("pipeline");
-  ProcessSpec spec;
-  spec.argv = {BinDir() + "/grpo", "run", "--run-dir", dir.string(), "--no-progress"};
-  for (std::string s : {"data.num_tasks=64", "pipeline.test_tasks=12", "pipeline.base_docs=600",
-                        "pipeline.base_hidden_size=32", "pipeline.base_intermediate_size=64", "pipeline.base_layers=1",
-                        "pipeline.base_heads=2", "pipeline.base_kv_heads=1", "pipeline.base_context=192",
-                        "pipeline.base_merges=300", "sft.batch_size=32", "actor.group_size=4",
-                        "actor.prompts_per_request=2", "learner.prompts_per_step=2", "learner.max_steps=4",
-                        "learner.eval_every=2", "eval.k=2", "actor.max_new_tokens=24", "eval.max_new_tokens=24"}) {
-    spec.argv.insert(spec.argv.end(), {"--set", s});
-  }
-  spec.log_path = (dir / "launcher.out").string();
-  absl::StatusOr<ChildProcess> p = ChildProcess::Spawn(spec);
-  ASSERT_TRUE(p.ok()) << p.status();
-  std::optional<int> st = p->WaitFor(absl::Seconds(300));
-  ASSERT_TRUE(st.has_value()) << "grpo run did not finish\n" << TailOfFile((dir / "launcher.out").string(), 40);
-  const std::string out = TailOfFile((dir / "launcher.out").string(), 60);
-  ASSERT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << DescribeWaitStatus(*st) << "\n" << out;
+  std::string out;
+  ASSERT_NO_FATAL_FAILURE(RunPipelineToEnd(
+      dir,
+      {"data.num_tasks=64", "pipeline.test_tasks=12", "pipeline.base_docs=600", "pipeline.base_hidden_size=32",
+       "pipeline.base_intermediate_size=64", "pipeline.base_layers=1", "pipeline.base_heads=2",
+       "pipeline.base_kv_heads=1", "pipeline.base_context=192", "pipeline.base_merges=300", "sft.batch_size=32",
+       "actor.group_size=4", "actor.prompts_per_request=2", "learner.prompts_per_step=2", "learner.max_steps=4",
+       "learner.eval_every=2", "eval.k=2", "actor.max_new_tokens=24", "eval.max_new_tokens=24"},
+      &out));
 
   // Disjoint data; no held-out sum anywhere in the pretraining corpus.
   auto train = LoadDataset((dir / "data" / "train.jsonl").string());
@@ -1728,6 +1736,61 @@ TEST(Integration, PipelineBuildsABaseModelEvaluatesTrainsAndReports) {
   EXPECT_THAT(*rendered, HasSubstr("<path class=\"series\""));
   EXPECT_THAT(*rendered, HasSubstr("id=\"before-after\""));
   EXPECT_THAT(*rendered, HasSubstr("<th>language_consistency</th>"));
+  RemoveUnlessFailed(dir);
+}
+
+// The code task family (pipeline.tasks = programs) through the whole pipeline: tasks with
+// hidden tests, a base model pretrained on programs, GRPO scored in the real sandbox, and
+// held-out evaluations that count how the programs fared (outcomes, summing to 1).
+TEST(Integration, ProgramTasksRunThroughTheSandboxAndEvaluationsCountOutcomes) {
+  fs::path dir = FreshDir("programs");
+  std::string out;
+  ASSERT_NO_FATAL_FAILURE(RunPipelineToEnd(
+      dir,
+      {"pipeline.tasks=programs", "data.num_tasks=64", "pipeline.test_tasks=8", "pipeline.code_tests=3",
+       "pipeline.base_docs=600", "pipeline.base_hidden_size=32", "pipeline.base_intermediate_size=64",
+       "pipeline.base_layers=1", "pipeline.base_heads=2", "pipeline.base_kv_heads=1", "pipeline.base_context=192",
+       "pipeline.base_merges=300", "pipeline.eval_before_after=true", "sft.batch_size=32", "actor.group_size=4",
+       "actor.prompts_per_request=2", "learner.prompts_per_step=2", "learner.max_steps=2", "learner.eval_every=0",
+       "eval.k=2", "actor.max_new_tokens=24", "eval.max_new_tokens=24", "reward.sandbox_time_limit_ms=1000",
+       "reward.code_reward=all_or_nothing"},
+      &out));
+  auto test = LoadDataset((dir / "data" / "test.jsonl").string());
+  ASSERT_TRUE(test.ok()) << test.status();
+  ASSERT_EQ(test->size(), 8u);
+  for (const Task& t : *test) {
+    EXPECT_EQ(t.task, "code");
+    EXPECT_EQ(t.tests.size(), 3u);
+  }
+  EXPECT_TRUE(fs::exists(dir / "data" / "pretrain.jsonl"));
+  for (const char* which : {"before", "after"}) {
+    auto text = ReadFile((dir / "eval" / (std::string(which) + ".json")).string());
+    ASSERT_TRUE(text.ok()) << which;
+    nlohmann::json j = nlohmann::json::parse(*text);
+    ASSERT_TRUE(j.contains("outcomes")) << *text;
+    double total = 0;
+    for (const auto& [name, share] : j["outcomes"].items()) {
+      EXPECT_THAT((std::vector<std::string>{"ok", "wrong_answer", "compile_error", "runtime_error", "time_limit",
+                                            "memory_limit", "output_limit", "denied"}),
+                  ::testing::Contains(name));
+      total += share.get<double>();
+    }
+    EXPECT_NEAR(total, 1.0, 1e-9) << *text;
+    EXPECT_TRUE(j["by_task"].contains("code"));
+    for (const auto& s : ReadJsonl(dir / "eval" / (std::string(which) + "_samples.jsonl"))) {
+      EXPECT_TRUE(s.contains("outcome")) << s.dump();
+    }
+  }
+  // Each step says how long it waited for scored groups and how long it took in all.
+  int steps = 0;
+  for (const auto& m : ReadJsonl(dir / "metrics.jsonl")) {
+    if (!m.contains("reward_mean")) continue;
+    ++steps;
+    ASSERT_TRUE(m.contains("wait_s") && m.contains("step_s") && m.contains("train_s")) << m.dump();
+    EXPECT_GE(m["wait_s"].get<double>(), 0.0);
+    EXPECT_LE(m["train_s"].get<double>(), m["step_s"].get<double>() + 1e-6);
+  }
+  EXPECT_EQ(steps, 2);
   RemoveUnlessFailed(dir);
 }
 

@@ -290,6 +290,30 @@ TEST_F(SandboxTest, LargeStdinAndExitCodes) {
   EXPECT_EQ(r.main.signal, 11);
 }
 
+// A Python program the interpreter refuses is a compile error (run on no further test);
+// a SyntaxError raised while running is a runtime error.
+TEST_F(SandboxTest, PythonThatDoesNotCompileIsACompileError) {
+  for (const char* src : {"n = int(input())\nprint n*2\n", "for i in range(3)\n    print(i)\n",
+                          "if True:\nprint(1)\n", "if True:\n\tx = 1\n        y = 2\n"}) {
+    RunRequest req;
+    req.program = Py(src);
+    req.tests = {{"3\n", "6\n"}, {"4\n", "8\n"}, {"5\n", "10\n"}};
+    req.limits = Quick();
+    RunResult r = box_->Run(req);
+    EXPECT_EQ(r.status, RunStatus::kCompileError) << src << r.ToJson().dump();
+    EXPECT_EQ(r.tests.size(), 1u) << src;
+    EXPECT_EQ(r.tests_passed, 0);
+    EXPECT_EQ(Exec(Py(src), "3\n").status, RunStatus::kCompileError) << src;
+  }
+  for (const char* src : {"raise SyntaxError('made at run time')\n", "exec('print 1')\n",
+                          "import sys\nsys.stderr.write('SyntaxError: x\\n')\nsys.exit(2)\n",
+                          "print(1)\nprint 2\n" /* refused before the first line runs */}) {
+    RunResult r = Exec(Py(src));
+    const RunStatus want = std::string(src).rfind("print(1)", 0) == 0 ? RunStatus::kCompileError : RunStatus::kRuntimeError;
+    EXPECT_EQ(r.status, want) << src << r.ToJson().dump();
+  }
+}
+
 TEST_F(SandboxTest, CppCompilesInsideAndRuns) {
   RunRequest req;
   req.program = {Language::kCpp,

@@ -194,6 +194,13 @@ TEST(Scorer, CodeCompletionsRunInTheSandbox) {
   EXPECT_FLOAT_EQ(s.scores(1).components().at("accuracy"), 0.5f) << s.scores(1).error();
   EXPECT_FLOAT_EQ(s.scores(2).components().at("accuracy"), 0.0f);
   EXPECT_FLOAT_EQ(s.scores(3).components().at("accuracy"), 0.0f);
+  // How each program fared: the sandbox's status (the first failing test's).
+  EXPECT_EQ(s.scores(0).outcome(), "ok");
+  EXPECT_EQ(s.scores(1).outcome(), "wrong_answer");
+  EXPECT_EQ(s.scores(2).outcome(), "time_limit");
+  EXPECT_EQ(s.scores(3).outcome(), "runtime_error");  // valid syntax ("this is not python"): a NameError
+  EXPECT_EQ(scorer->ScoreCompletion(s.group().item(), {"<answer>print 3</answer>", 5, false}, "").outcome(),
+            "compile_error");
   cfg.reward.code_reward = "all_or_nothing";
   EXPECT_FLOAT_EQ(MakeScorer(cfg)->ScoreGroup(CodeGroup({s.group().completions(1).text()})).scores(0).reward(), 0.0f);
 }

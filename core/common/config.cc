@@ -312,10 +312,11 @@ std::vector<ConfigField> ConfigFields(RunConfig& c) {
   f.push_back({"eval", "seed", &c.eval.seed, "sampling seed"});
   f.push_back({"eval", "max_batch", &c.eval.max_batch, "completions decoded together"});
 
-  f.push_back({"pipeline", "tasks", &c.pipeline.tasks, "\"\": use data.*; chains: generate the R1-Zero demo's train and held-out sets (data/train.jsonl, data/test.jsonl)"});
-  f.push_back({"pipeline", "test_tasks", &c.pipeline.test_tasks, "chains: held-out tasks"});
+  f.push_back({"pipeline", "tasks", &c.pipeline.tasks, "\"\": use data.*; chains: generate the R1-Zero demo's train and held-out sets (data/train.jsonl, data/test.jsonl); programs: the code task family (Python programs with hidden tests)"});
+  f.push_back({"pipeline", "test_tasks", &c.pipeline.test_tasks, "chains, programs: held-out tasks"});
   f.push_back({"pipeline", "min_operands", &c.pipeline.min_operands, "chains: fewest numbers in a chain"});
   f.push_back({"pipeline", "max_operands", &c.pipeline.max_operands, "chains: most numbers in a chain"});
+  f.push_back({"pipeline", "code_tests", &c.pipeline.code_tests, "programs: hidden test cases per task"});
   f.push_back({"pipeline", "base_docs", &c.pipeline.base_docs, "> 0: pretrain a base model on this many generated documents before GRPO"});
   f.push_back({"pipeline", "base_worked_share", &c.pipeline.base_worked_share, "corpus: share of exercise answers worked step by step"});
   f.push_back({"pipeline", "base_dialog_worked_share", &c.pipeline.base_dialog_worked_share, "corpus: share of transcript answers worked step by step"});
@@ -544,11 +545,13 @@ absl::Status ValidateConfig(const RunConfig& c) {
   if (c.run.actors < 1) return bad("run.actors", "must be at least 1");
   if (c.run.reward_servers < 1) return bad("run.reward_servers", "must be at least 1");
   if (c.run.max_restarts < 0) return bad("run.max_restarts", "must be at least 0");
-  if (c.pipeline.tasks != "" && c.pipeline.tasks != "chains") return bad("pipeline.tasks", "must be empty or chains");
+  if (c.pipeline.tasks != "" && c.pipeline.tasks != "chains" && c.pipeline.tasks != "programs")
+    return bad("pipeline.tasks", "must be empty, chains or programs");
   if (c.pipeline.test_tasks < 1) return bad("pipeline.test_tasks", "must be at least 1");
   if (c.pipeline.min_operands < 2 || c.pipeline.max_operands < c.pipeline.min_operands)
     return bad("pipeline.min_operands", "need 2 <= min_operands <= max_operands");
   if (c.pipeline.base_docs < 0) return bad("pipeline.base_docs", "must be >= 0");
+  if (c.pipeline.code_tests < 1 || c.pipeline.code_tests > 64) return bad("pipeline.code_tests", "must be in [1, 64]");
   for (auto [name, v] : {std::pair{"pipeline.words_share", c.pipeline.words_share},
                          {"pipeline.base_words_share", c.pipeline.base_words_share},
                          {"pipeline.base_mixed_share", c.pipeline.base_mixed_share},
@@ -556,8 +559,9 @@ absl::Status ValidateConfig(const RunConfig& c) {
                          {"pipeline.base_instruction_kept", c.pipeline.base_instruction_kept}}) {
     if (!(v >= 0 && v <= 1)) return bad(name, "must be in [0, 1]");
   }
-  if (c.pipeline.base_docs > 0 && c.pipeline.tasks != "chains")
-    return bad("pipeline.base_docs", "a generated base model needs pipeline.tasks = chains (its corpus is about that task)");
+  if (c.pipeline.base_docs > 0 && c.pipeline.tasks.empty())
+    return bad("pipeline.base_docs",
+               "a generated base model needs pipeline.tasks = chains or programs (its corpus is about that task)");
   if (c.pipeline.base_numbers != "whole" && c.pipeline.base_numbers != "digits")
     return bad("pipeline.base_numbers", "must be whole or digits");
   if (absl::StatusOr<std::vector<std::string>> st = PipelineStages(c.pipeline); !st.ok()) {

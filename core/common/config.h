@@ -221,11 +221,15 @@ struct EvalConfig {
 struct PipelineConfig {
   // "": data.path / data.generator as before; "chains": the R1-Zero demo's task
   // (core/common/r1_tasks.h) written to <run>/data/train.jsonl and data/test.jsonl,
-  // with data.num_tasks, data.max_operand and data.operators.
+  // with data.num_tasks, data.max_operand and data.operators; "programs": the code task
+  // family (core/common/program_tasks.h: Python programs reading stdin, hidden tests).
   std::string tasks;
   int64_t test_tasks = 200;
   int64_t min_operands = 3;
   int64_t max_operands = 4;
+  // programs (core/common/program_tasks.h): hidden test cases per task; the constants in
+  // the tasks' expressions are in [1, data.max_operand].
+  int64_t code_tests = 4;
   // > 0: build the base model first: a pretraining corpus of this many documents
   // (data/pretrain.jsonl), `grpo init-model` with the shape below, `grpo sft` (sft.*),
   // and the GRPO run starts from it (model.path = <run>/base/model).

@@ -49,6 +49,7 @@ absl::StatusOr<std::vector<Judgement>> JudgementsOf(const v1::ScoredGroup& score
     j.format = m.count("format") && m.at("format") >= 0.5f;
     if (s.has_answer()) j.answer = s.answer();
     if (m.count("language")) j.language = m.at("language");
+    j.outcome = s.outcome();
     out.push_back(std::move(j));
   }
   return out;

@@ -26,6 +26,7 @@ struct Judgement {
   bool format = false;                // format component is at least 0.5
   std::optional<std::string> answer;  // Score.answer (not yet normalised); nullopt: none
   double language = 1.0;              // the language component (consistency), 1 when absent
+  std::string outcome;                // Score.outcome (code: the sandbox status), "" for math
 };
 
 // The WorkItem fields a task gives (prompt, answer, task kind, language, tests).

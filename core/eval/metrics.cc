@@ -102,10 +102,12 @@ struct Acc {
   int64_t n = 0, k = -1;
   double pass1 = 0, passk = 0, majk = 0, format = 0, len = 0, language = 0;
   int64_t samples = 0;
+  std::map<std::string, int64_t> outcomes;
   void Add(const std::vector<const EvalSample*>& ss) {
     const int64_t kk = static_cast<int64_t>(ss.size());
     int64_t c = 0, f = 0, l = 0;
     for (const EvalSample* s : ss) {
+      if (!s->outcome.empty()) ++outcomes[s->outcome];
       c += s->correct;
       f += s->format;
       l += s->length;
@@ -131,6 +133,7 @@ struct Acc {
     m.format = format / static_cast<double>(samples);
     m.response_len_mean = len / static_cast<double>(samples);
     m.language_consistency = language / static_cast<double>(samples);
+    for (const auto& [o, count] : outcomes) m.outcomes[o] = static_cast<double>(count) / static_cast<double>(samples);
     return m;
   }
 };
@@ -170,6 +173,11 @@ nlohmann::ordered_json MetricsJson(const EvalMetrics& m) {
   j["response_len_mean"] = m.response_len_mean;
   j["n"] = m.n;
   j["language_consistency"] = m.language_consistency;
+  if (!m.outcomes.empty()) {
+    nlohmann::ordered_json o = nlohmann::ordered_json::object();
+    for (const auto& [name, share] : m.outcomes) o[name] = share;
+    j["outcomes"] = o;
+  }
   return j;
 }
 
@@ -204,6 +212,7 @@ nlohmann::ordered_json SampleJson(const EvalSample& s) {
   j["length"] = s.length;
   j["task"] = s.task;
   j["language_consistency"] = s.language_consistency;
+  if (!s.outcome.empty()) j["outcome"] = s.outcome;
   return j;
 }
 
@@ -217,6 +226,7 @@ EvalSample SampleFromJson(const nlohmann::json& j) {
   s.length = j.at("length").get<int64_t>();
   s.task = j.value("task", "math");
   s.language_consistency = j.value("language_consistency", 1.0);  // samples files from before it: 1
+  s.outcome = j.value("outcome", "");
   return s;
 }
 

@@ -12,6 +12,8 @@
 //           correct; a task where no sample gave an answer counts as wrong
 //   format  share of samples in the rewarded format
 //   response_len_mean  mean completion length in tokens
+//   outcomes  code: the share of samples by how the program fared (ok, wrong_answer,
+//           compile_error, runtime_error, time_limit, ...)
 #pragma once
 
 #include <cstdint>
@@ -33,6 +35,7 @@ struct EvalSample {
   bool format = false;
   int64_t length = 0;  // completion tokens
   double language_consistency = 1.0;  // share of the chain of thought in the asked language
+  std::string outcome;  // code: the sandbox status ("ok", "wrong_answer", "compile_error", ...); "" for math
 };
 
 struct EvalMetrics {
@@ -40,6 +43,8 @@ struct EvalMetrics {
   int64_t k = 0;  // samples per task (the smallest when tasks differ)
   double pass1 = 0, passk = 0, majk = 0, format = 0, response_len_mean = 0;
   double language_consistency = 0;  // mean over samples
+  // Code: the share of samples by outcome (sandbox status); empty when no sample has one.
+  std::map<std::string, double> outcomes;
 };
 
 struct EvalReport {
@@ -62,14 +67,17 @@ std::string NormalizeForVote(const std::string& answer);
 // sample count.
 EvalReport Summarize(const std::vector<EvalSample>& samples);
 
-// {"pass@1", "pass@k", "maj@k", "k", "format", "response_len_mean", "n"}.
+// {"pass@1", "pass@k", "maj@k", "k", "format", "response_len_mean", "n",
+//  "language_consistency"}, and "outcomes" ({status: share of samples}) where samples
+// have outcomes (code tasks).
 nlohmann::ordered_json MetricsJson(const EvalMetrics& m);
 // MetricsJson(overall) plus "by_task": {type: MetricsJson}.
 nlohmann::ordered_json ReportJson(const EvalReport& r);
 // A plain-text table, one row per task type and one for all.
 std::string ReportTable(const EvalReport& r);
 
-// One samples-file line: id, sample, answer (or null), correct, format, length, task.
+// One samples-file line: id, sample, answer (or null), correct, format, length, task,
+// language_consistency, and outcome where there is one.
 nlohmann::ordered_json SampleJson(const EvalSample& s);
 // The sample a samples-file line describes (fields missing or of the wrong type throw
 // nlohmann::json::exception).

@@ -86,6 +86,7 @@ absl::StatusOr<EvalOutput> EvaluatePolicy(const Policy& policy, const std::vecto
       e.format = (*j)[s].format;
       e.length = static_cast<int64_t>(comps[s].token_ids.size());
       e.language_consistency = (*j)[s].language;
+      e.outcome = (*j)[s].outcome;
       result.samples.push_back(std::move(e));
       texts.push_back(comps[s].text);
     }

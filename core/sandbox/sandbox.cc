@@ -735,6 +735,27 @@ bool Sandbox::Prepare(const Program& program, Prepared& prepared, RunResult& out
   return true;
 }
 
+namespace {
+
+// Python reports a program it cannot compile (SyntaxError, IndentationError, TabError)
+// before running any of it: exit status 1, no traceback, the error's name opening the
+// last line of stderr. Such a run is a compile error, as a C++ program that g++ refuses.
+// A program can print the same and exit 1 itself, but only to fail in another class.
+bool PythonCompileError(const ExecResult& e) {
+  if (e.status != RunStatus::kRuntimeError || e.exit_code != 1) return false;
+  if (e.stderr_text.find("Traceback (most recent call last)") != std::string::npos) return false;
+  std::string_view err = e.stderr_text;
+  while (!err.empty() && (err.back() == '\n' || err.back() == '\r')) err.remove_suffix(1);
+  const size_t nl = err.rfind('\n');
+  const std::string_view last = nl == std::string_view::npos ? err : err.substr(nl + 1);
+  for (std::string_view name : {"SyntaxError:", "IndentationError:", "TabError:"}) {
+    if (last.substr(0, name.size()) == name) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 RunResult Sandbox::Run(const RunRequest& request) const {
   RunResult out;
   out.passed.assign(request.tests.size(), false);
@@ -755,6 +776,8 @@ RunResult Sandbox::Run(const RunRequest& request) const {
     ExecResult e = ExecuteOnce(prepared.argv, prepared.dir, request.tests[i].input, request.limits, false);
     if (e.status == RunStatus::kOk && !OutputsMatch(request.tests[i].expected_output, e.stdout_text, request.comparison))
       e.status = RunStatus::kWrongAnswer;
+    const bool compile_error = request.program.language == Language::kPython && PythonCompileError(e);
+    if (compile_error) e.status = RunStatus::kCompileError;
     out.passed[i] = e.status == RunStatus::kOk;
     if (out.passed[i]) ++out.tests_passed;
     if (!out.passed[i] && !have_failure) {
@@ -763,6 +786,11 @@ RunResult Sandbox::Run(const RunRequest& request) const {
       out.main = e;
     }
     out.tests.push_back(std::move(e));
+    if (compile_error && i + 1 < request.tests.size()) {  // every test would fail the same way
+      out.notes.push_back(absl::StrCat("the program does not compile: ", request.tests.size() - i - 1,
+                                       " tests not run"));
+      break;
+    }
   }
   if (!have_failure && !out.tests.empty()) out.main = out.tests.back();
   if (!have_failure && out.tests.empty()) out.main.status = RunStatus::kOk;
@@ -780,6 +808,7 @@ RunResult Sandbox::Execute(const Program& program, const std::string& stdin_data
     return out;
   }
   out.main = ExecuteOnce(prepared.argv, prepared.dir, stdin_data, limits, false);
+  if (program.language == Language::kPython && PythonCompileError(out.main)) out.main.status = RunStatus::kCompileError;
   out.status = out.main.status;
   AddProcNote(out);
   return out;

@@ -932,6 +932,7 @@ void Learner::LeaderLoop() {
     const int64_t version = static_cast<int64_t>(step) + version_offset;
     int64_t stale = 0;
     std::vector<v1::ScoredGroup> batch;
+    const auto wait_start = std::chrono::steady_clock::now();
     while (batch.empty()) {
       // Other ranks wait in a collective meanwhile: a heartbeat every few seconds keeps
       // their timeout for real failures.
@@ -946,6 +947,8 @@ void Learner::LeaderLoop() {
       BroadcastBytes(*group_, bytes, n);
     }
     auto t0 = std::chrono::steady_clock::now();
+    // How long this step waited for scored groups (generation and scoring not keeping up).
+    const double wait_s = std::chrono::duration<double>(t0 - wait_start).count();
     const double lr = SetLearningRate(step);
     BatchStats bs = ComputeBatchStats(batch);
     mid_step_ = true;
@@ -981,7 +984,7 @@ void Learner::LeaderLoop() {
         {"completion_len_max", bs.completion_len_max}, {"entropy", ts.entropy}, {"staleness", staleness},
         {"rewards", bs.components}, {"stale_dropped", stale}, {"optimizer_steps", ts.optimizer_steps}, {"world_size", cfg_.learner.world_size},
         {"truncated_share", bs.truncated_share}, {"tokens_per_s", wall_s > 0 ? bs.tokens / wall_s : 0.0},
-        {"train_s", step_s}, {"policy_version_min", bs.version_min}, {"policy_version_max", bs.version_max},
+        {"train_s", step_s}, {"wait_s", wait_s}, {"step_s", wall_s}, {"policy_version_min", bs.version_min}, {"policy_version_max", bs.version_max},
         {"weights_sent", {{"full", pub.versions_full}, {"delta", pub.versions_delta}}},
         {"weight_bytes_sent", {{"full", pub.bytes_full}, {"delta", pub.bytes_delta}}},
         {"time", absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone())}};

@@ -115,6 +115,21 @@ struct Scorer::Impl {
     return pool->Submit(std::move(req));
   }
 
+  // A submitted program's result: its accuracy, its outcome (the sandbox status; a
+  // program that could not be run at all is an internal_error) on `score`, and an error
+  // when the sandbox failed.
+  double Collect(std::optional<std::future<sandbox::RunResult>>& run, std::string* error, v1::Score* score) const {
+    if (!run) {
+      score->set_outcome(std::string(sandbox::RunStatusName(sandbox::RunStatus::kInternalError)));
+      return 0.0;
+    }
+    sandbox::RunResult r = run->get();
+    Observe(r);
+    score->set_outcome(std::string(sandbox::RunStatusName(r.status)));
+    if (r.status == sandbox::RunStatus::kInternalError) *error = absl::StrCat("sandbox: ", r.main.error);
+    return sandbox::Reward(r, code_mode);
+  }
+
   // Everything but accuracy, and the combination.
   void Finish(const v1::WorkItem& item, const CompletionToScore& c, double accuracy, const std::string& error,
               v1::Score* s) const {
@@ -189,12 +204,7 @@ v1::Score Scorer::ScoreCompletion(const v1::WorkItem& item, const CompletionToSc
   } else if (item.task() == "code") {
     s.set_answer(Impl::ProgramOf(c.text));
     std::optional<std::future<sandbox::RunResult>> run = impl_->SubmitCode(item, c.text, &error);
-    if (run) {
-      sandbox::RunResult r = run->get();
-      impl_->Observe(r);
-      if (r.status == sandbox::RunStatus::kInternalError) error = absl::StrCat("sandbox: ", r.main.error);
-      accuracy = sandbox::Reward(r, impl_->code_mode);
-    }
+    accuracy = impl_->Collect(run, &error, &s);
   } else {
     error = absl::StrCat("task kind '", item.task(), "' is not scored by this reward service");
   }
@@ -241,14 +251,8 @@ v1::GroupScores Scorer::Scores(const v1::RolloutGroup& group) const {
     runs.push_back(impl_->SubmitCode(item, group.completions(i).text(), &errors[i]));
   }
   for (int i = 0; i < group.completions_size(); ++i) {
-    double accuracy = 0.0;
-    if (runs[i]) {
-      sandbox::RunResult r = runs[i]->get();
-      impl_->Observe(r);
-      if (r.status == sandbox::RunStatus::kInternalError) errors[i] = absl::StrCat("sandbox: ", r.main.error);
-      accuracy = sandbox::Reward(r, impl_->code_mode);
-    }
     v1::Score* score = out.add_scores();
+    const double accuracy = impl_->Collect(runs[i], &errors[i], score);
     score->set_answer(Impl::ProgramOf(group.completions(i).text()));
     impl_->Finish(item, completion(i), accuracy, errors[i], score);
   }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -15,6 +16,7 @@
 #include "core/common/config.h"
 #include "core/common/checksum.h"
 #include "core/common/dataset.h"
+#include "core/common/program_tasks.h"
 #include "core/common/r1_tasks.h"
 #include "tools/grpo/launcher.h"
 #include "tools/grpo/report.h"
@@ -62,18 +64,21 @@ int main(int argc, char** argv) {
   std::string generator = "arithmetic", test_out, corpus_out;
   grpo::ChainOptions chains;
   grpo::CorpusOptions corpus;
-  gen_cmd->add_option("--generator", generator, "arithmetic (a op b) or chains (R1-Zero demo: a+b-c+d)");
-  gen_cmd->add_option("--test-out", test_out, "chains: held-out test set JSONL (disjoint from --out)");
-  gen_cmd->add_option("--test-tasks", chains.test_tasks, "chains: held-out tasks");
+  gen_cmd->add_option("--generator", generator,
+                      "arithmetic (a op b), chains (R1-Zero demo: a+b-c+d) or programs (Python programs with hidden tests)");
+  int64_t code_tests = 4;
+  gen_cmd->add_option("--code-tests", code_tests, "programs: hidden test cases per task")->check(CLI::Range(1, 64));
+  gen_cmd->add_option("--test-out", test_out, "chains, programs: held-out test set JSONL (disjoint from --out)");
+  gen_cmd->add_option("--test-tasks", chains.test_tasks, "chains, programs: held-out tasks");
   gen_cmd->add_option("--min-operands", chains.min_operands, "chains: fewest numbers in a chain");
   gen_cmd->add_option("--max-operands", chains.max_operands, "chains: most numbers in a chain");
-  gen_cmd->add_option("--corpus-out", corpus_out, "chains: pretraining corpus JSONL ({\"text\"} lines for grpo sft)");
-  gen_cmd->add_option("--corpus-docs", corpus.documents, "chains: documents in the corpus");
+  gen_cmd->add_option("--corpus-out", corpus_out, "chains, programs: pretraining corpus JSONL ({\"text\"} lines for grpo sft)");
+  gen_cmd->add_option("--corpus-docs", corpus.documents, "chains, programs: documents in the corpus");
   gen_cmd->add_option("--worked-share", corpus.worked_share, "chains: share of exercise answers worked step by step");
   gen_cmd->add_option("--dialog-worked-share", corpus.dialog_worked_share, "chains: share of transcript answers worked step by step");
   gen_cmd->add_option("--facts-share", corpus.facts_share, "chains: share of arithmetic-fact documents");
-  gen_cmd->add_option("--wrong-share", corpus.wrong_share, "chains: share of direct corpus answers that are wrong");
-  gen_cmd->add_option("--tagged-share", corpus.tagged_share, "chains: share of corpus documents with <think>/<answer> tags");
+  gen_cmd->add_option("--wrong-share", corpus.wrong_share, "chains: share of direct corpus answers that are wrong; programs: of programs");
+  gen_cmd->add_option("--tagged-share", corpus.tagged_share, "chains, programs: share of corpus documents with <think>/<answer> tags");
   // Notations (issue #25): digits or number words for the chain of thought.
   gen_cmd->add_option("--words-share", chains.words_share,
                       "chains: share of tasks asking for the chain of thought in number words (> 0: every prompt names digits or words)");
@@ -115,6 +120,26 @@ int main(int argc, char** argv) {
     }
   }
 
+  // A generated task family: --out, --test-out and --corpus-out where given.
+  auto write_generated = [&](const std::vector<grpo::Task>& train, const std::vector<grpo::Task>& test,
+                             const std::function<std::vector<std::string>()>& make_corpus, int64_t docs,
+                             const std::string& what) {
+    absl::Status s = grpo::WriteDataset(out, train);
+    if (s.ok() && !test_out.empty()) s = grpo::WriteDataset(test_out, test);
+    if (s.ok() && !corpus_out.empty()) {
+      std::string text;
+      for (const std::string& d : make_corpus()) text += d + "\n";
+      s = grpo::WriteFileAtomic(corpus_out, text);
+    }
+    if (!s.ok()) {
+      std::cerr << "grpo gen-data: " << s.message() << "\n";
+      return 1;
+    }
+    std::cerr << "wrote " << train.size() << " " << what << " to " << out
+              << (test_out.empty() ? "" : ", " + std::to_string(test.size()) + " test tasks to " + test_out)
+              << (corpus_out.empty() ? "" : ", " + std::to_string(docs) + " documents to " + corpus_out) << "\n";
+    return 0;
+  };
   if (*gen_cmd && generator == "chains") {
     chains.train_tasks = gen.num_tasks;
     chains.max_operand = gen.max_operand;
@@ -122,26 +147,28 @@ int main(int argc, char** argv) {
     chains.seed = gen.seed;
     corpus.seed = gen.seed;
     grpo::ChainTasks t = grpo::GenerateChainTasks(chains);
-    absl::Status s = grpo::WriteDataset(out, t.train);
-    if (s.ok() && !test_out.empty()) s = grpo::WriteDataset(test_out, t.test);
-    if (s.ok() && !corpus_out.empty()) {
-      std::string text;
-      for (const std::string& d : grpo::GeneratePretrainCorpus(chains, corpus, t.test)) text += d + "\n";
-      s = grpo::WriteFileAtomic(corpus_out, text);
-    }
-    if (!s.ok()) {
-      std::cerr << "grpo gen-data: " << s.message() << "\n";
-      return 1;
-    }
-    std::cerr << "wrote " << t.train.size() << " train tasks to " << out
-              << (test_out.empty() ? "" : ", " + std::to_string(t.test.size()) + " test tasks to " + test_out)
-              << (corpus_out.empty() ? "" : ", " + std::to_string(corpus.documents) + " documents to " + corpus_out)
-              << "\n";
-    return 0;
+    return write_generated(t.train, t.test, [&] { return grpo::GeneratePretrainCorpus(chains, corpus, t.test); },
+                           corpus.documents, "train tasks");
+  }
+  if (*gen_cmd && generator == "programs") {
+    grpo::ProgramOptions po;
+    po.train_tasks = gen.num_tasks;
+    po.test_tasks = chains.test_tasks;
+    po.tests_per_task = code_tests;
+    po.max_constant = gen.max_operand;
+    po.seed = gen.seed;
+    grpo::ProgramCorpusOptions pc;
+    pc.documents = corpus.documents;
+    if (gen_cmd->count("--wrong-share")) pc.wrong_share = corpus.wrong_share;
+    if (gen_cmd->count("--tagged-share")) pc.tagged_share = corpus.tagged_share;
+    pc.seed = gen.seed;
+    grpo::ProgramTasks t = grpo::GenerateProgramTasks(po);
+    return write_generated(t.train, t.test, [&] { return grpo::GenerateProgramCorpus(po, pc, t.test); },
+                           pc.documents, "program tasks");
   }
   if (*gen_cmd) {
     if (generator != "arithmetic") {
-      std::cerr << "grpo gen-data: --generator must be arithmetic or chains\n";
+      std::cerr << "grpo gen-data: --generator must be arithmetic, chains or programs\n";
       return 2;
     }
     if (gen.operators.empty() || gen.operators.find_first_not_of("+-*") != std::string::npos || gen.max_operand < 1 ||

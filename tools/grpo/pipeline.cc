@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -10,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "core/common/checksum.h"
 #include "core/common/dataset.h"
+#include "core/common/program_tasks.h"
 #include "core/common/r1_tasks.h"
 #include "core/common/service_process.h"
 #include "core/common/subprocess.h"
@@ -75,7 +77,22 @@ std::vector<std::string> SftSets(double lr, int64_t warmup, int64_t threads) {
 absl::Status RunStagesBefore(RunConfig& cfg, const PipelineContext& ctx) {
   const PipelineConfig& p = cfg.pipeline;
   const fs::path data = ctx.run_dir / "data";
-  if (p.tasks == "chains") {
+  // A generated task family: its train and held-out sets in data/ and, for a base model,
+  // the corpus (data/pretrain.jsonl); written once (a resumed run keeps them).
+  auto write_data = [&](const std::vector<Task>& train, const std::vector<Task>& test,
+                        const std::function<std::vector<std::string>()>& corpus,
+                        const std::string& what) -> absl::Status {
+    fs::create_directories(data);
+    if (absl::Status s = WriteDataset((data / "train.jsonl").string(), train); !s.ok()) return s;
+    if (absl::Status s = WriteDataset((data / "test.jsonl").string(), test); !s.ok()) return s;
+    Say(absl::StrCat("grpo: ", train.size(), " training and ", test.size(), " held-out ", what, " in ", data.string()));
+    if (p.base_docs <= 0) return absl::OkStatus();
+    std::string text;
+    for (const std::string& d : corpus()) absl::StrAppend(&text, d, "\n");
+    return WriteFileAtomic((data / "pretrain.jsonl").string(), text);
+  };
+  const bool have_data = fs::exists(data / "train.jsonl") && fs::exists(data / "test.jsonl");
+  if (p.tasks == "chains" && !have_data) {
     ChainOptions o;
     o.train_tasks = cfg.data.num_tasks;
     o.test_tasks = p.test_tasks;
@@ -85,31 +102,44 @@ absl::Status RunStagesBefore(RunConfig& cfg, const PipelineContext& ctx) {
     o.operators = cfg.data.operators.find('*') == std::string::npos ? cfg.data.operators : "+-";
     o.seed = static_cast<uint64_t>(cfg.run.seed);
     o.words_share = p.words_share;
-    if (!fs::exists(data / "train.jsonl") || !fs::exists(data / "test.jsonl")) {
-      fs::create_directories(data);
-      ChainTasks t = GenerateChainTasks(o);
-      if (absl::Status s = WriteDataset((data / "train.jsonl").string(), t.train); !s.ok()) return s;
-      if (absl::Status s = WriteDataset((data / "test.jsonl").string(), t.test); !s.ok()) return s;
-      Say(absl::StrCat("grpo: ", t.train.size(), " training and ", t.test.size(), " held-out tasks (disjoint) in ",
-                       data.string()));
-      if (p.base_docs > 0) {
-        CorpusOptions c;
-        c.documents = p.base_docs;
-        c.worked_share = p.base_worked_share;
-        c.dialog_worked_share = p.base_dialog_worked_share;
-        c.wrong_share = p.base_wrong_share;
-        c.tagged_share = p.base_tagged_share;
-        c.facts_share = p.base_facts_share;
-        c.words_share = p.base_words_share;
-        c.mixed_share = p.base_mixed_share;
-        c.instruction_share = p.base_instruction_share;
-        c.instruction_kept = p.base_instruction_kept;
-        c.seed = static_cast<uint64_t>(cfg.run.seed);
-        std::string text;
-        for (const std::string& d : GeneratePretrainCorpus(o, c, t.test)) absl::StrAppend(&text, d, "\n");
-        if (absl::Status s = WriteFileAtomic((data / "pretrain.jsonl").string(), text); !s.ok()) return s;
-      }
+    ChainTasks t = GenerateChainTasks(o);
+    CorpusOptions c;
+    c.documents = p.base_docs;
+    c.worked_share = p.base_worked_share;
+    c.dialog_worked_share = p.base_dialog_worked_share;
+    c.wrong_share = p.base_wrong_share;
+    c.tagged_share = p.base_tagged_share;
+    c.facts_share = p.base_facts_share;
+    c.words_share = p.base_words_share;
+    c.mixed_share = p.base_mixed_share;
+    c.instruction_share = p.base_instruction_share;
+    c.instruction_kept = p.base_instruction_kept;
+    c.seed = static_cast<uint64_t>(cfg.run.seed);
+    if (absl::Status s = write_data(t.train, t.test, [&] { return GeneratePretrainCorpus(o, c, t.test); },
+                                    "tasks (disjoint)");
+        !s.ok()) {
+      return s;
     }
+  } else if (p.tasks == "programs" && !have_data) {
+    ProgramOptions o;
+    o.train_tasks = cfg.data.num_tasks;
+    o.test_tasks = p.test_tasks;
+    o.tests_per_task = p.code_tests;
+    o.max_constant = cfg.data.max_operand;
+    o.seed = static_cast<uint64_t>(cfg.run.seed);
+    ProgramTasks t = GenerateProgramTasks(o);
+    ProgramCorpusOptions c;
+    c.documents = p.base_docs;
+    c.wrong_share = p.base_wrong_share;
+    c.tagged_share = p.base_tagged_share;
+    c.seed = static_cast<uint64_t>(cfg.run.seed);
+    if (absl::Status s = write_data(t.train, t.test, [&] { return GenerateProgramCorpus(o, c, t.test); },
+                                    "program tasks (disjoint, hidden tests)");
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (!p.tasks.empty()) {
     cfg.data.path = (data / "train.jsonl").string();
     if (cfg.eval.data.empty()) cfg.eval.data = (data / "test.jsonl").string();
     if (absl::Status s = WriteConfig(cfg, ctx); !s.ok()) return s;
