@@ -4,6 +4,7 @@
 // cgroup of this test process's runs), nothing was written outside the scratch dir, this
 // process is alive. Needs root (or delegated cgroups); fails with the reason where Create fails.
 #include <dirent.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -50,9 +52,16 @@ Program Hostile(const std::string& name) {
 
 Program Py(const std::string& source) { return {Language::kPython, source}; }
 
-// Processes of the sandbox uid that live in a cgroup of one of this process's runs.
-int SurvivingRunProcesses() {
-  int count = 0;
+// The processes a Python zygote's group holds between runs: bwrap, bwrap's pid-1 init and
+// the zygote itself (core/sandbox/zygote.h).
+constexpr int kZygoteProcesses = 3;
+
+bool IsZygoteGroup(const std::string& name) { return name.find("-z") != std::string::npos; }
+
+// Processes of the sandbox uid that live in a cgroup of one of this process's runs, less
+// the zygotes' own between runs (with zygotes too, when `with_zygotes`).
+int SurvivingRunProcesses(bool with_zygotes = false) {
+  std::map<std::string, int> per_group;
   const std::string marker = "grpo-sandbox/" + std::to_string(getpid()) + "-";
   DIR* d = opendir("/proc");
   if (!d) return -1;
@@ -63,14 +72,21 @@ int SurvivingRunProcesses() {
     if (stat(base.c_str(), &st) != 0 || st.st_uid != 65534) continue;
     std::ifstream cg(base + "/cgroup");
     std::string text((std::istreambuf_iterator<char>(cg)), std::istreambuf_iterator<char>());
-    if (text.find(marker) != std::string::npos) ++count;
+    const size_t at = text.find(marker);
+    if (at == std::string::npos) continue;
+    const size_t end = text.find('\n', at);
+    ++per_group[text.substr(at, end == std::string::npos ? std::string::npos : end - at)];
   }
   closedir(d);
+  int count = 0;
+  for (const auto& [group, n] : per_group)
+    count += IsZygoteGroup(group) && !with_zygotes ? std::max(0, n - kZygoteProcesses) : n;
   return count;
 }
 
-// Leftover run cgroups of this process under the v1 or v2 parent.
-int LeftoverRunCgroups() {
+// Leftover run cgroups of this process under the v1 or v2 parent (with the groups of
+// zygotes, which live as long as their sandbox, when `with_zygotes`).
+int LeftoverRunCgroups(bool with_zygotes = false) {
   int count = 0;
   const std::string prefix = std::to_string(getpid()) + "-";
   for (const char* parent : {"/sys/fs/cgroup/memory/grpo-sandbox", "/sys/fs/cgroup/pids/grpo-sandbox",
@@ -78,27 +94,39 @@ int LeftoverRunCgroups() {
                              "/sys/fs/cgroup/grpo-sandbox"}) {
     DIR* d = opendir(parent);
     if (!d) continue;
-    while (dirent* e = readdir(d))
-      if (std::string(e->d_name).rfind(prefix, 0) == 0) ++count;
+    while (dirent* e = readdir(d)) {
+      const std::string name = e->d_name;
+      if (name.rfind(prefix, 0) == 0 && (with_zygotes || !IsZygoteGroup(name))) ++count;
+    }
     closedir(d);
   }
   return count;
 }
 
-class SandboxTest : public ::testing::Test {
+// Every test of programs runs twice: Python through zygotes (the default), and with an
+// interpreter started per run (SandboxOptions::python_zygote false, also what runs where a
+// zygote cannot start). C++ runs the same way in both.
+class SandboxTest : public ::testing::TestWithParam<bool> {
  protected:
   static void SetUpTestSuite() {
-    SandboxOptions opt;
-    absl::StatusOr<std::unique_ptr<Sandbox>> box = Sandbox::Create(opt);
-    if (box.ok()) {
-      box_ = std::shared_ptr<Sandbox>(std::move(*box));
-    } else {
-      setup_error_ = new std::string(box.status().message());
+    for (bool zygote : {false, true}) {
+      SandboxOptions opt;
+      opt.python_zygote = zygote;
+      absl::StatusOr<std::unique_ptr<Sandbox>> box = Sandbox::Create(opt);
+      if (box.ok()) {
+        boxes_[zygote] = std::shared_ptr<Sandbox>(std::move(*box));
+      } else if (setup_error_ == nullptr) {
+        setup_error_ = new std::string(box.status().message());
+      }
     }
   }
-  static void TearDownTestSuite() { box_.reset(); }
+  static void TearDownTestSuite() {
+    boxes_[0].reset();
+    boxes_[1].reset();
+  }
 
   void SetUp() override {
+    box_ = boxes_[GetParam()];
     // The sandbox is a required part: where it cannot be set up (no root or delegated
     // cgroups, no bwrap) every test fails with the reason rather than passing silently.
     ASSERT_TRUE(box_) << "sandbox unavailable: " << *setup_error_;
@@ -125,11 +153,26 @@ class SandboxTest : public ::testing::Test {
     return r;
   }
 
-  static std::shared_ptr<Sandbox> box_;
+  std::shared_ptr<Sandbox> box_;
+  static std::shared_ptr<Sandbox> boxes_[2];
   static std::string* setup_error_;
 };
-std::shared_ptr<Sandbox> SandboxTest::box_;
+std::shared_ptr<Sandbox> SandboxTest::boxes_[2];
 std::string* SandboxTest::setup_error_ = nullptr;
+INSTANTIATE_TEST_SUITE_P(Sandbox, SandboxTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "Zygote" : "InterpreterPerRun";
+                         });
+
+// Tests that make their own sandbox, or run `grpo sandbox` (Python through zygotes, the
+// default), once.
+class SandboxCliTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    EXPECT_EQ(SurvivingRunProcesses(true), 0) << "a process of a run outlived it";
+    EXPECT_EQ(LeftoverRunCgroups(true), 0) << "a run's cgroup was not removed";
+  }
+};
 
 // ---- comparison and reward (no sandbox needed) ----
 
@@ -259,7 +302,7 @@ TEST(SandboxCreateTest, NoCgroupsFailsLoudlyUnlessAllowed) {
 
 // ---- ordinary programs ----
 
-TEST_F(SandboxTest, PythonEchoAndTests) {
+TEST_P(SandboxTest, PythonEchoAndTests) {
   RunRequest req;
   req.program = Py("a, b = map(int, input().split())\nprint(a + b)\n");
   req.tests = {{"1 2\n", "3\n"}, {"5 5\n", "10"}, {"2 2\n", "5\n"}};
@@ -276,7 +319,7 @@ TEST_F(SandboxTest, PythonEchoAndTests) {
   EXPECT_DOUBLE_EQ(Reward(r, RewardMode::kAllOrNothing), 1.0);
 }
 
-TEST_F(SandboxTest, LargeStdinAndExitCodes) {
+TEST_P(SandboxTest, LargeStdinAndExitCodes) {
   std::string big(3 << 20, 'a');  // larger than a pipe buffer: written while output is read
   RunResult r = Exec(Py("import sys\nd = sys.stdin.read()\nprint(len(d))\nsys.exit(3)\n"), big);
   EXPECT_EQ(r.status, RunStatus::kRuntimeError);
@@ -290,9 +333,63 @@ TEST_F(SandboxTest, LargeStdinAndExitCodes) {
   EXPECT_EQ(r.main.signal, 11);
 }
 
+// A program runs as in a fresh interpreter: tracebacks start at its own code, sys.exit
+// with a message prints it and exits 1, threads are joined and atexit runs at the end, and
+// it can signal itself.
+TEST_P(SandboxTest, PythonExitsAsAFreshInterpreterDoes) {
+  RunResult r = Exec(Py("def f():\n    1/0\nf()\n"));
+  EXPECT_EQ(r.status, RunStatus::kRuntimeError);
+  EXPECT_EQ(r.main.stderr_text.rfind("Traceback (most recent call last):\n  File \"/box/prog/main.py\", line 3, in <module>\n", 0), 0u)
+      << r.main.stderr_text;
+  EXPECT_NE(r.main.stderr_text.find("    1/0\n"), std::string::npos) << r.main.stderr_text;
+  r = Exec(Py("import sys\nsys.exit('bye now')\n"));
+  EXPECT_EQ(r.main.exit_code, 1);
+  EXPECT_EQ(r.main.stderr_text, "bye now\n");
+  r = Exec(Py("import atexit, threading, time\natexit.register(print, 'atexit')\n"
+              "threading.Thread(target=lambda: (time.sleep(0.1), print('thread'))).start()\nprint('main')\n"));
+  EXPECT_EQ(r.status, RunStatus::kOk) << r.ToJson().dump();
+  EXPECT_EQ(r.main.stdout_text, "main\nthread\natexit\n");
+  r = Exec(Py("import os, signal\nos.kill(os.getpid(), signal.SIGTERM)\nprint('survived')\n"));
+  EXPECT_EQ(r.status, RunStatus::kRuntimeError) << r.ToJson().dump();
+  EXPECT_EQ(r.main.signal, SIGTERM);
+  EXPECT_EQ(r.main.stdout_text, "");
+  r = Exec(Py("import sys\ndef d(n): return n if n == 0 else d(n - 1)\nprint(d(sys.getrecursionlimit() - 50))\n"));
+  EXPECT_EQ(r.status, RunStatus::kOk) << r.ToJson().dump();
+}
+
+// A program holds its stdio and nothing else of the host's or the zygote's: no other fd,
+// no capability (effective, permitted or bounding), no_new_privs and the seccomp filter on.
+TEST_P(SandboxTest, OnlyItsOwnStdioAndNoCapabilities) {
+  RunResult r = Exec(Py("import os\nprint(sorted(os.listdir('/proc/self/fd')))\n"
+                        "for line in open('/proc/self/status'):\n"
+                        "    if line.split(':')[0] in ('CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb', 'NoNewPrivs', 'Seccomp'):\n"
+                        "        print(line.split()[1])\n"));
+  EXPECT_EQ(r.status, RunStatus::kOk) << r.ToJson().dump();
+  EXPECT_EQ(r.main.stdout_text,
+            "['0', '1', '2', '3']\n0000000000000000\n0000000000000000\n0000000000000000\n0000000000000000\n"
+            "0000000000000000\n1\n2\n");
+}
+
+// What one program changes of the interpreter, the environment or the files is not there
+// for the next, though (with zygotes) both forked from the same interpreter.
+TEST_P(SandboxTest, NothingOfOneProgramReachesTheNext) {
+  RunResult r = Exec(Py("import builtins, json, os, sys\nbuiltins.leak = 1\njson.dumps = None\n"
+                        "os.environ['LEAK'] = '1'\nos.putenv('LEAK2', '1')\nsys.modules['leakmod'] = json\n"
+                        "sys.path.append('/tmp')\nsys.setrecursionlimit(50)\nimport random\nrandom.seed(5)\n"
+                        "open('/tmp/f', 'w').write('x')\nopen('/box/work/g', 'w').write('y')\nprint('changed')\n"));
+  EXPECT_EQ(r.main.stdout_text, "changed\n") << r.ToJson().dump();
+  r = Exec(Py("import builtins, json, os, sys\n"
+              "seen = [hasattr(builtins, 'leak'), json.dumps is None, 'LEAK' in os.environ, 'LEAK2' in os.environ,\n"
+              "        'leakmod' in sys.modules, '/tmp' in sys.path, sys.getrecursionlimit() < 1000,\n"
+              "        os.path.exists('/tmp/f'), os.path.exists('/box/work/g'), len(os.listdir('/box/work')) > 0]\n"
+              "print(seen)\n"));
+  EXPECT_EQ(r.main.stdout_text, "[False, False, False, False, False, False, False, False, False, False]\n")
+      << r.ToJson().dump();
+}
+
 // A Python program the interpreter refuses is a compile error (run on no further test);
 // a SyntaxError raised while running is a runtime error.
-TEST_F(SandboxTest, PythonThatDoesNotCompileIsACompileError) {
+TEST_P(SandboxTest, PythonThatDoesNotCompileIsACompileError) {
   for (const char* src : {"n = int(input())\nprint n*2\n", "for i in range(3)\n    print(i)\n",
                           "if True:\nprint(1)\n", "if True:\n\tx = 1\n        y = 2\n"}) {
     RunRequest req;
@@ -314,7 +411,7 @@ TEST_F(SandboxTest, PythonThatDoesNotCompileIsACompileError) {
   }
 }
 
-TEST_F(SandboxTest, CppCompilesInsideAndRuns) {
+TEST_P(SandboxTest, CppCompilesInsideAndRuns) {
   RunRequest req;
   req.program = {Language::kCpp,
                  "#include <iostream>\n#include <iomanip>\nint main(){double x; std::cin >> x;"
@@ -332,26 +429,26 @@ TEST_F(SandboxTest, CppCompilesInsideAndRuns) {
 
 // ---- hostile programs ----
 
-TEST_F(SandboxTest, ForkBomb) {
+TEST_P(SandboxTest, ForkBomb) {
   Limits limits = Quick();
   limits.memory_mb = 512;  // the bound under test is the pids limit, not memory
   RunResult r = Exec(Hostile("fork_bomb.py"), "", limits);
   EXPECT_EQ(r.status, RunStatus::kTimeLimit) << r.ToJson().dump();
 }
 
-TEST_F(SandboxTest, ThreadBomb) {
+TEST_P(SandboxTest, ThreadBomb) {
   RunResult r = box_->Execute(Hostile("thread_bomb.cc"), "", Quick());
   EXPECT_EQ(r.status, RunStatus::kTimeLimit) << r.ToJson().dump();
 }
 
-TEST_F(SandboxTest, MemoryBomb) {
+TEST_P(SandboxTest, MemoryBomb) {
   RunResult r = Exec(Hostile("memory_bomb.py"));
   EXPECT_EQ(r.status, RunStatus::kMemoryLimit) << r.ToJson().dump();
   r = Exec(Hostile("memory_bomb.cc"));
   EXPECT_EQ(r.status, RunStatus::kMemoryLimit) << r.ToJson().dump();
 }
 
-TEST_F(SandboxTest, InfiniteLoopAndSleep) {
+TEST_P(SandboxTest, InfiniteLoopAndSleep) {
   RunResult r = Exec(Hostile("infinite_loop.cc"));
   EXPECT_EQ(r.status, RunStatus::kTimeLimit) << r.ToJson().dump();
   EXPECT_GE(r.main.cpu_ms, 900) << r.ToJson().dump();
@@ -360,7 +457,7 @@ TEST_F(SandboxTest, InfiniteLoopAndSleep) {
   EXPECT_LT(r.main.wall_ms, 6000);
 }
 
-TEST_F(SandboxTest, CpuOverTheLimitThatExitsCleanlyIsTimeLimit) {
+TEST_P(SandboxTest, CpuOverTheLimitThatExitsCleanlyIsTimeLimit) {
   Limits limits = Quick();
   limits.time_limit_ms = 300;  // RLIMIT_CPU is 2 s, so only the CPU accounting can catch it
   limits.wall_limit_ms = 5000;
@@ -369,13 +466,13 @@ TEST_F(SandboxTest, CpuOverTheLimitThatExitsCleanlyIsTimeLimit) {
   EXPECT_GE(r.main.cpu_ms, 700) << r.ToJson().dump();
 }
 
-TEST_F(SandboxTest, OutputFlood) {
+TEST_P(SandboxTest, OutputFlood) {
   RunResult r = Exec(Hostile("output_flood.py"));
   EXPECT_EQ(r.status, RunStatus::kOutputLimit) << r.ToJson(100).dump();
   EXPECT_EQ(r.main.stdout_text.size(), size_t{1} << 20);
 }
 
-TEST_F(SandboxTest, WriteOutsideScratch) {
+TEST_P(SandboxTest, WriteOutsideScratch) {
   RunResult r = Exec(Hostile("write_outside.py"));
   EXPECT_EQ(r.status, RunStatus::kOk) << r.ToJson().dump();
   EXPECT_EQ(r.main.stdout_text, "WROTE:\n");
@@ -385,7 +482,7 @@ TEST_F(SandboxTest, WriteOutsideScratch) {
     EXPECT_NE(stat(p, &st), 0) << p << " exists on the host";
 }
 
-TEST_F(SandboxTest, ReadHostFiles) {
+TEST_P(SandboxTest, ReadHostFiles) {
   RunResult r = Exec(Hostile("read_host.py"));
   EXPECT_EQ(r.status, RunStatus::kOk) << r.ToJson().dump();
   EXPECT_NE(r.main.stdout_text.find("FOUND:\n"), std::string::npos) << r.main.stdout_text;
@@ -396,7 +493,7 @@ TEST_F(SandboxTest, ReadHostFiles) {
   EXPECT_NE(r.main.stdout_text.find("PIDS:2\n"), std::string::npos) << r.main.stdout_text;
 }
 
-TEST_F(SandboxTest, Network) {
+TEST_P(SandboxTest, Network) {
   for (const char* name : {"net_tcp_local.py", "net_tcp_external.py", "net_udp.py", "net_raw.cc"}) {
     RunResult r = Exec(Hostile(name));
     EXPECT_EQ(r.status, RunStatus::kDenied) << name << " " << r.ToJson().dump();
@@ -407,26 +504,26 @@ TEST_F(SandboxTest, Network) {
   EXPECT_TRUE(r.status == RunStatus::kDenied || r.status == RunStatus::kRuntimeError) << r.ToJson().dump();
 }
 
-TEST_F(SandboxTest, KillParent) {
+TEST_P(SandboxTest, KillParent) {
   RunResult r = Exec(Hostile("kill_parent.py"));
   EXPECT_EQ(r.status, RunStatus::kOk) << r.ToJson().dump();  // its ppid is the namespace's init
   EXPECT_EQ(r.main.stdout_text, "ALIVE\n");
 }
 
-TEST_F(SandboxTest, DaemonDoesNotOutliveTheRun) {
+TEST_P(SandboxTest, DaemonDoesNotOutliveTheRun) {
   RunResult r = Exec(Hostile("daemon.py"));
   EXPECT_EQ(r.status, RunStatus::kOk) << r.ToJson().dump();
   EXPECT_EQ(r.main.stdout_text, "PARENT DONE\n");
   // TearDown checks that no process of the run is left and its cgroup is gone.
 }
 
-TEST_F(SandboxTest, RaiseLimits) {
+TEST_P(SandboxTest, RaiseLimits) {
   RunResult r = Exec(Hostile("raise_limits.py"));
   EXPECT_EQ(r.status, RunStatus::kOk) << r.ToJson().dump();
   EXPECT_EQ(r.main.stdout_text, "RAISED:\n");
 }
 
-TEST_F(SandboxTest, NothingPersistsBetweenRuns) {
+TEST_P(SandboxTest, NothingPersistsBetweenRuns) {
   RunResult r = Exec(Hostile("persist_write.py"));
   EXPECT_EQ(r.status, RunStatus::kOk) << r.ToJson().dump();
   r = Exec(Hostile("persist_read.py"));
@@ -434,7 +531,7 @@ TEST_F(SandboxTest, NothingPersistsBetweenRuns) {
   EXPECT_EQ(r.main.stdout_text, "SEEN: WORK:\n");
 }
 
-TEST_F(SandboxTest, DeniedSyscalls) {
+TEST_P(SandboxTest, DeniedSyscalls) {
   for (const char* name : {"ptrace.cc", "mount.cc", "unshare.py", "personality.cc"}) {
     RunResult r = Exec(Hostile(name));
     EXPECT_EQ(r.status, RunStatus::kDenied) << name << " " << r.ToJson().dump();
@@ -442,13 +539,13 @@ TEST_F(SandboxTest, DeniedSyscalls) {
   }
 }
 
-TEST_F(SandboxTest, ProcSysIsNotWritable) {
+TEST_P(SandboxTest, ProcSysIsNotWritable) {
   RunResult r = Exec(Hostile("proc_sys.py"));
   EXPECT_EQ(r.status, RunStatus::kOk) << r.ToJson().dump();
   EXPECT_EQ(r.main.stdout_text, "FAILED:3 UID:65534\n");
 }
 
-TEST_F(SandboxTest, CreateSweepsWhatACrashedHostLeft) {
+TEST_F(SandboxCliTest, CreateSweepsWhatACrashedHostLeft) {
   // pid 999999999 cannot exist (pid_max is at most 2^22).
   const std::string id = "999999999-7";
   std::vector<std::string> groups;
@@ -469,6 +566,34 @@ TEST_F(SandboxTest, CreateSweepsWhatACrashedHostLeft) {
   EXPECT_NE(stat(scratch.c_str(), &st), 0);
 }
 
+// A sandbox's zygotes (one idle after a Python run) go with it: no process, no group.
+TEST_F(SandboxCliTest, ZygotesGoWithTheirSandbox) {
+  absl::StatusOr<std::unique_ptr<Sandbox>> box = Sandbox::Create(SandboxOptions{});
+  ASSERT_TRUE(box.ok()) << box.status();
+  RunResult r = (*box)->Execute(Py("print(6 * 7)"), "", Limits{});
+  EXPECT_EQ(r.main.stdout_text, "42\n") << r.ToJson().dump();
+  EXPECT_EQ(SurvivingRunProcesses(true), 3) << "bwrap, its init and the idle zygote";
+  EXPECT_GE(LeftoverRunCgroups(true), 1);
+  EXPECT_EQ(SurvivingRunProcesses(), 0);
+  box->reset();
+  EXPECT_EQ(SurvivingRunProcesses(true), 0);
+  EXPECT_EQ(LeftoverRunCgroups(true), 0);
+}
+
+// An idle zygote killed from outside (the OOM killer, an operator) costs nothing but a
+// new one: the next program runs.
+TEST_F(SandboxCliTest, AZygoteKilledWhileIdleIsReplaced) {
+  absl::StatusOr<std::unique_ptr<Sandbox>> box = Sandbox::Create(SandboxOptions{});
+  ASSERT_TRUE(box.ok()) << box.status();
+  EXPECT_EQ((*box)->Execute(Py("print(1)"), "", Limits{}).main.stdout_text, "1\n");
+  ASSERT_EQ(SurvivingRunProcesses(true), 3);
+  (void)std::system("pkill -KILL -u 65534 -f 'python3 -I -B -c'");
+  RunResult r = (*box)->Execute(Py("print(2)"), "", Limits{});
+  EXPECT_EQ(r.status, RunStatus::kOk) << r.ToJson().dump();
+  EXPECT_EQ(r.main.stdout_text, "2\n");
+  for (const std::string& note : r.notes) EXPECT_EQ(note.find("interpreter each"), std::string::npos) << note;
+}
+
 // ---- many runs ----
 
 long RssKb() {
@@ -479,7 +604,7 @@ long RssKb() {
   return -1;
 }
 
-TEST_F(SandboxTest, PoolFloodKeepsMemoryFlat) {
+TEST_P(SandboxTest, PoolFloodKeepsMemoryFlat) {
   SandboxPool pool(box_, /*workers=*/4, /*queue_bound=*/8);
   auto flood = [&](int n) {
     std::vector<std::future<RunResult>> futures;
@@ -515,7 +640,7 @@ TEST_F(SandboxTest, PoolFloodKeepsMemoryFlat) {
 // Program output is arbitrary bytes. It is kept as it was printed (tests compare the raw
 // bytes), and every string of the result (JSON, and what goes into a proto string) is
 // valid UTF-8, ill-formed sequences replaced by U+FFFD.
-TEST_F(SandboxTest, OutputThatIsNotUtf8) {
+TEST_P(SandboxTest, OutputThatIsNotUtf8) {
   RunResult r = Exec(Hostile("bad_utf8_output.py"));
   EXPECT_EQ(r.status, RunStatus::kOk) << r.ToJson().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   EXPECT_NE(r.main.stdout_text.find("\xed\xa0\x80"), std::string::npos);
@@ -560,7 +685,7 @@ int ScratchMounts() {
 
 // Concurrent runs share the read-only system files; locks and inotify on them would be a
 // channel between runs, so both are refused (with an errno, the program goes on).
-TEST_F(SandboxTest, NoLocksOrWatchesOnSharedFiles) {
+TEST_P(SandboxTest, NoLocksOrWatchesOnSharedFiles) {
   RunResult r = Exec(Hostile("lock_shared_file.py"));
   EXPECT_EQ(r.status, RunStatus::kOk) << r.ToJson().dump();
   EXPECT_EQ(r.main.stdout_text.rfind("refused ", 0), 0u) << r.main.stdout_text;
@@ -579,7 +704,7 @@ TEST_F(SandboxTest, NoLocksOrWatchesOnSharedFiles) {
 
 // The run's writable space (cwd and /tmp) is one tmpfs capped in files and bytes: a run
 // making files without end, or filling the disk, is stopped by the cap, not the clock.
-TEST_F(SandboxTest, ScratchIsCappedInInodesAndBytes) {
+TEST_P(SandboxTest, ScratchIsCappedInInodesAndBytes) {
   Limits limits = Quick();
   limits.time_limit_ms = 5000;
   limits.wall_limit_ms = 10000;
@@ -648,7 +773,7 @@ int RunCli(const std::string& args, std::string* out) {
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-TEST_F(SandboxTest, CommandLine) {
+TEST_F(SandboxCliTest, CommandLine) {
   const std::string dir = SourceDir() + "/tests/sandbox_hostile/";
   std::string out;
   EXPECT_EQ(RunCli("--language python --file " + dir + "sleep_forever.py --time-limit-ms 300", &out), 0);
@@ -689,7 +814,7 @@ std::string CommandOutput(const std::string& cmd) {
 // /proc/sys and friends, /dev/null over /proc/kcore), the kernel refuses the sandbox a
 // fresh proc mount; issue #23's reward containers scored every code task as an internal
 // error for it. The sandbox runs programs without /proc there and says so.
-TEST_F(SandboxTest, MaskedProcLikeDockerStillRuns) {
+TEST_F(SandboxCliTest, MaskedProcLikeDockerStillRuns) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to make a mount namespace";
   const std::string grpo = GrpoBinary();
   const std::string dir = ::testing::TempDir() + "/masked-proc-" + std::to_string(::getpid());
@@ -725,7 +850,7 @@ TEST_F(SandboxTest, MaskedProcLikeDockerStillRuns) {
 // The reward container's case (issue #23): the host process is itself unprivileged
 // (uid 10001, no capabilities, no writable cgroup tree). Programs run as that uid, with
 // rlimits and their own pid namespace; hostile ones are still stopped and leave nothing.
-TEST_F(SandboxTest, UnprivilegedHostProcessWithoutCgroups) {
+TEST_F(SandboxCliTest, UnprivilegedHostProcessWithoutCgroups) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to become another uid";
   const std::string grpo = GrpoBinary();
   const std::string dir = ::testing::TempDir() + "/unpriv-" + std::to_string(::getpid());
@@ -772,7 +897,7 @@ TEST_F(SandboxTest, UnprivilegedHostProcessWithoutCgroups) {
 // programs' uid is also the reward server's, the other replica's and its runs'. With
 // more tasks of that uid alive than any per-uid backstop allows, a run still starts, and
 // a run that forks until refused gets max_processes (64 by default) and no more.
-TEST_F(SandboxTest, ProcessLimitIsPerRunNotPerUid) {
+TEST_F(SandboxCliTest, ProcessLimitIsPerRunNotPerUid) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to become another uid";
   const std::string grpo = GrpoBinary();
   const std::string dir = ::testing::TempDir() + "/nproc-" + std::to_string(::getpid());

@@ -180,8 +180,10 @@ class RunCgroupV1 : public RunCgroup {
 
   CgroupStats Stats() const override {
     CgroupStats s;
-    s.hit_memory_limit = SingleValue(memory_ + "/memory.failcnt") > 0;
-    s.oom_killed = KeyedValue(memory_ + "/memory.oom_control", "oom_kill") > 0;
+    s.limit_hits = SingleValue(memory_ + "/memory.failcnt");
+    s.oom_kills = KeyedValue(memory_ + "/memory.oom_control", "oom_kill");
+    s.hit_memory_limit = s.limit_hits > 0;
+    s.oom_killed = s.oom_kills > 0;
     s.peak_memory_bytes = SingleValue(memory_ + "/memory.max_usage_in_bytes");
     if (!cpuacct_.empty()) {
       int64_t ns = SingleValue(cpuacct_ + "/cpuacct.usage");
@@ -189,6 +191,8 @@ class RunCgroupV1 : public RunCgroup {
     }
     return s;
   }
+
+  absl::Status ResetPeak() override { return WriteFile(memory_ + "/memory.max_usage_in_bytes", "0"); }
 
   absl::Status Remove() override {
     if (removed_) return absl::OkStatus();
@@ -243,11 +247,19 @@ class RunCgroupV2 : public RunCgroup {
 
   CgroupStats Stats() const override {
     CgroupStats s;
-    s.hit_memory_limit = KeyedValue(dir_ + "/memory.events", "max") > 0;
-    s.oom_killed = KeyedValue(dir_ + "/memory.events", "oom_kill") > 0;
+    s.limit_hits = KeyedValue(dir_ + "/memory.events", "max");
+    s.oom_kills = KeyedValue(dir_ + "/memory.events", "oom_kill");
+    s.hit_memory_limit = s.limit_hits > 0;
+    s.oom_killed = s.oom_kills > 0;
     s.peak_memory_bytes = SingleValue(dir_ + "/memory.peak");
     s.cpu_usage_us = KeyedValue(dir_ + "/cpu.stat", "usage_usec");
     return s;
+  }
+
+  // Linux 6.12+ resets memory.peak by a write, but only as read through the same open
+  // file; one group's peak is all older kernels keep.
+  absl::Status ResetPeak() override {
+    return absl::UnimplementedError("cgroup v2 keeps one memory peak per group");
   }
 
   absl::Status Remove() override {

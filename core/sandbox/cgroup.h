@@ -36,6 +36,10 @@ struct CgroupStats {
   int64_t peak_memory_bytes = -1;  // -1 when the kernel does not report it
   int64_t cpu_usage_us = -1;       // CPU of every process that ran in it (v1 cpuacct.usage,
                                    // v2 cpu.stat usage_usec); -1 if unknown
+  // The counters behind the two flags, for a group that outlives one run (a zygote's):
+  // its runs read the difference. -1 when the kernel does not report them.
+  int64_t oom_kills = -1;
+  int64_t limit_hits = -1;
 };
 
 class RunCgroup {
@@ -50,6 +54,9 @@ class RunCgroup {
   // The processes (thread-group ids, host pid namespace) in the group now.
   virtual absl::StatusOr<std::vector<pid_t>> Procs() const = 0;
   virtual CgroupStats Stats() const = 0;
+  // Starts peak_memory_bytes again from the present usage (v1 memory.max_usage_in_bytes);
+  // an error where the kernel cannot (v2 before Linux 6.12 keeps one peak per group).
+  virtual absl::Status ResetPeak() = 0;
   // Removes the group's directories; KillAll() first. Idempotent.
   virtual absl::Status Remove() = 0;
 };

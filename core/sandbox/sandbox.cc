@@ -31,66 +31,37 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "core/sandbox/cgroup.h"
+#include "core/sandbox/process.h"
+#include "core/sandbox/zygote.h"
 #include "core/sandbox/seccomp_filter.h"
 
 namespace grpo::sandbox {
 namespace {
 
+using internal::AddSystemDirs;
+using internal::ChildExec;
+using internal::ChildPlan;
+using internal::Classify;
+using internal::Drain;
+using internal::Ending;
+using internal::Fd;
+using internal::Io;
+using internal::MakePipe;
+using internal::NowMs;
+using internal::Pump;
+
 // Processes the sandbox itself adds to a run: the outer bwrap and its pid-1 init.
 constexpr int64_t kSandboxOwnProcesses = 2;
-// After the group is killed, how long we keep draining pipes (they close as soon as the
-// last writer dies, so this only bounds a broken kernel or no-cgroup run).
-constexpr int kDrainTimeoutMs = 2000;
 // Fixed fds in the child: 0-2 stdio, 3 the seccomp BPF, 4 bwrap's JSON status.
 constexpr int kSeccompFd = 3;
 constexpr int kStatusFd = 4;
 
 std::atomic<uint64_t> g_run_counter{0};
 
-int64_t NowMs() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-// An fd closed on scope exit.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(o.release()) {}
-  Fd& operator=(Fd&& o) noexcept {
-    reset(o.release());
-    return *this;
-  }
-  ~Fd() { reset(); }
-  int get() const { return fd_; }
-  int release() {
-    int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-  void reset(int fd = -1) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = fd;
-  }
-
- private:
-  int fd_ = -1;
-};
-
-bool MakePipe(Fd& read_end, Fd& write_end) {
-  int p[2];
-  if (::pipe2(p, O_CLOEXEC) != 0) return false;
-  read_end.reset(p[0]);
-  write_end.reset(p[1]);
-  return true;
-}
-
-void SetNonBlocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
 void RemoveTree(const std::string& dir) {
   if (dir.empty()) return;
@@ -169,118 +140,6 @@ std::string ProbeScratchMount(const SandboxOptions& options) {
   absl::Status s = MountScratch(*dir, probe, options.uid, options.gid);
   RemoveScratch(*dir, s.ok());
   return s.ok() ? "" : std::string(s.message());
-}
-
-// Everything the forked child needs, built before fork: after fork only async-signal-safe
-// calls are allowed (other threads may hold malloc's locks).
-struct ChildPlan {
-  std::vector<std::string> argv_storage, env_storage;
-  std::vector<char*> argv, envp;
-  std::vector<std::string> procs_files;
-  int fds[5] = {-1, -1, -1, -1, -1};  // become 0..4
-  uid_t uid = 65534;
-  gid_t gid = 65534;
-  bool drop_groups = true;  // false when this process is not root (it cannot)
-  pid_t parent = 0;
-  struct Limit {
-    int resource;
-    struct rlimit value;
-  };
-  std::vector<Limit> rlimits;  // set before dropping credentials (RLIMIT_NPROC is set inside)
-
-  void Finish() {
-    for (std::string& s : argv_storage) argv.push_back(s.data());
-    argv.push_back(nullptr);
-    for (std::string& s : env_storage) envp.push_back(s.data());
-    envp.push_back(nullptr);
-  }
-};
-
-// Writes a message to fd 2 and exits 126; only async-signal-safe calls.
-[[noreturn]] void ChildDie(const char* what) {
-  int e = errno;
-  const char* prefix = "grpo-sandbox child: ";
-  (void)!::write(2, prefix, std::strlen(prefix));
-  (void)!::write(2, what, std::strlen(what));
-  (void)!::write(2, ": ", 2);
-  const char* msg = ::strerror(e);  // not strictly AS-safe, but reads a static table in glibc
-  (void)!::write(2, msg, std::strlen(msg));
-  (void)!::write(2, "\n", 1);
-  ::_exit(126);
-}
-
-[[noreturn]] void ChildExec(const ChildPlan& p) {
-  // Signals: default dispositions and an empty mask (pool threads may block some; the
-  // host may ignore SIGPIPE), so the program sees a normal process.
-  sigset_t all;
-  sigemptyset(&all);
-  ::sigprocmask(SIG_SETMASK, &all, nullptr);
-  for (int sig = 1; sig < NSIG; ++sig) {
-    if (sig == SIGKILL || sig == SIGSTOP) continue;
-    ::signal(sig, SIG_DFL);
-  }
-  // Fixed fds: first out of the way (>= 10), then down to 0..4; close everything else.
-  int tmp[5];
-  for (int i = 0; i < 5; ++i) {
-    tmp[i] = ::fcntl(p.fds[i], F_DUPFD, 10);
-    if (tmp[i] < 0) ChildDie("dup");
-  }
-  for (int i = 0; i < 5; ++i)
-    if (::dup2(tmp[i], i) < 0) ChildDie("dup2");
-  if (::syscall(SYS_close_range, 5, ~0u, 0) != 0) {
-    for (int fd = 5; fd < 4096; ++fd) ::close(fd);
-  }
-  // Join the run's cgroups (as root, before anything else runs).
-  char pid_text[24];
-  {
-    pid_t pid = ::getpid();
-    char rev[24];
-    int n = 0;
-    do {
-      rev[n++] = static_cast<char>('0' + pid % 10);
-      pid /= 10;
-    } while (pid > 0);
-    for (int i = 0; i < n; ++i) pid_text[i] = rev[n - 1 - i];
-    pid_text[n] = '\0';
-  }
-  for (const std::string& file : p.procs_files) {
-    int fd = ::open(file.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd < 0) ChildDie("open cgroup.procs");
-    if (::write(fd, pid_text, std::strlen(pid_text)) < 0) ChildDie("join cgroup");
-    ::close(fd);
-  }
-  for (const ChildPlan::Limit& l : p.rlimits)
-    if (::setrlimit(l.resource, &l.value) != 0) ChildDie("setrlimit");
-  // Unprivileged for good: no groups, real/effective/saved ids all the sandbox user's.
-  // (A host process that is itself unprivileged keeps its groups: it cannot drop them.)
-  if (p.drop_groups && ::setgroups(0, nullptr) != 0) ChildDie("setgroups");
-  if (::setresgid(p.gid, p.gid, p.gid) != 0) ChildDie("setresgid");
-  if (::setresuid(p.uid, p.uid, p.uid) != 0) ChildDie("setresuid");
-  // Dies with the thread that forked it (credential changes clear this, so set it now).
-  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) ChildDie("prctl");
-  if (::getppid() != p.parent) ::_exit(126);
-  ::execve(p.argv[0], p.argv.data(), p.envp.data());
-  ChildDie("execve bwrap");
-}
-
-// Binds the host's /bin, /sbin, /lib* as they are: symlinks into /usr stay symlinks.
-void AddSystemDirs(std::vector<std::string>& a) {
-  a.insert(a.end(), {"--ro-bind", "/usr", "/usr"});
-  for (const char* dir : {"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"}) {
-    struct stat st;
-    if (::lstat(dir, &st) != 0) continue;
-    if (S_ISLNK(st.st_mode)) {
-      char target[4096];
-      ssize_t n = ::readlink(dir, target, sizeof(target) - 1);
-      if (n <= 0) continue;
-      a.insert(a.end(), {"--symlink", std::string(target, n), dir});
-    } else if (S_ISDIR(st.st_mode)) {
-      a.insert(a.end(), {"--ro-bind", dir, dir});
-    }
-  }
-  // The few /etc pieces python and g++ use (dynamic linker cache, alternatives symlinks).
-  for (const char* file : {"/etc/ld.so.cache", "/etc/alternatives", "/etc/localtime"})
-    a.insert(a.end(), {"--ro-bind-try", file, file});
 }
 
 // CPU time used so far by live processes: their own (all threads) plus that of children
@@ -507,12 +366,10 @@ ExecResult Sandbox::ExecuteWith(const std::vector<std::string>& argv, const std:
   // server's threads, the other replica's runs and a fork bomb in any of them would make
   // bwrap's own clone fail with EAGAIN. Older kernels count per uid only: there the limit
   // stays a backstop well above one run's share.
-  const int64_t nproc = per_namespace_nproc_ ? limits.max_processes + kSandboxOwnProcesses
-                                             : limits.max_processes * 16 + 256;
+  const int64_t nproc = internal::RunProcessLimit(limits, kSandboxOwnProcesses, per_namespace_nproc_);
   a.insert(a.end(), {options_.prlimit, absl::StrCat("--nproc=", nproc, ":", nproc), "--"});
   a.insert(a.end(), argv.begin(), argv.end());
-  plan.env_storage = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/box/work", "TMPDIR=/tmp", "LANG=C.UTF-8",
-                      "PYTHONDONTWRITEBYTECODE=1", "PYTHONHASHSEED=0"};
+  plan.env_storage = internal::ProgramEnvironment();
   plan.Finish();
   if (cgroup) plan.procs_files = cgroup->ProcsFiles();
   plan.fds[0] = stdin_r.get();
@@ -524,7 +381,7 @@ ExecResult Sandbox::ExecuteWith(const std::vector<std::string>& argv, const std:
   plan.drop_groups = ::geteuid() == 0;
   plan.gid = options_.gid;
   plan.parent = ::getpid();
-  const rlim_t cpu_s = static_cast<rlim_t>((limits.time_limit_ms + 999) / 1000 + 1);
+  const rlim_t cpu_s = internal::CpuLimitSeconds(limits);
   auto rl = [](rlim_t soft, rlim_t hard) { return rlimit{soft, hard}; };
   plan.rlimits = {{RLIMIT_CPU, rl(cpu_s, cpu_s + 1)},
                   {RLIMIT_FSIZE, rl(static_cast<rlim_t>(limits.file_size_mb) << 20, static_cast<rlim_t>(limits.file_size_mb) << 20)},
@@ -549,92 +406,31 @@ ExecResult Sandbox::ExecuteWith(const std::vector<std::string>& argv, const std:
   sec_r.reset();
   status_w.reset();
   Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-  SetNonBlocking(stdin_w.get());
-  SetNonBlocking(stdout_r.get());
-  SetNonBlocking(stderr_r.get());
-  SetNonBlocking(status_r.get());
-  if (stdin_data.empty()) stdin_w.reset();
-
+  Io io;
+  io.stdin_w = std::move(stdin_w);
+  io.stdout_r = std::move(stdout_r);
+  io.stderr_r = std::move(stderr_r);
   std::string status_text;
-  size_t stdin_off = 0;
-  bool timed_out = false, output_exceeded = false, exited = false;
-  std::string loop_error;
   const size_t cap = static_cast<size_t>(limits.output_limit_bytes);
-  char buf[65536];
-  // Reads what is available on `fd` into `out`; false at EOF. Beyond the cap: flag, stop.
-  auto drain = [&](Fd& fd, std::string& out, bool capped) {
-    for (;;) {
-      ssize_t n = ::read(fd.get(), buf, sizeof(buf));
-      if (n > 0) {
-        size_t room = capped && out.size() < cap ? cap - out.size() : (capped ? 0 : n);
-        out.append(buf, std::min(room, static_cast<size_t>(n)));
-        if (capped && static_cast<size_t>(n) > room) output_exceeded = true;
-        continue;
-      }
-      if (n < 0 && (errno == EAGAIN || errno == EINTR)) return true;
-      fd.reset();  // EOF or error
-      return false;
-    }
-  };
-
-  const int64_t deadline = start + wall_limit_ms;
-  while (!exited && !output_exceeded) {
-    int64_t now = NowMs();
-    if (now >= deadline) {
-      timed_out = true;
-      break;
-    }
-    struct pollfd pfds[5];
-    int n = 0, i_in = -1, i_out = -1, i_err = -1, i_status = -1, i_pid = -1;
-    if (stdin_w.get() >= 0) pfds[i_in = n++] = {stdin_w.get(), POLLOUT, 0};
-    if (stdout_r.get() >= 0) pfds[i_out = n++] = {stdout_r.get(), POLLIN, 0};
-    if (stderr_r.get() >= 0) pfds[i_err = n++] = {stderr_r.get(), POLLIN, 0};
-    if (status_r.get() >= 0) pfds[i_status = n++] = {status_r.get(), POLLIN, 0};
-    if (pidfd.get() >= 0) pfds[i_pid = n++] = {pidfd.get(), POLLIN, 0};
-    int ready = ::poll(pfds, n, static_cast<int>(std::min<int64_t>(deadline - now, 1000)));
-    if (ready < 0 && errno != EINTR) {
-      loop_error = absl::StrCat("poll: ", std::strerror(errno));  // still kill and reap below
-      break;
-    }
-    if (ready <= 0) continue;
-    if (i_in >= 0 && pfds[i_in].revents) {
-      ssize_t w = ::write(stdin_w.get(), stdin_data.data() + stdin_off, stdin_data.size() - stdin_off);
-      if (w > 0) stdin_off += static_cast<size_t>(w);
-      if ((w < 0 && errno != EAGAIN && errno != EINTR) || stdin_off == stdin_data.size()) stdin_w.reset();
-    }
-    if (i_out >= 0 && pfds[i_out].revents) drain(stdout_r, r.stdout_text, true);
-    if (i_err >= 0 && pfds[i_err].revents) drain(stderr_r, r.stderr_text, true);
-    if (i_status >= 0 && pfds[i_status].revents) drain(status_r, status_text, false);
-    if (i_pid >= 0 && pfds[i_pid].revents) exited = true;
-    if (pidfd.get() < 0 && stdout_r.get() < 0 && stderr_r.get() < 0) exited = true;  // no pidfd: EOF ends it
-  }
-  stdin_w.reset();
+  // Without a pidfd, the end of both outputs ends the run.
+  Pump(io, stdin_data, cap, &status_r, &status_text, pidfd.get(),
+       [&] { return pidfd.get() < 0 && io.stdout_r.get() < 0 && io.stderr_r.get() < 0; }, start + wall_limit_ms);
 
   // End of the run, however it ended: nothing of it survives.
-  std::string kill_error;
+  Ending ending;
+  ending.error = io.error;
   int64_t live_cpu_ms = 0;
   if (cgroup) {
     absl::StatusOr<std::vector<pid_t>> live = cgroup->Procs();
     if (live.ok()) live_cpu_ms = LiveCpuMs(*live);
     absl::Status st = cgroup->KillAll();
-    if (!st.ok()) kill_error = std::string(st.message());
+    if (!st.ok() && ending.error.empty()) ending.error = "could not kill every process of the run: " + std::string(st.message());
   } else {
     ::kill(pid, SIGKILL);  // bwrap's --die-with-parent and the pid namespace take the rest
   }
-  // Collect what the dead processes left in the pipes (bounded).
-  const int64_t drain_deadline = NowMs() + kDrainTimeoutMs;
-  while ((stdout_r.get() >= 0 || stderr_r.get() >= 0 || status_r.get() >= 0) && NowMs() < drain_deadline) {
-    struct pollfd pfds[3];
-    Fd* fds[3];
-    std::string* outs[3];
-    int n = 0;
-    if (stdout_r.get() >= 0) { pfds[n] = {stdout_r.get(), POLLIN, 0}; fds[n] = &stdout_r; outs[n++] = &r.stdout_text; }
-    if (stderr_r.get() >= 0) { pfds[n] = {stderr_r.get(), POLLIN, 0}; fds[n] = &stderr_r; outs[n++] = &r.stderr_text; }
-    if (status_r.get() >= 0) { pfds[n] = {status_r.get(), POLLIN, 0}; fds[n] = &status_r; outs[n++] = &status_text; }
-    if (::poll(pfds, n, static_cast<int>(std::max<int64_t>(1, drain_deadline - NowMs()))) <= 0) break;
-    for (int i = 0; i < n; ++i)
-      if (pfds[i].revents) drain(*fds[i], *outs[i], outs[i] != &status_text);
-  }
+  Drain(io, cap, &status_r, &status_text);
+  r.stdout_text = std::move(io.stdout_text);
+  r.stderr_text = std::move(io.stderr_text);
 
   int wstatus = 0;
   struct rusage ru {};
@@ -646,13 +442,12 @@ ExecResult Sandbox::ExecuteWith(const std::vector<std::string>& argv, const std:
   // ru_maxrss of a forked child starts at the parent's RSS (kept across exec), so with a
   // cgroup the run's own peak is the better number (it includes page cache it caused).
   r.max_rss_kb = ru.ru_maxrss;
-  CgroupStats stats;
   if (cgroup) {
-    stats = cgroup->Stats();
-    if (stats.peak_memory_bytes >= 0) r.max_rss_kb = stats.peak_memory_bytes / 1024;
-    if (stats.cpu_usage_us >= 0) r.cpu_ms = std::max(r.cpu_ms, stats.cpu_usage_us / 1000);
+    ending.stats = cgroup->Stats();
+    if (ending.stats.peak_memory_bytes >= 0) r.max_rss_kb = ending.stats.peak_memory_bytes / 1024;
+    if (ending.stats.cpu_usage_us >= 0) r.cpu_ms = std::max(r.cpu_ms, ending.stats.cpu_usage_us / 1000);
     absl::Status st = cgroup->Remove();
-    if (!st.ok() && kill_error.empty()) kill_error = std::string(st.message());
+    if (!st.ok() && ending.error.empty()) ending.error = "could not kill every process of the run: " + std::string(st.message());
   }
 
   // What happened to the program (bwrap reports 128+N when the program died of signal N).
@@ -668,31 +463,12 @@ ExecResult Sandbox::ExecuteWith(const std::vector<std::string>& argv, const std:
   } else if (WIFEXITED(wstatus)) {
     r.exit_code = WEXITSTATUS(wstatus);
   }
-
-  if (!loop_error.empty()) {
-    r.status = RunStatus::kInternalError;
-    r.error = loop_error;
-  } else if (!kill_error.empty()) {
-    r.status = RunStatus::kInternalError;
-    r.error = "could not kill every process of the run: " + kill_error;
-  } else if (!bs.started && !timed_out && !output_exceeded) {
-    r.status = RunStatus::kInternalError;
-    r.error = "bwrap failed before starting the program: " + r.stderr_text;
-  } else if (output_exceeded) {
-    r.status = RunStatus::kOutputLimit;
-  } else if (timed_out) {
-    r.status = RunStatus::kTimeLimit;
-  } else if (r.signal == SIGSYS) {
-    r.status = RunStatus::kDenied;
-  } else if (stats.oom_killed || ((r.signal == SIGKILL || r.exit_code != 0) && stats.hit_memory_limit)) {
-    r.status = RunStatus::kMemoryLimit;
-  } else if (r.signal == SIGXCPU || r.cpu_ms > limits.time_limit_ms) {
-    r.status = RunStatus::kTimeLimit;
-  } else if (r.signal != 0 || r.exit_code != 0) {
-    r.status = RunStatus::kRuntimeError;
-  } else {
-    r.status = RunStatus::kOk;
-  }
+  ending.started = bs.started;
+  ending.not_started = "bwrap failed before starting the program: " + r.stderr_text;
+  ending.output_exceeded = io.output_exceeded;
+  ending.timed_out = io.timed_out;
+  ending.time_limit_ms = limits.time_limit_ms;
+  Classify(ending, r);
   return r;
 }
 
@@ -756,13 +532,76 @@ bool PythonCompileError(const ExecResult& e) {
 
 }  // namespace
 
+std::unique_ptr<internal::PythonZygote> Sandbox::TakeZygote(const Program& program) const {
+  if (program.language != Language::kPython || !options_.python_zygote || !cgroups_ ||
+      zygote_off_.load(std::memory_order_relaxed))
+    return nullptr;
+  {
+    std::lock_guard<std::mutex> lock(zygote_mu_);
+    if (!idle_zygotes_.empty()) {
+      std::unique_ptr<internal::PythonZygote> z = std::move(idle_zygotes_.back());
+      idle_zygotes_.pop_back();
+      return z;
+    }
+  }
+  internal::ZygoteConfig config;
+  config.options = &options_;
+  config.bpf = &bpf_;
+  config.cgroups = cgroups_.get();
+  config.fresh_proc = !no_fresh_proc_.load(std::memory_order_relaxed);
+  config.per_namespace_nproc = per_namespace_nproc_;
+  return std::make_unique<internal::PythonZygote>(config);
+}
+
+void Sandbox::ReturnZygote(std::unique_ptr<internal::PythonZygote> zygote) const {
+  if (!zygote || !zygote->running() || zygote_off_.load(std::memory_order_relaxed)) return;
+  std::lock_guard<std::mutex> lock(zygote_mu_);
+  if (idle_zygotes_.size() < kIdleZygotes) idle_zygotes_.push_back(std::move(zygote));
+}
+
+ExecResult Sandbox::ExecuteProgram(const Program& program, Prepared& prepared, internal::PythonZygote* zygote,
+                                   const std::string& stdin_data, const Limits& limits, bool& compile_error,
+                                   RunResult& out) const {
+  compile_error = false;
+  if (zygote != nullptr && !zygote_off_.load(std::memory_order_relaxed)) {
+    absl::StatusOr<internal::ZygoteRun> z = zygote->Run(program.source, stdin_data, limits);
+    // Where the runtime masks parts of /proc, bwrap cannot mount one for the zygote
+    // either: it starts again without (as ExecuteProcOrNot does for a run).
+    if (!z.ok() && absl::StrContains(z.status().message(), "Can't mount proc") &&
+        !no_fresh_proc_.exchange(true, std::memory_order_relaxed)) {
+      zygote->set_fresh_proc(false);
+      z = zygote->Run(program.source, stdin_data, limits);
+    }
+    if (z.ok()) {
+      zygote_failures_.store(0, std::memory_order_relaxed);
+      if (z->no_proc) no_fresh_proc_.store(true, std::memory_order_relaxed);
+      compile_error = z->compile_error;
+      return std::move(z->result);
+    }
+    // Nothing of the program ran: run it the other way. Three failures in a row turn
+    // zygotes off for good (a kernel without nested user namespaces, say).
+    if (zygote_failures_.fetch_add(1, std::memory_order_relaxed) + 1 >= 3) {
+      std::lock_guard<std::mutex> lock(zygote_mu_);
+      zygote_note_ = absl::StrCat("python programs start an interpreter each (", z.status().message(), ")");
+      zygote_off_.store(true, std::memory_order_relaxed);
+      idle_zygotes_.clear();
+    }
+  }
+  if (prepared.argv.empty() && !Prepare(program, prepared, out)) return out.main;
+  ExecResult e = ExecuteOnce(prepared.argv, prepared.dir, stdin_data, limits, false);
+  compile_error = program.language == Language::kPython && PythonCompileError(e);
+  if (compile_error) e.status = RunStatus::kCompileError;
+  return e;
+}
+
 RunResult Sandbox::Run(const RunRequest& request) const {
   RunResult out;
   out.passed.assign(request.tests.size(), false);
   if (!cgroups_) out.notes.push_back("no cgroups: rlimits only (per-process memory/CPU, no run-wide kill)");
   if (!scratch_note_.empty()) out.notes.push_back(scratch_note_);
+  std::unique_ptr<internal::PythonZygote> zygote = TakeZygote(request.program);
   Prepared prepared;
-  if (!Prepare(request.program, prepared, out)) {
+  if (!zygote && !Prepare(request.program, prepared, out)) {
     AddProcNote(out);
     return out;
   }
@@ -773,11 +612,11 @@ RunResult Sandbox::Run(const RunRequest& request) const {
       out.notes.push_back(absl::StrCat("stopped after the first failure: ", request.tests.size() - i, " tests not run"));
       break;
     }
-    ExecResult e = ExecuteOnce(prepared.argv, prepared.dir, request.tests[i].input, request.limits, false);
+    bool compile_error = false;
+    ExecResult e = ExecuteProgram(request.program, prepared, zygote.get(), request.tests[i].input, request.limits,
+                                  compile_error, out);
     if (e.status == RunStatus::kOk && !OutputsMatch(request.tests[i].expected_output, e.stdout_text, request.comparison))
       e.status = RunStatus::kWrongAnswer;
-    const bool compile_error = request.program.language == Language::kPython && PythonCompileError(e);
-    if (compile_error) e.status = RunStatus::kCompileError;
     out.passed[i] = e.status == RunStatus::kOk;
     if (out.passed[i]) ++out.tests_passed;
     if (!out.passed[i] && !have_failure) {
@@ -792,6 +631,7 @@ RunResult Sandbox::Run(const RunRequest& request) const {
       break;
     }
   }
+  ReturnZygote(std::move(zygote));
   if (!have_failure && !out.tests.empty()) out.main = out.tests.back();
   if (!have_failure && out.tests.empty()) out.main.status = RunStatus::kOk;
   AddProcNote(out);
@@ -802,19 +642,25 @@ RunResult Sandbox::Execute(const Program& program, const std::string& stdin_data
   RunResult out;
   if (!cgroups_) out.notes.push_back("no cgroups: rlimits only (per-process memory/CPU, no run-wide kill)");
   if (!scratch_note_.empty()) out.notes.push_back(scratch_note_);
+  std::unique_ptr<internal::PythonZygote> zygote = TakeZygote(program);
   Prepared prepared;
-  if (!Prepare(program, prepared, out)) {
+  if (!zygote && !Prepare(program, prepared, out)) {
     AddProcNote(out);
     return out;
   }
-  out.main = ExecuteOnce(prepared.argv, prepared.dir, stdin_data, limits, false);
-  if (program.language == Language::kPython && PythonCompileError(out.main)) out.main.status = RunStatus::kCompileError;
+  bool compile_error = false;
+  out.main = ExecuteProgram(program, prepared, zygote.get(), stdin_data, limits, compile_error, out);
+  ReturnZygote(std::move(zygote));
   out.status = out.main.status;
   AddProcNote(out);
   return out;
 }
 
 void Sandbox::AddProcNote(RunResult& out) const {
+  if (zygote_off_.load(std::memory_order_relaxed)) {
+    std::lock_guard<std::mutex> lock(zygote_mu_);
+    out.notes.push_back(zygote_note_);
+  }
   if (no_fresh_proc_.load(std::memory_order_relaxed))
     out.notes.push_back(
         "no /proc in the sandbox: the container runtime masks parts of /proc, so the kernel refuses a fresh "

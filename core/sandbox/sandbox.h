@@ -40,11 +40,16 @@
 // Process-wide effect: Create sets SIGPIPE to SIG_IGN (a program that closes its stdin
 // must not kill the host while we write to it); the child resets all signals to default.
 //
-// Cost: one execution of a trivial Python program takes ~45 ms wall here, against ~18 ms
-// for the same bwrap + python3 without cgroups and ~10 ms for bare python3. Most of the
-// difference is cgroup v1 migration (each write to a cgroup.procs waits for an RCU grace
-// period, ~8-12 ms per hierarchy on this kernel; memory, pids, freezer, cpuacct); on v2,
-// clone3(CLONE_INTO_CGROUP) would avoid it (not done yet).
+// Python through zygotes (zygote.h, the default where cgroups are usable): an interpreter
+// started once per concurrent run forks each program into fresh namespaces, scratch,
+// limits and filter; a run then costs a fork and a few mounts.
+//
+// Cost: one execution of a trivial Python program takes ~45 ms wall here with an
+// interpreter per run, against ~18 ms for the same bwrap + python3 without cgroups and ~10
+// ms for bare python3. Most of the difference is cgroup v1 migration (each write to a
+// cgroup.procs waits for an RCU grace period, ~8-12 ms per hierarchy on this kernel;
+// memory, pids, freezer, cpuacct); a zygote joins its group once, and forks (see
+// grpo-bench-reward for both).
 //
 // Thread safety: a Sandbox is immutable after Create and Run/Execute may be called from
 // any number of threads at once (see SandboxPool for a bounded way to do that).
@@ -55,6 +60,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -67,6 +73,9 @@
 namespace grpo::sandbox {
 
 class CgroupDriver;
+namespace internal {
+class PythonZygote;
+}
 
 enum class Language { kPython, kCpp };
 // "python" / "python3" / "cpp" / "c++".
@@ -185,6 +194,11 @@ struct SandboxOptions {
   std::string cxx = "/usr/bin/g++";
   std::string prlimit = "/usr/bin/prlimit";  // util-linux: sets the run's RLIMIT_NPROC inside
   std::vector<std::string> cxx_flags = {"-std=c++17", "-O2", "-pipe"};
+  // Python programs fork from an interpreter started once per concurrent run (zygote.h):
+  // fresh namespaces, scratch, limits and filter per program, without an interpreter start
+  // per program. Needs cgroups; where a zygote cannot start, runs fall back to bwrap and an
+  // interpreter per program (and say so in their notes). false: always the latter.
+  bool python_zygote = true;
   Limits compile_limits = {/*time_limit_ms=*/20000, /*wall_limit_ms=*/40000, /*memory_mb=*/1024,
                            /*max_processes=*/32, /*output_limit_bytes=*/1 << 20,
                            /*file_size_mb=*/64, /*open_files=*/256};
@@ -226,6 +240,15 @@ class Sandbox {
                          bool fresh_proc) const;
   // Notes, on a result, that programs ran without /proc.
   void AddProcNote(RunResult& out) const;
+  // One execution of a prepared program (Python through `zygote` when given); sets
+  // compile_error for Python the interpreter refused. Prepares the program when the
+  // zygote cannot run it (and turns zygotes off for later runs).
+  ExecResult ExecuteProgram(const Program& program, Prepared& prepared, internal::PythonZygote* zygote,
+                            const std::string& stdin_data, const Limits& limits, bool& compile_error,
+                            RunResult& out) const;
+  // An idle zygote, or a new one; null when Python does not run through zygotes.
+  std::unique_ptr<internal::PythonZygote> TakeZygote(const Program& program) const;
+  void ReturnZygote(std::unique_ptr<internal::PythonZygote> zygote) const;
 
   SandboxOptions options_;
   std::string bpf_;
@@ -236,6 +259,15 @@ class Sandbox {
   mutable std::atomic<bool> no_fresh_proc_{false};
   // Linux >= 5.14: RLIMIT_NPROC counts processes per user namespace (a per-run bound).
   bool per_namespace_nproc_ = true;
+  // Idle Python zygotes, at most kIdleZygotes; unused without cgroups, with
+  // options_.python_zygote off, or once one could not run a program (zygote_off_, and
+  // zygote_note_ says why, guarded by zygote_mu_).
+  static constexpr size_t kIdleZygotes = 16;
+  mutable std::mutex zygote_mu_;
+  mutable std::vector<std::unique_ptr<internal::PythonZygote>> idle_zygotes_;
+  mutable std::atomic<bool> zygote_off_{false};
+  mutable std::atomic<int> zygote_failures_{0};  // in a row
+  mutable std::string zygote_note_;
 };
 
 }  // namespace grpo::sandbox
