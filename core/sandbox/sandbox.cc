@@ -563,7 +563,10 @@ ExecResult Sandbox::ExecuteProgram(const Program& program, Prepared& prepared, i
                                    const std::string& stdin_data, const Limits& limits, bool& compile_error,
                                    RunResult& out) const {
   compile_error = false;
-  if (zygote != nullptr && !zygote_off_.load(std::memory_order_relaxed)) {
+  // A zygote's run holds its source in its scratch: one that would not fit half of it
+  // runs the other way (not a zygote's failure).
+  const bool fits = static_cast<int64_t>(program.source.size()) <= (std::max<int64_t>(limits.scratch_mb, 1) << 19);
+  if (zygote != nullptr && fits && !zygote_off_.load(std::memory_order_relaxed)) {
     absl::StatusOr<internal::ZygoteRun> z = zygote->Run(program.source, stdin_data, limits);
     // Where the runtime masks parts of /proc, bwrap cannot mount one for the zygote
     // either: it starts again without (as ExecuteProcOrNot does for a run).

@@ -24,8 +24,8 @@ namespace {
 // Processes of a zygote's group besides the program's: bwrap, bwrap's pid-1 init, the
 // zygote, the run's runner and the run's init.
 constexpr int64_t kZygoteOwnProcesses = 5;
-// The run's init and the program itself count in the run's user namespace.
-constexpr int64_t kRunOwnProcesses = 2;
+// The runner, the run's init and the program itself count in the run's user namespace.
+constexpr int64_t kRunOwnProcesses = 3;
 // How long a zygote may take to start (bwrap, an interpreter, a few imports).
 constexpr int64_t kStartTimeoutMs = 10000;
 
