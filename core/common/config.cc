@@ -255,6 +255,8 @@ std::vector<ConfigField> ConfigFields(RunConfig& c) {
   f.push_back({"reward", "sandbox_require_cgroups", &c.reward.sandbox_require_cgroups,
                "true: no code sandbox without a writable cgroup tree; false: rlimits and the pid namespace "
                "bound each run there (containers), and every result says so"});
+  f.push_back({"reward", "sandbox_zygote", &c.reward.sandbox_zygote,
+               "Python programs fork from an interpreter started once per worker (false: one per program)"});
   f.push_back({"reward", "workers", &c.reward.workers, "scoring threads"});
 
   AddServe(f, "learner", c.learner.serve);

@@ -140,6 +140,9 @@ struct RewardConfig {
   // false: where no cgroup tree is writable (a container), run programs with rlimits and
   // the pid namespace only, and say so in every result, instead of refusing code tasks.
   bool sandbox_require_cgroups = true;
+  // Python programs fork from a zygote per worker (core/sandbox/zygote.h); false: bwrap
+  // and an interpreter started for every program.
+  bool sandbox_zygote = true;
   int64_t workers = 2;
 };
 

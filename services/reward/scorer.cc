@@ -181,6 +181,7 @@ absl::StatusOr<std::unique_ptr<Scorer>> Scorer::Create(const RunConfig& cfg) {
   // cgroups, no bwrap), say so once and score code completions with that error.
   sandbox::SandboxOptions so;
   so.allow_without_cgroups = !cfg.reward.sandbox_require_cgroups;
+  so.python_zygote = cfg.reward.sandbox_zygote;
   absl::StatusOr<std::unique_ptr<sandbox::Sandbox>> sb = sandbox::Sandbox::Create(so);
   if (sb.ok()) {
     impl->pool = std::make_unique<sandbox::SandboxPool>(std::shared_ptr<const sandbox::Sandbox>(std::move(*sb)),
