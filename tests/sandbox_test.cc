@@ -370,6 +370,18 @@ TEST_P(SandboxTest, OnlyItsOwnStdioAndNoCapabilities) {
             "0000000000000000\n1\n2\n");
 }
 
+// The run's init (pid 1) is out of the program's reach: its signals do not end the run
+// early, and its memory can be neither read nor written through /proc.
+TEST_P(SandboxTest, InitIsOutOfReach) {
+  RunResult r = Exec(Py("import os, signal, time\nfor s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1):\n"
+                        "    try:\n        os.kill(1, s)\n    except OSError:\n        pass\ntime.sleep(0.2)\n"
+                        "for mode in ('rb', 'r+b'):\n    try:\n        open('/proc/1/mem', mode).read(1)\n"
+                        "        print('opened', mode)\n    except OSError:\n        print('refused', mode)\n"
+                        "print('alive')\n"));
+  EXPECT_EQ(r.status, RunStatus::kOk) << r.ToJson().dump();
+  EXPECT_EQ(r.main.stdout_text, "refused rb\nrefused r+b\nalive\n");
+}
+
 // What one program changes of the interpreter, the environment or the files is not there
 // for the next, though (with zygotes) both forked from the same interpreter.
 TEST_P(SandboxTest, NothingOfOneProgramReachesTheNext) {
@@ -629,7 +641,8 @@ TEST_P(SandboxTest, PoolFloodKeepsMemoryFlat) {
   int refused = 0;
   std::vector<std::future<RunResult>> held;
   for (int i = 0; i < 40; ++i) {
-    std::optional<std::future<RunResult>> f = pool.TrySubmit({Py("pass"), {}, Quick(), {}});
+    // One test each, so each job runs a program (a request without tests runs nothing).
+    std::optional<std::future<RunResult>> f = pool.TrySubmit({Py("pass"), {{"", ""}}, Quick(), {}});
     if (f) held.push_back(std::move(*f));
     else ++refused;
   }

@@ -10,8 +10,9 @@
 #           program, reaps orphans and exits with the program's status, which kills every
 #           process left in the namespace;
 #   program pid 2: stdin/stdout/stderr from the host's pipes, every other fd closed, rlimits,
-#           every capability dropped, no_new_privs, the host's seccomp filter, then the
-#           source compiled and executed as __main__.
+#           then the source compiled and executed as __main__. Init has dropped every
+#           capability, set no_new_privs and the host's seccomp filter before forking it
+#           (and ignores the program's signals and is not dumpable).
 #
 # So each program is a fresh process in fresh namespaces with fresh scratch, limits and
 # filter, as with one bwrap per run; what it may change of the interpreter (modules,
@@ -130,12 +131,13 @@ def run_program(source, limits, bpf, status_fd):
         os.closerange(status_fd + 1, 1 << 16)
         os.chdir("/box/work")
         set_limits(limits)
-        drop_capabilities()
-        check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+        # Capabilities, no_new_privs and the seccomp filter come from init; the program's
+        # own /proc/self is its own again, and its signals are Python's defaults.
         check(libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0), "dumpable")
-        buf = ctypes.create_string_buffer(bpf, len(bpf))
-        prog = SockFprog(len(bpf) // 8, ctypes.cast(buf, ctypes.c_void_p))
-        check(libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0), "seccomp")
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
+                    signal.SIGALRM, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU):
+            signal.signal(sig, signal.SIG_DFL)
     except BaseException as e:  # set-up failed: no program runs
         os.write(status_fd, ("E" + str(e)).encode("utf-8", "replace"))
         os._exit(126)
@@ -162,7 +164,7 @@ def run_program(source, limits, bpf, status_fd):
         sys.excepthook(type(e), e.with_traceback(None), None)
         os._exit(1)
     os.close(status_fd)
-    del source, bpf, buf, prog, limits
+    del source, bpf, limits
     try:
         exec(compiled, main.__dict__)
         code = 0
@@ -242,6 +244,19 @@ def init_process(source, limits, bpf, fds, status_w):
         os.write(status_w, b"P" if no_proc else b"p")
         # The mount points' parent stays out of reach of the program.
         mount("grpo-hide", "/box/s", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, "size=4k")
+        # From here init needs nothing but fork and wait: it gives up what the program
+        # must not reach through it. Signals from the program are ignored; no
+        # capabilities; the program's seccomp filter (inherited by the program); not
+        # dumpable, so its memory is not the program's to read or write through /proc.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+                    signal.SIGUSR2, signal.SIGALRM, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU):
+            signal.signal(sig, signal.SIG_IGN)
+        drop_capabilities()
+        check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+        buf = ctypes.create_string_buffer(bpf, len(bpf))
+        prog = SockFprog(len(bpf) // 8, ctypes.cast(buf, ctypes.c_void_p))
+        check(libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0), "seccomp")
+        check(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "not dumpable")
     except BaseException as e:
         os.write(status_w, ("E" + str(e)).encode("utf-8", "replace"))
         os._exit(126)
