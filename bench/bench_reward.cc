@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -199,8 +200,14 @@ int main(int argc, char** argv) {
   const double per_run_rate = RateOver(seconds, sandbox_workers, [&] {
     return (*sb_per_run)->Execute(prog, "", limits).status == grpo::sandbox::RunStatus::kOk;
   }, &boxed_failed);
+  std::mutex failure_mu;
+  std::string first_failure;  // the first failed run's result, for the report
   const double boxed_rate = RateOver(seconds, sandbox_workers, [&] {
-    return (*sb)->Execute(prog, "", limits).status == grpo::sandbox::RunStatus::kOk;
+    grpo::sandbox::RunResult r = (*sb)->Execute(prog, "", limits);
+    if (r.status == grpo::sandbox::RunStatus::kOk) return true;
+    std::lock_guard<std::mutex> lock(failure_mu);
+    if (first_failure.empty()) first_failure = r.ToJson(400).dump();
+    return false;
   }, &boxed_failed);
   std::printf("\nsandbox throughput, %d runs at once on %u cores\n", sandbox_workers, std::thread::hardware_concurrency());
   std::printf("  bare interpreter       %8.1f runs/s\n", bare_rate);
@@ -208,6 +215,7 @@ int main(int argc, char** argv) {
               per_run_rate / bare_rate);
   std::printf("  zygote (default)       %8.1f runs/s  = %.2fx a bare interpreter start, %.2fx interpreter per run%s\n",
               boxed_rate, boxed_rate / bare_rate, boxed_rate / per_run_rate, boxed_failed ? " (some runs failed!)" : "");
+  if (boxed_failed) std::printf("  %lld runs failed; the first: %s\n", static_cast<long long>(boxed_failed), first_failure.c_str());
   // The last line: what scripts read.
   std::printf("sandbox: python %.1f runs/s (bare interpreter %.1f runs/s)\n", boxed_rate, bare_rate);
   return boxed_failed || bare_failed ? 1 : 0;

@@ -15,6 +15,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -82,6 +83,22 @@ int SurvivingRunProcesses(bool with_zygotes = false) {
   for (const auto& [group, n] : per_group)
     count += IsZygoteGroup(group) && !with_zygotes ? std::max(0, n - kZygoteProcesses) : n;
   return count;
+}
+
+// The processes of this process's zygote groups now (between runs: the zygotes' own).
+std::set<int> ZygoteProcesses() {
+  std::set<int> pids;
+  const std::string marker = "grpo-sandbox/" + std::to_string(getpid()) + "-z";
+  DIR* d = opendir("/proc");
+  if (!d) return pids;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    std::ifstream cg(std::string("/proc/") + e->d_name + "/cgroup");
+    std::string text((std::istreambuf_iterator<char>(cg)), std::istreambuf_iterator<char>());
+    if (text.find(marker) != std::string::npos) pids.insert(std::atoi(e->d_name));
+  }
+  closedir(d);
+  return pids;
 }
 
 // Leftover run cgroups of this process under the v1 or v2 parent (with the groups of
@@ -590,6 +607,19 @@ TEST_F(SandboxCliTest, ZygotesGoWithTheirSandbox) {
   box->reset();
   EXPECT_EQ(SurvivingRunProcesses(true), 0);
   EXPECT_EQ(LeftoverRunCgroups(true), 0);
+}
+
+// A zygote outlives the thread that started it (a pool's threads come and go): another
+// thread's run finds it alive.
+TEST_F(SandboxCliTest, AZygoteOutlivesTheThreadThatStartedIt) {
+  absl::StatusOr<std::unique_ptr<Sandbox>> box = Sandbox::Create(SandboxOptions{});
+  ASSERT_TRUE(box.ok()) << box.status();
+  std::thread([&] { EXPECT_EQ((*box)->Execute(Py("print(1)"), "", Limits{}).main.stdout_text, "1\n"); }).join();
+  const std::set<int> before = ZygoteProcesses();
+  ASSERT_EQ(before.size(), 3u);
+  RunResult r = (*box)->Execute(Py("import time\ntime.sleep(0.3)\nprint(2)"), "", Limits{});
+  EXPECT_EQ(r.main.stdout_text, "2\n") << r.ToJson().dump();
+  EXPECT_EQ(ZygoteProcesses(), before) << "the zygote died with its thread and was started again";
 }
 
 // An idle zygote killed from outside (the OOM killer, an operator) costs nothing but a

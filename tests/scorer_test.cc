@@ -205,6 +205,29 @@ TEST(Scorer, CodeCompletionsRunInTheSandbox) {
   EXPECT_FLOAT_EQ(MakeScorer(cfg)->ScoreGroup(CodeGroup({s.group().completions(1).text()})).scores(0).reward(), 0.0f);
 }
 
+// Free-form completions (a base model's, or evaluation's): a fence left open runs to the
+// end, a closing </answer> without its opening ends the program, the last of several
+// fenced blocks is the one.
+TEST(Scorer, CodeInLooseFencesAndTags) {
+  RunConfig cfg;
+  cfg.reward.format_weight = 0;
+  auto scorer = MakeScorer(cfg);
+  const std::string sum = "a, b = map(int, input().split())\nprint(a + b)\n";
+  v1::ScoredGroup s = scorer->ScoreGroup(CodeGroup({
+      " ```python\n" + sum,
+      " Easy. ```python\n" + sum + "</answer>",
+      "```python\nprint(0)\n``` or better ```python\n" + sum + "```",
+      "```python\nprint(0)\n``` or better:\n```\n" + sum,
+      sum + "``` </answer> trailing words",
+      "```python",
+  }));
+  ASSERT_TRUE(s.error().empty()) << s.error();
+  ASSERT_EQ(s.scores_size(), 6);
+  for (int i = 0; i < 5; ++i)
+    EXPECT_FLOAT_EQ(s.scores(i).components().at("accuracy"), 1.0f) << i << ": " << s.scores(i).answer();
+  EXPECT_FLOAT_EQ(s.scores(5).components().at("accuracy"), 0.0f);
+}
+
 // `grpo score`: every good line scored, every bad line reported and skipped.
 TEST(GrpoScore, ScoresAFileAndSkipsBadLines) {
   namespace fs = std::filesystem;

@@ -100,7 +100,7 @@ namespace {
   if (::setresgid(p.gid, p.gid, p.gid) != 0) ChildDie("setresgid");
   if (::setresuid(p.uid, p.uid, p.uid) != 0) ChildDie("setresuid");
   // Dies with the thread that forked it (credential changes clear this, so set it now).
-  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) ChildDie("prctl");
+  if (p.die_with_thread && ::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) ChildDie("prctl");
   if (::getppid() != p.parent) ::_exit(126);
   ::execve(p.argv[0], p.argv.data(), p.envp.data());
   ChildDie("execve bwrap");

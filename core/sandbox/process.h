@@ -63,6 +63,10 @@ struct ChildPlan {
   gid_t gid = 65534;
   bool drop_groups = true;  // false when this process is not root (it cannot)
   pid_t parent = 0;
+  // SIGKILL when the forking thread ends (PR_SET_PDEATHSIG is per thread). A zygote, which
+  // any thread may use after the one that started it is gone, ends instead when the host
+  // closes its socket (or the host process dies).
+  bool die_with_thread = true;
   struct Limit {
     int resource;
     struct rlimit value;

@@ -129,7 +129,10 @@ absl::Status PythonZygote::Start(const Limits& limits) {
 
   ChildPlan plan;
   std::vector<std::string>& a = plan.argv_storage;
-  a = {o.bwrap, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session", "--uid",
+  // No --die-with-parent (nor PR_SET_PDEATHSIG, below): both act on the death of the
+  // forking thread, and any thread may use the zygote after that one has gone. The
+  // zygote ends when this process closes its socket, or dies (the socket closes with it).
+  a = {o.bwrap, "--unshare-all", "--unshare-user", "--new-session", "--uid",
        std::to_string(o.uid), "--gid", std::to_string(o.gid), "--hostname", "sandbox"};
   AddSystemDirs(a);
   if (config_.fresh_proc) a.insert(a.end(), {"--proc", "/proc"});
@@ -149,6 +152,7 @@ absl::Status PythonZygote::Start(const Limits& limits) {
   plan.drop_groups = ::geteuid() == 0;
   plan.parent = ::getpid();
   plan.rlimits = {{RLIMIT_CORE, {0, 0}}};
+  plan.die_with_thread = false;  // see above
   const pid_t pid = ::fork();
   if (pid < 0) return absl::InternalError(absl::StrCat("fork: ", std::strerror(errno)));
   if (pid == 0) ChildExec(plan);
@@ -237,11 +241,29 @@ absl::StatusOr<ZygoteRun> PythonZygote::Run(const std::string& source, const std
         SendAll(sock_.get(), message.substr(0, 4), {stdin_r.get(), stdout_w.get(), stderr_w.get()}, deadline);
     return sent.ok() ? SendAll(sock_.get(), message.substr(4), {}, deadline) : sent;
   };
+  // "A": the zygote has the request. Before it, the socket's end means the zygote was
+  // gone (killed while idle, from outside): no program ran.
+  auto await_accept = [&]() -> absl::Status {
+    for (;;) {
+      const int64_t left = deadline - NowMs();
+      struct pollfd p = {sock_.get(), POLLIN, 0};
+      if (left <= 0 || ::poll(&p, 1, static_cast<int>(left)) == 0)
+        return absl::DeadlineExceededError("the python zygote did not take the request");
+      char c = 0;
+      const ssize_t n = ::read(sock_.get(), &c, 1);
+      if (n == 1 && c == 'A') return absl::OkStatus();
+      if (n == 1) return absl::InternalError("the python zygote sent something other than its acceptance");
+      if (n == 0 || (errno != EAGAIN && errno != EINTR))
+        return absl::UnavailableError("the python zygote ended before it took the request");
+    }
+  };
   absl::Status sent = send();
-  // An idle zygote can be gone (killed from outside): nothing was sent, so start another.
+  if (sent.ok()) sent = await_accept();
+  // A zygote gone while idle: start another, once.
   if (!sent.ok() && !fresh && Start(limits).ok()) {
     begin_accounting();
     sent = send();
+    if (sent.ok()) sent = await_accept();
   }
   if (!sent.ok()) {
     Stop();

@@ -23,7 +23,9 @@
 #   zygote -> host  at start: b"R" once ready, or b"E" + u32 length + text and exit.
 #   host -> zygote  u32 length + JSON request, with SCM_RIGHTS [stdin, stdout, stderr]
 #                   attached to the length; then the source: u32 length + bytes.
-#   zygote -> host  u32 length + JSON {"exit": code} or {"signal": n}, plus
+#   zygote -> host  b"A" once it has the whole request (a host that sees the socket end
+#                   before it knows no program ran), then
+#                   u32 length + JSON {"exit": code} or {"signal": n}, plus
 #                   "compile_error": true when the source did not compile, "no_proc": true
 #                   when the program had no /proc, "error": text when the run could not be
 #                   set up (then no program ran).
@@ -324,6 +326,7 @@ def serve(sock, bpf):
             header += read_exact(sock, 4 - len(header))
         request = json.loads(read_exact(sock, struct.unpack("<I", header)[0]))
         source = read_exact(sock, struct.unpack("<I", read_exact(sock, 4))[0])
+        sock.sendall(b"A")  # taken: from here on the host waits for the reply
         if len(fds) != 3:
             for fd in fds:
                 os.close(fd)

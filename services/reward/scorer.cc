@@ -69,8 +69,9 @@ struct Scorer::Impl {
     return {r.correct ? 1.0 : 0.0, r.error};
   }
 
-  // The program a code completion submits: the answer block, else the last fenced
-  // code block, else the whole completion.
+  // The program a code completion submits: the answer block (the fenced block in it, when
+  // it holds one); else, in the text before a closing </answer> that opens nowhere, the
+  // last fenced block, where one opened and never closed runs to the end; else that text.
   static std::string ProgramOf(const std::string& text) {
     if (std::optional<std::string> a = ExtractAnswer(text)) {
       std::string inner = *a;
@@ -78,15 +79,25 @@ struct Scorer::Impl {
       if (fence == std::string::npos) return inner;
       return ProgramOf(inner);
     }
-    size_t close = text.rfind("```");
-    if (close != std::string::npos && close > 0) {
-      size_t open = text.rfind("```", close - 1);
-      if (open != std::string::npos) {
-        size_t body = text.find('\n', open);
-        if (body != std::string::npos && body < close) return text.substr(body + 1, close - body - 1);
+    const std::string t = text.substr(0, text.find("</answer>"));
+    std::vector<size_t> fences;
+    for (size_t at = t.find("```"); at != std::string::npos; at = t.find("```", at + 3)) fences.push_back(at);
+    if (fences.empty()) return t;
+    if (fences.size() % 2 == 1) {
+      // An odd last fence with nothing after it closes what came before it (after the
+      // fence before it, if any); otherwise it opens a block that runs to the end.
+      const size_t last = fences.back();
+      if (t.find_first_not_of(" \t\r\n", last + 3) == std::string::npos) {
+        const size_t from = fences.size() > 1 ? fences[fences.size() - 2] + 3 : 0;
+        return t.substr(from, last - from);
       }
+      fences.push_back(t.size());
     }
-    return text;
+    // Fences pair up in order: the last pair is the block.
+    const size_t open = fences[fences.size() - 2], close = fences.back();
+    const size_t body = t.find('\n', open);  // past the info string ("python")
+    if (body == std::string::npos || body >= close) return "";
+    return t.substr(body + 1, close - body - 1);
   }
 
   std::optional<std::future<sandbox::RunResult>> SubmitCode(const v1::WorkItem& item, const std::string& text,
