@@ -399,6 +399,15 @@ TEST_P(SandboxTest, InitIsOutOfReach) {
   EXPECT_EQ(r.main.stdout_text, "refused rb\nrefused r+b\nalive\n");
 }
 
+// A source too deeply nested to compile fails as `python3 main.py` does (exit 1, the
+// parser's MemoryError), not as a compile error, and the next program runs.
+TEST_P(SandboxTest, SourceTooDeepToCompile) {
+  RunResult r = Exec(Py("x = " + std::string(100000, '-') + "1\n"));
+  EXPECT_EQ(r.status, RunStatus::kRuntimeError) << r.ToJson().dump();
+  EXPECT_EQ(r.main.exit_code, 1);
+  EXPECT_EQ(Exec(Py("print('next')")).main.stdout_text, "next\n");
+}
+
 // What one program changes of the interpreter, the environment or the files is not there
 // for the next, though (with zygotes) both forked from the same interpreter.
 TEST_P(SandboxTest, NothingOfOneProgramReachesTheNext) {

@@ -158,12 +158,18 @@ def run_program(source, limits, bpf, status_fd):
     sys.setrecursionlimit(sys.getrecursionlimit() + depth + 1)
     try:
         compiled = compile(source, "/box/prog/main.py", "exec", dont_inherit=True)
-    except (SyntaxError, ValueError) as e:
-        # What `python3 main.py` prints for a program it cannot compile; the host learns
-        # it here, before any of the program's code runs, so no program can forge it.
-        os.write(status_fd, b"C")
+    except BaseException as e:
+        # What `python3 main.py` prints for a program it cannot compile. A SyntaxError
+        # (IndentationError, TabError) or null bytes make a compile error, which the host
+        # learns here, before any of the program's code runs, so no program can forge it;
+        # anything else (a nesting too deep to compile) fails as a run would.
+        if isinstance(e, (SyntaxError, ValueError)):
+            os.write(status_fd, b"C")
         os.close(status_fd)
-        sys.excepthook(type(e), e.with_traceback(None), None)
+        try:
+            sys.excepthook(type(e), e.with_traceback(None), None)
+        except BaseException:
+            pass
         os._exit(1)
     os.close(status_fd)
     del source, bpf, limits
@@ -263,10 +269,13 @@ def init_process(source, limits, bpf, fds, status_w):
         os.write(status_w, ("E" + str(e)).encode("utf-8", "replace"))
         os._exit(126)
     pid = os.fork()
-    if pid == 0:
-        for i, fd in enumerate(fds):
-            os.dup2(fd, i)
-        run_program(source, limits, bpf, status_w)
+    if pid == 0:  # never back into init's code, whatever happens
+        try:
+            for i, fd in enumerate(fds):
+                os.dup2(fd, i)
+            run_program(source, limits, bpf, status_w)
+        finally:
+            os._exit(126)
     for fd in fds:
         os.close(fd)
     os.close(status_w)
@@ -304,9 +313,12 @@ def runner(request, source, bpf, fds, status_w):
         os.write(status_w, ("E" + str(e)).encode("utf-8", "replace"))
         os._exit(126)
     pid = os.fork()
-    if pid == 0:
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        init_process(source, request["limits"], bpf, fds, status_w)
+    if pid == 0:  # never back into the runner's code
+        try:
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            init_process(source, request["limits"], bpf, fds, status_w)
+        finally:
+            os._exit(126)
     for fd in fds:
         os.close(fd)
     os.close(status_w)
@@ -334,10 +346,13 @@ def serve(sock, bpf):
             continue
         status_r, status_w = os.pipe()
         pid = os.fork()
-        if pid == 0:
-            sock.close()
-            os.close(status_r)
-            runner(request, source, bpf, fds, status_w)
+        if pid == 0:  # never back into the zygote's loop
+            try:
+                sock.close()
+                os.close(status_r)
+                runner(request, source, bpf, fds, status_w)
+            finally:
+                os._exit(126)
         for fd in fds:
             os.close(fd)
         os.close(status_w)
