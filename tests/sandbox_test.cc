@@ -638,7 +638,15 @@ TEST_F(SandboxCliTest, AZygoteKilledWhileIdleIsReplaced) {
   ASSERT_TRUE(box.ok()) << box.status();
   EXPECT_EQ((*box)->Execute(Py("print(1)"), "", Limits{}).main.stdout_text, "1\n");
   ASSERT_EQ(SurvivingRunProcesses(true), 3);
-  (void)std::system("pkill -KILL -u 65534 -f 'python3 -I -B -c'");
+  // This process's zygote only (a pkill by name would kill other test processes' too).
+  int killed = 0;
+  for (int pid : ZygoteProcesses()) {
+    std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
+    std::string name;
+    std::getline(comm, name);
+    if (name.rfind("python", 0) == 0 && ::kill(pid, SIGKILL) == 0) ++killed;
+  }
+  ASSERT_EQ(killed, 1);
   RunResult r = (*box)->Execute(Py("print(2)"), "", Limits{});
   EXPECT_EQ(r.status, RunStatus::kOk) << r.ToJson().dump();
   EXPECT_EQ(r.main.stdout_text, "2\n");
