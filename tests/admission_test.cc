@@ -123,6 +123,23 @@ TEST(Admission, DrawBatchDropsGroupsThatWentStaleAndForgetsTheirUnits) {
   EXPECT_EQ(b.DrawBatch(absl::ZeroDuration()).batch.size(), 2u);
 }
 
+// Publishing overlaps the step, so a version can land while DrawBatch waits for a full
+// batch: what waited is checked again against it before the batch is taken, and the
+// batch says which version that was.
+TEST(Admission, AVersionPublishedDuringTheWaitAgesTheBuffer) {
+  AdmissionBuffer b(Limits());  // max_staleness 2, two groups per step
+  b.SetVersion(0);
+  Admit(b, Group(1, "a", 0, 0));
+  AdmissionBuffer::Draw d;
+  std::thread drawer([&] { d = b.DrawBatch(absl::Seconds(30)); });
+  b.SetVersion(3);  // "a" is now 3 behind; the drawer is waiting (or about to)
+  Admit(b, Group(2, "b", 0, 3));
+  drawer.join();
+  for (const auto& g : d.batch) EXPECT_NE(g.group().item().prompt_id(), "a") << "trained 3 versions behind";
+  EXPECT_EQ(d.stale_leases, std::vector<uint64_t>{1});
+  EXPECT_EQ(d.version, 3);
+}
+
 TEST(Admission, OlderGroupsWaitForRoomSoTheyAreTrainedWithinTheBound) {
   // Bound 2, 2 groups per step: fresh groups may queue behind 4, one version old behind
   // 2, two versions old behind 2 (at least one step's worth).

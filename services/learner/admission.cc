@@ -117,9 +117,12 @@ AdmissionBuffer::Draw AdmissionBuffer::DrawBatch(absl::Duration wait) {
   const size_t per_step = static_cast<size_t>(limits_.prompts_per_step);
   Draw d;
   absl::MutexLock l(&mu_);
-  // Versions change only between draws (the trainer publishes, then draws): one pass
-  // catches every group that aged past the bound while it waited for its step. Groups
-  // arriving meanwhile are checked against the same version on arrival.
+  auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || buffer_.size() >= per_step; };
+  mu_.AwaitWithTimeout(absl::Condition(&ready), wait);
+  // After the wait, since publishing overlaps the step: a version published meanwhile
+  // may have aged what waited here past the bound. Groups arriving are checked against
+  // the version of their arrival, and all again here, against the one the batch is
+  // drawn at. Too few left: an empty batch, and the caller draws again.
   for (auto it = buffer_.begin(); it != buffer_.end();) {
     if (version_ - static_cast<int64_t>(it->group().policy_version()) > limits_.max_staleness) {
       d.stale_leases.push_back(it->group().item().lease_id());
@@ -131,14 +134,13 @@ AdmissionBuffer::Draw AdmissionBuffer::DrawBatch(absl::Duration wait) {
       ++it;
     }
   }
-  auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || buffer_.size() >= per_step; };
-  mu_.AwaitWithTimeout(absl::Condition(&ready), wait);
   if (!stopping_ && buffer_.size() >= per_step) {
     for (size_t i = 0; i < per_step; ++i) {
       d.batch.push_back(std::move(buffer_.front()));
       buffer_.pop_front();
     }
   }
+  d.version = version_;
   return d;
 }
 

@@ -63,6 +63,7 @@ class AdmissionBuffer {
   struct Draw {
     std::vector<v1::ScoredGroup> batch;     // empty: the wait ran out, or stopping
     std::vector<uint64_t> stale_leases;     // dropped as too old: release them
+    int64_t version = 0;                    // the published version the batch was checked against
   };
   Draw DrawBatch(absl::Duration wait);
 

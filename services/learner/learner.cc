@@ -554,12 +554,12 @@ absl::Status Learner::SendVersion(const std::shared_ptr<const rpc::WeightBlob>& 
   }
 }
 
-Learner::BatchStats Learner::ComputeBatchStats(const std::vector<v1::ScoredGroup>& batch) {
+Learner::BatchStats Learner::ComputeBatchStats(const std::vector<v1::ScoredGroup>& batch, int64_t version) {
   BatchStats st;
   std::vector<double> rewards;
   double acc_sum = 0, fmt_sum = 0, len_sum = 0, truncated = 0;
   st.version_min = UINT64_MAX;
-  const int64_t now = admission_.version();
+  const int64_t now = version;  // what the draw checked against (a publish may land since)
   for (const auto& g : batch) {
     const auto& r = g.group();
     st.version_min = std::min<uint64_t>(st.version_min, r.policy_version());
@@ -600,8 +600,9 @@ std::vector<TrainGroup> Learner::Shard(const std::vector<v1::ScoredGroup>& batch
   return out;
 }
 
-std::vector<v1::ScoredGroup> Learner::DrawBatch(absl::Duration wait, int64_t* stale) {
+std::vector<v1::ScoredGroup> Learner::DrawBatch(absl::Duration wait, int64_t* stale, int64_t* version) {
   AdmissionBuffer::Draw d = admission_.DrawBatch(wait);
+  *version = d.version;
   buffer_gauge_->Set(static_cast<double>(admission_.size()));
   std::vector<uint64_t>& requeue = d.stale_leases;
   std::vector<v1::ScoredGroup>& batch = d.batch;
@@ -930,13 +931,13 @@ void Learner::LeaderLoop() {
   auto last = std::chrono::steady_clock::now();
   for (uint64_t step = resumed_step_ + 1;; ++step) {
     const int64_t version = static_cast<int64_t>(step) + version_offset;
-    int64_t stale = 0;
+    int64_t stale = 0, drawn_at = 0;
     std::vector<v1::ScoredGroup> batch;
     const auto wait_start = std::chrono::steady_clock::now();
     while (batch.empty()) {
       // Other ranks wait in a collective meanwhile: a heartbeat every few seconds keeps
       // their timeout for real failures.
-      batch = DrawBatch(group_ ? absl::Seconds(5) : absl::InfiniteDuration(), &stale);
+      batch = DrawBatch(group_ ? absl::Seconds(5) : absl::InfiniteDuration(), &stale, &drawn_at);
       if (Stopping()) return;
       if (batch.empty() && group_) BroadcastHeader(*group_, {kIdle, 0, 0});
     }
@@ -950,7 +951,7 @@ void Learner::LeaderLoop() {
     // How long this step waited for scored groups (generation and scoring not keeping up).
     const double wait_s = std::chrono::duration<double>(t0 - wait_start).count();
     const double lr = SetLearningRate(step);
-    BatchStats bs = ComputeBatchStats(batch);
+    BatchStats bs = ComputeBatchStats(batch, drawn_at);
     mid_step_ = true;
     TrainStats ts = grpo_->Step(GroupPtrs(Shard(batch)), step);
     MaybeRefreshReference(step);

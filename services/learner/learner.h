@@ -71,9 +71,10 @@ class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
   // Waits up to `wait` for a full batch. Groups that went stale while buffered are
   // dropped (their leases re-queued) and the batch refilled; `stale` counts them.
   // Empty when the wait ran out or the learner is stopping.
-  std::vector<v1::ScoredGroup> DrawBatch(absl::Duration wait, int64_t* stale);
+  // `version`: the published version the batch's staleness was checked against.
+  std::vector<v1::ScoredGroup> DrawBatch(absl::Duration wait, int64_t* stale, int64_t* version);
   // The batch's rewards and lengths (rank 0 holds the whole batch).
-  BatchStats ComputeBatchStats(const std::vector<v1::ScoredGroup>& batch);
+  BatchStats ComputeBatchStats(const std::vector<v1::ScoredGroup>& batch, int64_t version);
   // This rank's share of a batch: a contiguous block of groups.
   std::vector<TrainGroup> Shard(const std::vector<v1::ScoredGroup>& batch) const;
   // Sets and returns the learning rate of `step`.
