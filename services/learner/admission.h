@@ -7,9 +7,10 @@
 //              prompts_per_step * max(1, max_staleness - L) buffered groups (and
 //              buffer_groups), about the depth at which it is still trained within the
 //              bound. The wait is the backpressure that slows actors.
-//   DrawBatch  drops groups that aged past the bound while buffered (their units are
-//              forgotten, their leases returned for re-issue) and takes the oldest
-//              prompts_per_step groups, waiting up to a deadline for them.
+//   DrawBatch  waits up to a deadline for prompts_per_step groups, then drops those
+//              that aged past the bound while buffered (their units are forgotten,
+//              their leases returned for re-issue) and takes the oldest
+//              prompts_per_step, if that many are left.
 //
 // Pure logic: no gRPC, no LibTorch, no I/O; the learner turns AdmitResult into acks
 // and CompleteWork calls. Thread-safe: any number of Admit calls (one per stream) and
