@@ -84,7 +84,8 @@ TEST(Config, ValidationNamesTheField) {
   cfg = LoadConfigWithOverrides("", {"learner.delta_full_every=-1"});
   EXPECT_THAT(std::string(cfg.status().message()), HasSubstr("learner.delta_full_every"));
   for (const char* key : {"pipeline.words_share", "pipeline.base_words_share", "pipeline.base_mixed_share",
-                          "pipeline.base_instruction_share", "pipeline.base_instruction_kept"}) {
+                          "pipeline.base_instruction_share", "pipeline.base_instruction_kept",
+                          "pipeline.base_restated_share"}) {
     cfg = LoadConfigWithOverrides("", {std::string(key) + "=1.5"});
     ASSERT_FALSE(cfg.ok()) << key;
     EXPECT_THAT(std::string(cfg.status().message()), HasSubstr(key));

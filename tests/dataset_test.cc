@@ -283,6 +283,52 @@ TEST(ChainCorpus, WorkedSolutionsFollowTheirProblemAndTaggedTranscriptsThink) {
   for (const std::string& line : docs) EXPECT_EQ(text_of(line).find("<think> </think>"), std::string::npos);
 }
 
+// Restated results (pipeline.base_restated_share): some worked solutions end by stating
+// their last step's value as the answer, outside the tags, and the corpus is otherwise
+// the same documents as without them.
+TEST(ChainCorpus, RestatedResultsCopyTheLastStepAndChangeNothingElse) {
+  ChainOptions t;
+  t.max_operand = 15;
+  CorpusOptions c;
+  c.documents = 3000;
+  c.facts_share = 0;
+  c.worked_share = 1.0;
+  c.dialog_worked_share = 0.2;
+  c.tagged_share = 0.05;
+  const std::vector<std::string> plain = GeneratePretrainCorpus(t, c, {});
+  c.restated_share = 0.5;
+  const std::vector<std::string> docs = GeneratePretrainCorpus(t, c, {});
+  ASSERT_EQ(docs.size(), plain.size());
+  const std::regex step(R"((\d+)[+-]\d+=(\d+))");
+  const std::regex restated(R"((\. The answer is |, so the answer is |\. Answer: |\. Result: )(\d+)\.?$)");
+  const std::regex tagged(R"(<answer> \d)");  // (the R1-Zero instruction names the tags too)
+  int worked = 0, restates = 0;
+  for (size_t i = 0; i < docs.size(); ++i) {
+    const std::string text = nlohmann::json::parse(docs[i]).at("text").get<std::string>();
+    const std::string before = nlohmann::json::parse(plain[i]).at("text").get<std::string>();
+    std::smatch m;
+    if (!std::regex_search(text, m, restated)) {
+      EXPECT_EQ(text, before);
+      worked += std::regex_search(text, step) && !std::regex_search(text, tagged);
+      continue;
+    }
+    ++worked;
+    ++restates;
+    EXPECT_FALSE(std::regex_search(text, tagged)) << "restated in a tagged transcript: " << text;
+    // The same document with the restatement cut out.
+    std::string cut = text;
+    cut.erase(static_cast<size_t>(m.position(0)), static_cast<size_t>(m.length(0)));
+    if (text.back() == '.') cut += ".";
+    EXPECT_EQ(cut, before);
+    // The restated value is the last step's.
+    std::string last;
+    for (std::sregex_iterator it(text.begin(), text.end(), step), end; it != end; ++it) last = (*it)[2];
+    EXPECT_EQ(m[2].str(), last) << text;
+  }
+  EXPECT_GT(restates, worked * 4 / 10);
+  EXPECT_LT(restates, worked * 6 / 10);
+}
+
 TEST(SftData, TextAndPromptCompletionLines) {
   auto t = ParseSftLine(R"({"text": "12+7=19", "id": "x"})", "f:1");
   ASSERT_TRUE(t.ok()) << t.status();

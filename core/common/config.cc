@@ -324,6 +324,7 @@ std::vector<ConfigField> ConfigFields(RunConfig& c) {
   f.push_back({"pipeline", "base_dialog_worked_share", &c.pipeline.base_dialog_worked_share, "corpus: share of transcript answers worked step by step"});
   f.push_back({"pipeline", "base_wrong_share", &c.pipeline.base_wrong_share, "corpus: share of direct answers that are wrong"});
   f.push_back({"pipeline", "base_tagged_share", &c.pipeline.base_tagged_share, "corpus: share of documents with <think>/<answer> tags"});
+  f.push_back({"pipeline", "base_restated_share", &c.pipeline.base_restated_share, "corpus (chains): share of worked solutions that end by restating the result (\". The answer is 30\")"});
   f.push_back({"pipeline", "base_facts_share", &c.pipeline.base_facts_share, "corpus: share of arithmetic-fact documents"});
   f.push_back({"pipeline", "words_share", &c.pipeline.words_share, "chains: share of tasks asking for the chain of thought in number words (> 0: every task names digits or words)"});
   f.push_back({"pipeline", "base_words_share", &c.pipeline.base_words_share, "corpus: share of worked solutions and fact tables in number words"});
@@ -558,7 +559,8 @@ absl::Status ValidateConfig(const RunConfig& c) {
                          {"pipeline.base_words_share", c.pipeline.base_words_share},
                          {"pipeline.base_mixed_share", c.pipeline.base_mixed_share},
                          {"pipeline.base_instruction_share", c.pipeline.base_instruction_share},
-                         {"pipeline.base_instruction_kept", c.pipeline.base_instruction_kept}}) {
+                         {"pipeline.base_instruction_kept", c.pipeline.base_instruction_kept},
+                         {"pipeline.base_restated_share", c.pipeline.base_restated_share}}) {
     if (!(v >= 0 && v <= 1)) return bad(name, "must be in [0, 1]");
   }
   if (c.pipeline.base_docs > 0 && c.pipeline.tasks.empty())

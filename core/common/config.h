@@ -241,6 +241,8 @@ struct PipelineConfig {
   double base_dialog_worked_share = 0.1;
   double base_wrong_share = 0.6;
   double base_tagged_share = 0.03;
+  // Worked solutions that end by restating their result as an answer (chains).
+  double base_restated_share = 0;
   double base_facts_share = 0.4;
   // Notations (issue #25, language mixing in miniature; 0 keeps the R1-Zero demo's data):
   // the share of chain tasks asking for number words (the rest ask for digits), and in

@@ -240,6 +240,13 @@ std::vector<std::string> GeneratePretrainCorpus(const ChainOptions& tasks, const
   // without them is the same bytes as before they existed.
   const bool notations = o.words_share > 0 || o.mixed_share > 0 || o.instruction_share > 0;
   std::mt19937_64 nrng(o.seed * 0x94D049BB133111EBULL + 29);
+  // Restated results: their own generator too, drawn only when on.
+  std::mt19937_64 rrng(o.seed * 0xBF58476D1CE4E5B9ULL + 31);
+  auto restate = [&](const Chain& c) -> std::string {
+    if (o.restated_share <= 0 || u(rrng) >= o.restated_share) return "";
+    static const char* kRestate[] = {". The answer is ", ", so the answer is ", ". Answer: ", ". Result: "};
+    return absl::StrCat(kRestate[rrng() % (sizeof(kRestate) / sizeof(kRestate[0]))], c.value);
+  };
   // A worked solution of c and the problem as stated before it (with an instruction
   // sometimes): digits, words or mixed.
   auto render = [&](const Chain& c) -> std::pair<std::string, std::string> {
@@ -308,13 +315,14 @@ std::vector<std::string> GeneratePretrainCorpus(const ChainOptions& tasks, const
       } else if (worked) {
         auto [stated, work] = render(c);
         problem = stated;
-        answer = Lead(rng) + work;
+        answer = Lead(rng) + work + restate(c);
       } else {
         answer = absl::StrCat(said);
       }
       doc = absl::StrCat(u(rng) < o.preamble_share ? preamble : "", "User: ", problem, ". Assistant: ", answer);
     } else {
       auto [problem, work] = worked ? render(c) : std::pair<std::string, std::string>{c.text, ""};
+      if (worked) work += restate(c);
       switch (rng() % 3) {
         case 0:
           // The problem always comes first: a bare worked solution ("5+12=17, 17+15=32")

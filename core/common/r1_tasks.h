@@ -12,7 +12,9 @@
 //   * transcripts "User: 14+7-9+18. Assistant: ..." answering either way, some under
 //     the R1-Zero instruction, and a few (`tagged_share`) that happen to use
 //     <think>/<answer> tags, so the format is possible but rare; a tagged transcript
-//     always reasons inside <think>.
+//     always reasons inside <think>;
+//   * optionally (`restated_share`), worked solutions that end by restating their
+//     result as an answer ("... 12+18=30. The answer is 30."), outside the tags.
 // No test-set sum appears in the corpus or the training set. Deterministic for a seed.
 #pragma once
 
@@ -56,6 +58,11 @@ struct CorpusOptions {
   double dialog_share = 0.5;   // documents shaped as User/Assistant transcripts
   double tagged_share = 0.03;  // documents (transcripts) that use <think>/<answer> tags
   double preamble_share = 0.2;  // transcripts under the R1-Zero instruction
+  // Worked solutions outside the tags that end by restating their result ("14+7=21,
+  // 21-9=12. The answer is 12."): the copy of the last running value into an answer
+  // that a tagged transcript makes, practised in many documents rather than the few
+  // tagged ones. Drawn from a generator of its own: 0 keeps the corpus byte for byte.
+  double restated_share = 0;
   // Documents whose chain starts from a number in (max_operand, 3 * max_operand]: large
   // running values, which the tasks reach rarely, with the same operands after it.
   double large_start_share = 0.3;

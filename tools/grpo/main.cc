@@ -79,6 +79,8 @@ int main(int argc, char** argv) {
   gen_cmd->add_option("--facts-share", corpus.facts_share, "chains: share of arithmetic-fact documents");
   gen_cmd->add_option("--wrong-share", corpus.wrong_share, "chains: share of direct corpus answers that are wrong; programs: of programs");
   gen_cmd->add_option("--tagged-share", corpus.tagged_share, "chains, programs: share of corpus documents with <think>/<answer> tags");
+  gen_cmd->add_option("--restated-share", corpus.restated_share, "chains: share of worked solutions that end by restating the result")
+      ->check(CLI::Range(0.0, 1.0));
   // Notations (issue #25): digits or number words for the chain of thought.
   gen_cmd->add_option("--words-share", chains.words_share,
                       "chains: share of tasks asking for the chain of thought in number words (> 0: every prompt names digits or words)");

@@ -109,6 +109,7 @@ absl::Status RunStagesBefore(RunConfig& cfg, const PipelineContext& ctx) {
     c.dialog_worked_share = p.base_dialog_worked_share;
     c.wrong_share = p.base_wrong_share;
     c.tagged_share = p.base_tagged_share;
+    c.restated_share = p.base_restated_share;
     c.facts_share = p.base_facts_share;
     c.words_share = p.base_words_share;
     c.mixed_share = p.base_mixed_share;
