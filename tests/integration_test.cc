@@ -858,6 +858,26 @@ TEST_P(LearnerKilledAt, TheRunFinishesWithEveryStepAndPromptOnce) {
   RemoveUnlessFailed(dir);
 }
 
+// The learner killed after the checkpoint of the last step, before it declared the run
+// finished: the restarted learner resumes at max_steps and finishes the run without
+// training a step past it (it once trained step max_steps + 1, which an interrupted R1
+// stage then showed as a ninth step of eight).
+TEST(Integration, ALearnerKilledAfterTheLastCheckpointTrainsNoFurtherStep) {
+  fs::path dir = FreshDir("kill-at-last-checkpoint");
+  const int64_t steps = 6;
+  absl::StatusOr<ChildProcess> p =
+      SpawnGrpoRun(dir, {"--max-steps", std::to_string(steps), "--set", "learner.checkpoint_every=3"}, "launcher.out",
+                   {absl::StrCat("GRPO_TEST_KILL_AT=checkpoint:", steps)});
+  ASSERT_TRUE(p.ok()) << p.status();
+  std::string out;
+  ASSERT_NO_FATAL_FAILURE(ExpectRunFinished(*p, dir, &out));
+  EXPECT_TRUE(fs::exists(dir / absl::StrCat("killed-at-checkpoint-", steps))) << "the learner never reached the point";
+  EXPECT_THAT(out, HasSubstr("grpo: learner killed by signal 9"));
+  ExpectEveryStepOnce(dir, steps);
+  ExpectLedgerAgrees(dir, steps, 4);
+  RemoveUnlessFailed(dir);
+}
+
 // Two learner ranks under `grpo run`: either killed (SIGKILL) breaks the group; the
 // other fails at its next collective, both are restarted, meet again and resume from
 // rank 0's checkpoint. The run finishes with every step and prompt once.

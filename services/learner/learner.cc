@@ -858,6 +858,32 @@ void Learner::FollowerLoop() {
   }
 }
 
+// The run's end: the last version and every completion are in before the coordinator
+// is told the run is finished.
+void Learner::FinishAtMaxSteps() {
+  // The last version and every completion are in before the run is declared finished.
+  const absl::Time wait_start = absl::Now();
+  absl::Status pub = publisher_->WaitIdle();
+  publish_wait_seconds_->Observe(absl::ToDoubleSeconds(absl::Now() - wait_start));
+  if (!pub.ok()) {
+    if (Stopping()) return;
+    spdlog::error("publishing the last version: {}; stopping", pub.message());
+    shutdown_->Fail();
+    return;
+  }
+  for (bool sent = false; !sent && !Stopping();) {
+    absl::MutexLock l(&complete_mu_);
+    sent = FlushCompletionsLocked();
+  }
+  v1::FinishRunRequest req;
+  req.set_reason(absl::StrCat("learner reached max_steps = ", cfg_.learner.max_steps));
+  v1::FinishRunResponse resp;
+  rpc::CallWithRetry([&](grpc::ClientContext* ctx) { return coordinator_->FinishRun(ctx, req, &resp); }, {},
+                     [this] { return Stopping(); });
+  spdlog::info("reached max_steps = {}; finishing", cfg_.learner.max_steps);
+  shutdown_->Trigger();
+}
+
 void Learner::LeaderLoop() {
   // Prompts trained by steps after the checkpoint this learner starts from (or by a
   // life that died before its first checkpoint) were lost with their updates: the
@@ -930,6 +956,12 @@ void Learner::LeaderLoop() {
   }
   auto last = std::chrono::steady_clock::now();
   for (uint64_t step = resumed_step_ + 1;; ++step) {
+    // A learner resumed from the checkpoint of the last step (stopped before the run was
+    // declared finished) trains no step beyond max_steps.
+    if (cfg_.learner.max_steps > 0 && step > static_cast<uint64_t>(cfg_.learner.max_steps)) {
+      FinishAtMaxSteps();
+      return;
+    }
     const int64_t version = static_cast<int64_t>(step) + version_offset;
     int64_t stale = 0, drawn_at = 0;
     std::vector<v1::ScoredGroup> batch;
@@ -1043,27 +1075,7 @@ void Learner::LeaderLoop() {
                  bs.accuracy, ts.loss, ts.kl, wall_s > 0 ? bs.tokens / wall_s : 0.0);
 
     if (cfg_.learner.max_steps > 0 && step >= static_cast<uint64_t>(cfg_.learner.max_steps)) {
-      // The last version and every completion are in before the run is declared finished.
-      const absl::Time wait_start = absl::Now();
-      absl::Status pub = publisher_->WaitIdle();
-      publish_wait_seconds_->Observe(absl::ToDoubleSeconds(absl::Now() - wait_start));
-      if (!pub.ok()) {
-        if (Stopping()) return;
-        spdlog::error("publishing the last version: {}; stopping", pub.message());
-        shutdown_->Fail();
-        return;
-      }
-      for (bool sent = false; !sent && !Stopping();) {
-        absl::MutexLock l(&complete_mu_);
-        sent = FlushCompletionsLocked();
-      }
-      v1::FinishRunRequest req;
-      req.set_reason(absl::StrCat("learner reached max_steps = ", cfg_.learner.max_steps));
-      v1::FinishRunResponse resp;
-      rpc::CallWithRetry([&](grpc::ClientContext* ctx) { return coordinator_->FinishRun(ctx, req, &resp); }, {},
-                         [this] { return Stopping(); });
-      spdlog::info("reached max_steps = {}; finishing", cfg_.learner.max_steps);
-      shutdown_->Trigger();
+      FinishAtMaxSteps();
       return;
     }
   }

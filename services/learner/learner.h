@@ -64,6 +64,9 @@ class Learner final : public rpc::ServiceRunner, public v1::Learner::Service {
   void TrainLoop();
   // Rank 0: draws batches, trains its shard, checkpoints, publishes, writes metrics.
   void LeaderLoop();
+  // Publishes the last version, flushes completions and tells the coordinator the run is
+  // finished (learner.max_steps reached), then triggers the shutdown.
+  void FinishAtMaxSteps();
   // Ranks > 0: train their shard of each batch rank 0 broadcasts, until told to stop.
   void FollowerLoop();
   // Forms the data-parallel group and makes every rank start from rank 0's state.

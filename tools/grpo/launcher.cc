@@ -442,10 +442,15 @@ int RunLocal(const LaunchOptions& opts) {
         // Exit status 2 is a configuration error: starting it again would fail the same way.
         // A failure while the run is ending is not restarted either.
         const bool config_error = WIFEXITED(*st) && WEXITSTATUS(*st) == 2;
-        if (config_error || run_over || finishing || sv.restarts >= cfg->run.max_restarts) {
+        // The learner is not done with the last step's metrics line: it still publishes,
+        // completes leases and declares the run finished. Restarted, it resumes from its
+        // checkpoint, trains what the checkpoint lacks (nothing past max_steps) and ends
+        // the run.
+        const bool ended = finishing || (run_over && c.name != "learner");
+        if (config_error || ended || sv.restarts >= cfg->run.max_restarts) {
           Say(absl::StrCat("grpo: ", c.name, " ", DescribeWaitStatus(*st),
-                           config_error               ? " (a configuration error)"
-                           : (run_over || finishing) ? " as the run ended"
+                           config_error ? " (a configuration error)"
+                           : ended      ? " as the run ended"
                                                      : absl::StrCat(" and has used its ", cfg->run.max_restarts,
                                                                     " restart(s) (run.max_restarts)"),
                            "; stopping the run. Last lines of ", c.log_path, ":\n", TailOfFile(c.log_path, 15)));
