@@ -862,12 +862,17 @@ TEST_P(LearnerKilledAt, TheRunFinishesWithEveryStepAndPromptOnce) {
 // finished: the restarted learner resumes at max_steps and finishes the run without
 // training a step past it (it once trained step max_steps + 1, which an interrupted R1
 // stage then showed as a ninth step of eight).
-TEST(Integration, ALearnerKilledAfterTheLastCheckpointTrainsNoFurtherStep) {
-  fs::path dir = FreshDir("kill-at-last-checkpoint");
+// With two ranks, rank 1 fails at its next collective and is restarted too.
+class LastCheckpointKill : public ::testing::TestWithParam<int> {};
+
+TEST_P(LastCheckpointKill, ALearnerKilledAfterTheLastCheckpointTrainsNoFurtherStep) {
+  const int ranks = GetParam();
+  fs::path dir = FreshDir(absl::StrCat("kill-at-last-checkpoint-", ranks));
   const int64_t steps = 6;
   absl::StatusOr<ChildProcess> p =
-      SpawnGrpoRun(dir, {"--max-steps", std::to_string(steps), "--set", "learner.checkpoint_every=3"}, "launcher.out",
-                   {absl::StrCat("GRPO_TEST_KILL_AT=checkpoint:", steps)});
+      SpawnGrpoRun(dir, {"--max-steps", std::to_string(steps), "--set", "learner.checkpoint_every=3", "--set",
+                         absl::StrCat("learner.world_size=", ranks), "--set", "run.max_restarts=10"},
+                   "launcher.out", {absl::StrCat("GRPO_TEST_KILL_AT=checkpoint:", steps)});
   ASSERT_TRUE(p.ok()) << p.status();
   std::string out;
   ASSERT_NO_FATAL_FAILURE(ExpectRunFinished(*p, dir, &out));
@@ -911,6 +916,9 @@ INSTANTIATE_TEST_SUITE_P(Ranks, LearnerRankRestarts, ::testing::Values("learner"
                          [](const ::testing::TestParamInfo<const char*>& i) {
                            return std::string(i.param) == "learner" ? std::string("rank0") : std::string("rank1");
                          });
+
+INSTANTIATE_TEST_SUITE_P(Ranks, LastCheckpointKill, ::testing::Values(1, 2),
+                         [](const ::testing::TestParamInfo<int>& i) { return absl::StrCat("world", i.param); });
 
 INSTANTIATE_TEST_SUITE_P(Points, LearnerKilledAt,
                          ::testing::Values("trained", "metrics", "checkpoint", "published", "completed"),

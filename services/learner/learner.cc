@@ -861,7 +861,6 @@ void Learner::FollowerLoop() {
 // The run's end: the last version and every completion are in before the coordinator
 // is told the run is finished.
 void Learner::FinishAtMaxSteps() {
-  // The last version and every completion are in before the run is declared finished.
   const absl::Time wait_start = absl::Now();
   absl::Status pub = publisher_->WaitIdle();
   publish_wait_seconds_->Observe(absl::ToDoubleSeconds(absl::Now() - wait_start));

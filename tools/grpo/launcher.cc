@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/str_format.h"
@@ -443,10 +444,10 @@ int RunLocal(const LaunchOptions& opts) {
         // A failure while the run is ending is not restarted either.
         const bool config_error = WIFEXITED(*st) && WEXITSTATUS(*st) == 2;
         // The learner is not done with the last step's metrics line: it still publishes,
-        // completes leases and declares the run finished. Restarted, it resumes from its
-        // checkpoint, trains what the checkpoint lacks (nothing past max_steps) and ends
-        // the run.
-        const bool ended = finishing || (run_over && c.name != "learner");
+        // completes leases and declares the run finished. Restarted (with its other ranks,
+        // which fail at their next collective), it resumes from its checkpoint, trains
+        // what the checkpoint lacks (nothing past max_steps) and ends the run.
+        const bool ended = finishing || (run_over && !absl::StartsWith(c.name, "learner"));
         if (config_error || ended || sv.restarts >= cfg->run.max_restarts) {
           Say(absl::StrCat("grpo: ", c.name, " ", DescribeWaitStatus(*st),
                            config_error ? " (a configuration error)"
