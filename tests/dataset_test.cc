@@ -207,18 +207,29 @@ TEST(Notations, TheCorpusMixesNotationsAndInstructions) {
   EXPECT_GT(fact_words, 100);
 }
 
-// Every worked solution in the demo's pretraining corpus comes after the problem it
-// solves and uses that problem's operands in order; tagged transcripts always reason
-// inside <think> and answer with the last step's value.
-TEST(ChainCorpus, WorkedSolutionsFollowTheirProblemAndTaggedTranscriptsThink) {
+// The demo's corpus shape (no fact tables, every exercise worked, a few tagged
+// transcripts) over 3000 documents of chains with operands up to 15.
+ChainOptions DemoLikeChains() {
   ChainOptions t;
   t.max_operand = 15;
+  return t;
+}
+CorpusOptions DemoLikeCorpus() {
   CorpusOptions c;
   c.documents = 3000;
   c.facts_share = 0;
   c.worked_share = 1.0;
   c.dialog_worked_share = 0.2;
   c.tagged_share = 0.05;
+  return c;
+}
+
+// Every worked solution in the demo's pretraining corpus comes after the problem it
+// solves and uses that problem's operands in order; tagged transcripts always reason
+// inside <think> and answer with the last step's value.
+TEST(ChainCorpus, WorkedSolutionsFollowTheirProblemAndTaggedTranscriptsThink) {
+  const ChainOptions t = DemoLikeChains();
+  CorpusOptions c = DemoLikeCorpus();
   std::vector<std::string> docs = GeneratePretrainCorpus(t, c, {});
   ASSERT_EQ(docs.size(), 3000u);
   EXPECT_EQ(GeneratePretrainCorpus(t, c, {}), docs);  // deterministic for a seed
@@ -287,14 +298,8 @@ TEST(ChainCorpus, WorkedSolutionsFollowTheirProblemAndTaggedTranscriptsThink) {
 // their last step's value as the answer, outside the tags, and the corpus is otherwise
 // the same documents as without them.
 TEST(ChainCorpus, RestatedResultsCopyTheLastStepAndChangeNothingElse) {
-  ChainOptions t;
-  t.max_operand = 15;
-  CorpusOptions c;
-  c.documents = 3000;
-  c.facts_share = 0;
-  c.worked_share = 1.0;
-  c.dialog_worked_share = 0.2;
-  c.tagged_share = 0.05;
+  const ChainOptions t = DemoLikeChains();
+  CorpusOptions c = DemoLikeCorpus();
   const std::vector<std::string> plain = GeneratePretrainCorpus(t, c, {});
   c.restated_share = 0.5;
   const std::vector<std::string> docs = GeneratePretrainCorpus(t, c, {});
